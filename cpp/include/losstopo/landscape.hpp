@@ -1,0 +1,62 @@
+// The batched loss landscape of an MLP over a dataset held by the engine.
+//
+// One call evaluates P parameter vectors at once. The first layer's input is
+// shared by all P vectors, so its forward product and its weight gradient are
+// single large GEMMs (N x d_in times d_in x P*h1); the smaller per-vector layers
+// follow with per-vector products. Samples are streamed in chunks, so memory does
+// not grow with N, and chunks are split statically over threads, so results are
+// bitwise reproducible for a given thread count and chunk size.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "losstopo/mlp.hpp"
+
+namespace losstopo {
+
+struct EngineOptions {
+  int threads = 0;     // 0: all OpenMP threads
+  int64_t chunk = 0;   // samples per chunk; 0: chosen from the network and P
+};
+
+template <typename T>
+class Landscape {
+ public:
+  // X: (n, sizes[0]) row-major. For cross-entropy, labels (n) in [0, sizes.back()).
+  // For MSE, targets (n, sizes.back()), or nullptr to use X itself (autoencoder).
+  // The data are copied. Throws std::invalid_argument on inconsistent input.
+  Landscape(MLPSpec spec, const T* X, int64_t n, const int32_t* labels, const T* targets,
+            EngineOptions options = {});
+
+  const MLPSpec& spec() const { return spec_; }
+  int64_t num_samples() const { return n_; }
+  int64_t num_params() const { return num_params_; }
+  int input_size() const { return spec_.sizes.front(); }
+  const EngineOptions& options() const { return options_; }
+  void set_options(EngineOptions options) { options_ = options; }
+
+  // theta: (P, D) row-major. loss: (P) mean loss over the samples. grad: (P, D)
+  // mean gradient, or nullptr for the loss alone. accuracy: (P) fraction of samples
+  // classified correctly (cross-entropy only), or nullptr. samples: optional list of
+  // n_samples sample indices (shared by all P vectors); nullptr means all samples.
+  void evaluate(const T* theta, int64_t P, T* loss, T* grad, T* accuracy = nullptr,
+                const int64_t* samples = nullptr, int64_t n_samples = 0) const;
+
+  // Chunk size evaluate() uses for P vectors.
+  int64_t chunk_size(int64_t P) const;
+
+ private:
+  MLPSpec spec_;
+  int64_t n_;
+  int64_t num_params_;
+  std::vector<T> X_;
+  std::vector<int32_t> labels_;
+  std::vector<T> targets_;
+  EngineOptions options_;
+};
+
+extern template class Landscape<float>;
+extern template class Landscape<double>;
+
+}  // namespace losstopo

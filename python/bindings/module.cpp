@@ -1,0 +1,137 @@
+// pybind11 bindings of the C++ core. Argument checks that guard memory safety live
+// here; friendlier validation is done by the Python layer before calling in.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "losstopo/landscape.hpp"
+#include "losstopo/mlp.hpp"
+
+namespace py = pybind11;
+using namespace losstopo;
+
+namespace {
+
+template <typename T>
+using carray = py::array_t<T, py::array::c_style>;
+
+MLPSpec make_spec(const std::vector<int>& sizes, const std::vector<std::string>& hidden,
+                  const std::string& output, bool bias, const std::string& loss) {
+  MLPSpec s;
+  s.sizes = sizes;
+  for (const auto& h : hidden) s.hidden.push_back(parse_activation(h));
+  s.output = parse_activation(output);
+  s.bias = bias;
+  s.loss = parse_loss(loss);
+  s.validate();
+  return s;
+}
+
+template <typename T>
+void bind_landscape(py::module_& m, const char* name) {
+  using LS = Landscape<T>;
+  py::class_<LS>(m, name)
+      .def(py::init([](const std::vector<int>& sizes, const std::vector<std::string>& hidden,
+                       const std::string& output, bool bias, const std::string& loss,
+                       carray<T> X, std::optional<carray<int32_t>> y,
+                       std::optional<carray<T>> targets, int threads, int64_t chunk) {
+             MLPSpec s = make_spec(sizes, hidden, output, bias, loss);
+             if (X.ndim() != 2 || X.shape(1) != s.sizes.front())
+               throw std::invalid_argument("X: expected shape (n, " +
+                                           std::to_string(s.sizes.front()) + ")");
+             const int64_t n = X.shape(0);
+             if (y && (y->ndim() != 1 || y->shape(0) != n))
+               throw std::invalid_argument("y: expected shape (n,)");
+             if (targets && (targets->ndim() != 2 || targets->shape(0) != n ||
+                             targets->shape(1) != s.sizes.back()))
+               throw std::invalid_argument("targets: expected shape (n, sizes[-1])");
+             EngineOptions opt;
+             opt.threads = threads;
+             opt.chunk = chunk;
+             return new LS(std::move(s), X.data(), n, y ? y->data() : nullptr,
+                           targets ? targets->data() : nullptr, opt);
+           }),
+           py::arg("sizes"), py::arg("hidden"), py::arg("output"), py::arg("bias"),
+           py::arg("loss"), py::arg("X"), py::arg("y") = py::none(),
+           py::arg("targets") = py::none(), py::arg("threads") = 0, py::arg("chunk") = 0)
+      .def_property_readonly("num_params", &LS::num_params)
+      .def_property_readonly("num_samples", &LS::num_samples)
+      .def_property(
+          "threads", [](const LS& self) { return self.options().threads; },
+          [](LS& self, int t) {
+            EngineOptions o = self.options();
+            o.threads = t;
+            self.set_options(o);
+          })
+      .def_property(
+          "chunk", [](const LS& self) { return self.options().chunk; },
+          [](LS& self, int64_t c) {
+            EngineOptions o = self.options();
+            o.chunk = c;
+            self.set_options(o);
+          })
+      .def("chunk_size", &LS::chunk_size, py::arg("P"))
+      .def(
+          "evaluate",
+          [](const LS& self, carray<T> theta, bool grad, bool accuracy,
+             std::optional<carray<int64_t>> samples) {
+            if (theta.ndim() != 2 || theta.shape(1) != self.num_params())
+              throw std::invalid_argument("theta: expected shape (P, " +
+                                          std::to_string(self.num_params()) + ")");
+            if (accuracy && self.spec().loss != Loss::CrossEntropy)
+              throw std::invalid_argument("accuracy needs a cross_entropy network");
+            if (samples && samples->ndim() != 1)
+              throw std::invalid_argument("samples: expected a 1-D index array");
+            const int64_t P = theta.shape(0), D = self.num_params();
+            carray<T> loss(P);
+            py::object g = py::none(), a = py::none();
+            T* gp = nullptr;
+            T* ap = nullptr;
+            if (grad) {
+              carray<T> ga({P, D});
+              gp = ga.mutable_data();
+              g = ga;
+            }
+            if (accuracy) {
+              carray<T> aa(P);
+              ap = aa.mutable_data();
+              a = aa;
+            }
+            const T* tp = theta.data();
+            T* lp = loss.mutable_data();
+            const int64_t* sp = samples ? samples->data() : nullptr;
+            const int64_t ns = samples ? samples->shape(0) : 0;
+            {
+              py::gil_scoped_release release;
+              self.evaluate(tp, P, lp, gp, ap, sp, ns);
+            }
+            return py::make_tuple(loss, g, a);
+          },
+          py::arg("theta"), py::arg("grad") = false, py::arg("accuracy") = false,
+          py::arg("samples") = py::none());
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "losstopo compiled core";
+  bind_landscape<float>(m, "LandscapeF32");
+  bind_landscape<double>(m, "LandscapeF64");
+  m.def(
+      "num_params",
+      [](const std::vector<int>& sizes, bool bias) {
+        MLPSpec s;
+        s.sizes = sizes;
+        s.hidden.assign(sizes.size() > 1 ? sizes.size() - 2 : 0, Activation::Identity);
+        s.bias = bias;
+        s.loss = Loss::MSE;
+        s.validate();
+        return s.num_params();
+      },
+      py::arg("sizes"), py::arg("bias"));
+}

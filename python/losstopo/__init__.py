@@ -1,0 +1,28 @@
+"""losstopo: the topography of neural-network loss landscapes, batched.
+
+A compiled C++ engine evaluates the loss and gradient of many parameter vectors
+of a network at once over a whole dataset; this package is its thin Python layer.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .landscape import Landscape  # noqa: E402
+from .models import MLP, autoencoder, fcp  # noqa: E402
+
+
+def __getattr__(name):
+    if name == "datasets":  # imported on first use
+        import importlib
+
+        return importlib.import_module(".datasets", __name__)
+    raise AttributeError(f"module 'losstopo' has no attribute {name!r}")
+
+
+def cuda_available() -> bool:
+    """Whether this build has a usable CUDA backend."""
+    return False
+
+
+__all__ = ["MLP", "Landscape", "datasets", "fcp", "autoencoder", "cuda_available", "__version__"]

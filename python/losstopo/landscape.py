@@ -1,0 +1,205 @@
+"""The batched loss landscape of an MLP over a dataset held by the compiled engine."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from .models import MLP, _dtype
+
+
+def _check_device(device: str) -> str:
+    if not isinstance(device, str):
+        raise TypeError(f"device: expected a string such as 'cpu', got {device!r}")
+    if device == "cpu":
+        return device
+    if device == "cuda" or device.startswith("cuda:"):
+        raise RuntimeError(
+            f"device={device!r}: this build of losstopo has no CUDA backend "
+            "(losstopo.cuda_available() is False)"
+        )
+    raise ValueError(f"device: expected 'cpu' or 'cuda[:N]', got {device!r}")
+
+
+def _as_float_matrix(name: str, a, dtype: np.dtype, cols: int) -> np.ndarray:
+    a = np.asarray(a)
+    if a.dtype.kind not in "fiu" or a.dtype == np.bool_:
+        raise TypeError(f"{name}: expected a real numeric array, got dtype {a.dtype}")
+    if a.ndim != 2 or a.shape[1] != cols:
+        raise ValueError(f"{name}: expected shape (n, {cols}), got {a.shape}")
+    if a.shape[0] == 0:
+        raise ValueError(f"{name}: empty array")
+    a = np.ascontiguousarray(a, dtype=dtype)
+    if not np.isfinite(a).all():
+        raise ValueError(f"{name}: contains NaN or Inf")
+    return a
+
+
+class Landscape:
+    """Loss, gradient and accuracy of many parameter vectors of ``net`` on one dataset.
+
+    Parameters
+    ----------
+    net : MLP
+    X : array (n, sizes[0])
+        Inputs; copied once into the engine as ``dtype``.
+    y : array (n,) of int, or array (n, sizes[-1]), or None
+        Integer labels in ``[0, sizes[-1])`` for cross-entropy; float targets for MSE,
+        or None for MSE against the input itself (autoencoder).
+    dtype : "float32" or "float64"
+        Precision of the data, the parameters and the results.
+    device : "cpu"
+    threads : int or None
+        Engine threads (None: all available cores).
+    chunk : int or None
+        Samples per streamed chunk (None: chosen from the network and P). Results
+        are deterministic for a given thread count and chunk size.
+    """
+
+    def __init__(
+        self,
+        net: MLP,
+        X,
+        y=None,
+        dtype="float32",
+        device: str = "cpu",
+        threads: Optional[int] = None,
+        chunk: Optional[int] = None,
+    ):
+        from ._native import core
+
+        if not isinstance(net, MLP):
+            raise TypeError(f"net: expected a losstopo.MLP, got {type(net).__name__}")
+        self.net = net
+        self.dtype = _dtype(dtype)
+        self.device = _check_device(device)
+        X = _as_float_matrix("X", X, self.dtype, net.sizes[0])
+        n = X.shape[0]
+        labels = targets = None
+        if net.loss == "cross_entropy":
+            if y is None:
+                raise ValueError("y: cross_entropy needs integer labels")
+            y = np.asarray(y)
+            if y.dtype.kind not in "iu" or y.dtype == np.bool_:
+                raise TypeError(f"y: labels must be integers, got dtype {y.dtype}")
+            if y.shape != (n,):
+                raise ValueError(f"y: expected shape ({n},), got {y.shape}")
+            lo, hi = int(y.min()), int(y.max())
+            if lo < 0 or hi >= net.sizes[-1]:
+                raise ValueError(
+                    f"y: labels must lie in [0, {net.sizes[-1]}), found range [{lo}, {hi}]"
+                )
+            labels = np.ascontiguousarray(y, dtype=np.int32)
+        elif y is not None:
+            targets = _as_float_matrix("y", y, self.dtype, net.sizes[-1])
+            if targets.shape[0] != n:
+                raise ValueError(f"y: expected {n} rows like X, got {targets.shape[0]}")
+        elif net.sizes[-1] != net.sizes[0]:
+            raise ValueError(
+                "y: mse without targets reconstructs the input, which needs "
+                f"sizes[-1] == sizes[0] (got {net.sizes[-1]} and {net.sizes[0]})"
+            )
+        threads = _check_positive("threads", threads)
+        chunk = _check_positive("chunk", chunk)
+        cls = core.LandscapeF32 if self.dtype == np.float32 else core.LandscapeF64
+        self._engine = cls(
+            net.sizes,
+            net.activations,
+            net.output,
+            net.bias,
+            net.loss,
+            X,
+            labels,
+            targets,
+            threads or 0,
+            chunk or 0,
+        )
+        self.num_samples = n
+        self.num_params = net.num_params
+
+    # -------------------------------------------------------------- settings
+    @property
+    def threads(self) -> int:
+        return self._engine.threads
+
+    @threads.setter
+    def threads(self, value: Optional[int]) -> None:
+        self._engine.threads = _check_positive("threads", value) or 0
+
+    @property
+    def chunk(self) -> int:
+        return self._engine.chunk
+
+    @chunk.setter
+    def chunk(self, value: Optional[int]) -> None:
+        self._engine.chunk = _check_positive("chunk", value) or 0
+
+    # ------------------------------------------------------------ evaluation
+    def _theta(self, theta):
+        theta = np.asarray(theta)
+        if theta.dtype.kind not in "fiu" or theta.dtype == np.bool_:
+            raise TypeError(f"theta: expected a real float array, got dtype {theta.dtype}")
+        single = theta.ndim == 1
+        if theta.ndim not in (1, 2) or theta.shape[-1] != self.num_params:
+            raise ValueError(
+                f"theta: expected shape ({self.num_params},) or (P, {self.num_params}), "
+                f"got {theta.shape}"
+            )
+        t2 = np.ascontiguousarray(theta.reshape(-1, self.num_params), dtype=self.dtype)
+        if t2.shape[0] == 0:
+            raise ValueError("theta: no parameter vectors")
+        if not np.isfinite(t2).all():
+            raise ValueError("theta: contains NaN or Inf")
+        return t2, single
+
+    def _samples(self, samples):
+        if samples is None:
+            return None
+        s = np.asarray(samples)
+        if s.dtype.kind not in "iu" or s.ndim != 1 or s.size == 0:
+            raise ValueError("samples: expected a non-empty 1-D integer index array")
+        if s.min() < 0 or s.max() >= self.num_samples:
+            raise ValueError(f"samples: indices must lie in [0, {self.num_samples})")
+        return np.ascontiguousarray(s, dtype=np.int64)
+
+    def loss(self, theta, samples=None):
+        """Mean loss. theta (D,) or (P, D) -> scalar or (P,) of ``dtype``."""
+        t, single = self._theta(theta)
+        loss, _, _ = self._engine.evaluate(t, False, False, self._samples(samples))
+        return loss[0] if single else loss
+
+    def loss_and_grad(self, theta, samples=None):
+        """Mean loss and its gradient: (P,), (P, D) (or scalar, (D,) for one vector).
+
+        ``samples`` optionally restricts the mean to a subset of sample indices.
+        """
+        t, single = self._theta(theta)
+        loss, grad, _ = self._engine.evaluate(t, True, False, self._samples(samples))
+        return (loss[0], grad[0]) if single else (loss, grad)
+
+    def accuracy(self, theta, samples=None):
+        """Fraction of samples whose argmax output is the label: scalar or (P,)."""
+        if self.net.loss != "cross_entropy":
+            raise ValueError("accuracy: only defined for cross_entropy (classifier) networks")
+        t, single = self._theta(theta)
+        _, _, acc = self._engine.evaluate(t, False, True, self._samples(samples))
+        return acc[0] if single else acc
+
+    def __call__(self, theta):
+        """``f(X) -> (values, grads)`` form used by the optimizers and path finder."""
+        return self.loss_and_grad(theta)
+
+    def __repr__(self) -> str:
+        return (
+            f"Landscape({self.net!r}, n={self.num_samples}, dtype={self.dtype.name}, "
+            f"device={self.device!r})"
+        )
+
+
+def _check_positive(name: str, value) -> Optional[int]:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name}: expected a positive int or None, got {value!r}")
+    return int(value)

@@ -1,0 +1,121 @@
+"""Bad input raises a clear exception naming the argument."""
+
+import numpy as np
+import pytest
+
+import losstopo
+from losstopo import MLP, Landscape
+
+NET = MLP([4, 3, 2], activation="relu")
+X = np.random.default_rng(0).random((10, 4))
+Y = np.arange(10) % 2
+
+
+def landscape():
+    return Landscape(NET, X, Y)
+
+
+@pytest.mark.parametrize(
+    "kwargs, exc, match",
+    [
+        (dict(sizes=[4]), ValueError, "sizes"),
+        (dict(sizes=[4, 0, 2]), ValueError, "sizes"),
+        (dict(sizes=[4, 2.5, 2]), ValueError, "sizes"),
+        (dict(sizes=[4, 3, 2], activation="gelu"), ValueError, "activation"),
+        (dict(sizes=[4, 3, 3, 2], activation=["relu"]), ValueError, "activation"),
+        (dict(sizes=[4, 3, 2], output="softmax"), ValueError, "output"),
+        (dict(sizes=[4, 3, 2], loss="hinge"), ValueError, "loss"),
+        (dict(sizes=[4, 3, 1]), ValueError, "cross_entropy"),
+    ],
+)
+def test_bad_mlp(kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        MLP(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "X, y, exc, match",
+    [
+        (X[:, :3], Y, ValueError, "X"),
+        (X[0], Y, ValueError, "X"),
+        (np.where(X > 0.5, np.nan, X), Y, ValueError, "NaN"),
+        (np.full_like(X, np.inf), Y, ValueError, "X"),
+        (X.astype(complex), Y, TypeError, "X"),
+        (X[:0], Y[:0], ValueError, "X"),
+        (X, None, ValueError, "y"),
+        (X, Y[:5], ValueError, "y"),
+        (X, Y + 1, ValueError, "labels must lie"),
+        (X, Y - 1, ValueError, "labels must lie"),
+        (X, Y.astype(float), TypeError, "y"),
+        (X, Y.astype(bool), TypeError, "y"),
+    ],
+)
+def test_bad_data(X, y, exc, match):
+    with pytest.raises(exc, match=match):
+        Landscape(NET, X, y)
+
+
+def test_bad_landscape_options():
+    with pytest.raises(TypeError, match="dtype"):
+        Landscape(NET, X, Y, dtype="float16")
+    with pytest.raises(ValueError, match="threads"):
+        Landscape(NET, X, Y, threads=0)
+    with pytest.raises(ValueError, match="chunk"):
+        Landscape(NET, X, Y, chunk=-3)
+    with pytest.raises(ValueError, match="device"):
+        Landscape(NET, X, Y, device="tpu")
+    with pytest.raises(RuntimeError, match="CUDA"):
+        if losstopo.cuda_available():
+            raise RuntimeError("CUDA present: nothing to check")
+        Landscape(NET, X, Y, device="cuda")
+    with pytest.raises(TypeError, match="net"):
+        Landscape("fcp", X, Y)
+    ae = MLP([4, 3, 5], loss="mse")
+    with pytest.raises(ValueError, match="sizes"):
+        Landscape(ae, X, None)
+    with pytest.raises(ValueError, match="y"):
+        Landscape(ae, X, np.zeros((10, 4)))
+
+
+@pytest.mark.parametrize(
+    "theta, exc, match",
+    [
+        (np.zeros(NET.num_params + 1), ValueError, "theta"),
+        (np.zeros((2, NET.num_params - 1)), ValueError, "theta"),
+        (np.zeros((2, 2, NET.num_params)), ValueError, "theta"),
+        (np.zeros((0, NET.num_params)), ValueError, "theta"),
+        (np.full(NET.num_params, np.nan), ValueError, "NaN"),
+        (np.zeros(NET.num_params, dtype=complex), TypeError, "theta"),
+        (np.array(["a"] * NET.num_params), TypeError, "theta"),
+    ],
+)
+def test_bad_theta(theta, exc, match):
+    ls = landscape()
+    for method in (ls.loss, ls.loss_and_grad, ls.accuracy):
+        with pytest.raises(exc, match=match):
+            method(theta)
+
+
+def test_bad_samples_and_accuracy_on_regression():
+    ls = landscape()
+    theta = NET.init(1)[0]
+    for s in ([10], [-1], [], [[0, 1]], [0.5]):
+        with pytest.raises(ValueError, match="samples"):
+            ls.loss(theta, samples=np.asarray(s))
+    ae = Landscape(MLP([4, 3, 4], loss="mse"), X)
+    with pytest.raises(ValueError, match="accuracy"):
+        ae.accuracy(ae.net.init(1)[0])
+
+
+def test_compiled_layer_rejects_bad_shapes_without_crashing():
+    from losstopo._native import core
+
+    eng = core.LandscapeF64([4, 3, 2], ["relu"], "identity", True, "cross_entropy", X,
+                            Y.astype(np.int32))
+    with pytest.raises(ValueError, match="theta"):
+        eng.evaluate(np.zeros((2, 5)), True)
+    with pytest.raises(ValueError, match="label"):
+        core.LandscapeF64([4, 3, 2], ["relu"], "identity", True, "cross_entropy", X,
+                          (Y + 5).astype(np.int32))
+    with pytest.raises(ValueError, match="samples"):
+        eng.evaluate(np.zeros((1, NET.num_params)), False, False, np.array([100]))

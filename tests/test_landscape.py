@@ -1,0 +1,193 @@
+"""The batched engine against an independent float64 NumPy reference."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+import losstopo
+from losstopo import MLP, Landscape
+
+import reference
+
+
+def make_data(net, n=97, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.random((n, net.sizes[0]))
+    if net.loss == "cross_entropy":
+        y = rng.integers(0, net.sizes[-1], n)
+    elif net.sizes[-1] != net.sizes[0]:
+        y = rng.random((n, net.sizes[-1]))  # regression targets
+    else:
+        y = None  # reconstruct the input
+    return X, y
+
+
+def nets():
+    out = []
+    for act, bias in itertools.product(losstopo.models.ACTIVATIONS, (True, False)):
+        out.append(MLP([7, 5, 4], activation=act, bias=bias))
+    for output, bias in itertools.product(("identity", "sigmoid"), (True, False)):
+        out.append(MLP([6, 4, 3, 6], activation="softplus", bias=bias, output=output, loss="mse"))
+        out.append(MLP([6, 4, 3], activation="tanh", bias=bias, output=output))
+    out.append(MLP([9, 3], bias=True))  # a single layer
+    out.append(MLP([9, 3], bias=False, output="sigmoid", loss="mse"))
+    out.append(MLP([5, 8, 6, 4, 3, 2], activation=["relu", "tanh", "sigmoid", "softplus"]))
+    out.append(MLP([12, 16, 16, 12], activation="relu", bias=False, output="sigmoid", loss="mse"))
+    return out
+
+
+NETS = nets()
+
+
+@pytest.mark.parametrize("net", NETS, ids=repr)
+def test_float64_matches_reference(net):
+    X, y = make_data(net)
+    theta = net.init(3, seed=1, dtype="float64") * 3.0
+    ls = Landscape(net, X, y, dtype="float64", chunk=16)
+    loss, grad = ls.loss_and_grad(theta)
+    assert loss.shape == (3,) and grad.shape == (3, net.num_params)
+    assert loss.dtype == np.float64 and grad.dtype == np.float64
+    for p in range(3):
+        rl, rg = reference.loss_and_grad(net, theta[p], X, y)
+        assert loss[p] == pytest.approx(rl, rel=1e-12, abs=1e-14)
+        np.testing.assert_allclose(grad[p], rg, rtol=1e-9, atol=1e-13)
+    np.testing.assert_array_equal(ls.loss(theta), loss)
+    if net.loss == "cross_entropy":
+        acc = ls.accuracy(theta)
+        for p in range(3):
+            assert acc[p] == pytest.approx(reference.accuracy(net, theta[p], X, y))
+
+
+@pytest.mark.parametrize("net", NETS, ids=repr)
+def test_float32_close_to_float64(net):
+    X, y = make_data(net, n=130)
+    theta = net.init(2, seed=2, dtype="float64")
+    l64, g64 = Landscape(net, X, y, dtype="float64").loss_and_grad(theta)
+    l32, g32 = Landscape(net, X, y, dtype="float32").loss_and_grad(theta)
+    assert l32.dtype == np.float32 and g32.dtype == np.float32
+    np.testing.assert_allclose(l32, l64, rtol=1e-5)
+    scale = np.abs(g64).max()
+    np.testing.assert_allclose(g32, g64, rtol=0, atol=2e-5 * scale)
+
+
+@pytest.mark.parametrize("net", [NETS[2], NETS[12], NETS[-2], NETS[-1]], ids=repr)
+def test_gradient_matches_central_differences(net):
+    X, y = make_data(net, n=40)
+    ls = Landscape(net, X, y, dtype="float64")
+    theta = net.init(1, seed=3, dtype="float64")[0]
+    _, g = ls.loss_and_grad(theta)
+    rng = np.random.default_rng(0)
+    h = 1e-6
+    for i in rng.choice(net.num_params, size=min(25, net.num_params), replace=False):
+        e = np.zeros_like(theta)
+        e[i] = h
+        fd = (ls.loss(theta + e) - ls.loss(theta - e)) / (2 * h)
+        assert g[i] == pytest.approx(fd, rel=1e-5, abs=1e-8)
+    # and along a random direction
+    v = rng.standard_normal(theta.shape)
+    fd = (ls.loss(theta + h * v) - ls.loss(theta - h * v)) / (2 * h)
+    assert g @ v == pytest.approx(fd, rel=1e-6)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_batch_equals_one_at_a_time(dtype):
+    net = MLP([20, 9, 7, 4], activation="softplus")
+    X, y = make_data(net, n=300)
+    ls = Landscape(net, X, y, dtype=dtype)
+    theta = net.init(6, seed=4, dtype=dtype)
+    loss, grad = ls.loss_and_grad(theta)
+    tol = 1e-6 if dtype == "float32" else 1e-13
+    for p in range(6):
+        lp, gp = ls.loss_and_grad(theta[p])
+        assert np.ndim(lp) == 0 and gp.shape == (net.num_params,)
+        assert lp == pytest.approx(loss[p], rel=tol)
+        np.testing.assert_allclose(gp, grad[p], rtol=tol * 10, atol=tol * np.abs(grad).max())
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64, 1000])
+def test_independent_of_chunk_size(chunk):
+    net = MLP([11, 6, 5], activation="tanh")
+    X, y = make_data(net, n=257)
+    theta = net.init(4, seed=5, dtype="float64")
+    ref_l, ref_g = Landscape(net, X, y, dtype="float64", chunk=257).loss_and_grad(theta)
+    l, g = Landscape(net, X, y, dtype="float64", chunk=chunk, threads=2).loss_and_grad(theta)
+    np.testing.assert_allclose(l, ref_l, rtol=1e-13)
+    np.testing.assert_allclose(g, ref_g, rtol=1e-11, atol=1e-15)
+
+
+def test_deterministic_bits():
+    net = losstopo.fcp()
+    X, y = make_data(net, n=1500)
+    ls = Landscape(net, X, y, threads=2)
+    theta = net.init(5)
+    l1, g1 = ls.loss_and_grad(theta)
+    l2, g2 = ls.loss_and_grad(theta)
+    assert np.array_equal(l1, l2) and np.array_equal(g1, g2)
+
+
+def test_sample_subset_equals_subset_landscape():
+    net = MLP([8, 6, 3], activation="relu")
+    X, y = make_data(net, n=200)
+    idx = np.random.default_rng(1).permutation(200)[:64]
+    theta = net.init(3, dtype="float64")
+    l, g = Landscape(net, X, y, dtype="float64").loss_and_grad(theta, samples=idx)
+    l2, g2 = Landscape(net, X[idx], y[idx], dtype="float64").loss_and_grad(theta)
+    np.testing.assert_allclose(l, l2, rtol=1e-13)
+    np.testing.assert_allclose(g, g2, rtol=1e-11, atol=1e-15)
+
+
+def test_paper_networks_parameter_counts():
+    assert losstopo.fcp().num_params == 42200
+    assert losstopo.autoencoder().num_params == 52224
+
+
+def test_init_matches_pytorch_bounds():
+    net = MLP([30, 20, 5], bias=True)
+    theta = net.init(50, seed=0, dtype="float64")
+    for (W, b), fan_in in zip(net.unflatten(theta[0]), (30, 20)):
+        assert np.abs(W).max() <= 1 / np.sqrt(fan_in) and np.abs(b).max() <= 1 / np.sqrt(fan_in)
+    (W1, _), _ = net.unflatten(np.abs(theta).max(axis=0))
+    assert W1.max() > 0.95 / np.sqrt(30)
+    assert not np.array_equal(net.init(1, seed=0), net.init(1, seed=1))
+    np.testing.assert_array_equal(net.init(2, seed=7), net.init(2, seed=7))
+
+
+def test_unflatten_flatten_roundtrip():
+    net = MLP([4, 3, 2], bias=True)
+    theta = np.arange(net.num_params, dtype=np.float64)
+    layers = net.unflatten(theta)
+    assert layers[0][0].shape == (3, 4) and layers[0][1].shape == (3,)
+    assert layers[0][0][0, 1] == 1 and layers[0][1][0] == 12  # weight row-major, then bias
+    np.testing.assert_array_equal(net.flatten(layers), theta)
+
+
+def test_matches_pytorch():
+    torch = pytest.importorskip("torch")
+    from torch import nn
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(10, 8), nn.Softplus(), nn.Linear(8, 6), nn.ReLU(),
+                          nn.Linear(6, 4)).double()
+    net = MLP([10, 8, 6, 4], activation=["softplus", "relu"], bias=True)
+    theta = nn.utils.parameters_to_vector(model.parameters()).detach().numpy().copy()
+    X, y = make_data(net, n=50)
+    out = model(torch.from_numpy(X))
+    loss = nn.functional.cross_entropy(out, torch.from_numpy(y))
+    loss.backward()
+    tg = torch.cat([p.grad.reshape(-1) for p in model.parameters()]).numpy()
+    l, g = Landscape(net, X, y, dtype="float64").loss_and_grad(theta)
+    assert l == pytest.approx(loss.item(), rel=1e-12)
+    np.testing.assert_allclose(g, tg, rtol=1e-9, atol=1e-14)
+    # autoencoder with MSE against the input
+    ae = nn.Sequential(nn.Linear(10, 4, bias=False), nn.Softplus(), nn.Linear(4, 10, bias=False),
+                       nn.Sigmoid()).double()
+    net = MLP([10, 4, 10], activation="softplus", bias=False, output="sigmoid", loss="mse")
+    theta = nn.utils.parameters_to_vector(ae.parameters()).detach().numpy().copy()
+    xt = torch.from_numpy(X)
+    loss = nn.functional.mse_loss(ae(xt), xt)
+    loss.backward()
+    tg = torch.cat([p.grad.reshape(-1) for p in ae.parameters()]).numpy()
+    l, g = Landscape(net, X, None, dtype="float64").loss_and_grad(theta)
+    assert l == pytest.approx(loss.item(), rel=1e-12)
+    np.testing.assert_allclose(g, tg, rtol=1e-9, atol=1e-14)
