@@ -52,4 +52,25 @@ inline T derivative_from_output(Activation act, T a) {
   return T(1);
 }
 
+// d[i * ld_d + j] *= act'(a[i * ld_a + j]) for a (rows x n) block; the switch sits
+// outside the loops so each loop vectorizes.
+template <typename T>
+inline void multiply_derivative(Activation act, const T* a, int64_t ld_a, T* d, int64_t ld_d,
+                                int64_t rows, int64_t n) {
+  auto apply = [&](auto f) {
+    for (int64_t i = 0; i < rows; ++i) {
+      const T* ar = a + i * ld_a;
+      T* dr = d + i * ld_d;
+      for (int64_t j = 0; j < n; ++j) dr[j] *= f(ar[j]);
+    }
+  };
+  switch (act) {
+    case Activation::Identity: return;
+    case Activation::ReLU: return apply([](T v) { return v > T(0) ? T(1) : T(0); });
+    case Activation::Softplus: return apply([](T v) { return -std::expm1(-v); });
+    case Activation::Tanh: return apply([](T v) { return T(1) - v * v; });
+    case Activation::Sigmoid: return apply([](T v) { return v * (T(1) - v); });
+  }
+}
+
 }  // namespace losstopo::detail

@@ -54,12 +54,12 @@ int64_t Landscape<T>::chunk_size(int64_t P) const {
 namespace {
 
 // Per-sample loss on rows of the output layer; writes dLoss/dz (scaled by `scale`)
-// into delta (which may alias out). Returns the summed loss over the rows and adds
-// the number of correct argmax predictions to *correct.
+// into delta (which may alias out). `scratch` holds one row. Returns the summed
+// loss over the rows and adds the number of correct argmax predictions to *correct.
 template <typename T>
 double output_loss(const MLPSpec& spec, const T* out, int64_t ld_out, int64_t rows,
                    const int32_t* labels, const T* target, int64_t ld_target, T* delta,
-                   int64_t ld_delta, T scale, bool want_delta, double* correct) {
+                   int64_t ld_delta, T scale, bool want_delta, T* scratch, double* correct) {
   const int k = spec.sizes.back();
   const Activation act = spec.output;
   double total = 0.0;
@@ -74,13 +74,16 @@ double output_loss(const MLPSpec& spec, const T* out, int64_t ld_out, int64_t ro
         if (o[j] > m) { m = o[j]; arg = j; }
       if (arg == y) *correct += 1.0;
       double s = 0.0;
-      for (int j = 0; j < k; ++j) s += std::exp(double(o[j] - m));
-      const double lse = double(m) + std::log(s);
-      total += lse - double(o[y]);
+      for (int j = 0; j < k; ++j) {
+        scratch[j] = std::exp(o[j] - m);
+        s += double(scratch[j]);
+      }
+      total += double(m) + std::log(s) - double(o[y]);
       if (want_delta) {
+        const T inv = T(1.0 / s);
         for (int j = 0; j < k; ++j) {
           const T a = o[j];
-          T p = T(std::exp(double(a) - lse));
+          T p = scratch[j] * inv;
           if (j == y) p -= T(1);
           d[j] = p * scale * derivative_from_output(act, a);
         }
@@ -126,6 +129,7 @@ struct Workspace {
   std::vector<std::vector<T>> acts;    // per layer l >= 1: (chunk, h_{l+1}) for one vector
   std::vector<std::vector<T>> deltas;  // same shapes as acts
   std::vector<T> tmp;                  // (chunk, h1)
+  std::vector<T> scratch;              // one output row
   std::vector<T> grad;                 // (P, D); the first-layer weights live in dw1
   std::vector<T> dw1;                  // (P*h1, d_in)
   std::vector<double> loss, correct;   // (P)
@@ -154,9 +158,15 @@ void Landscape<T>::evaluate(const T* theta, int64_t P, T* loss_out, T* grad_out,
   const bool want_grad = grad_out != nullptr;
   const bool mse_on_input = s.loss == Loss::MSE && targets_.empty();
 
-  const int64_t C = std::min<int64_t>(chunk_size(P), N);
-  const int64_t nchunks = (N + C - 1) / C;
   int nt = options_.threads > 0 ? options_.threads : omp_get_max_threads();
+  int64_t C = std::min<int64_t>(chunk_size(P), N);
+  if (options_.chunk <= 0) {
+    // Balance the threads: a multiple of nt chunks of (nearly) equal size.
+    int64_t k = (N + C - 1) / C;
+    k = std::min<int64_t>(N, (k + nt - 1) / nt * nt);
+    C = (N + k - 1) / k;
+  }
+  const int64_t nchunks = (N + C - 1) / C;
   nt = int(std::max<int64_t>(1, std::min<int64_t>(nt, nchunks)));
 
   // Gather the first layer of all P vectors: (P*h1, d0) and (P*h1).
@@ -190,6 +200,7 @@ void Landscape<T>::evaluate(const T* theta, int64_t P, T* loss_out, T* grad_out,
       w.grad.assign(P * D, T(0));
       w.dw1.assign(P * W1, T(0));
     }
+    w.scratch.resize(dout);
     w.loss.assign(P, 0.0);
     w.correct.assign(P, 0.0);
   }
@@ -250,7 +261,8 @@ void Landscape<T>::evaluate(const T* theta, int64_t P, T* loss_out, T* grad_out,
         T* delta = L == 1 ? a1 + p * h1 : (want_grad ? w.deltas[L - 1].data() : nullptr);
         const int64_t ld_delta = L == 1 ? width1 : dout;
         w.loss[p] += output_loss(s, a_prev, ld_prev, nc, yc, tc, tc == xc ? d0 : dout, delta,
-                                 ld_delta, scale, want_grad, &w.correct[p]);
+                                 ld_delta, scale, want_grad, w.scratch.data(),
+                                 &w.correct[p]);
         if (!want_grad) continue;
         T* g = w.grad.data() + p * D;
         // Backward through the per-vector layers down to the first layer's deltas.
@@ -266,14 +278,13 @@ void Landscape<T>::evaluate(const T* theta, int64_t P, T* loss_out, T* grad_out,
           blas::gemm(blas::N, blas::N, nc, in, out, T(1), dl, out, th + woff[l], in, T(0), da, in);
           const Activation act = s.activation(l - 1);
           if (l == 1) {
-            for (int i = 0; i < nc; ++i) {
-              T* row = a1 + int64_t(i) * width1 + p * h1;
-              const T* drow = da + int64_t(i) * h1;
-              for (int j = 0; j < h1; ++j) row[j] = drow[j] * derivative_from_output(act, row[j]);
-            }
+            // The first layer's deltas overwrite its activations in place.
+            T* blk = a1 + p * h1;
+            detail::multiply_derivative(act, blk, width1, da, h1, nc, h1);
+            for (int i = 0; i < nc; ++i)
+              std::memcpy(blk + int64_t(i) * width1, da + int64_t(i) * h1, sizeof(T) * h1);
           } else {
-            const T* a = w.acts[l - 1].data();
-            for (int64_t i = 0; i < int64_t(nc) * in; ++i) da[i] *= derivative_from_output(act, a[i]);
+            detail::multiply_derivative(act, w.acts[l - 1].data(), in, da, in, nc, in);
           }
         }
         if (s.bias) add_column_sums(a1 + p * h1, width1, nc, h1, g + boff[0]);
