@@ -191,3 +191,19 @@ def test_matches_pytorch():
     l, g = Landscape(net, X, None, dtype="float64").loss_and_grad(theta)
     assert l == pytest.approx(loss.item(), rel=1e-12)
     np.testing.assert_allclose(g, tg, rtol=1e-9, atol=1e-14)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_evaluate_each_gives_every_vector_its_own_samples(dtype):
+    net = MLP([8, 6, 5, 3], activation="softplus", bias=True)
+    X, y = make_data(net, n=120)
+    ls = Landscape(net, X, y, dtype=dtype)
+    theta = net.init(5, seed=2, dtype=dtype)
+    rng = np.random.default_rng(3)
+    samples = np.stack([rng.permutation(120)[:17] for _ in range(5)])
+    loss, grad = ls._engine.evaluate_each(theta, samples, True)
+    tol = 1e-5 if dtype == "float32" else 1e-12
+    for p in range(5):
+        lp, gp = ls.loss_and_grad(theta[p], samples=samples[p])
+        assert loss[p] == pytest.approx(lp, rel=tol)
+        np.testing.assert_allclose(grad[p], gp, rtol=tol, atol=tol * np.abs(gp).max())

@@ -137,26 +137,180 @@ struct Workspace {
 
 }  // namespace
 
+// Everything one pass over a range of chunks needs.
+template <typename T>
+struct detail::Pass {
+  const MLPSpec* spec;
+  int64_t D;
+  const T* X;                  // (n, d0)
+  const int32_t* labels;       // (n) or null
+  const T* targets;            // (n, dout) or null
+  bool mse_on_input;
+  const T* theta;              // (P, D)
+  int64_t P;
+  const T* w1all;              // (P*h1, d0)
+  const T* b1all;              // (P*h1) or null
+  const int64_t* samples;      // (N) or null: rows 0..N-1 of X
+  int64_t N, C;                // samples in the pass, per chunk
+  bool want_grad;
+  T scale;
+  std::vector<int64_t> woff, boff;
+};
+
+namespace {
+using detail::Pass;
+
+template <typename T>
+void allocate(Workspace<T>& w, const Pass<T>& ps) {
+  const MLPSpec& s = *ps.spec;
+  const int L = s.num_layers(), d0 = s.sizes[0], h1 = s.sizes[1], dout = s.sizes.back();
+  const int64_t C = ps.C, width1 = ps.P * h1;
+  if (ps.samples) {
+    w.xbuf.resize(C * d0);
+    if (ps.labels) w.ybuf.resize(C);
+    if (ps.targets) w.tbuf.resize(C * dout);
+  }
+  w.a1.resize(C * width1);
+  w.acts.resize(L);
+  w.deltas.resize(L);
+  for (int l = 1; l < L; ++l) {
+    w.acts[l].resize(C * s.sizes[l + 1]);
+    if (ps.want_grad) w.deltas[l].resize(C * s.sizes[l + 1]);
+  }
+  if (ps.want_grad) {
+    w.tmp.resize(C * h1);
+    w.grad.resize(ps.P * ps.D);
+    w.dw1.resize(width1 * d0);
+  }
+  w.scratch.resize(dout);
+  w.loss.resize(ps.P);
+  w.correct.resize(ps.P);
+}
+
+template <typename T>
+void clear(Workspace<T>& w) {
+  std::fill(w.grad.begin(), w.grad.end(), T(0));
+  std::fill(w.dw1.begin(), w.dw1.end(), T(0));
+  std::fill(w.loss.begin(), w.loss.end(), 0.0);
+  std::fill(w.correct.begin(), w.correct.end(), 0.0);
+}
+
+// Accumulates chunks [c_begin, c_end) of the pass into w: summed losses, correct
+// counts and (scaled) gradients.
+template <typename T>
+void run_chunks(const Pass<T>& ps, int64_t c_begin, int64_t c_end, Workspace<T>& w) {
+  const MLPSpec& s = *ps.spec;
+  const int L = s.num_layers();
+  const int d0 = s.sizes[0], h1 = s.sizes[1], dout = s.sizes.back();
+  const int64_t P = ps.P, D = ps.D, width1 = P * h1;
+  const bool want_grad = ps.want_grad;
+  for (int64_t c = c_begin; c < c_end; ++c) {
+    const int64_t r0 = c * ps.C;
+    const int nc = int(std::min<int64_t>(ps.C, ps.N - r0));
+    const T* xc;
+    const int32_t* yc = ps.labels ? ps.labels + r0 : nullptr;
+    const T* tc = ps.targets ? ps.targets + r0 * dout : nullptr;
+    if (ps.samples) {
+      for (int i = 0; i < nc; ++i) {
+        const int64_t k = ps.samples[r0 + i];
+        std::memcpy(&w.xbuf[int64_t(i) * d0], ps.X + k * d0, sizeof(T) * d0);
+        if (yc) w.ybuf[i] = ps.labels[k];
+        if (tc) std::memcpy(&w.tbuf[int64_t(i) * dout], ps.targets + k * dout, sizeof(T) * dout);
+      }
+      xc = w.xbuf.data();
+      if (yc) yc = w.ybuf.data();
+      if (tc) tc = w.tbuf.data();
+    } else {
+      xc = ps.X + r0 * d0;
+    }
+    if (ps.mse_on_input) tc = xc;
+
+    // Shared first layer: (nc, d0) x (d0, P*h1) in one product.
+    T* a1 = w.a1.data();
+    blas::gemm(blas::N, blas::T, nc, int(width1), d0, T(1), xc, d0, ps.w1all, d0, T(0), a1,
+               int(width1));
+    if (ps.b1all) add_bias(a1, width1, nc, width1, ps.b1all);
+    activate(s.activation(0), a1, int64_t(nc) * width1);
+
+    for (int64_t p = 0; p < P; ++p) {
+      const T* th = ps.theta + p * D;
+      // Forward through the per-vector layers.
+      const T* a_prev = a1 + p * h1;
+      int64_t ld_prev = width1;
+      for (int l = 1; l < L; ++l) {
+        const int in = s.sizes[l], out = s.sizes[l + 1];
+        T* z = w.acts[l].data();
+        blas::gemm(blas::N, blas::T, nc, out, in, T(1), a_prev, int(ld_prev), th + ps.woff[l], in,
+                   T(0), z, out);
+        if (s.bias) add_bias(z, out, nc, out, th + ps.boff[l]);
+        activate(s.activation(l), z, int64_t(nc) * out);
+        a_prev = z;
+        ld_prev = out;
+      }
+      // Loss, and dLoss/dz of the last layer.
+      T* delta = L == 1 ? a1 + p * h1 : (want_grad ? w.deltas[L - 1].data() : nullptr);
+      const int64_t ld_delta = L == 1 ? width1 : dout;
+      w.loss[p] += output_loss(s, a_prev, ld_prev, nc, yc, tc, tc == xc ? d0 : dout, delta,
+                               ld_delta, ps.scale, want_grad, w.scratch.data(), &w.correct[p]);
+      if (!want_grad) continue;
+      T* g = w.grad.data() + p * D;
+      // Backward through the per-vector layers down to the first layer's deltas.
+      for (int l = L - 1; l >= 1; --l) {
+        const int in = s.sizes[l], out = s.sizes[l + 1];
+        const T* dl = w.deltas[l].data();
+        const T* a_in = l == 1 ? a1 + p * h1 : w.acts[l - 1].data();
+        const int ld_in = l == 1 ? int(width1) : in;
+        blas::gemm(blas::T, blas::N, out, in, nc, T(1), dl, out, a_in, ld_in, T(1),
+                   g + ps.woff[l], in);
+        if (s.bias) add_column_sums(dl, out, nc, out, g + ps.boff[l]);
+        T* da = l == 1 ? w.tmp.data() : w.deltas[l - 1].data();
+        blas::gemm(blas::N, blas::N, nc, in, out, T(1), dl, out, th + ps.woff[l], in, T(0), da,
+                   in);
+        const Activation act = s.activation(l - 1);
+        if (l == 1) {
+          // The first layer's deltas overwrite its activations in place.
+          T* blk = a1 + p * h1;
+          detail::multiply_derivative(act, blk, width1, da, h1, nc, h1);
+          for (int i = 0; i < nc; ++i)
+            std::memcpy(blk + int64_t(i) * width1, da + int64_t(i) * h1, sizeof(T) * h1);
+        } else {
+          detail::multiply_derivative(act, w.acts[l - 1].data(), in, da, in, nc, in);
+        }
+      }
+      if (s.bias) add_column_sums(a1 + p * h1, width1, nc, h1, g + ps.boff[0]);
+    }
+    // Shared first-layer weight gradient: (P*h1, nc) x (nc, d0) in one product.
+    if (want_grad)
+      blas::gemm(blas::T, blas::N, int(width1), d0, nc, T(1), a1, int(width1), xc, d0, T(1),
+                 w.dw1.data(), d0);
+  }
+}
+
+}  // namespace
+
+template <typename T>
+void Landscape<T>::check_call(const T* theta, int64_t P, const int64_t* samples,
+                              int64_t n_samples) const {
+  if (!theta || P <= 0) throw std::invalid_argument("theta: need at least one parameter vector");
+  if (P * spec_.sizes[1] > std::numeric_limits<int>::max())
+    throw std::invalid_argument("theta: too many vectors for one call");
+  if (samples) {
+    if (n_samples <= 0) throw std::invalid_argument("samples: need at least one sample");
+    for (int64_t i = 0; i < n_samples; ++i)
+      if (samples[i] < 0 || samples[i] >= n_)
+        throw std::invalid_argument("samples: index outside the dataset");
+  }
+}
+
 template <typename T>
 void Landscape<T>::evaluate(const T* theta, int64_t P, T* loss_out, T* grad_out, T* acc_out,
                             const int64_t* samples, int64_t n_samples) const {
-  if (P <= 0) throw std::invalid_argument("theta: need at least one parameter vector");
+  check_call(theta, P, samples, n_samples);
   const MLPSpec& s = spec_;
-  const int L = s.num_layers();
   const int d0 = s.sizes[0], h1 = s.sizes[1], dout = s.sizes.back();
-  const int64_t D = num_params_;
+  const int64_t D = num_params_, W1 = int64_t(h1) * d0, width1 = P * h1;
   const int64_t N = samples ? n_samples : n_;
-  if (N <= 0) throw std::invalid_argument("samples: need at least one sample");
-  if (samples)
-    for (int64_t i = 0; i < N; ++i)
-      if (samples[i] < 0 || samples[i] >= n_)
-        throw std::invalid_argument("samples: index outside the dataset");
-  const int64_t W1 = int64_t(h1) * d0;
-  const int64_t width1 = P * h1;
-  if (width1 > std::numeric_limits<int>::max() || W1 * P > (int64_t(1) << 40))
-    throw std::invalid_argument("theta: too many vectors for one call");
   const bool want_grad = grad_out != nullptr;
-  const bool mse_on_input = s.loss == Loss::MSE && targets_.empty();
 
   int nt = options_.threads > 0 ? options_.threads : omp_get_max_threads();
   int64_t C = std::min<int64_t>(chunk_size(P), N);
@@ -175,124 +329,20 @@ void Landscape<T>::evaluate(const T* theta, int64_t P, T* loss_out, T* grad_out,
     std::memcpy(&w1all[p * W1], theta + p * D, sizeof(T) * W1);
     if (s.bias) std::memcpy(&b1all[p * h1], theta + p * D + s.bias_offset(0), sizeof(T) * h1);
   }
-  std::vector<int64_t> woff(L), boff(L);
-  for (int l = 0; l < L; ++l) {
-    woff[l] = s.weight_offset(l);
-    boff[l] = s.bias ? s.bias_offset(l) : 0;
-  }
-
+  const Pass<T> ps = make_pass(theta, P, w1all.data(), s.bias ? b1all.data() : nullptr, samples,
+                               N, C, want_grad);
   std::vector<Workspace<T>> work(nt);
   for (auto& w : work) {
-    if (samples) {
-      w.xbuf.resize(C * d0);
-      if (!labels_.empty()) w.ybuf.resize(C);
-      if (!targets_.empty()) w.tbuf.resize(C * dout);
-    }
-    w.a1.resize(C * width1);
-    w.acts.resize(L);
-    w.deltas.resize(L);
-    for (int l = 1; l < L; ++l) {
-      w.acts[l].resize(C * s.sizes[l + 1]);
-      if (want_grad) w.deltas[l].resize(C * s.sizes[l + 1]);
-    }
-    if (want_grad) {
-      w.tmp.resize(C * h1);
-      w.grad.assign(P * D, T(0));
-      w.dw1.assign(P * W1, T(0));
-    }
-    w.scratch.resize(dout);
-    w.loss.assign(P, 0.0);
-    w.correct.assign(P, 0.0);
+    allocate(w, ps);
+    clear(w);
   }
 
-  const T scale = s.loss == Loss::CrossEntropy ? T(1.0 / double(N)) : T(1.0 / (double(N) * dout));
-  const T* Xd = X_.data();
-
-  blas::SingleThreaded single_threaded_blas;
-#pragma omp parallel num_threads(nt)
   {
-    const int tid = omp_get_thread_num();
-    Workspace<T>& w = work[tid];
-    const int64_t c_begin = nchunks * tid / nt, c_end = nchunks * (tid + 1) / nt;
-    for (int64_t c = c_begin; c < c_end; ++c) {
-      const int64_t r0 = c * C;
-      const int nc = int(std::min<int64_t>(C, N - r0));
-      const T* xc;
-      const int32_t* yc = labels_.empty() ? nullptr : labels_.data() + r0;
-      const T* tc = targets_.empty() ? nullptr : targets_.data() + r0 * dout;
-      if (samples) {
-        for (int i = 0; i < nc; ++i) {
-          const int64_t k = samples[r0 + i];
-          std::memcpy(&w.xbuf[int64_t(i) * d0], Xd + k * d0, sizeof(T) * d0);
-          if (yc) w.ybuf[i] = labels_[k];
-          if (tc) std::memcpy(&w.tbuf[int64_t(i) * dout], &targets_[k * dout], sizeof(T) * dout);
-        }
-        xc = w.xbuf.data();
-        if (yc) yc = w.ybuf.data();
-        if (tc) tc = w.tbuf.data();
-      } else {
-        xc = Xd + r0 * d0;
-      }
-      if (mse_on_input) tc = xc;
-
-      // Shared first layer: (nc, d0) x (d0, P*h1) in one product.
-      T* a1 = w.a1.data();
-      blas::gemm(blas::N, blas::T, nc, int(width1), d0, T(1), xc, d0, w1all.data(), d0, T(0), a1,
-                 int(width1));
-      if (s.bias) add_bias(a1, width1, nc, width1, b1all.data());
-      activate(s.activation(0), a1, int64_t(nc) * width1);
-
-      for (int64_t p = 0; p < P; ++p) {
-        const T* th = theta + p * D;
-        // Forward through the per-vector layers.
-        const T* a_prev = a1 + p * h1;
-        int64_t ld_prev = width1;
-        for (int l = 1; l < L; ++l) {
-          const int in = s.sizes[l], out = s.sizes[l + 1];
-          T* z = w.acts[l].data();
-          blas::gemm(blas::N, blas::T, nc, out, in, T(1), a_prev, int(ld_prev), th + woff[l], in,
-                     T(0), z, out);
-          if (s.bias) add_bias(z, out, nc, out, th + boff[l]);
-          activate(s.activation(l), z, int64_t(nc) * out);
-          a_prev = z;
-          ld_prev = out;
-        }
-        // Loss, and dLoss/dz of the last layer.
-        T* delta = L == 1 ? a1 + p * h1 : (want_grad ? w.deltas[L - 1].data() : nullptr);
-        const int64_t ld_delta = L == 1 ? width1 : dout;
-        w.loss[p] += output_loss(s, a_prev, ld_prev, nc, yc, tc, tc == xc ? d0 : dout, delta,
-                                 ld_delta, scale, want_grad, w.scratch.data(),
-                                 &w.correct[p]);
-        if (!want_grad) continue;
-        T* g = w.grad.data() + p * D;
-        // Backward through the per-vector layers down to the first layer's deltas.
-        for (int l = L - 1; l >= 1; --l) {
-          const int in = s.sizes[l], out = s.sizes[l + 1];
-          const T* dl = w.deltas[l].data();
-          const T* a_in = l == 1 ? a1 + p * h1 : w.acts[l - 1].data();
-          const int ld_in = l == 1 ? int(width1) : in;
-          blas::gemm(blas::T, blas::N, out, in, nc, T(1), dl, out, a_in, ld_in, T(1), g + woff[l],
-                     in);
-          if (s.bias) add_column_sums(dl, out, nc, out, g + boff[l]);
-          T* da = l == 1 ? w.tmp.data() : w.deltas[l - 1].data();
-          blas::gemm(blas::N, blas::N, nc, in, out, T(1), dl, out, th + woff[l], in, T(0), da, in);
-          const Activation act = s.activation(l - 1);
-          if (l == 1) {
-            // The first layer's deltas overwrite its activations in place.
-            T* blk = a1 + p * h1;
-            detail::multiply_derivative(act, blk, width1, da, h1, nc, h1);
-            for (int i = 0; i < nc; ++i)
-              std::memcpy(blk + int64_t(i) * width1, da + int64_t(i) * h1, sizeof(T) * h1);
-          } else {
-            detail::multiply_derivative(act, w.acts[l - 1].data(), in, da, in, nc, in);
-          }
-        }
-        if (s.bias) add_column_sums(a1 + p * h1, width1, nc, h1, g + boff[0]);
-      }
-      // Shared first-layer weight gradient: (P*h1, nc) x (nc, d0) in one product.
-      if (want_grad)
-        blas::gemm(blas::T, blas::N, int(width1), d0, nc, T(1), a1, int(width1), xc, d0, T(1),
-                   w.dw1.data(), d0);
+    blas::SingleThreaded single_threaded_blas;
+#pragma omp parallel num_threads(nt)
+    {
+      const int tid = omp_get_thread_num();
+      run_chunks(ps, nchunks * tid / nt, nchunks * (tid + 1) / nt, work[tid]);
     }
   }
 
@@ -323,6 +373,71 @@ void Landscape<T>::evaluate(const T* theta, int64_t P, T* loss_out, T* grad_out,
       }
     }
   }
+}
+
+template <typename T>
+void Landscape<T>::evaluate_each(const T* theta, int64_t P, const int64_t* samples, int64_t B,
+                                 T* loss_out, T* grad_out) const {
+  check_call(theta, P, samples, P * B);
+  if (!samples || B <= 0) throw std::invalid_argument("samples: need (P, B) sample indices");
+  const MLPSpec& s = spec_;
+  const int d0 = s.sizes[0], h1 = s.sizes[1], dout = s.sizes.back();
+  const int64_t D = num_params_, W1 = int64_t(h1) * d0;
+  const bool want_grad = grad_out != nullptr;
+  int nt = options_.threads > 0 ? options_.threads : omp_get_max_threads();
+  nt = int(std::max<int64_t>(1, std::min<int64_t>(nt, P)));
+  // One vector per pass; its first layer is read in place from theta.
+  const Pass<T> proto = make_pass(theta, 1, theta, nullptr, samples, B, B, want_grad);
+  std::vector<Workspace<T>> work(nt);
+  for (auto& w : work) allocate(w, proto);
+  const double inv = s.loss == Loss::CrossEntropy ? 1.0 / double(B) : 1.0 / (double(B) * dout);
+  blas::SingleThreaded single_threaded_blas;
+#pragma omp parallel for num_threads(nt) schedule(static)
+  for (int64_t p = 0; p < P; ++p) {
+    Workspace<T>& w = work[omp_get_thread_num()];
+    Pass<T> ps = proto;
+    ps.theta = theta + p * D;
+    ps.w1all = ps.theta;
+    ps.b1all = s.bias ? ps.theta + s.bias_offset(0) : nullptr;
+    ps.samples = samples + p * B;
+    clear(w);
+    run_chunks(ps, 0, 1, w);
+    loss_out[p] = T(w.loss[0] * inv);
+    if (want_grad) {
+      T* g = grad_out + p * D;
+      std::memcpy(g, w.dw1.data(), sizeof(T) * W1);
+      std::memcpy(g + W1, w.grad.data() + W1, sizeof(T) * (D - W1));
+    }
+  }
+}
+
+template <typename T>
+detail::Pass<T> Landscape<T>::make_pass(const T* theta, int64_t P, const T* w1all, const T* b1all,
+                                const int64_t* samples, int64_t N, int64_t C,
+                                bool want_grad) const {
+  const MLPSpec& s = spec_;
+  Pass<T> ps;
+  ps.spec = &spec_;
+  ps.D = num_params_;
+  ps.X = X_.data();
+  ps.labels = labels_.empty() ? nullptr : labels_.data();
+  ps.targets = targets_.empty() ? nullptr : targets_.data();
+  ps.mse_on_input = s.loss == Loss::MSE && targets_.empty();
+  ps.theta = theta;
+  ps.P = P;
+  ps.w1all = w1all;
+  ps.b1all = b1all;
+  ps.samples = samples;
+  ps.N = N;
+  ps.C = C;
+  ps.want_grad = want_grad;
+  ps.scale = s.loss == Loss::CrossEntropy ? T(1.0 / double(N))
+                                          : T(1.0 / (double(N) * s.sizes.back()));
+  for (int l = 0; l < s.num_layers(); ++l) {
+    ps.woff.push_back(s.weight_offset(l));
+    ps.boff.push_back(s.bias ? s.bias_offset(l) : 0);
+  }
+  return ps;
 }
 
 template class Landscape<float>;

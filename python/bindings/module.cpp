@@ -113,13 +113,44 @@ void bind_landscape(py::module_& m, const char* name) {
             return py::make_tuple(loss, g, a);
           },
           py::arg("theta"), py::arg("grad") = false, py::arg("accuracy") = false,
-          py::arg("samples") = py::none());
+          py::arg("samples") = py::none())
+      .def(
+          "evaluate_each",
+          [](const LS& self, carray<T> theta, carray<int64_t> samples, bool grad) {
+            if (theta.ndim() != 2 || theta.shape(1) != self.num_params())
+              throw std::invalid_argument("theta: expected shape (P, " +
+                                          std::to_string(self.num_params()) + ")");
+            const int64_t P = theta.shape(0), D = self.num_params();
+            if (samples.ndim() != 2 || samples.shape(0) != P || samples.shape(1) < 1)
+              throw std::invalid_argument("samples: expected shape (P, B)");
+            const int64_t B = samples.shape(1);
+            carray<T> loss(P);
+            py::object g = py::none();
+            T* gp = nullptr;
+            if (grad) {
+              carray<T> ga({P, D});
+              gp = ga.mutable_data();
+              g = ga;
+            }
+            const T* tp = theta.data();
+            const int64_t* sp = samples.data();
+            T* lp = loss.mutable_data();
+            {
+              py::gil_scoped_release release;
+              self.evaluate_each(tp, P, sp, B, lp, gp);
+            }
+            return py::make_tuple(loss, g);
+          },
+          py::arg("theta"), py::arg("samples"), py::arg("grad") = true);
 }
 
 }  // namespace
 
+void bind_optim(py::module_& m);
+
 PYBIND11_MODULE(_core, m) {
   m.doc() = "losstopo compiled core";
+  bind_optim(m);
   bind_landscape<float>(m, "LandscapeF32");
   bind_landscape<double>(m, "LandscapeF64");
   m.def(

@@ -15,6 +15,11 @@
 
 namespace losstopo {
 
+namespace detail {
+template <typename T>
+struct Pass;  // one pass of the engine over a range of chunks (landscape.cpp)
+}
+
 struct EngineOptions {
   int threads = 0;     // 0: all OpenMP threads
   int64_t chunk = 0;   // samples per chunk; 0: chosen from the network and P
@@ -43,10 +48,19 @@ class Landscape {
   void evaluate(const T* theta, int64_t P, T* loss, T* grad, T* accuracy = nullptr,
                 const int64_t* samples = nullptr, int64_t n_samples = 0) const;
 
+  // Minibatch form: vector p is evaluated on its own B samples samples[p*B .. p*B+B)
+  // (P, B). Vectors are spread over threads. loss (P); grad (P, D) or nullptr.
+  void evaluate_each(const T* theta, int64_t P, const int64_t* samples, int64_t B, T* loss,
+                     T* grad) const;
+
   // Chunk size evaluate() uses for P vectors.
   int64_t chunk_size(int64_t P) const;
 
  private:
+  void check_call(const T* theta, int64_t P, const int64_t* samples, int64_t n_samples) const;
+  detail::Pass<T> make_pass(const T* theta, int64_t P, const T* w1all, const T* b1all,
+                    const int64_t* samples, int64_t N, int64_t C, bool want_grad) const;
+
   MLPSpec spec_;
   int64_t n_;
   int64_t num_params_;

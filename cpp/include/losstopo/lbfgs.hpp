@@ -1,0 +1,352 @@
+// L-BFGS for a batch of independent problems advanced in lockstep.
+//
+// Every problem keeps its own history, direction and line search; each round of
+// line-search trials of all running problems is one call of the batched
+// objective, so a population of networks costs one engine call per round.
+// Finished problems drop out of the batch.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <stdexcept>
+#include <vector>
+
+#include "losstopo/line_search.hpp"
+
+namespace losstopo {
+
+// f(X) for a batch: X (R, D) row-major -> f (R) and, when g is not null, g (R, D).
+template <typename T>
+using BatchFunction = std::function<void(const T* X, int64_t R, T* f, T* g)>;
+
+enum class LineSearchKind { Golden, StrongWolfe };
+
+struct LBFGSParams {
+  int history = 10;                                     // m, pairs kept
+  LineSearchKind line_search = LineSearchKind::Golden;  // the paper's L-BFGS-GSS
+  GoldenParams golden;
+  WolfeParams wolfe;
+  int max_iter = 1000;
+  double gtol = 1e-5;     // stop when max_i |g_i| <= gtol
+  double ftol = 0.0;      // stop when (f_k - f_k+1) / max(|f_k|, |f_k+1|, 1) <= ftol
+  double min_cos = 1e-4;  // history cleared when cos(s, y) < min_cos or |s||y| = 0
+};
+
+enum class Status : int {
+  Running = 0,
+  GradientTolerance = 1,
+  FunctionTolerance = 2,
+  MaxIterations = 3,
+  LineSearchFailed = 4,
+  NonFinite = 5,
+};
+
+inline const char* status_message(Status s) {
+  switch (s) {
+    case Status::Running: return "running";
+    case Status::GradientTolerance: return "gradient below gtol";
+    case Status::FunctionTolerance: return "relative reduction of f below ftol";
+    case Status::MaxIterations: return "maximum number of iterations reached";
+    case Status::LineSearchFailed: return "line search found no descent along steepest descent";
+    case Status::NonFinite: return "non-finite function value or gradient";
+  }
+  return "unknown";
+}
+
+template <typename T>
+double dot(const T* a, const T* b, int64_t n) {
+  double s = 0.0;
+  for (int64_t i = 0; i < n; ++i) s += double(a[i]) * double(b[i]);
+  return s;
+}
+
+// The limited-memory inverse-Hessian approximation: a ring of (s, y) pairs.
+template <typename T>
+class LBFGSHistory {
+ public:
+  LBFGSHistory(int64_t dim, int m) : n_(dim), m_(m), S_(size_t(dim) * m), Y_(size_t(dim) * m),
+                                      rho_(m), alpha_(m) {
+    if (m < 1) throw std::invalid_argument("history: need at least one pair");
+  }
+  void clear() { count_ = head_ = 0; }
+  int size() const { return count_; }
+  int capacity() const { return m_; }
+
+  // Adds (s, y) unless it fails the curvature test, in which case the history is
+  // cleared. Returns whether the pair was kept.
+  bool push(const T* s, const T* y, double min_cos) {
+    const double sy = dot(s, y, n_), ss = dot(s, s, n_), yy = dot(y, y, n_);
+    const double norm = std::sqrt(ss * yy);
+    if (!std::isfinite(sy) || !std::isfinite(norm) || norm == 0.0 || sy / norm < min_cos) {
+      clear();
+      return false;
+    }
+    const int slot = (head_ + count_) % m_;
+    std::copy(s, s + n_, &S_[size_t(slot) * n_]);
+    std::copy(y, y + n_, &Y_[size_t(slot) * n_]);
+    rho_[slot] = 1.0 / sy;
+    gamma_ = sy / yy;
+    if (count_ < m_) ++count_;
+    else head_ = (head_ + 1) % m_;
+    return true;
+  }
+
+  // r = H g by the two-loop recursion; H0 = gamma I with gamma = s'y / y'y of the
+  // newest pair (1 when empty).
+  void apply(const T* g, T* r) const {
+    std::copy(g, g + n_, r);
+    for (int k = count_ - 1; k >= 0; --k) {
+      const int slot = (head_ + k) % m_;
+      const T* s = &S_[size_t(slot) * n_];
+      const T* y = &Y_[size_t(slot) * n_];
+      alpha_[k] = rho_[slot] * dot(s, r, n_);
+      const T a = T(alpha_[k]);
+      for (int64_t i = 0; i < n_; ++i) r[i] -= a * y[i];
+    }
+    const T gamma = count_ ? T(gamma_) : T(1);
+    for (int64_t i = 0; i < n_; ++i) r[i] *= gamma;
+    for (int k = 0; k < count_; ++k) {
+      const int slot = (head_ + k) % m_;
+      const T* s = &S_[size_t(slot) * n_];
+      const T* y = &Y_[size_t(slot) * n_];
+      const T c = T(alpha_[k] - rho_[slot] * dot(y, r, n_));
+      for (int64_t i = 0; i < n_; ++i) r[i] += c * s[i];
+    }
+  }
+
+  // Pairs oldest first, for checkpoints: S and Y (size, dim).
+  void export_pairs(T* S, T* Y) const {
+    for (int k = 0; k < count_; ++k) {
+      const int slot = (head_ + k) % m_;
+      std::copy(&S_[size_t(slot) * n_], &S_[size_t(slot) * n_] + n_, S + size_t(k) * n_);
+      std::copy(&Y_[size_t(slot) * n_], &Y_[size_t(slot) * n_] + n_, Y + size_t(k) * n_);
+    }
+  }
+  // Rebuilds the history from exported pairs (each must pass the curvature test again,
+  // which it did when it was first pushed, so this is exact).
+  void import_pairs(const T* S, const T* Y, int count) {
+    clear();
+    for (int k = 0; k < count; ++k) push(S + size_t(k) * n_, Y + size_t(k) * n_, -2.0);
+  }
+
+ private:
+  int64_t n_;
+  int m_;
+  int count_ = 0, head_ = 0;
+  double gamma_ = 1.0;
+  std::vector<T> S_, Y_;
+  std::vector<double> rho_;
+  mutable std::vector<double> alpha_;
+};
+
+// Per-problem counters and state of a batched run.
+template <typename T>
+struct Problem {
+  std::vector<T> x, g, dir, gtrial;
+  T f = T(0);
+  LBFGSHistory<T> hist;
+  std::unique_ptr<LineSearch<T>> ls;
+  int nit = 0, nfev = 0, njev = 0;
+  Status status = Status::Running;
+  Problem(int64_t dim, int m) : x(dim), g(dim), dir(dim), gtrial(dim), hist(dim, m) {}
+};
+
+template <typename T>
+class BatchLBFGS {
+ public:
+  BatchLBFGS(BatchFunction<T> fn, int64_t dim, LBFGSParams params)
+      : fn_(std::move(fn)), dim_(dim), p_(params) {
+    if (dim < 1) throw std::invalid_argument("x0: empty parameter vector");
+    if (p_.history < 1) throw std::invalid_argument("history: must be at least 1");
+    if (p_.max_iter < 0) throw std::invalid_argument("max_iter: must be non-negative");
+  }
+
+  // Sets R starting points (R, D) and evaluates f and g there in one call.
+  void start(const T* x0, int64_t R) {
+    prepare(x0, R);
+    std::vector<int64_t> all(R);
+    for (int64_t r = 0; r < R; ++r) all[r] = r;
+    evaluate_at_x(all);
+    for (auto& q : probs_) check_converged(q, q.f, /*first=*/true);
+  }
+
+  // Sets R starting points without evaluating anything: the caller fills in each
+  // problem's f, g and history (resuming from a checkpoint).
+  void prepare(const T* x0, int64_t R) {
+    if (R < 1) throw std::invalid_argument("x0: need at least one starting point");
+    probs_.clear();
+    for (int64_t r = 0; r < R; ++r) {
+      probs_.emplace_back(dim_, p_.history);
+      Problem<T>& q = probs_.back();
+      std::copy(x0 + r * dim_, x0 + (r + 1) * dim_, q.x.begin());
+      if (p_.line_search == LineSearchKind::Golden)
+        q.ls = std::make_unique<GoldenSectionSearch<T>>(p_.golden);
+      else
+        q.ls = std::make_unique<StrongWolfeSearch<T>>(p_.wolfe);
+    }
+  }
+
+  int64_t size() const { return int64_t(probs_.size()); }
+  int64_t dim() const { return dim_; }
+  const Problem<T>& problem(int64_t r) const { return probs_.at(r); }
+  Problem<T>& problem(int64_t r) { return probs_.at(r); }
+  const LBFGSParams& params() const { return p_; }
+  int64_t running() const {
+    int64_t n = 0;
+    for (const auto& q : probs_) n += q.status == Status::Running;
+    return n;
+  }
+  // Marks problem r finished (e.g. by a caller that watches a budget).
+  void stop(int64_t r, Status s) { probs_.at(r).status = s; }
+
+  // One lockstep iteration of every running problem. Returns the number still running.
+  int64_t iterate() {
+    std::vector<int64_t> act;
+    for (int64_t r = 0; r < size(); ++r)
+      if (probs_[r].status == Status::Running) act.push_back(r);
+    if (act.empty()) return 0;
+    for (int64_t r : act) start_line_search(probs_[r]);
+    const bool slopes = p_.line_search == LineSearchKind::StrongWolfe;
+    // Rounds of trials: one batched evaluation per round.
+    for (;;) {
+      std::vector<int64_t> b;
+      for (int64_t r : act)
+        if (!probs_[r].ls->done()) b.push_back(r);
+      if (b.empty()) break;
+      const int64_t nb = int64_t(b.size());
+      X_.resize(size_t(nb) * dim_);
+      F_.resize(nb);
+      if (slopes) G_.resize(size_t(nb) * dim_);
+      for (int64_t j = 0; j < nb; ++j) {
+        const Problem<T>& q = probs_[b[j]];
+        const T u = q.ls->trial();
+        T* xr = &X_[size_t(j) * dim_];
+        for (int64_t i = 0; i < dim_; ++i) xr[i] = q.x[i] - u * q.dir[i];
+      }
+      fn_(X_.data(), nb, F_.data(), slopes ? G_.data() : nullptr);
+      for (int64_t j = 0; j < nb; ++j) {
+        Problem<T>& q = probs_[b[j]];
+        ++q.nfev;
+        T slope = T(0);
+        if (slopes) {
+          ++q.njev;
+          const T* gr = &G_[size_t(j) * dim_];
+          slope = T(-dot(gr, q.dir.data(), dim_));
+          const T u = q.ls->trial();
+          q.ls->report(F_[j], slope);
+          if (q.ls->step() == u && u > T(0)) std::copy(gr, gr + dim_, q.gtrial.begin());
+        } else {
+          q.ls->report(F_[j], slope);
+        }
+      }
+    }
+    // Accept the steps; the golden search needs the gradient at the new point.
+    std::vector<int64_t> moved;
+    for (int64_t r : act)
+      if (probs_[r].ls->descended()) moved.push_back(r);
+    std::vector<T> fold(size());
+    std::vector<std::vector<T>> gold(size());
+    for (int64_t r : moved) {
+      Problem<T>& q = probs_[r];
+      fold[r] = q.f;
+      gold[r] = q.g;
+      const T u = q.ls->step();
+      for (int64_t i = 0; i < dim_; ++i) q.x[i] -= u * q.dir[i];
+      if (slopes) {
+        q.f = q.ls->value();
+        q.g = q.gtrial;
+      }
+    }
+    if (!slopes && !moved.empty()) evaluate_at_x(moved);
+    for (int64_t r : act) {
+      Problem<T>& q = probs_[r];
+      ++q.nit;
+      if (!q.ls->descended()) {
+        // No descent: retry once along steepest descent, then give up.
+        if (q.hist.size() > 0) {
+          q.hist.clear();
+          if (q.nit >= p_.max_iter) q.status = Status::MaxIterations;
+        } else {
+          q.status = Status::LineSearchFailed;
+        }
+        continue;
+      }
+      // s = x_new - x_old = -u d, y = g_new - g_old.
+      std::vector<T>& s = q.dir;  // reused: the direction is rebuilt next iteration
+      const T u = q.ls->step();
+      for (int64_t i = 0; i < dim_; ++i) s[i] = -u * s[i];
+      std::vector<T>& y = gold[r];
+      for (int64_t i = 0; i < dim_; ++i) y[i] = q.g[i] - y[i];
+      q.hist.push(s.data(), y.data(), p_.min_cos);
+      check_converged(q, fold[r], false);
+    }
+    return running();
+  }
+
+  // Iterates until every problem has finished.
+  void run() {
+    while (iterate() > 0) {
+    }
+  }
+
+ private:
+  void evaluate_at_x(const std::vector<int64_t>& idx) {
+    const int64_t n = int64_t(idx.size());
+    X_.resize(size_t(n) * dim_);
+    F_.resize(n);
+    G_.resize(size_t(n) * dim_);
+    for (int64_t j = 0; j < n; ++j)
+      std::copy(probs_[idx[j]].x.begin(), probs_[idx[j]].x.end(), &X_[size_t(j) * dim_]);
+    fn_(X_.data(), n, F_.data(), G_.data());
+    for (int64_t j = 0; j < n; ++j) {
+      Problem<T>& q = probs_[idx[j]];
+      q.f = F_[j];
+      std::copy(&G_[size_t(j) * dim_], &G_[size_t(j + 1) * dim_], q.g.begin());
+      ++q.nfev;
+      ++q.njev;
+    }
+  }
+
+  void start_line_search(Problem<T>& q) {
+    q.hist.apply(q.g.data(), q.dir.data());
+    double rr = dot(q.dir.data(), q.dir.data(), dim_);
+    double slope = -dot(q.g.data(), q.dir.data(), dim_);
+    if (!std::isfinite(rr) || !(slope < 0.0)) {  // broken direction: steepest descent
+      q.hist.clear();
+      q.dir = q.g;
+      rr = dot(q.dir.data(), q.dir.data(), dim_);
+      slope = -rr;
+    }
+    const double rnorm = std::sqrt(rr);
+    const T inv = T(1.0 / rnorm);
+    for (auto& v : q.dir) v *= inv;
+    q.ls->start(q.f, T(slope / rnorm), T(rnorm));
+  }
+
+  void check_converged(Problem<T>& q, T fold, bool first) {
+    bool finite = std::isfinite(q.f);
+    double gmax = 0.0;
+    for (T v : q.g) {
+      if (!std::isfinite(v)) finite = false;
+      gmax = std::max(gmax, double(std::abs(v)));
+    }
+    if (!finite) q.status = Status::NonFinite;
+    else if (gmax <= p_.gtol) q.status = Status::GradientTolerance;
+    else if (!first && p_.ftol > 0.0 &&
+             (double(fold) - double(q.f)) <=
+                 p_.ftol * std::max({std::abs(double(fold)), std::abs(double(q.f)), 1.0}))
+      q.status = Status::FunctionTolerance;
+    else if (q.nit >= p_.max_iter) q.status = Status::MaxIterations;
+  }
+
+  BatchFunction<T> fn_;
+  int64_t dim_;
+  LBFGSParams p_;
+  std::vector<Problem<T>> probs_;
+  std::vector<T> X_, F_, G_;
+};
+
+}  // namespace losstopo

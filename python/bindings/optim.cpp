@@ -1,0 +1,295 @@
+// Bindings of the optimizers: batched L-BFGS over Python callables or native
+// landscapes, the line searches on 1-D functions, SGD orders and the trainer.
+#include <pybind11/functional.h>
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include "losstopo/landscape.hpp"
+#include "losstopo/lbfgs.hpp"
+#include "losstopo/line_search.hpp"
+#include "losstopo/sgd.hpp"
+#include "losstopo/train.hpp"
+
+namespace py = pybind11;
+using namespace losstopo;
+
+namespace {
+
+template <typename T>
+using carray = py::array_t<T, py::array::c_style>;
+
+// A batched objective from a native landscape (no GIL needed) or a Python callable
+// fun(X (R, D)) -> (values (R,), grads (R, D)) (called with the GIL held).
+template <typename T>
+BatchFunction<T> make_function(py::object fun, int64_t D) {
+  if (py::isinstance<Landscape<T>>(fun)) {
+    const Landscape<T>* ls = fun.cast<const Landscape<T>*>();
+    if (ls->num_params() != D) throw std::invalid_argument("x0: length differs from the landscape's");
+    return [ls, fun](const T* X, int64_t R, T* f, T* g) { ls->evaluate(X, R, f, g); };
+  }
+  if (!PyCallable_Check(fun.ptr()))
+    throw std::invalid_argument("fun: expected a callable or a Landscape");
+  return [fun, D](const T* X, int64_t R, T* f, T* g) {
+    py::gil_scoped_acquire gil;
+    carray<T> xa({R, D});
+    std::memcpy(xa.mutable_data(), X, sizeof(T) * R * D);
+    py::object out = fun(xa);
+    if (!py::isinstance<py::tuple>(out) || py::len(out) != 2)
+      throw std::invalid_argument("fun: must return a tuple (values, grads)");
+    py::tuple t = out.cast<py::tuple>();
+    auto v = py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(t[0]);
+    if (!v || v.size() != R)
+      throw std::invalid_argument("fun: values must have shape (" + std::to_string(R) + ",)");
+    std::memcpy(f, v.data(), sizeof(T) * R);
+    if (g) {
+      auto ga = py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(t[1]);
+      if (!ga || ga.size() != R * D)
+        throw std::invalid_argument("fun: grads must have shape (" + std::to_string(R) + ", " +
+                                    std::to_string(D) + ")");
+      std::memcpy(g, ga.data(), sizeof(T) * R * D);
+    }
+  };
+}
+
+LBFGSParams lbfgs_params(const py::dict& o) {
+  LBFGSParams p;
+  auto get = [&](const char* k, auto& v) {
+    if (o.contains(k)) v = o[k].cast<std::decay_t<decltype(v)>>();
+  };
+  get("history", p.history);
+  get("max_iter", p.max_iter);
+  get("gtol", p.gtol);
+  get("ftol", p.ftol);
+  get("min_cos", p.min_cos);
+  get("golden_init", p.golden.init);
+  get("golden_expand", p.golden.expand);
+  get("golden_xtol", p.golden.xtol);
+  get("golden_ftol", p.golden.ftol);
+  get("golden_max_evals", p.golden.max_evals);
+  get("wolfe_c1", p.wolfe.c1);
+  get("wolfe_c2", p.wolfe.c2);
+  get("wolfe_max_evals", p.wolfe.max_evals);
+  std::string ls = "golden";
+  get("line_search", ls);
+  if (ls == "golden") p.line_search = LineSearchKind::Golden;
+  else if (ls == "strong_wolfe") p.line_search = LineSearchKind::StrongWolfe;
+  else throw std::invalid_argument("line_search: expected 'golden' or 'strong_wolfe', got '" + ls + "'");
+  if (p.history < 1) throw std::invalid_argument("history: must be at least 1");
+  if (p.max_iter < 0) throw std::invalid_argument("max_iter: must be non-negative");
+  if (p.golden.max_evals < 1 || p.wolfe.max_evals < 1)
+    throw std::invalid_argument("max_evals: must be at least 1");
+  return p;
+}
+
+template <typename T>
+py::dict minimize_lbfgs(py::object fun, carray<T> x0, const py::dict& options) {
+  if (x0.ndim() != 2 || x0.shape(0) < 1 || x0.shape(1) < 1)
+    throw std::invalid_argument("x0: expected shape (R, D)");
+  const int64_t R = x0.shape(0), D = x0.shape(1);
+  BatchLBFGS<T> opt(make_function<T>(fun, D), D, lbfgs_params(options));
+  {
+    py::gil_scoped_release release;
+    opt.start(x0.data(), R);
+    opt.run();
+  }
+  carray<T> x({R, D}), jac({R, D});
+  carray<T> f(R);
+  carray<int32_t> nit(R), nfev(R), njev(R), status(R);
+  py::list messages;
+  for (int64_t r = 0; r < R; ++r) {
+    const Problem<T>& q = opt.problem(r);
+    std::memcpy(x.mutable_data() + r * D, q.x.data(), sizeof(T) * D);
+    std::memcpy(jac.mutable_data() + r * D, q.g.data(), sizeof(T) * D);
+    f.mutable_data()[r] = q.f;
+    nit.mutable_data()[r] = q.nit;
+    nfev.mutable_data()[r] = q.nfev;
+    njev.mutable_data()[r] = q.njev;
+    status.mutable_data()[r] = int32_t(q.status);
+    messages.append(status_message(q.status));
+  }
+  py::dict out;
+  out["x"] = x;
+  out["fun"] = f;
+  out["jac"] = jac;
+  out["nit"] = nit;
+  out["nfev"] = nfev;
+  out["njev"] = njev;
+  out["status"] = status;
+  out["message"] = messages;
+  return out;
+}
+
+// Runs one line search on phi(u) -> (value, slope); returns (step, value, trials).
+py::tuple line_search_1d(py::object phi, const std::string& kind, double f0, double slope0,
+                         double scale, const py::dict& options) {
+  LBFGSParams p = lbfgs_params(options);
+  std::unique_ptr<LineSearch<double>> ls;
+  if (kind == "golden") ls = std::make_unique<GoldenSectionSearch<double>>(p.golden);
+  else if (kind == "strong_wolfe") ls = std::make_unique<StrongWolfeSearch<double>>(p.wolfe);
+  else throw std::invalid_argument("kind: expected 'golden' or 'strong_wolfe'");
+  ls->start(f0, slope0, scale);
+  py::list trials;
+  while (!ls->done()) {
+    const double u = ls->trial();
+    py::tuple r = phi(u).cast<py::tuple>();
+    ls->report(r[0].cast<double>(), r[1].cast<double>());
+    trials.append(u);
+  }
+  return py::make_tuple(ls->step(), ls->value(), trials);
+}
+
+template <typename T>
+py::array_t<T> rows(const std::vector<T>& v, int64_t R) {
+  const int64_t cols = R ? int64_t(v.size()) / R : 0;
+  carray<T> a({R, cols});
+  if (!v.empty()) std::memcpy(a.mutable_data(), v.data(), sizeof(T) * v.size());
+  return a;
+}
+
+template <typename T>
+void set_rows(std::vector<T>& v, py::handle obj, const char* name) {
+  auto a = py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(obj);
+  if (!a || size_t(a.size()) != v.size())
+    throw std::invalid_argument(std::string("checkpoint: array '") + name + "' has the wrong size");
+  std::memcpy(v.data(), a.data(), sizeof(T) * v.size());
+}
+
+template <typename T>
+void bind_trainer(py::module_& m, const char* name) {
+  using TR = Trainer<T>;
+  py::class_<TR>(m, name)
+      .def(py::init([](const Landscape<T>& train, const Landscape<T>* test, carray<T> theta0,
+                       const std::string& method, int epochs, double lr, double momentum,
+                       int batch_size, bool shared_order, uint64_t seed, const py::dict& lbfgs) {
+             if (theta0.ndim() != 2 || theta0.shape(1) != train.num_params())
+               throw std::invalid_argument("theta0: expected shape (R, " +
+                                           std::to_string(train.num_params()) + ")");
+             TrainParams p;
+             if (method == "sgd") p.method = Method::SGD;
+             else if (method == "lbfgs") p.method = Method::LBFGS;
+             else throw std::invalid_argument("method: expected 'sgd' or 'lbfgs', got '" + method + "'");
+             p.epochs = epochs;
+             p.sgd.lr = lr;
+             p.sgd.momentum = momentum;
+             p.sgd.batch_size = batch_size;
+             p.sgd.shared_order = shared_order;
+             p.seed = seed;
+             p.lbfgs = lbfgs_params(lbfgs);
+             return new TR(train, test, theta0.data(), theta0.shape(0), p);
+           }),
+           py::keep_alive<1, 2>(), py::keep_alive<1, 3>(), py::arg("train"), py::arg("test"),
+           py::arg("theta0"), py::arg("method"), py::arg("epochs"), py::arg("lr"),
+           py::arg("momentum"), py::arg("batch_size"), py::arg("shared_order"), py::arg("seed"),
+           py::arg("lbfgs"))
+      .def(
+          "run",
+          [](TR& self, int until, py::object callback) {
+            std::function<bool(int)> cb;
+            if (!callback.is_none())
+              cb = [callback](int e) {
+                py::gil_scoped_acquire gil;
+                py::object r = callback(e);
+                return r.is_none() || r.cast<bool>();
+              };
+            py::gil_scoped_release release;
+            self.run(until, cb);
+          },
+          py::arg("until"), py::arg("callback") = py::none())
+      .def_property_readonly("epoch", &TR::epoch)
+      .def_property_readonly("finished", &TR::finished)
+      .def("state",
+           [](const TR& self) {
+             const int64_t R = self.runs();
+             py::dict d;
+             d["theta"] = rows(self.theta, R);
+             d["velocity"] = rows(self.velocity, self.velocity.empty() ? 0 : R);
+             d["best_train_theta"] = rows(self.best_train_theta, R);
+             d["best_test_theta"] = rows(self.best_test_theta, R);
+             d["train_loss"] = rows(self.train_loss, R);
+             d["test_loss"] = rows(self.test_loss, R);
+             d["train_acc"] = rows(self.train_acc, R);
+             d["test_acc"] = rows(self.test_acc, R);
+             d["best_train_epoch"] = rows(self.best_train_epoch, R).attr("reshape")(-1);
+             d["best_test_epoch"] = rows(self.best_test_epoch, R).attr("reshape")(-1);
+             d["status"] = rows(self.status, R).attr("reshape")(-1);
+             auto st = self.lbfgs_state();
+             if (!st.f.empty()) {
+               d["lbfgs_f"] = rows(st.f, R).attr("reshape")(-1);
+               d["lbfgs_g"] = rows(st.g, R);
+               d["lbfgs_S"] = rows(st.S, R);
+               d["lbfgs_Y"] = rows(st.Y, R);
+               d["lbfgs_count"] = rows(st.count, R).attr("reshape")(-1);
+               d["lbfgs_nit"] = rows(st.nit, R).attr("reshape")(-1);
+               d["lbfgs_nfev"] = rows(st.nfev, R).attr("reshape")(-1);
+               d["lbfgs_njev"] = rows(st.njev, R).attr("reshape")(-1);
+             }
+             return d;
+           })
+      .def("restore", [](TR& self, int epoch, const py::dict& d) {
+        set_rows(self.theta, d["theta"], "theta");
+        set_rows(self.velocity, d["velocity"], "velocity");
+        set_rows(self.best_train_theta, d["best_train_theta"], "best_train_theta");
+        set_rows(self.best_test_theta, d["best_test_theta"], "best_test_theta");
+        set_rows(self.train_loss, d["train_loss"], "train_loss");
+        set_rows(self.test_loss, d["test_loss"], "test_loss");
+        set_rows(self.train_acc, d["train_acc"], "train_acc");
+        set_rows(self.test_acc, d["test_acc"], "test_acc");
+        set_rows(self.best_train_epoch, d["best_train_epoch"], "best_train_epoch");
+        set_rows(self.best_test_epoch, d["best_test_epoch"], "best_test_epoch");
+        set_rows(self.status, d["status"], "status");
+        typename TR::LBFGSState st;
+        if (d.contains("lbfgs_f")) {
+          const int64_t R = self.runs(), D = self.dim();
+          const int m = self.params().lbfgs.history;
+          st.f.resize(R);
+          st.g.resize(R * D);
+          st.S.resize(size_t(R) * m * D);
+          st.Y.resize(size_t(R) * m * D);
+          st.count.resize(R);
+          st.nit.resize(R);
+          st.nfev.resize(R);
+          st.njev.resize(R);
+          set_rows(st.f, d["lbfgs_f"], "lbfgs_f");
+          set_rows(st.g, d["lbfgs_g"], "lbfgs_g");
+          set_rows(st.S, d["lbfgs_S"], "lbfgs_S");
+          set_rows(st.Y, d["lbfgs_Y"], "lbfgs_Y");
+          set_rows(st.count, d["lbfgs_count"], "lbfgs_count");
+          set_rows(st.nit, d["lbfgs_nit"], "lbfgs_nit");
+          set_rows(st.nfev, d["lbfgs_nfev"], "lbfgs_nfev");
+          set_rows(st.njev, d["lbfgs_njev"], "lbfgs_njev");
+          for (int32_t c : st.count)
+            if (c < 0 || c > m) throw std::invalid_argument("checkpoint: bad L-BFGS history size");
+        }
+        self.restore(epoch, st.f.empty() ? nullptr : &st);
+      });
+}
+
+}  // namespace
+
+void bind_optim(py::module_& m) {
+  m.def("minimize_lbfgs_f32", &minimize_lbfgs<float>, py::arg("fun"), py::arg("x0"),
+        py::arg("options"));
+  m.def("minimize_lbfgs_f64", &minimize_lbfgs<double>, py::arg("fun"), py::arg("x0"),
+        py::arg("options"));
+  m.def("line_search_1d", &line_search_1d, py::arg("phi"), py::arg("kind"), py::arg("f0"),
+        py::arg("slope0"), py::arg("scale"), py::arg("options"));
+  m.def(
+      "permutation",
+      [](uint64_t seed, uint64_t stream, uint64_t epoch, int64_t n) {
+        if (n < 0) throw std::invalid_argument("n: must be non-negative");
+        carray<int64_t> out(n);
+        permutation(seed, stream, epoch, n, out.mutable_data());
+        return out;
+      },
+      py::arg("seed"), py::arg("stream"), py::arg("epoch"), py::arg("n"));
+  bind_trainer<float>(m, "TrainerF32");
+  bind_trainer<double>(m, "TrainerF64");
+  py::dict codes;
+  for (int s = 0; s <= int(Status::NonFinite); ++s) codes[py::int_(s)] = status_message(Status(s));
+  m.attr("status_messages") = codes;
+}
