@@ -41,7 +41,8 @@ void permutation(uint64_t seed, uint64_t stream, uint64_t epoch, int64_t n, int6
 
 template <typename T>
 int64_t sgd_epoch(const Landscape<T>& ls, T* theta, T* velocity, int64_t R, uint8_t* active,
-                  const SGDParams& p, uint64_t seed, uint64_t epoch) {
+                  const SGDParams& p, const uint64_t* run_seeds, uint64_t shared_seed,
+                  uint64_t epoch) {
   if (p.batch_size < 1) throw std::invalid_argument("batch_size: must be at least 1");
   if (!(p.lr > 0.0)) throw std::invalid_argument("lr: must be positive");
   if (p.momentum < 0.0 || p.momentum >= 1.0)
@@ -58,10 +59,12 @@ int64_t sgd_epoch(const Landscape<T>& ls, T* theta, T* velocity, int64_t R, uint
   const int64_t n_orders = p.shared_order ? 1 : int64_t(runs.size());
   std::vector<int64_t> order(size_t(n_orders) * n);
   for (int64_t k = 0; k < n_orders; ++k)
-    permutation(seed, p.shared_order ? 0 : uint64_t(runs[k]), epoch, n, &order[size_t(k) * n]);
+    permutation(p.shared_order ? shared_seed : run_seeds[runs[k]], 0, epoch, n,
+                &order[size_t(k) * n]);
 
   const T lr = T(p.lr), mu = T(p.momentum);
-  std::vector<T> th, loss, grad, samples_t;
+  const int nthreads = ls.options().threads > 0 ? ls.options().threads : omp_get_max_threads();
+  std::vector<T> th, loss, grad;
   std::vector<int64_t> samples;
   for (int64_t step = 0; step < steps; ++step) {
     const int64_t b0 = step * B, nb = std::min(B, n - b0);
@@ -82,7 +85,7 @@ int64_t sgd_epoch(const Landscape<T>& ls, T* theta, T* velocity, int64_t R, uint
       ls.evaluate_each(th.data(), A, samples.data(), nb, loss.data(), grad.data());
     }
     bool any_stopped = false;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(nthreads)
     for (int64_t a = 0; a < A; ++a) {
       const int64_t r = runs[a];
       if (!std::isfinite(loss[a])) {
@@ -119,8 +122,8 @@ int64_t sgd_epoch(const Landscape<T>& ls, T* theta, T* velocity, int64_t R, uint
 }
 
 template int64_t sgd_epoch<float>(const Landscape<float>&, float*, float*, int64_t, uint8_t*,
-                                  const SGDParams&, uint64_t, uint64_t);
+                                  const SGDParams&, const uint64_t*, uint64_t, uint64_t);
 template int64_t sgd_epoch<double>(const Landscape<double>&, double*, double*, int64_t, uint8_t*,
-                                   const SGDParams&, uint64_t, uint64_t);
+                                   const SGDParams&, const uint64_t*, uint64_t, uint64_t);
 
 }  // namespace losstopo

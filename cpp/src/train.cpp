@@ -34,6 +34,10 @@ Trainer<T>::Trainer(const Landscape<T>& train, const Landscape<T>* test, const T
     lbfgs_ = std::make_unique<BatchLBFGS<T>>(
         [ls](const T* X, int64_t n, T* f, T* g) { ls->evaluate(X, n, f, g); }, D_, lp);
   }
+  if (p_.run_seeds.empty())
+    for (int64_t r = 0; r < R; ++r) p_.run_seeds.push_back(p_.seed * 0x9E3779B97F4A7C15ull + uint64_t(r) + 1);
+  if (int64_t(p_.run_seeds.size()) != R)
+    throw std::invalid_argument("run_seeds: need one seed per run");
   if (p_.method == Method::SGD) {  // validate now rather than at the first epoch
     if (p_.sgd.batch_size < 1) throw std::invalid_argument("batch_size: must be at least 1");
     if (!(p_.sgd.lr > 0.0)) throw std::invalid_argument("lr: must be positive");
@@ -84,7 +88,7 @@ void Trainer<T>::run(int until, const std::function<bool(int)>& on_epoch) {
       std::vector<uint8_t> active(R_);
       for (int64_t r = 0; r < R_; ++r) active[r] = status[r] == 0;
       sgd_epoch(train_, theta.data(), velocity.empty() ? nullptr : velocity.data(), R_,
-                active.data(), p_.sgd, p_.seed, uint64_t(epoch_));
+                active.data(), p_.sgd, p_.run_seeds.data(), p_.seed, uint64_t(epoch_));
       for (int64_t r = 0; r < R_; ++r)
         if (status[r] == 0 && !active[r]) status[r] = kStoppedNonFinite;
     } else {

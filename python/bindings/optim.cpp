@@ -87,7 +87,8 @@ LBFGSParams lbfgs_params(const py::dict& o) {
 }
 
 template <typename T>
-py::dict minimize_lbfgs(py::object fun, carray<T> x0, const py::dict& options) {
+py::dict minimize_lbfgs(py::object fun, carray<T> x0, const py::dict& options,
+                        py::object callback) {
   if (x0.ndim() != 2 || x0.shape(0) < 1 || x0.shape(1) < 1)
     throw std::invalid_argument("x0: expected shape (R, D)");
   const int64_t R = x0.shape(0), D = x0.shape(1);
@@ -95,7 +96,19 @@ py::dict minimize_lbfgs(py::object fun, carray<T> x0, const py::dict& options) {
   {
     py::gil_scoped_release release;
     opt.start(x0.data(), R);
-    opt.run();
+    while (opt.running() > 0) {
+      opt.iterate();
+      if (callback.is_none()) continue;
+      py::gil_scoped_acquire gil;
+      carray<T> xk({R, D});
+      for (int64_t r = 0; r < R; ++r)
+        std::memcpy(xk.mutable_data() + r * D, opt.problem(r).x.data(), sizeof(T) * D);
+      if (py::bool_(callback(xk))) {  // a true return stops every problem
+        for (int64_t r = 0; r < R; ++r)
+          if (opt.problem(r).status == Status::Running) opt.stop(r, Status::Stopped);
+        break;
+      }
+    }
   }
   carray<T> x({R, D}), jac({R, D});
   carray<T> f(R);
@@ -165,7 +178,8 @@ void bind_trainer(py::module_& m, const char* name) {
   py::class_<TR>(m, name)
       .def(py::init([](const Landscape<T>& train, const Landscape<T>* test, carray<T> theta0,
                        const std::string& method, int epochs, double lr, double momentum,
-                       int batch_size, bool shared_order, uint64_t seed, const py::dict& lbfgs) {
+                       int batch_size, bool shared_order, uint64_t seed,
+                       std::vector<uint64_t> run_seeds, const py::dict& lbfgs) {
              if (theta0.ndim() != 2 || theta0.shape(1) != train.num_params())
                throw std::invalid_argument("theta0: expected shape (R, " +
                                            std::to_string(train.num_params()) + ")");
@@ -179,13 +193,14 @@ void bind_trainer(py::module_& m, const char* name) {
              p.sgd.batch_size = batch_size;
              p.sgd.shared_order = shared_order;
              p.seed = seed;
+             p.run_seeds = std::move(run_seeds);
              p.lbfgs = lbfgs_params(lbfgs);
              return new TR(train, test, theta0.data(), theta0.shape(0), p);
            }),
            py::keep_alive<1, 2>(), py::keep_alive<1, 3>(), py::arg("train"), py::arg("test"),
            py::arg("theta0"), py::arg("method"), py::arg("epochs"), py::arg("lr"),
            py::arg("momentum"), py::arg("batch_size"), py::arg("shared_order"), py::arg("seed"),
-           py::arg("lbfgs"))
+           py::arg("run_seeds"), py::arg("lbfgs"))
       .def(
           "run",
           [](TR& self, int until, py::object callback) {
@@ -201,6 +216,16 @@ void bind_trainer(py::module_& m, const char* name) {
           },
           py::arg("until"), py::arg("callback") = py::none())
       .def_property_readonly("epoch", &TR::epoch)
+      .def(
+          "train_loss_at",
+          [](const TR& self, int e) {
+            const int64_t R = self.runs(), E1 = self.params().epochs + 1;
+            if (e < 0 || e >= E1) throw std::invalid_argument("epoch out of range");
+            carray<double> out(R);
+            for (int64_t r = 0; r < R; ++r) out.mutable_data()[r] = self.train_loss[r * E1 + e];
+            return out;
+          },
+          py::arg("epoch"))
       .def_property_readonly("finished", &TR::finished)
       .def("state",
            [](const TR& self) {
@@ -273,9 +298,9 @@ void bind_trainer(py::module_& m, const char* name) {
 
 void bind_optim(py::module_& m) {
   m.def("minimize_lbfgs_f32", &minimize_lbfgs<float>, py::arg("fun"), py::arg("x0"),
-        py::arg("options"));
+        py::arg("options"), py::arg("callback") = py::none());
   m.def("minimize_lbfgs_f64", &minimize_lbfgs<double>, py::arg("fun"), py::arg("x0"),
-        py::arg("options"));
+        py::arg("options"), py::arg("callback") = py::none());
   m.def("line_search_1d", &line_search_1d, py::arg("phi"), py::arg("kind"), py::arg("f0"),
         py::arg("slope0"), py::arg("scale"), py::arg("options"));
   m.def(
@@ -290,6 +315,6 @@ void bind_optim(py::module_& m) {
   bind_trainer<float>(m, "TrainerF32");
   bind_trainer<double>(m, "TrainerF64");
   py::dict codes;
-  for (int s = 0; s <= int(Status::NonFinite); ++s) codes[py::int_(s)] = status_message(Status(s));
+  for (int s = 0; s <= int(Status::Stopped); ++s) codes[py::int_(s)] = status_message(Status(s));
   m.attr("status_messages") = codes;
 }

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from .ensemble import Ensemble  # noqa: E402
 from .landscape import Landscape  # noqa: E402
 from .models import MLP, autoencoder, fcp  # noqa: E402
+from .optimize import OptimizeResult, line_search, minimize  # noqa: E402
+from .train import train  # noqa: E402
 
 
 def __getattr__(name):
@@ -25,4 +28,7 @@ def cuda_available() -> bool:
     return False
 
 
-__all__ = ["MLP", "Landscape", "datasets", "fcp", "autoencoder", "cuda_available", "__version__"]
+__all__ = [
+    "MLP", "Landscape", "Ensemble", "OptimizeResult", "datasets", "fcp", "autoencoder",
+    "minimize", "line_search", "train", "cuda_available", "__version__",
+]

@@ -11,6 +11,11 @@ OUTPUTS = ("identity", "sigmoid")
 LOSSES = ("cross_entropy", "mse")
 
 
+def run_rng(seed: int, run: int) -> np.random.Generator:
+    """The random stream of run ``run`` in the family ``seed`` (independent of the others)."""
+    return np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(int(run),)))
+
+
 def _dtype(dtype) -> np.dtype:
     dt = np.dtype(dtype)
     if dt not in (np.float32, np.float64):
@@ -121,10 +126,12 @@ class MLP:
                 parts.append(np.asarray(b).ravel())
         return np.concatenate(parts)
 
-    def init(self, count: int = 1, seed: int = 0, dtype="float32") -> np.ndarray:
+    def init(self, count: int = 1, seed: int = 0, dtype="float32", first: int = 0) -> np.ndarray:
         """Random parameter vectors drawn like PyTorch's default ``nn.Linear`` init.
 
-        Weights and biases ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+        Weights and biases ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)). Vector i is drawn
+        from its own stream, ``run_rng(seed, first + i)``, so it does not depend on
+        how many vectors are drawn together.
 
         Returns
         -------
@@ -133,14 +140,15 @@ class MLP:
         if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 1:
             raise ValueError(f"count: expected a positive int, got {count!r}")
         dt = _dtype(dtype)
-        rng = np.random.default_rng(seed)
         theta = np.empty((int(count), self.num_params), dtype=np.float64)
-        k = 0
-        for (o, i), nb in self.layer_shapes():
-            bound = 1.0 / np.sqrt(i)
-            n = o * i + nb
-            theta[:, k : k + n] = rng.uniform(-bound, bound, size=(count, n))
-            k += n
+        for r in range(int(count)):
+            rng = run_rng(seed, first + r)
+            k = 0
+            for (o, i), nb in self.layer_shapes():
+                bound = 1.0 / np.sqrt(i)
+                n = o * i + nb
+                theta[r, k : k + n] = rng.uniform(-bound, bound, size=n)
+                k += n
         return theta.astype(dt)
 
     def to_dict(self) -> dict:

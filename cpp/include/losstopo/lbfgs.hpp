@@ -33,6 +33,9 @@ struct LBFGSParams {
   double gtol = 1e-5;     // stop when max_i |g_i| <= gtol
   double ftol = 0.0;      // stop when (f_k - f_k+1) / max(|f_k|, |f_k+1|, 1) <= ftol
   double min_cos = 1e-4;  // history cleared when cos(s, y) < min_cos or |s||y| = 0
+  // A search with no descent along steepest descent is retried with its first
+  // trial shrunk further; below this factor the problem stops (line search failed).
+  double min_shrink = 1e-12;
 };
 
 enum class Status : int {
@@ -42,6 +45,7 @@ enum class Status : int {
   MaxIterations = 3,
   LineSearchFailed = 4,
   NonFinite = 5,
+  Stopped = 6,  // by the caller
 };
 
 inline const char* status_message(Status s) {
@@ -52,6 +56,7 @@ inline const char* status_message(Status s) {
     case Status::MaxIterations: return "maximum number of iterations reached";
     case Status::LineSearchFailed: return "line search found no descent along steepest descent";
     case Status::NonFinite: return "non-finite function value or gradient";
+    case Status::Stopped: return "stopped by the caller";
   }
   return "unknown";
 }
@@ -151,6 +156,7 @@ struct Problem {
   std::unique_ptr<LineSearch<T>> ls;
   int nit = 0, nfev = 0, njev = 0;
   Status status = Status::Running;
+  double shrink = 1.0;  // < 1 after line searches that found no descent
   Problem(int64_t dim, int m) : x(dim), g(dim), dir(dim), gtrial(dim), hist(dim, m) {}
 };
 
@@ -265,15 +271,18 @@ class BatchLBFGS {
       Problem<T>& q = probs_[r];
       ++q.nit;
       if (!q.ls->descended()) {
-        // No descent: retry once along steepest descent, then give up.
+        // No descent: retry along steepest descent; then keep shrinking the first
+        // trial from where the search stopped, until steps are negligible.
         if (q.hist.size() > 0) {
           q.hist.clear();
-          if (q.nit >= p_.max_iter) q.status = Status::MaxIterations;
         } else {
-          q.status = Status::LineSearchFailed;
+          q.shrink *= std::pow(0.6180339887498949, q.ls->evaluations());
+          if (q.shrink < p_.min_shrink) q.status = Status::LineSearchFailed;
         }
+        if (q.status == Status::Running && q.nit >= p_.max_iter) q.status = Status::MaxIterations;
         continue;
       }
+      q.shrink = 1.0;
       // s = x_new - x_old = -u d, y = g_new - g_old.
       std::vector<T>& s = q.dir;  // reused: the direction is rebuilt next iteration
       const T u = q.ls->step();
@@ -323,7 +332,7 @@ class BatchLBFGS {
     const double rnorm = std::sqrt(rr);
     const T inv = T(1.0 / rnorm);
     for (auto& v : q.dir) v *= inv;
-    q.ls->start(q.f, T(slope / rnorm), T(rnorm));
+    q.ls->start(q.f, T(slope / rnorm), T(rnorm * q.shrink));
   }
 
   void check_converged(Problem<T>& q, T fold, bool first) {

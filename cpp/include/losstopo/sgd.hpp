@@ -23,11 +23,13 @@ void permutation(uint64_t seed, uint64_t stream, uint64_t epoch, int64_t n, int6
 
 // One epoch of SGD (ceil(n / batch_size) steps, the last batch possibly smaller) for
 // the R runs in theta (R, D), in place. velocity (R, D) is used when momentum > 0.
-// Runs with active[r] == 0 are skipped; a step whose minibatch loss is not finite
-// stops that run (active[r] = 0, theta kept as before the step). Returns the
-// number of steps taken.
+// Run r draws its minibatch order from permutation(run_seeds[r], 0, epoch), or, with
+// shared_order, all runs use permutation(shared_seed, 0, epoch). Runs with
+// active[r] == 0 are skipped; a step whose minibatch loss is not finite stops that
+// run (active[r] = 0, theta kept as before the step). Returns the steps taken.
 template <typename T>
 int64_t sgd_epoch(const Landscape<T>& ls, T* theta, T* velocity, int64_t R, uint8_t* active,
-                  const SGDParams& p, uint64_t seed, uint64_t epoch);
+                  const SGDParams& p, const uint64_t* run_seeds, uint64_t shared_seed,
+                  uint64_t epoch);
 
 }  // namespace losstopo

@@ -21,7 +21,8 @@ struct TrainParams {
   int epochs = 10;  // SGD: passes over the data; L-BFGS: iterations
   SGDParams sgd;
   LBFGSParams lbfgs;  // max_iter is replaced by epochs
-  uint64_t seed = 0;  // minibatch orders
+  uint64_t seed = 0;                // the shared minibatch order (shared_order)
+  std::vector<uint64_t> run_seeds;  // per-run minibatch orders; empty: derived from seed
 };
 
 // Run status codes (per run): 0 running, else a losstopo::Status value or

@@ -1,0 +1,143 @@
+"""A trained population of networks: snapshots, loss curves, selection, save/load."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+import numpy as np
+
+from .models import MLP
+
+ARRAYS = (
+    "theta_final", "theta_best_train", "theta_best_test", "epoch_best_train", "epoch_best_test",
+    "train_loss", "test_loss", "train_acc", "test_acc", "status", "run_ids",
+)
+
+
+@dataclass
+class Ensemble:
+    """R trained runs of one network.
+
+    Attributes
+    ----------
+    net : MLP
+    theta_final, theta_best_train, theta_best_test : (R, D)
+        Parameters after the last epoch, at the minimum of each run's training-loss
+        curve (the paper's "train" set) and of its test-loss curve ("test" set).
+    epoch_best_train, epoch_best_test : (R,) int
+        Epochs of those minima (-1 where there is no test set).
+    train_loss, test_loss, train_acc, test_acc : (R, epochs + 1) float64
+        Full-dataset curves, index 0 at the initialization; NaN where not measured.
+    status : (R,) int
+        Why each run ended (see ``messages``).
+    run_ids : (R,) int
+        Index of each run in its seed's family (its initialization and order stream).
+    meta : dict
+        Method, hyperparameters, data fingerprint, package version.
+    """
+
+    net: MLP
+    theta_final: np.ndarray
+    theta_best_train: np.ndarray
+    theta_best_test: np.ndarray
+    epoch_best_train: np.ndarray
+    epoch_best_test: np.ndarray
+    train_loss: np.ndarray
+    test_loss: np.ndarray
+    train_acc: np.ndarray
+    test_acc: np.ndarray
+    status: np.ndarray
+    run_ids: np.ndarray
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def runs(self) -> int:
+        return self.theta_final.shape[0]
+
+    @property
+    def messages(self) -> List[str]:
+        from ._native import core
+
+        return [core.status_messages.get(int(s), "unknown") for s in self.status]
+
+    @property
+    def best_train_loss(self) -> np.ndarray:
+        """(R,) the minimum of each run's training-loss curve."""
+        return _at(self.train_loss, self.epoch_best_train)
+
+    @property
+    def best_test_loss(self) -> np.ndarray:
+        """(R,) the minimum of each run's test-loss curve (NaN without a test set)."""
+        return _at(self.test_loss, self.epoch_best_test)
+
+    def select(self, k: int) -> "Ensemble":
+        """The k runs with the lowest best training loss (the paper keeps 48 of 75)."""
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= self.runs:
+            raise ValueError(f"k: expected an int in [1, {self.runs}], got {k!r}")
+        key = np.where(np.isfinite(self.best_train_loss), self.best_train_loss, np.inf)
+        idx = np.sort(np.argsort(key, kind="stable")[:k])
+        return self.subset(idx)
+
+    def subset(self, idx) -> "Ensemble":
+        idx = np.asarray(idx)
+        kw = {name: getattr(self, name)[idx] for name in ARRAYS}
+        return Ensemble(net=self.net, meta=dict(self.meta), **kw)
+
+    # ------------------------------------------------------------------ I/O
+    def save(self, path) -> None:
+        """Writes an .npz (arrays plus JSON metadata) atomically."""
+        meta = dict(self.meta, net=self.net.to_dict())
+        arrays = {name: getattr(self, name) for name in ARRAYS}
+        arrays["meta"] = np.array(json.dumps(meta))
+        atomic_savez(path, arrays)
+
+    @classmethod
+    def load(cls, path) -> "Ensemble":
+        path = os.fspath(path)
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"ensemble file not found: {path}")
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                data = {k: f[k] for k in f.files}
+            meta = json.loads(str(data.pop("meta")))
+            net = MLP.from_dict(meta.pop("net"))
+            kw = {name: data[name] for name in ARRAYS}
+        except (KeyError, ValueError, OSError, json.JSONDecodeError) as e:
+            raise ValueError(f"{path}: not a valid losstopo ensemble file ({e})") from e
+        R, D = kw["theta_final"].shape
+        if D != net.num_params or any(len(kw[n]) != R for n in ARRAYS):
+            raise ValueError(f"{path}: inconsistent array shapes")
+        return cls(net=net, meta=meta, **kw)
+
+    def __repr__(self) -> str:
+        return (f"Ensemble({self.meta.get('method', '?')}, runs={self.runs}, "
+                f"epochs={self.train_loss.shape[1] - 1}, net={self.net!r})")
+
+
+def _at(curves: np.ndarray, epochs: np.ndarray) -> np.ndarray:
+    out = np.full(curves.shape[0], np.nan)
+    ok = epochs >= 0
+    out[ok] = curves[np.nonzero(ok)[0], epochs[ok]]
+    return out
+
+
+def atomic_savez(path, arrays: dict) -> None:
+    """np.savez to ``path`` through a temporary file and a rename."""
+    path = os.fspath(path)
+    d = os.path.dirname(os.path.abspath(path))
+    os.makedirs(d, exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def load_npz(path) -> Optional[dict]:
+    """All arrays of an .npz as a dict (no pickles)."""
+    with np.load(os.fspath(path), allow_pickle=False) as f:
+        return {k: f[k] for k in f.files}

@@ -1,0 +1,64 @@
+"""A minimal progress bar on stderr (no dependencies); silent when disabled."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+
+class Progress:
+    """``Progress(total, desc)``; call ``update(k)`` and ``close()``, or use as a context."""
+
+    def __init__(self, total: int, desc: str = "", enabled: bool = True, stream=None):
+        self.total = max(int(total), 0)
+        self.desc = desc
+        self.enabled = enabled
+        self.stream = stream or sys.stderr
+        self.n = 0
+        self.start = time.perf_counter()
+        self.postfix = ""
+        self._last = 0.0
+        if enabled:
+            self._draw(force=True)
+
+    def update(self, k: int = 1, postfix: str = None) -> None:
+        self.n = min(self.n + k, self.total) if self.total else self.n + k
+        if postfix is not None:
+            self.postfix = postfix
+        if self.enabled:
+            self._draw()
+
+    def set(self, n: int, postfix: str = None) -> None:
+        self.update(n - self.n, postfix)
+
+    def _draw(self, force: bool = False) -> None:
+        now = time.perf_counter()
+        if not force and now - self._last < 0.2 and self.n < self.total:
+            return
+        self._last = now
+        el = now - self.start
+        if self.total:
+            frac = self.n / self.total
+            bar = "#" * int(24 * frac) + "-" * (24 - int(24 * frac))
+            eta = el / frac - el if frac > 0 else float("nan")
+            msg = (f"\r{self.desc} [{bar}] {self.n}/{self.total} {el:6.1f}s"
+                   + (f" eta {eta:6.1f}s" if frac < 1 and frac > 0 else ""))
+        else:
+            msg = f"\r{self.desc} {self.n} {el:6.1f}s"
+        if self.postfix:
+            msg += f" {self.postfix}"
+        self.stream.write(msg)
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self._draw(force=True)
+            self.stream.write("\n")
+            self.stream.flush()
+            self.enabled = False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

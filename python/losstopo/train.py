@@ -1,0 +1,235 @@
+"""Training populations of networks with SGD or L-BFGS-GSS in the compiled core."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from typing import Optional, Sequence, Union
+
+import numpy as np
+
+from . import __version__
+from .ensemble import Ensemble, atomic_savez, load_npz
+from .landscape import Landscape
+from .models import MLP, _dtype
+from .optimize import _options
+from .progress import Progress
+
+METHODS = ("sgd", "lbfgs")
+DEFAULT_EPOCHS = {"sgd": 20, "lbfgs": 1000}
+
+
+def fingerprint(ls: Landscape, X: np.ndarray, y) -> str:
+    """A short hash of a dataset (for ensembles and checkpoints)."""
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(X).tobytes())
+    if y is not None:
+        h.update(np.ascontiguousarray(y).tobytes())
+    return h.hexdigest()[:16]
+
+
+def _landscape(name, data, net, dtype, device, threads):
+    if isinstance(data, Landscape):
+        if data.net != net:
+            raise ValueError(f"{name}: landscape of a different network")
+        if data.dtype != dtype:
+            raise ValueError(f"{name}: landscape dtype {data.dtype} differs from dtype={dtype}")
+        return data, getattr(data, "fingerprint", None)
+    if not isinstance(data, (tuple, list)) or len(data) != 2:
+        raise TypeError(f"{name}: expected an (X, y) pair or a Landscape")
+    X, y = data
+    ls = Landscape(net, X, y, dtype=dtype, device=device, threads=threads)
+    return ls, fingerprint(ls, np.asarray(X), None if y is None else np.asarray(y))
+
+
+def _run_seed(seed: int, run: int) -> int:
+    """Seed of run ``run``'s minibatch orders (a stream apart from its initialization)."""
+    ss = np.random.SeedSequence(int(seed), spawn_key=(int(run), 1))
+    return int(ss.generate_state(1, np.uint64)[0])
+
+
+def train(
+    net: MLP,
+    train,
+    test=None,
+    method: str = "sgd",
+    runs: Union[int, Sequence[int]] = 1,
+    seed: int = 0,
+    epochs: Optional[int] = None,
+    lr: float = 0.1,
+    momentum: float = 0.0,
+    batch_size: int = 64,
+    history: int = 10,
+    line_search: str = "golden",
+    dtype="float32",
+    device: str = "cpu",
+    checkpoint=None,
+    checkpoint_every: Optional[int] = None,
+    progress: bool = True,
+    shared_order: bool = False,
+    threads: Optional[int] = None,
+    gtol: float = 0.0,
+    options: Optional[dict] = None,
+    theta0=None,
+) -> Ensemble:
+    """Trains a population of networks, all runs advanced together by the engine.
+
+    Parameters
+    ----------
+    net : MLP
+    train, test : (X, y) pairs (y None for autoencoders) or Landscapes; test optional.
+    method : "sgd" (minibatches) or "lbfgs" (full batch, the paper's L-BFGS-GSS).
+    runs : int or sequence of int
+        R, or explicit run indices. Run r is initialized from its own stream of
+        ``seed`` (``net.init(1, seed, first=r)``) and, for SGD, draws its own
+        minibatch order, so a run gives the same result alone or in a population.
+    epochs : int
+        SGD: passes over the data (default 20); L-BFGS: iterations (default 1000).
+    lr, momentum, batch_size : SGD settings (PyTorch conventions; the last batch of
+        an epoch may be smaller).
+    history, line_search, gtol, options : L-BFGS settings (see :func:`minimize`);
+        gtol = 0 runs all epochs.
+    shared_order : bool
+        SGD only: one minibatch order for all runs. Each step's first layer is then
+        one product for the whole population (faster); runs still differ by their
+        initialization, but no longer by their data order.
+    checkpoint : path, optional
+        State is saved there atomically every ``checkpoint_every`` epochs (default:
+        SGD 1, L-BFGS 10) and when interrupted; calling ``train`` again with the same
+        arguments resumes and gives bitwise the same result as an uninterrupted run.
+    progress : bool
+        A progress bar on stderr.
+    theta0 : array (R, D), optional
+        Starting points instead of the runs' random initializations.
+
+    A run whose loss becomes NaN or Inf stops (``status``/``messages`` say so);
+    the others go on.
+
+    Returns
+    -------
+    Ensemble
+    """
+    from ._native import core
+
+    if not isinstance(net, MLP):
+        raise TypeError(f"net: expected a losstopo.MLP, got {type(net).__name__}")
+    if method not in METHODS:
+        raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
+    dt = _dtype(dtype)
+    run_ids = _run_ids(runs)
+    if epochs is None:
+        epochs = DEFAULT_EPOCHS[method]
+    _positive_int("epochs", epochs, allow_zero=True)
+    _positive_int("batch_size", batch_size)
+    if not (np.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr: must be a positive number, got {lr!r}")
+    if not (0 <= momentum < 1):
+        raise ValueError(f"momentum: must lie in [0, 1), got {momentum!r}")
+    if checkpoint_every is None:
+        checkpoint_every = 1 if method == "sgd" else 10
+    _positive_int("checkpoint_every", checkpoint_every)
+    lopts = _options(line_search, history, epochs, gtol, 0.0, options)
+
+    train_ls, train_fp = _landscape("train", train, net, dt, device, threads)
+    test_ls, test_fp = (None, None) if test is None else _landscape(
+        "test", test, net, dt, device, threads)
+
+    if theta0 is None:
+        theta0 = np.concatenate([net.init(1, seed=seed, dtype=dt, first=r) for r in run_ids])
+        start = None
+    else:
+        theta0 = np.asarray(theta0)
+        if theta0.shape != (len(run_ids), net.num_params):
+            raise ValueError(f"theta0: expected shape ({len(run_ids)}, {net.num_params}), "
+                             f"got {theta0.shape}")
+        if theta0.dtype.kind != "f":
+            raise TypeError(f"theta0: expected a float array, got dtype {theta0.dtype}")
+        theta0 = np.ascontiguousarray(theta0, dtype=dt)
+        start = hashlib.sha256(theta0.tobytes()).hexdigest()[:16]
+    run_seeds = [_run_seed(seed, r) for r in run_ids]
+    config = dict(
+        method=method, run_ids=[int(r) for r in run_ids], seed=int(seed), epochs=int(epochs),
+        lr=float(lr), momentum=float(momentum), batch_size=int(batch_size),
+        shared_order=bool(shared_order), lbfgs=lopts, dtype=dt.name, net=net.to_dict(),
+        train_data=train_fp, test_data=test_fp, theta0=start,
+    )
+    config_hash = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+
+    Trainer = core.TrainerF32 if dt == np.float32 else core.TrainerF64
+    trainer = Trainer(train_ls._engine, None if test_ls is None else test_ls._engine, theta0,
+                      method, int(epochs), float(lr), float(momentum), int(batch_size),
+                      bool(shared_order), int(seed) & (2**64 - 1), run_seeds, lopts)
+    if checkpoint is not None:
+        checkpoint = os.fspath(checkpoint)
+        if os.path.exists(checkpoint):
+            _restore(trainer, checkpoint, config_hash)
+
+    def save():
+        if checkpoint is not None:
+            st = trainer.state()
+            st["meta"] = np.array(json.dumps(dict(config_hash=config_hash, epoch=trainer.epoch,
+                                                  config=config)))
+            atomic_savez(checkpoint, st)
+
+    label = f"{method} x{len(run_ids)}"
+    bar = Progress(epochs, desc=label, enabled=progress)
+    bar.set(trainer.epoch)
+
+    def on_epoch(e):
+        if checkpoint is not None and (e % checkpoint_every == 0 or e == epochs):
+            save()
+        loss = trainer.train_loss_at(e) if progress else None
+        bar.set(e, postfix=None if loss is None else f"train loss {np.nanmean(loss):.4g}")
+        return True
+
+    try:
+        trainer.run(int(epochs), on_epoch)
+    except BaseException:
+        save()  # keep what was finished (the state is at an epoch boundary)
+        bar.close()
+        raise
+    bar.close()
+    st = trainer.state()
+    meta = dict(config, version=__version__, config_hash=config_hash)
+    return Ensemble(
+        net=net, theta_final=st["theta"], theta_best_train=st["best_train_theta"],
+        theta_best_test=st["best_test_theta"], epoch_best_train=st["best_train_epoch"],
+        epoch_best_test=st["best_test_epoch"], train_loss=st["train_loss"],
+        test_loss=st["test_loss"], train_acc=st["train_acc"], test_acc=st["test_acc"],
+        status=st["status"], run_ids=np.asarray(run_ids, dtype=np.int64), meta=meta,
+    )
+
+
+def _restore(trainer, path, config_hash):
+    try:
+        data = load_npz(path)
+        meta = json.loads(str(data.pop("meta")))
+    except Exception as e:  # a truncated or foreign file
+        raise ValueError(f"checkpoint {path}: unreadable ({e}); delete it to start afresh") from e
+    if meta.get("config_hash") != config_hash:
+        raise ValueError(
+            f"checkpoint {path} was written by a run with a different configuration; "
+            "use another path or delete it to start afresh"
+        )
+    trainer.restore(int(meta["epoch"]), data)
+
+
+def _run_ids(runs) -> np.ndarray:
+    if isinstance(runs, (int, np.integer)) and not isinstance(runs, bool):
+        if runs < 1:
+            raise ValueError(f"runs: must be at least 1, got {runs}")
+        return np.arange(int(runs))
+    try:
+        ids = np.asarray(list(runs))
+    except TypeError:
+        raise TypeError(f"runs: expected an int or a sequence of run indices, got {runs!r}")
+    if ids.size == 0 or ids.dtype.kind not in "iu" or ids.min() < 0 or len(set(ids)) != ids.size:
+        raise ValueError("runs: expected distinct non-negative run indices")
+    return ids.astype(np.int64)
+
+
+def _positive_int(name, v, allow_zero=False):
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < (0 if allow_zero else 1):
+        raise ValueError(f"{name}: expected a {'non-negative' if allow_zero else 'positive'} "
+                         f"int, got {v!r}")
