@@ -6,6 +6,8 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 
@@ -121,8 +123,12 @@ void add_column_sums(const T* delta, int64_t ld, int64_t rows, int64_t n, T* g) 
   }
 }
 
+
+}  // namespace
+
+// Buffers of one thread for one pass.
 template <typename T>
-struct Workspace {
+struct detail::Workspace {
   std::vector<T> xbuf, tbuf;           // gathered inputs / targets (with a sample list)
   std::vector<int32_t> ybuf;           // gathered labels
   std::vector<T> a1;                   // (chunk, P*h1) first-layer outputs, then deltas
@@ -130,18 +136,16 @@ struct Workspace {
   std::vector<std::vector<T>> deltas;  // same shapes as acts
   std::vector<T> tmp;                  // (chunk, h1)
   std::vector<T> scratch;              // one output row
-  std::vector<T> grad;                 // (P, D); the first-layer weights live in dw1
+  std::vector<T> grad;                 // (P, D - W1): every parameter but the first weights
   std::vector<T> dw1;                  // (P*h1, d_in)
   std::vector<double> loss, correct;   // (P)
 };
-
-}  // namespace
 
 // Everything one pass over a range of chunks needs.
 template <typename T>
 struct detail::Pass {
   const MLPSpec* spec;
-  int64_t D;
+  int64_t D, W1;  // parameters per vector, of them first-layer weights
   const T* X;                  // (n, d0)
   const int32_t* labels;       // (n) or null
   const T* targets;            // (n, dout) or null
@@ -159,6 +163,7 @@ struct detail::Pass {
 
 namespace {
 using detail::Pass;
+using detail::Workspace;
 
 template <typename T>
 void allocate(Workspace<T>& w, const Pass<T>& ps) {
@@ -179,7 +184,7 @@ void allocate(Workspace<T>& w, const Pass<T>& ps) {
   }
   if (ps.want_grad) {
     w.tmp.resize(C * h1);
-    w.grad.resize(ps.P * ps.D);
+    w.grad.resize(ps.P * (ps.D - ps.W1));
     w.dw1.resize(width1 * d0);
   }
   w.scratch.resize(dout);
@@ -189,8 +194,7 @@ void allocate(Workspace<T>& w, const Pass<T>& ps) {
 
 template <typename T>
 void clear(Workspace<T>& w) {
-  std::fill(w.grad.begin(), w.grad.end(), T(0));
-  std::fill(w.dw1.begin(), w.dw1.end(), T(0));
+  std::fill(w.grad.begin(), w.grad.end(), T(0));  // dw1 is overwritten by its first product
   std::fill(w.loss.begin(), w.loss.end(), 0.0);
   std::fill(w.correct.begin(), w.correct.end(), 0.0);
 }
@@ -253,7 +257,7 @@ void run_chunks(const Pass<T>& ps, int64_t c_begin, int64_t c_end, Workspace<T>&
       w.loss[p] += output_loss(s, a_prev, ld_prev, nc, yc, tc, tc == xc ? d0 : dout, delta,
                                ld_delta, ps.scale, want_grad, w.scratch.data(), &w.correct[p]);
       if (!want_grad) continue;
-      T* g = w.grad.data() + p * D;
+      T* g = w.grad.data() + p * (D - ps.W1);  // parameter k lives at g[k - W1]
       // Backward through the per-vector layers down to the first layer's deltas.
       for (int l = L - 1; l >= 1; --l) {
         const int in = s.sizes[l], out = s.sizes[l + 1];
@@ -261,8 +265,8 @@ void run_chunks(const Pass<T>& ps, int64_t c_begin, int64_t c_end, Workspace<T>&
         const T* a_in = l == 1 ? a1 + p * h1 : w.acts[l - 1].data();
         const int ld_in = l == 1 ? int(width1) : in;
         blas::gemm(blas::T, blas::N, out, in, nc, T(1), dl, out, a_in, ld_in, T(1),
-                   g + ps.woff[l], in);
-        if (s.bias) add_column_sums(dl, out, nc, out, g + ps.boff[l]);
+                   g + (ps.woff[l] - ps.W1), in);
+        if (s.bias) add_column_sums(dl, out, nc, out, g + (ps.boff[l] - ps.W1));
         T* da = l == 1 ? w.tmp.data() : w.deltas[l - 1].data();
         blas::gemm(blas::N, blas::N, nc, in, out, T(1), dl, out, th + ps.woff[l], in, T(0), da,
                    in);
@@ -277,16 +281,32 @@ void run_chunks(const Pass<T>& ps, int64_t c_begin, int64_t c_end, Workspace<T>&
           detail::multiply_derivative(act, w.acts[l - 1].data(), in, da, in, nc, in);
         }
       }
-      if (s.bias) add_column_sums(a1 + p * h1, width1, nc, h1, g + ps.boff[0]);
+      if (s.bias) add_column_sums(a1 + p * h1, width1, nc, h1, g + (ps.boff[0] - ps.W1));
     }
     // Shared first-layer weight gradient: (P*h1, nc) x (nc, d0) in one product.
     if (want_grad)
-      blas::gemm(blas::T, blas::N, int(width1), d0, nc, T(1), a1, int(width1), xc, d0, T(1),
-                 w.dw1.data(), d0);
+      blas::gemm(blas::T, blas::N, int(width1), d0, nc, T(1), a1, int(width1), xc, d0,
+                 c == c_begin ? T(0) : T(1), w.dw1.data(), d0);
   }
 }
 
 }  // namespace
+
+// Workspaces for nt threads: the landscape's cached ones when no other call holds
+// them, else fresh ones.
+template <typename T>
+struct Landscape<T>::WorkspaceLease {
+  std::unique_lock<std::mutex> lock;
+  std::vector<std::unique_ptr<Workspace<T>>> local;
+  std::vector<std::unique_ptr<Workspace<T>>>& work;
+  WorkspaceLease(const Landscape<T>& ls, int nt)
+      : lock(ls.cache_mutex_, std::try_to_lock), work(lock.owns_lock() ? ls.cache_ : local) {
+    while (int(work.size()) < nt) work.push_back(std::make_unique<Workspace<T>>());
+  }
+};
+
+template <typename T>
+Landscape<T>::~Landscape() = default;
 
 template <typename T>
 void Landscape<T>::check_call(const T* theta, int64_t P, const int64_t* samples,
@@ -313,6 +333,55 @@ void Landscape<T>::evaluate(const T* theta, int64_t P, T* loss_out, T* grad_out,
   const bool want_grad = grad_out != nullptr;
 
   int nt = options_.threads > 0 ? options_.threads : omp_get_max_threads();
+  // Gather the first layer of all P vectors: (P*h1, d0) and (P*h1).
+  std::vector<T> w1all(P * W1), b1all(s.bias ? width1 : 0);
+  for (int64_t p = 0; p < P; ++p) {
+    std::memcpy(&w1all[p * W1], theta + p * D, sizeof(T) * W1);
+    if (s.bias) std::memcpy(&b1all[p * h1], theta + p * D + s.bias_offset(0), sizeof(T) * h1);
+  }
+  const double inv = s.loss == Loss::CrossEntropy ? 1.0 / double(N) : 1.0 / (double(N) * dout);
+
+  if (options_.chunk <= 0 && nt > 1 && P >= nt && N < nt * chunk_size(P)) {
+    // Too few samples to give every thread a chunk (e.g. a shared minibatch): split
+    // the vectors over the threads instead; each thread sees all samples.
+    WorkspaceLease lease(*this, nt);
+    auto& work = lease.work;
+    std::vector<Pass<T>> passes;
+    std::vector<int64_t> first(nt + 1), nchunk(nt);
+    for (int g = 0; g <= nt; ++g) first[g] = P * g / nt;
+    for (int g = 0; g < nt; ++g) {
+      const int64_t p0 = first[g], pg = first[g + 1] - p0;
+      const int64_t Cg = std::min<int64_t>(chunk_size(pg), N);
+      nchunk[g] = (N + Cg - 1) / Cg;
+      passes.push_back(make_pass(theta + p0 * D, pg, w1all.data() + p0 * W1,
+                                 s.bias ? b1all.data() + p0 * h1 : nullptr, samples, N, Cg,
+                                 want_grad));
+      allocate(*work[g], passes[g]);
+      clear(*work[g]);
+    }
+    {
+      blas::SingleThreaded single_threaded_blas;
+#pragma omp parallel num_threads(nt)
+      {
+        const int g = omp_get_thread_num();
+        run_chunks(passes[g], 0, nchunk[g], *work[g]);
+      }
+    }
+    for (int g = 0; g < nt; ++g) {
+      const Workspace<T>& w = *work[g];
+      for (int64_t i = 0; i < first[g + 1] - first[g]; ++i) {
+        const int64_t p = first[g] + i;
+        loss_out[p] = T(w.loss[i] * inv);
+        if (acc_out) acc_out[p] = T(w.correct[i] / double(N));
+        if (want_grad) {
+          std::memcpy(grad_out + p * D, &w.dw1[i * W1], sizeof(T) * W1);
+          std::memcpy(grad_out + p * D + W1, &w.grad[i * (D - W1)], sizeof(T) * (D - W1));
+        }
+      }
+    }
+    return;
+  }
+
   int64_t C = std::min<int64_t>(chunk_size(P), N);
   if (options_.chunk <= 0) {
     // Balance the threads: a multiple of nt chunks of (nearly) equal size.
@@ -323,18 +392,13 @@ void Landscape<T>::evaluate(const T* theta, int64_t P, T* loss_out, T* grad_out,
   const int64_t nchunks = (N + C - 1) / C;
   nt = int(std::max<int64_t>(1, std::min<int64_t>(nt, nchunks)));
 
-  // Gather the first layer of all P vectors: (P*h1, d0) and (P*h1).
-  std::vector<T> w1all(P * W1), b1all(s.bias ? width1 : 0);
-  for (int64_t p = 0; p < P; ++p) {
-    std::memcpy(&w1all[p * W1], theta + p * D, sizeof(T) * W1);
-    if (s.bias) std::memcpy(&b1all[p * h1], theta + p * D + s.bias_offset(0), sizeof(T) * h1);
-  }
   const Pass<T> ps = make_pass(theta, P, w1all.data(), s.bias ? b1all.data() : nullptr, samples,
                                N, C, want_grad);
-  std::vector<Workspace<T>> work(nt);
+  WorkspaceLease lease(*this, nt);
+  auto& work = lease.work;
   for (auto& w : work) {
-    allocate(w, ps);
-    clear(w);
+    allocate(*w, ps);
+    clear(*w);
   }
 
   {
@@ -342,17 +406,16 @@ void Landscape<T>::evaluate(const T* theta, int64_t P, T* loss_out, T* grad_out,
 #pragma omp parallel num_threads(nt)
     {
       const int tid = omp_get_thread_num();
-      run_chunks(ps, nchunks * tid / nt, nchunks * (tid + 1) / nt, work[tid]);
+      run_chunks(ps, nchunks * tid / nt, nchunks * (tid + 1) / nt, *work[tid]);
     }
   }
 
   // Reduce over threads in a fixed order.
-  const double inv = s.loss == Loss::CrossEntropy ? 1.0 / double(N) : 1.0 / (double(N) * dout);
   for (int64_t p = 0; p < P; ++p) {
     double l = 0.0, c = 0.0;
     for (int t = 0; t < nt; ++t) {
-      l += work[t].loss[p];
-      c += work[t].correct[p];
+      l += work[t]->loss[p];
+      c += work[t]->correct[p];
     }
     loss_out[p] = T(l * inv);
     if (acc_out) acc_out[p] = T(c / double(N));
@@ -363,12 +426,12 @@ void Landscape<T>::evaluate(const T* theta, int64_t P, T* loss_out, T* grad_out,
       T* g = grad_out + p * D;
       for (int64_t i = 0; i < W1; ++i) {
         T v = T(0);
-        for (int t = 0; t < nt; ++t) v += work[t].dw1[p * W1 + i];
+        for (int t = 0; t < nt; ++t) v += work[t]->dw1[p * W1 + i];
         g[i] = v;
       }
       for (int64_t i = W1; i < D; ++i) {
         T v = T(0);
-        for (int t = 0; t < nt; ++t) v += work[t].grad[p * D + i];
+        for (int t = 0; t < nt; ++t) v += work[t]->grad[p * (D - W1) + i - W1];
         g[i] = v;
       }
     }
@@ -388,13 +451,14 @@ void Landscape<T>::evaluate_each(const T* theta, int64_t P, const int64_t* sampl
   nt = int(std::max<int64_t>(1, std::min<int64_t>(nt, P)));
   // One vector per pass; its first layer is read in place from theta.
   const Pass<T> proto = make_pass(theta, 1, theta, nullptr, samples, B, B, want_grad);
-  std::vector<Workspace<T>> work(nt);
-  for (auto& w : work) allocate(w, proto);
+  WorkspaceLease lease(*this, nt);
+  auto& work = lease.work;
+  for (auto& w : work) allocate(*w, proto);
   const double inv = s.loss == Loss::CrossEntropy ? 1.0 / double(B) : 1.0 / (double(B) * dout);
   blas::SingleThreaded single_threaded_blas;
 #pragma omp parallel for num_threads(nt) schedule(static)
   for (int64_t p = 0; p < P; ++p) {
-    Workspace<T>& w = work[omp_get_thread_num()];
+    Workspace<T>& w = *work[omp_get_thread_num()];
     Pass<T> ps = proto;
     ps.theta = theta + p * D;
     ps.w1all = ps.theta;
@@ -406,7 +470,7 @@ void Landscape<T>::evaluate_each(const T* theta, int64_t P, const int64_t* sampl
     if (want_grad) {
       T* g = grad_out + p * D;
       std::memcpy(g, w.dw1.data(), sizeof(T) * W1);
-      std::memcpy(g + W1, w.grad.data() + W1, sizeof(T) * (D - W1));
+      std::memcpy(g + W1, w.grad.data(), sizeof(T) * (D - W1));
     }
   }
 }
@@ -419,6 +483,7 @@ detail::Pass<T> Landscape<T>::make_pass(const T* theta, int64_t P, const T* w1al
   Pass<T> ps;
   ps.spec = &spec_;
   ps.D = num_params_;
+  ps.W1 = int64_t(s.sizes[0]) * s.sizes[1];
   ps.X = X_.data();
   ps.labels = labels_.empty() ? nullptr : labels_.data();
   ps.targets = targets_.empty() ? nullptr : targets_.data();

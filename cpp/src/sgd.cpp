@@ -70,19 +70,23 @@ int64_t sgd_epoch(const Landscape<T>& ls, T* theta, T* velocity, int64_t R, uint
     const int64_t b0 = step * B, nb = std::min(B, n - b0);
     const int64_t A = int64_t(runs.size());
     if (A == 0) break;
-    th.resize(size_t(A) * D);
     grad.resize(size_t(A) * D);
     loss.resize(A);
-    for (int64_t a = 0; a < A; ++a)
-      std::copy(theta + runs[a] * D, theta + (runs[a] + 1) * D, &th[size_t(a) * D]);
+    const T* src = theta;  // the active runs' parameters, contiguous
+    if (A < R) {
+      th.resize(size_t(A) * D);
+      for (int64_t a = 0; a < A; ++a)
+        std::copy(theta + runs[a] * D, theta + (runs[a] + 1) * D, &th[size_t(a) * D]);
+      src = th.data();
+    }
     if (p.shared_order) {
-      ls.evaluate(th.data(), A, loss.data(), grad.data(), nullptr, &order[b0], nb);
+      ls.evaluate(src, A, loss.data(), grad.data(), nullptr, &order[b0], nb);
     } else {
       samples.resize(size_t(A) * nb);
       for (int64_t a = 0; a < A; ++a)
         std::copy(&order[size_t(a) * n + b0], &order[size_t(a) * n + b0 + nb],
                   &samples[size_t(a) * nb]);
-      ls.evaluate_each(th.data(), A, samples.data(), nb, loss.data(), grad.data());
+      ls.evaluate_each(src, A, samples.data(), nb, loss.data(), grad.data());
     }
     bool any_stopped = false;
 #pragma omp parallel for schedule(static) num_threads(nthreads)

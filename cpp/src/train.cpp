@@ -1,5 +1,6 @@
 #include "losstopo/train.hpp"
 
+#include <chrono>
 #include <cmath>
 #include <limits>
 #include <stdexcept>
@@ -54,8 +55,16 @@ bool Trainer<T>::finished() const {
   return true;
 }
 
+namespace {
+double now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
+
 template <typename T>
 void Trainer<T>::record(int e) {
+  const double t0 = now();
   const bool cls = train_.spec().loss == Loss::CrossEntropy;
   std::vector<T> l(R_), a(R_);
   const int64_t E1 = p_.epochs + 1;
@@ -74,6 +83,7 @@ void Trainer<T>::record(int e) {
   };
   one(train_, train_loss, train_acc, best_train_theta, best_train_epoch);
   if (test_) one(*test_, test_loss, test_acc, best_test_theta, best_test_epoch);
+  eval_seconds += now() - t0;
 }
 
 template <typename T>
@@ -81,9 +91,12 @@ void Trainer<T>::run(int until, const std::function<bool(int)>& on_epoch) {
   until = std::min(until, p_.epochs);
   if (epoch_ == 0 && best_train_epoch[0] < 0) {
     record(0);
+    const double t0 = now();
     if (lbfgs_) lbfgs_->start(theta.data(), R_);
+    step_seconds += now() - t0;
   }
   while (epoch_ < until && !finished()) {
+    const double t0 = now();
     if (p_.method == Method::SGD) {
       std::vector<uint8_t> active(R_);
       for (int64_t r = 0; r < R_; ++r) active[r] = status[r] == 0;
@@ -99,6 +112,7 @@ void Trainer<T>::run(int until, const std::function<bool(int)>& on_epoch) {
         status[r] = int32_t(q.status);
       }
     }
+    step_seconds += now() - t0;
     ++epoch_;
     record(epoch_);
     if (epoch_ >= p_.epochs)

@@ -227,6 +227,8 @@ void bind_trainer(py::module_& m, const char* name) {
           },
           py::arg("epoch"))
       .def_property_readonly("finished", &TR::finished)
+      .def_readonly("step_seconds", &TR::step_seconds)
+      .def_readonly("eval_seconds", &TR::eval_seconds)
       .def("state",
            [](const TR& self) {
              const int64_t R = self.runs();

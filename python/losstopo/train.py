@@ -191,7 +191,8 @@ def train(
         raise
     bar.close()
     st = trainer.state()
-    meta = dict(config, version=__version__, config_hash=config_hash)
+    meta = dict(config, version=__version__, config_hash=config_hash,
+                step_seconds=trainer.step_seconds, eval_seconds=trainer.eval_seconds)
     return Ensemble(
         net=net, theta_final=st["theta"], theta_best_train=st["best_train_theta"],
         theta_best_test=st["best_test_theta"], epoch_best_train=st["best_train_epoch"],

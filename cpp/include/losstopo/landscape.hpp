@@ -9,6 +9,8 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <vector>
 
 #include "losstopo/mlp.hpp"
@@ -18,7 +20,9 @@ namespace losstopo {
 namespace detail {
 template <typename T>
 struct Pass;  // one pass of the engine over a range of chunks (landscape.cpp)
-}
+template <typename T>
+struct Workspace;  // one thread's buffers
+}  // namespace detail
 
 struct EngineOptions {
   int threads = 0;     // 0: all OpenMP threads
@@ -33,6 +37,9 @@ class Landscape {
   // The data are copied. Throws std::invalid_argument on inconsistent input.
   Landscape(MLPSpec spec, const T* X, int64_t n, const int32_t* labels, const T* targets,
             EngineOptions options = {});
+  ~Landscape();
+  Landscape(const Landscape&) = delete;
+  Landscape& operator=(const Landscape&) = delete;
 
   const MLPSpec& spec() const { return spec_; }
   int64_t num_samples() const { return n_; }
@@ -68,6 +75,10 @@ class Landscape {
   std::vector<int32_t> labels_;
   std::vector<T> targets_;
   EngineOptions options_;
+  // Buffers reused across calls (taken by one call at a time).
+  struct WorkspaceLease;
+  mutable std::mutex cache_mutex_;
+  mutable std::vector<std::unique_ptr<detail::Workspace<T>>> cache_;
 };
 
 extern template class Landscape<float>;

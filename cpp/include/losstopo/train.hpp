@@ -48,6 +48,8 @@ class Trainer {
   std::vector<T> theta, velocity, best_train_theta, best_test_theta;
   std::vector<double> train_loss, test_loss, train_acc, test_acc;
   std::vector<int32_t> best_train_epoch, best_test_epoch, status;
+  // Wall time in optimizer steps and in the per-epoch full-dataset evaluations.
+  double step_seconds = 0.0, eval_seconds = 0.0;
 
   // L-BFGS internals for checkpoints: per run f, g (R, D), history pairs
   // (R, m, D) each, pair counts, and nit / nfev / njev.
