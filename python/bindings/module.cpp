@@ -147,10 +147,12 @@ void bind_landscape(py::module_& m, const char* name) {
 }  // namespace
 
 void bind_optim(py::module_& m);
+void bind_path(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "losstopo compiled core";
   bind_optim(m);
+  bind_path(m);
   bind_landscape<float>(m, "LandscapeF32");
   bind_landscape<double>(m, "LandscapeF64");
   m.def(

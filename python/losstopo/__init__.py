@@ -11,7 +11,9 @@ __version__ = "0.1.0"
 from .ensemble import Ensemble  # noqa: E402
 from .landscape import Landscape  # noqa: E402
 from .models import MLP, autoencoder, fcp  # noqa: E402
+from . import landscapes  # noqa: E402
 from .optimize import OptimizeResult, line_search, minimize  # noqa: E402
+from .paths import FourierPath, PathResult, barrier_matrix, find_path  # noqa: E402
 from .train import train  # noqa: E402
 
 
@@ -30,5 +32,6 @@ def cuda_available() -> bool:
 
 __all__ = [
     "MLP", "Landscape", "Ensemble", "OptimizeResult", "datasets", "fcp", "autoencoder",
-    "minimize", "line_search", "train", "cuda_available", "__version__",
+    "minimize", "line_search", "train", "FourierPath", "PathResult", "find_path",
+    "barrier_matrix", "landscapes", "cuda_available", "__version__",
 ]
