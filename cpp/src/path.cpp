@@ -206,19 +206,24 @@ void PathBatch<T>::optimize(const std::function<bool(int)>& on_step) {
   for (int64_t r = 0; r < R_; ++r) {
     std::vector<int64_t> one{r};
     std::vector<T> e(M_);
+    T v;
     BatchLBFGS<T> opt(
         [&](const T* X, int64_t n, T* f, T* g) {
-          for (int64_t j = 0; j < n; ++j) {
+          for (int64_t j = 0; j < n; ++j)
             objective(X + j * KD, one, f + j, g ? g + j * KD : nullptr, e.data());
-            track(one, X + j * KD, e.data(), f + j, -1);
-          }
         },
         int64_t(KD), lp);
+    // The best path is chosen among the iterates (not the line-search trials, which
+    // may stray far from a smooth path).
+    auto track_iterate = [&](int it) {
+      objective(opt.problem(0).x.data(), one, &v, nullptr, e.data());
+      track(one, opt.problem(0).x.data(), e.data(), &v, it);
+    };
     opt.start(&coeffs[r * KD], 1);
-    history[r * (p_.steps + 1)] = double(opt.problem(0).f);
+    track_iterate(0);
     for (int it = 1; it <= p_.steps; ++it) {
       if (opt.iterate() == 0 && opt.problem(0).nit < it) break;
-      history[r * (p_.steps + 1) + it] = double(opt.problem(0).f);
+      track_iterate(it);
       if (on_step && !on_step(it)) break;
     }
     std::copy(opt.problem(0).x.begin(), opt.problem(0).x.end(), &coeffs[r * KD]);

@@ -1,0 +1,225 @@
+"""FourierPathFinder on analytic and network landscapes."""
+
+import numpy as np
+import pytest
+import scipy.optimize as so
+
+import losstopo
+from losstopo import MLP, FourierPath, Landscape, barrier_matrix, find_path
+from losstopo._native import core
+from losstopo.landscapes import muller_brown, toy_gaussians
+
+TOY = toy_gaussians()
+NOTEBOOK = dict(objective="sum_squares", n_modes=15, n_points=101, lr=0.01, steps=300)
+
+
+def toy_saddle():
+    """The saddle between the toy's wells, found independently (root of the gradient)."""
+    r = so.root(lambda x: TOY(x[None])[1][0], np.array([0.0, -0.15]))
+    assert r.success
+    return r.x, float(TOY.energy(r.x[None])[0])
+
+
+def test_toy_straight_line_barrier():
+    r = find_path(TOY, *TOY.endpoints, n_points=100, steps=0, progress=False)
+    assert r.straight_barrier == pytest.approx(1.102, abs=5e-4)
+    assert r.barrier == pytest.approx(r.straight_barrier)
+
+
+@pytest.mark.parametrize("lam", [10, 100, 1000])
+def test_toy_paper_barriers(lam):
+    r = find_path(TOY, *TOY.endpoints, lam=lam, progress=False, **NOTEBOOK)
+    assert r.barrier <= 0.66 and r.barrier_refined <= 0.66
+    # the saddle bounds every continuous path from below
+    assert r.barrier_refined >= toy_saddle()[1] - 1e-9
+    # the paper's sum objective with the paper's Adam settings improves on the line too
+    s = find_path(TOY, *TOY.endpoints, n_points=100, lam=lam, progress=False)
+    assert s.barrier < 0.9 * s.straight_barrier
+
+
+@pytest.mark.parametrize("lam", [10, 100, 1000])
+def test_minimax_reaches_the_saddle(lam):
+    saddle = toy_saddle()[1]
+    assert saddle == pytest.approx(0.624, abs=1e-3)
+    r = find_path(TOY, *TOY.endpoints, n_points=100, lam=lam, lr=0.01, steps=300,
+                  objective="minimax", progress=False)
+    assert saddle - 1e-9 <= r.barrier_refined <= 1.01 * saddle
+
+
+def test_muller_brown_minimax_finds_the_highest_saddle():
+    mb = muller_brown(scale=0.01)
+    saddle = mb.energy(mb.saddles[:1])[0]  # the higher of the two saddles on the way
+    r = find_path(mb, *mb.endpoints, n_points=100, lam=1.0, lr=0.01, steps=2000,
+                  objective="minimax", progress=False)
+    assert r.barrier_refined == pytest.approx(saddle, abs=0.01)
+    assert r.straight_barrier > saddle + 0.4
+
+
+def test_endpoints_are_exact_and_path_io(tmp_path):
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal(7), rng.standard_normal(7)
+    p = FourierPath(a, b, rng.standard_normal((4, 7)))
+    np.testing.assert_array_equal(p.at(0.0), a)
+    np.testing.assert_allclose(p.at(1.0), b, atol=1e-14)
+    assert p.at([0.2, 0.5]).shape == (2, 7)
+    assert FourierPath(a, b).length() == pytest.approx(np.linalg.norm(b - a))
+    p.save(tmp_path / "p.npz")
+    q = FourierPath.load(tmp_path / "p.npz")
+    np.testing.assert_array_equal(q.coeffs, p.coeffs)
+    r = find_path(TOY, *TOY.endpoints, steps=20, progress=False)
+    np.testing.assert_array_equal(r.path.at(0.0), TOY.endpoints[0])
+    assert r.losses[0] == pytest.approx(TOY.energy(TOY.endpoints[0][None])[0])
+
+
+def test_core_points_match_the_python_path():
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal((1, 5)), rng.standard_normal((1, 5))
+    pb = core.PathBatchF64(TOY if False else (lambda X: (np.zeros(len(X)), np.zeros_like(X))),
+                           a, b, dict(n_modes=3, n_points=9))
+    C = rng.standard_normal((1, 3, 5))
+    t = np.linspace(0, 1, 13)
+    np.testing.assert_allclose(pb.points(C, t)[0], FourierPath(a[0], b[0], C[0]).at(t),
+                               rtol=1e-13, atol=1e-14)
+
+
+def _fd_check(pb, C, rng):
+    v, g, _ = pb.objective(C)
+    d = rng.standard_normal(C.shape)
+    h = 1e-6
+    fp = pb.objective(C + h * d, grad=False)[0]
+    fm = pb.objective(C - h * d, grad=False)[0]
+    fd = (fp - fm) / (2 * h)
+    np.testing.assert_allclose(np.sum(g * d, axis=(1, 2)), fd, rtol=1e-5, atol=1e-8)
+
+
+@pytest.mark.parametrize("objective", ["sum", "sum_squares", "minimax"])
+def test_path_gradient_callable(objective):
+    rng = np.random.default_rng(2)
+    a, b = np.stack(TOY.endpoints[:1]), np.stack(TOY.endpoints[1:])
+    pb = core.PathBatchF64(TOY, a, b, dict(n_modes=5, n_points=20, lam=3.0,
+                                           objective=objective, temperature=0.05))
+    _fd_check(pb, 0.2 * rng.standard_normal((1, 5, 2)), rng)
+
+
+@pytest.mark.parametrize("objective", ["sum", "minimax"])
+def test_path_gradient_native(objective):
+    rng = np.random.default_rng(3)
+    net = MLP([5, 4, 3], activation="softplus")
+    X, y = losstopo.datasets.synthetic(60, 5, 3, seed=0, dtype="float64")
+    ls = Landscape(net, X, y, dtype="float64")
+    th = net.init(4, seed=1, dtype="float64")
+    pb = core.PathBatchF64(ls._engine, th[:2], th[2:], dict(n_modes=4, n_points=12, lam=0.1,
+                                                            objective=objective,
+                                                            temperature=0.1))
+    _fd_check(pb, 0.1 * rng.standard_normal((2, 4, net.num_params)), rng)
+    # and the energies are the landscape's losses at the points
+    C = 0.1 * rng.standard_normal((2, 4, net.num_params))
+    _, _, E = pb.objective(C, grad=False)
+    W = pb.points(C, pb.t)
+    np.testing.assert_allclose(E, ls.loss(W.reshape(-1, net.num_params)).reshape(2, -1),
+                               rtol=1e-12)
+
+
+def test_huge_lambda_keeps_the_straight_line():
+    a, b = TOY.endpoints
+    t = np.linspace(0, 1, 201)
+    line = FourierPath(a, b).at(t)
+
+    def deviation(r):
+        return np.abs(r.path.at(t) - line).max()
+
+    free = find_path(TOY, a, b, lam=10.0, progress=False)
+    stiff = find_path(TOY, a, b, lam=1e7, progress=False)
+    # Adam moves every coefficient by about lr (1e-3) per step whatever the gradient's
+    # size, so the stiff path oscillates about the line within about n_modes * lr
+    assert deviation(stiff) < 0.011 and deviation(free) > 5 * deviation(stiff)
+    exact = find_path(TOY, a, b, lam=1e7, optimizer="lbfgs", steps=50, progress=False)
+    assert deviation(exact) < 1e-4
+    assert exact.barrier == pytest.approx(exact.straight_barrier, abs=1e-3)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
+def test_native_equals_callable_on_an_mlp(optimizer):
+    net = MLP([6, 5, 3], activation="tanh")
+    X, y = losstopo.datasets.synthetic(80, 6, 3, seed=1, dtype="float64")
+    ls = Landscape(net, X, y, dtype="float64")
+    a, b = net.init(2, seed=4, dtype="float64")
+    kw = dict(n_modes=3, n_points=10, lam=1e-3, steps=15, lr=0.01, optimizer=optimizer,
+              progress=False)
+    native = find_path(ls, a, b, **kw)
+    call = find_path(lambda W: ls.loss_and_grad(W), a, b, **kw)
+    np.testing.assert_array_equal(native.path.coeffs, call.path.coeffs)
+    assert native.barrier == call.barrier
+    assert native.error_barrier is not None and call.error_barrier is None
+    assert native.barrier <= native.straight_barrier + 1e-12
+    ev = native.evaluate(Landscape(net, X[:30], y[:30], dtype="float64"))
+    assert ev.losses.shape == native.losses.shape and ev.error_barrier is not None
+
+
+def test_barrier_matrix_resumes(tmp_path, monkeypatch):
+    net = MLP([4, 3, 2], activation="relu")
+    X, y = losstopo.datasets.synthetic(40, 4, 2, seed=0, dtype="float64")
+    ls = Landscape(net, X, y, dtype="float64")
+    thetas = net.init(5, dtype="float64")
+    kw = dict(pairs=6, seed=1, n_points=8, n_modes=2, steps=5, progress=False)
+    full = barrier_matrix(ls, thetas, **kw)
+    assert full["done"].all() and len(full["pairs"]) == 6
+    assert np.isfinite(full["barrier"]).all()
+    out = tmp_path / "pairs.npz"
+    from losstopo import paths
+
+    real = paths.find_path
+    calls = []
+
+    def dying(*args, **kwargs):
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(paths, "find_path", dying)
+    with pytest.raises(KeyboardInterrupt):
+        barrier_matrix(ls, thetas, out=out, **kw)
+    monkeypatch.setattr(paths, "find_path", real)
+    calls.clear()
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(paths, "find_path", counting)
+    again = barrier_matrix(ls, thetas, out=out, **kw)
+    assert len(calls) == 3  # only the unfinished pairs
+    for key in ("barrier", "barrier_rel", "length", "straight_barrier"):
+        np.testing.assert_array_equal(again[key], full[key])
+    with pytest.raises(ValueError, match="different configuration"):
+        barrier_matrix(ls, thetas, out=out, **dict(kw, seed=2))
+
+
+@pytest.mark.parametrize(
+    "kwargs, exc, match",
+    [
+        (dict(objective="max"), ValueError, "objective"),
+        (dict(optimizer="sgd"), ValueError, "optimizer"),
+        (dict(n_points=2), ValueError, "n_points"),
+        (dict(n_modes=-1), ValueError, "n_modes"),
+        (dict(lam=-1.0), ValueError, "lam"),
+        (dict(lr=0.0), ValueError, "lr"),
+        (dict(temperature=0.0), ValueError, "temperature"),
+        (dict(a=np.zeros(3)), ValueError, "b"),
+        (dict(a=np.array([np.nan, 0.0])), ValueError, "a"),
+        (dict(landscape=5), TypeError, "landscape"),
+    ],
+)
+def test_bad_arguments(kwargs, exc, match):
+    args = dict(landscape=TOY, a=TOY.endpoints[0], b=TOY.endpoints[1], steps=2, progress=False)
+    args.update(kwargs)
+    with pytest.raises(exc, match=match):
+        find_path(**args)
+
+
+def test_barrier_matrix_bad_pairs():
+    th = np.zeros((3, 2))
+    for pairs in ([[0, 0]], [[0, 5]], [[0.5, 1]], 0):
+        with pytest.raises(ValueError, match="pairs"):
+            barrier_matrix(TOY, th, pairs=pairs, progress=False)
