@@ -298,9 +298,13 @@ template <typename T>
 struct Landscape<T>::WorkspaceLease {
   std::unique_lock<std::mutex> lock;
   std::vector<std::unique_ptr<Workspace<T>>> local;
+  std::vector<T> local_gather;
   std::vector<std::unique_ptr<Workspace<T>>>& work;
+  std::vector<T>& gather;  // the first layers of all vectors
   WorkspaceLease(const Landscape<T>& ls, int nt)
-      : lock(ls.cache_mutex_, std::try_to_lock), work(lock.owns_lock() ? ls.cache_ : local) {
+      : lock(ls.cache_mutex_, std::try_to_lock),
+        work(lock.owns_lock() ? ls.cache_ : local),
+        gather(lock.owns_lock() ? ls.gather_cache_ : local_gather) {
     while (int(work.size()) < nt) work.push_back(std::make_unique<Workspace<T>>());
   }
 };
@@ -333,19 +337,21 @@ void Landscape<T>::evaluate(const T* theta, int64_t P, T* loss_out, T* grad_out,
   const bool want_grad = grad_out != nullptr;
 
   int nt = options_.threads > 0 ? options_.threads : omp_get_max_threads();
+  WorkspaceLease lease(*this, nt);
+  auto& work = lease.work;
   // Gather the first layer of all P vectors: (P*h1, d0) and (P*h1).
-  std::vector<T> w1all(P * W1), b1all(s.bias ? width1 : 0);
+  lease.gather.resize(P * W1 + (s.bias ? width1 : 0));
+  T* w1all = lease.gather.data();
+  T* b1all = s.bias ? w1all + P * W1 : nullptr;
   for (int64_t p = 0; p < P; ++p) {
-    std::memcpy(&w1all[p * W1], theta + p * D, sizeof(T) * W1);
-    if (s.bias) std::memcpy(&b1all[p * h1], theta + p * D + s.bias_offset(0), sizeof(T) * h1);
+    std::memcpy(w1all + p * W1, theta + p * D, sizeof(T) * W1);
+    if (s.bias) std::memcpy(b1all + p * h1, theta + p * D + s.bias_offset(0), sizeof(T) * h1);
   }
   const double inv = s.loss == Loss::CrossEntropy ? 1.0 / double(N) : 1.0 / (double(N) * dout);
 
   if (options_.chunk <= 0 && nt > 1 && P >= nt && N < nt * chunk_size(P)) {
     // Too few samples to give every thread a chunk (e.g. a shared minibatch): split
     // the vectors over the threads instead; each thread sees all samples.
-    WorkspaceLease lease(*this, nt);
-    auto& work = lease.work;
     std::vector<Pass<T>> passes;
     std::vector<int64_t> first(nt + 1), nchunk(nt);
     for (int g = 0; g <= nt; ++g) first[g] = P * g / nt;
@@ -353,8 +359,8 @@ void Landscape<T>::evaluate(const T* theta, int64_t P, T* loss_out, T* grad_out,
       const int64_t p0 = first[g], pg = first[g + 1] - p0;
       const int64_t Cg = std::min<int64_t>(chunk_size(pg), N);
       nchunk[g] = (N + Cg - 1) / Cg;
-      passes.push_back(make_pass(theta + p0 * D, pg, w1all.data() + p0 * W1,
-                                 s.bias ? b1all.data() + p0 * h1 : nullptr, samples, N, Cg,
+      passes.push_back(make_pass(theta + p0 * D, pg, w1all + p0 * W1,
+                                 s.bias ? b1all + p0 * h1 : nullptr, samples, N, Cg,
                                  want_grad));
       allocate(*work[g], passes[g]);
       clear(*work[g]);
@@ -392,11 +398,9 @@ void Landscape<T>::evaluate(const T* theta, int64_t P, T* loss_out, T* grad_out,
   const int64_t nchunks = (N + C - 1) / C;
   nt = int(std::max<int64_t>(1, std::min<int64_t>(nt, nchunks)));
 
-  const Pass<T> ps = make_pass(theta, P, w1all.data(), s.bias ? b1all.data() : nullptr, samples,
-                               N, C, want_grad);
-  WorkspaceLease lease(*this, nt);
-  auto& work = lease.work;
-  for (auto& w : work) {
+  const Pass<T> ps = make_pass(theta, P, w1all, b1all, samples, N, C, want_grad);
+  for (int t = 0; t < nt; ++t) {
+    auto& w = work[t];
     allocate(*w, ps);
     clear(*w);
   }

@@ -59,6 +59,7 @@ template <typename T>
 void PathBatch<T>::points(const T* C, const double* t, int64_t nt, T* W,
                           const std::vector<int64_t>& rows) const {
   const int64_t n = rows.empty() ? R_ : int64_t(rows.size());
+  blas::SingleThreaded single_threaded_blas;  // small products; keep BLAS threads asleep
   std::vector<T> S(size_t(nt) * std::max(K_, 1));
   sine_rows(t, nt, K_, S.data());
   for (int64_t j = 0; j < n; ++j) {
@@ -149,9 +150,11 @@ void PathBatch<T>::objective(const T* C, const std::vector<int64_t>& rows_in, T*
       for (int64_t i = 0; i < D_; ++i)
         gm[i] = wm * gm[i] + l2 * (T(2) * cur[i] - prev[i] - next[i]);
     }
-    if (K_ > 0)
+    if (K_ > 0) {
+      blas::SingleThreaded single_threaded_blas;
       blas::gemm(blas::T, blas::N, K_, int(D_), int(Mi), T(1), &S_[K_], K_, g, int(D_), T(0),
                  grad + size_t(j) * K_ * D_, int(D_));
+    }
   }
 }
 

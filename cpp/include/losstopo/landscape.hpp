@@ -79,6 +79,7 @@ class Landscape {
   struct WorkspaceLease;
   mutable std::mutex cache_mutex_;
   mutable std::vector<std::unique_ptr<detail::Workspace<T>>> cache_;
+  mutable std::vector<T> gather_cache_;
 };
 
 extern template class Landscape<float>;
