@@ -40,7 +40,7 @@ void permutation(uint64_t seed, uint64_t stream, uint64_t epoch, int64_t n, int6
 }
 
 template <typename T>
-int64_t sgd_epoch(const Landscape<T>& ls, T* theta, T* velocity, int64_t R, uint8_t* active,
+int64_t sgd_epoch(const Objective<T>& ls, T* theta, T* velocity, int64_t R, uint8_t* active,
                   const SGDParams& p, const uint64_t* run_seeds, uint64_t shared_seed,
                   uint64_t epoch) {
   if (p.batch_size < 1) throw std::invalid_argument("batch_size: must be at least 1");
@@ -63,7 +63,7 @@ int64_t sgd_epoch(const Landscape<T>& ls, T* theta, T* velocity, int64_t R, uint
                 &order[size_t(k) * n]);
 
   const T lr = T(p.lr), mu = T(p.momentum);
-  const int nthreads = ls.options().threads > 0 ? ls.options().threads : omp_get_max_threads();
+  const int nthreads = ls.threads() > 0 ? ls.threads() : omp_get_max_threads();
   std::vector<T> th, loss, grad;
   std::vector<int64_t> samples;
   for (int64_t step = 0; step < steps; ++step) {
@@ -125,9 +125,9 @@ int64_t sgd_epoch(const Landscape<T>& ls, T* theta, T* velocity, int64_t R, uint
   return steps;
 }
 
-template int64_t sgd_epoch<float>(const Landscape<float>&, float*, float*, int64_t, uint8_t*,
+template int64_t sgd_epoch<float>(const Objective<float>&, float*, float*, int64_t, uint8_t*,
                                   const SGDParams&, const uint64_t*, uint64_t, uint64_t);
-template int64_t sgd_epoch<double>(const Landscape<double>&, double*, double*, int64_t, uint8_t*,
+template int64_t sgd_epoch<double>(const Objective<double>&, double*, double*, int64_t, uint8_t*,
                                    const SGDParams&, const uint64_t*, uint64_t, uint64_t);
 
 }  // namespace losstopo

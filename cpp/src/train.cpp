@@ -8,7 +8,7 @@
 namespace losstopo {
 
 template <typename T>
-Trainer<T>::Trainer(const Landscape<T>& train, const Landscape<T>* test, const T* theta0,
+Trainer<T>::Trainer(const Objective<T>& train, const Objective<T>* test, const T* theta0,
                     int64_t R, TrainParams params)
     : train_(train), test_(test), p_(params), R_(R), D_(train.num_params()) {
   if (R < 1) throw std::invalid_argument("runs: need at least one run");
@@ -31,9 +31,10 @@ Trainer<T>::Trainer(const Landscape<T>& train, const Landscape<T>* test, const T
   if (p_.method == Method::LBFGS) {
     LBFGSParams lp = p_.lbfgs;
     lp.max_iter = p_.epochs;
-    const Landscape<T>* ls = &train_;
+    const Objective<T>* ls = &train_;
     lbfgs_ = std::make_unique<BatchLBFGS<T>>(
-        [ls](const T* X, int64_t n, T* f, T* g) { ls->evaluate(X, n, f, g); }, D_, lp);
+        [ls](const T* X, int64_t n, T* f, T* g) { ls->evaluate(X, n, f, g, nullptr, nullptr, 0); },
+        D_, lp);
   }
   if (p_.run_seeds.empty())
     for (int64_t r = 0; r < R; ++r) p_.run_seeds.push_back(p_.seed * 0x9E3779B97F4A7C15ull + uint64_t(r) + 1);
@@ -65,12 +66,12 @@ double now() {
 template <typename T>
 void Trainer<T>::record(int e) {
   const double t0 = now();
-  const bool cls = train_.spec().loss == Loss::CrossEntropy;
+  const bool cls = train_.classifier();
   std::vector<T> l(R_), a(R_);
   const int64_t E1 = p_.epochs + 1;
-  auto one = [&](const Landscape<T>& ls, std::vector<double>& loss, std::vector<double>& acc,
+  auto one = [&](const Objective<T>& ls, std::vector<double>& loss, std::vector<double>& acc,
                  std::vector<T>& best, std::vector<int32_t>& best_epoch) {
-    ls.evaluate(theta.data(), R_, l.data(), nullptr, cls ? a.data() : nullptr);
+    ls.evaluate(theta.data(), R_, l.data(), nullptr, cls ? a.data() : nullptr, nullptr, 0);
     for (int64_t r = 0; r < R_; ++r) {
       loss[r * E1 + e] = double(l[r]);
       if (cls) acc[r * E1 + e] = double(a[r]);

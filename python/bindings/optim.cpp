@@ -108,17 +108,89 @@ void set_rows(std::vector<T>& v, py::handle obj, const char* name) {
   std::memcpy(v.data(), a.data(), sizeof(T) * v.size());
 }
 
+// An objective implemented in Python (e.g. losstopo.TorchLandscape): methods
+// loss(theta, samples), loss_and_grad(theta, samples), accuracy(theta, samples),
+// evaluate_each(theta, samples), attributes num_params, num_samples, classifier.
+template <typename T>
+class PyObjective final : public Objective<T> {
+ public:
+  explicit PyObjective(py::object obj)
+      : obj_(std::move(obj)),
+        D_(obj_.attr("num_params").cast<int64_t>()),
+        n_(obj_.attr("num_samples").cast<int64_t>()),
+        cls_(obj_.attr("classifier").cast<bool>()) {}
+  int64_t num_params() const override { return D_; }
+  int64_t num_samples() const override { return n_; }
+  bool classifier() const override { return cls_; }
+  void evaluate(const T* theta, int64_t P, T* loss, T* grad, T* acc, const int64_t* samples,
+                int64_t ns) const override {
+    py::gil_scoped_acquire gil;
+    carray<T> th({P, D_});
+    std::memcpy(th.mutable_data(), theta, sizeof(T) * P * D_);
+    py::object s = py::none();
+    if (samples) {
+      carray<int64_t> sa(ns);
+      std::memcpy(sa.mutable_data(), samples, sizeof(int64_t) * ns);
+      s = sa;
+    }
+    if (grad) {
+      py::tuple r = obj_.attr("loss_and_grad")(th, s).template cast<py::tuple>();
+      copy_out(r[0], loss, P, "loss");
+      copy_out(r[1], grad, P * D_, "grad");
+    } else {
+      copy_out(obj_.attr("loss")(th, s), loss, P, "loss");
+    }
+    if (acc) copy_out(obj_.attr("accuracy")(th, s), acc, P, "accuracy");
+  }
+  void evaluate_each(const T* theta, int64_t P, const int64_t* samples, int64_t B, T* loss,
+                     T* grad) const override {
+    py::gil_scoped_acquire gil;
+    carray<T> th({P, D_});
+    std::memcpy(th.mutable_data(), theta, sizeof(T) * P * D_);
+    carray<int64_t> sa({P, B});
+    std::memcpy(sa.mutable_data(), samples, sizeof(int64_t) * P * B);
+    py::tuple r = obj_.attr("evaluate_each")(th, sa).template cast<py::tuple>();
+    copy_out(r[0], loss, P, "loss");
+    if (grad) copy_out(r[1], grad, P * D_, "grad");
+  }
+
+ private:
+  static void copy_out(py::handle h, T* dst, int64_t n, const char* what) {
+    auto a = py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(h);
+    if (!a || a.size() != n)
+      throw std::invalid_argument(std::string("objective: ") + what + " has the wrong size");
+    std::memcpy(dst, a.data(), sizeof(T) * n);
+  }
+  py::object obj_;
+  int64_t D_, n_;
+  bool cls_;
+};
+
+// A native landscape as is, or a Python objective wrapped (and owned by `owner`).
+template <typename T>
+const Objective<T>* as_objective(py::object o, std::vector<std::shared_ptr<const void>>& owner) {
+  if (o.is_none()) return nullptr;
+  if (py::isinstance<Landscape<T>>(o)) return o.cast<const Landscape<T>*>();
+  auto p = std::make_shared<PyObjective<T>>(o);
+  owner.push_back(p);
+  return p.get();
+}
+
 template <typename T>
 void bind_trainer(py::module_& m, const char* name) {
   using TR = Trainer<T>;
   py::class_<TR>(m, name)
-      .def(py::init([](const Landscape<T>& train, const Landscape<T>* test, carray<T> theta0,
+      .def(py::init([](py::object train, py::object test, carray<T> theta0,
                        const std::string& method, int epochs, double lr, double momentum,
                        int batch_size, bool shared_order, uint64_t seed,
                        std::vector<uint64_t> run_seeds, const py::dict& lbfgs) {
-             if (theta0.ndim() != 2 || theta0.shape(1) != train.num_params())
+             std::vector<std::shared_ptr<const void>> owned;
+             const Objective<T>* tr = as_objective<T>(train, owned);
+             const Objective<T>* te = as_objective<T>(test, owned);
+             if (!tr) throw std::invalid_argument("train: a landscape is required");
+             if (theta0.ndim() != 2 || theta0.shape(1) != tr->num_params())
                throw std::invalid_argument("theta0: expected shape (R, " +
-                                           std::to_string(train.num_params()) + ")");
+                                           std::to_string(tr->num_params()) + ")");
              TrainParams p;
              if (method == "sgd") p.method = Method::SGD;
              else if (method == "lbfgs") p.method = Method::LBFGS;
@@ -131,7 +203,9 @@ void bind_trainer(py::module_& m, const char* name) {
              p.seed = seed;
              p.run_seeds = std::move(run_seeds);
              p.lbfgs = lbfgs_params(lbfgs);
-             return new TR(train, test, theta0.data(), theta0.shape(0), p);
+             auto* t = new TR(*tr, te, theta0.data(), theta0.shape(0), p);
+             t->owned = std::move(owned);
+             return t;
            }),
            py::keep_alive<1, 2>(), py::keep_alive<1, 3>(), py::arg("train"), py::arg("test"),
            py::arg("theta0"), py::arg("method"), py::arg("epochs"), py::arg("lr"),

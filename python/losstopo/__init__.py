@@ -9,6 +9,8 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from .ensemble import Ensemble  # noqa: E402
+from .geometry import centroid_distances, pairwise_distances, separation, weight_stats  # noqa
+from .kpca import KernelPCA  # noqa: E402
 from .landscape import Landscape  # noqa: E402
 from .models import MLP, autoencoder, fcp  # noqa: E402
 from . import landscapes  # noqa: E402
@@ -18,10 +20,10 @@ from .train import train  # noqa: E402
 
 
 def __getattr__(name):
-    if name == "datasets":  # imported on first use
+    if name in ("datasets", "plots", "study"):  # imported on first use
         import importlib
 
-        return importlib.import_module(".datasets", __name__)
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'losstopo' has no attribute {name!r}")
 
 
@@ -33,5 +35,6 @@ def cuda_available() -> bool:
 __all__ = [
     "MLP", "Landscape", "Ensemble", "OptimizeResult", "datasets", "fcp", "autoencoder",
     "minimize", "line_search", "train", "FourierPath", "PathResult", "find_path",
-    "barrier_matrix", "landscapes", "cuda_available", "__version__",
+    "barrier_matrix", "landscapes", "KernelPCA", "centroid_distances", "pairwise_distances",
+    "separation", "weight_stats", "plots", "cuda_available", "__version__",
 ]

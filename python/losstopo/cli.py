@@ -11,6 +11,22 @@ import numpy as np
 from . import __version__
 
 
+def cmake_dir():
+    """The folder holding losstopoConfig.cmake inside the installed package, or None."""
+    import glob
+    import os
+
+    from ._native import core  # next to the compiled module (also in editable installs)
+
+    for base in (os.path.dirname(os.path.abspath(core.__file__)),
+                 os.path.dirname(os.path.abspath(__file__))):
+        hits = sorted(glob.glob(os.path.join(base, "lib*", "cmake", "losstopo",
+                                             "losstopoConfig.cmake")))
+        if hits:
+            return os.path.dirname(hits[0])
+    return None
+
+
 def _demo(args) -> int:
     from . import Landscape, datasets, fcp
 
@@ -65,6 +81,48 @@ def _data(args) -> int:
     return 0
 
 
+def _study(args, stages):
+    from .study import Study, make_config
+
+    config = None
+    if args.command in ("reproduce", "train") or args.network is not None:
+        overrides = dict(runs=args.runs, keep=args.keep, pairs=args.pairs,
+                         sgd_epochs=args.epochs, lbfgs_iters=args.iters, n_train=args.n_train,
+                         n_test=args.n_test, path_steps=args.path_steps, seed=args.seed)
+        config = make_config(args.network or "fcp", args.preset, data=args.data,
+                             device=args.device, **overrides)
+    study = Study(args.out, config, force=args.force, quiet=args.quiet)
+    try:
+        study.run(stages)
+    finally:
+        study.close()
+    if args.command in ("reproduce", "plot") and not args.quiet:
+        print(f"report: {study.path('report.md')}")
+    return 0
+
+
+def _add_study_args(p, full: bool):
+    p.add_argument("--out", required=True, help="the study's folder (created; resumable)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars or log on stderr")
+    if not full:
+        p.add_argument("--network", default=None, help=argparse.SUPPRESS)
+        p.add_argument("--force", action="store_true", help=argparse.SUPPRESS)
+        return
+    p.add_argument("--network", default="fcp",
+                   choices=["fcp", "autoencoder", "lenet", "lstm"])
+    p.add_argument("--preset", default="quick", choices=["quick", "paper"])
+    p.add_argument("--data", default="mnist", choices=["mnist", "synthetic"])
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--force", action="store_true",
+                   help="start afresh when --out holds a study of another configuration")
+    for name, help_ in (("runs", "runs per optimizer"), ("keep", "best runs kept per optimizer"),
+                        ("pairs", "path pairs per set"), ("epochs", "SGD epochs"),
+                        ("iters", "L-BFGS iterations"), ("n-train", "training samples"),
+                        ("n-test", "test samples"), ("path-steps", "Adam steps per path"),
+                        ("seed", "random seed")):
+        p.add_argument(f"--{name}", type=int, default=None, help=help_)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="losstopo",
@@ -72,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
         "optimizers and minimum-energy paths.",
     )
     p.add_argument("--version", action="version", version=f"losstopo {__version__}")
+    p.add_argument("--cmake-dir", action="store_true",
+                   help="print the folder of losstopo's CMake package (for find_package)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     d = sub.add_parser("demo", help="evaluate a landscape at random points and print numbers")
@@ -83,6 +143,20 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--quiet", action="store_true")
     d.set_defaults(func=_demo)
+
+    stages = {
+        "reproduce": ("the whole study: train, embed, paths, figures and report.md",
+                      ("train", "embed", "paths", "plot")),
+        "train": ("stage 1: SGD and L-BFGS populations and the four solution sets",
+                  ("train",)),
+        "embed": ("stage 2: kernel PCA and the geometry of the sets", ("embed",)),
+        "paths": ("stage 3: paths and barriers for random pairs of each set", ("paths",)),
+        "plot": ("stage 4: figures and report.md", ("plot",)),
+    }
+    for name, (help_, st) in stages.items():
+        q = sub.add_parser(name, help=help_)
+        _add_study_args(q, full=name in ("reproduce", "train"))
+        q.set_defaults(func=lambda a, st=st: _study(a, st))
 
     g = sub.add_parser("data", help="manage datasets")
     g.add_argument("action", choices=["fetch"])
@@ -97,15 +171,31 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.cmake_dir:
+        d = cmake_dir()
+        if d is None:
+            print("losstopo: error: this installation has no CMake package", file=sys.stderr)
+            return 2
+        print(d)
+        return 0
     if not getattr(args, "command", None):
         parser.print_help()
         return 0
-    for name in ("n", "points", "threads"):
+    for name in ("n", "points", "threads", "runs", "keep", "pairs", "epochs", "iters",
+                 "n_train", "n_test"):
         v = getattr(args, name, None)
         if v is not None and v < 1:
-            parser.error(f"--{name} must be a positive integer")
+            parser.error(f"--{name.replace('_', '-')} must be a positive integer")
+    for name in ("path_steps", "seed"):
+        v = getattr(args, name, None)
+        if v is not None and v < 0:
+            parser.error(f"--{name.replace('_', '-')} must be a non-negative integer")
     try:
         return args.func(args)
+    except KeyboardInterrupt:
+        print("losstopo: interrupted; finished work is kept, rerun to continue",
+              file=sys.stderr)
+        return 130
     except (ValueError, TypeError, FileNotFoundError, ConnectionError, RuntimeError) as e:
         print(f"losstopo: error: {e}", file=sys.stderr)
         return 2

@@ -23,7 +23,7 @@ class Ensemble:
 
     Attributes
     ----------
-    net : MLP
+    net : MLP, or None for a non-native (e.g. PyTorch) model
     theta_final, theta_best_train, theta_best_test : (R, D)
         Parameters after the last epoch, at the minimum of each run's training-loss
         curve (the paper's "train" set) and of its test-loss curve ("test" set).
@@ -89,7 +89,7 @@ class Ensemble:
     # ------------------------------------------------------------------ I/O
     def save(self, path) -> None:
         """Writes an .npz (arrays plus JSON metadata) atomically."""
-        meta = dict(self.meta, net=self.net.to_dict())
+        meta = dict(self.meta, net=None if self.net is None else self.net.to_dict())
         arrays = {name: getattr(self, name) for name in ARRAYS}
         arrays["meta"] = np.array(json.dumps(meta))
         atomic_savez(path, arrays)
@@ -103,12 +103,13 @@ class Ensemble:
             with np.load(path, allow_pickle=False) as f:
                 data = {k: f[k] for k in f.files}
             meta = json.loads(str(data.pop("meta")))
-            net = MLP.from_dict(meta.pop("net"))
+            nd = meta.pop("net")
+            net = MLP.from_dict(nd) if isinstance(nd, dict) else None
             kw = {name: data[name] for name in ARRAYS}
         except (KeyError, ValueError, OSError, json.JSONDecodeError) as e:
             raise ValueError(f"{path}: not a valid losstopo ensemble file ({e})") from e
         R, D = kw["theta_final"].shape
-        if D != net.num_params or any(len(kw[n]) != R for n in ARRAYS):
+        if (net is not None and D != net.num_params) or any(len(kw[n]) != R for n in ARRAYS):
             raise ValueError(f"{path}: inconsistent array shapes")
         return cls(net=net, meta=meta, **kw)
 

@@ -304,7 +304,8 @@ def barrier_matrix(landscape, thetas, pairs=300, seed: int = 0, out=None,
     -------
     dict of arrays over the pairs: ``pairs`` (k, 2), ``barrier``, ``barrier_rel``,
     ``barrier_mean``, ``barrier_refined``, ``length``, ``straight_barrier``,
-    ``error_barrier`` (NaN where not defined) and ``done`` (bool).
+    ``error_barrier`` (NaN where not defined), ``losses`` (k, n_points) the energy
+    profiles, and ``done`` (bool).
     """
     thetas = np.asarray(thetas)
     if thetas.ndim != 2 or thetas.shape[0] < 2:
@@ -319,6 +320,8 @@ def barrier_matrix(landscape, thetas, pairs=300, seed: int = 0, out=None,
     res["done"] = np.zeros(k, dtype=bool)
     fp_kwargs = dict(find_path_kwargs)
     fp_kwargs.pop("progress", None)
+    M = int(fp_kwargs.get("n_points", 50))
+    res["losses"] = np.full((k, M), np.nan)  # the energy profile along each path
     config = dict(pairs=idx.tolist(), kwargs={k2: repr(v) for k2, v in sorted(fp_kwargs.items())},
                   thetas=hashlib.sha256(np.ascontiguousarray(thetas).tobytes()).hexdigest()[:16])
     chash = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
@@ -348,6 +351,7 @@ def barrier_matrix(landscape, thetas, pairs=300, seed: int = 0, out=None,
             res["length"][j] = r.length
             res["straight_barrier"][j] = r.straight_barrier
             res["error_barrier"][j] = np.nan if r.error_barrier is None else r.error_barrier
+            res["losses"][j] = r.losses
             res["done"][j] = True
             if out is not None:
                 atomic_savez(out, dict(res, meta=np.array(json.dumps(dict(config_hash=chash)))))

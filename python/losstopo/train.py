@@ -29,7 +29,17 @@ def fingerprint(ls: Landscape, X: np.ndarray, y) -> str:
     return h.hexdigest()[:16]
 
 
+def _is_objective(data) -> bool:
+    """A non-native landscape (e.g. TorchLandscape) with the trainer's interface."""
+    return all(hasattr(data, a) for a in ("loss_and_grad", "evaluate_each", "num_params",
+                                          "num_samples", "classifier"))
+
+
 def _landscape(name, data, net, dtype, device, threads):
+    if _is_objective(data) and not isinstance(data, Landscape):
+        if np.dtype(data.dtype) != dtype:
+            raise ValueError(f"{name}: landscape dtype {data.dtype} differs from dtype={dtype}")
+        return data, repr(data)
     if isinstance(data, Landscape):
         if data.net != net:
             raise ValueError(f"{name}: landscape of a different network")
@@ -112,7 +122,8 @@ def train(
     """
     from ._native import core
 
-    if not isinstance(net, MLP):
+    native = not _is_objective(train) or isinstance(train, Landscape)
+    if native and not isinstance(net, MLP):
         raise TypeError(f"net: expected a losstopo.MLP, got {type(net).__name__}")
     if method not in METHODS:
         raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
@@ -135,14 +146,18 @@ def train(
     test_ls, test_fp = (None, None) if test is None else _landscape(
         "test", test, net, dt, device, threads)
 
+
     if theta0 is None:
-        theta0 = np.concatenate([net.init(1, seed=seed, dtype=dt, first=r) for r in run_ids])
+        model = net if native else train_ls
+        theta0 = np.concatenate([
+            np.asarray(model.init(1, seed=seed, first=int(r), dtype=dt), dtype=dt)
+            for r in run_ids])
         start = None
     else:
         theta0 = np.asarray(theta0)
-        if theta0.shape != (len(run_ids), net.num_params):
-            raise ValueError(f"theta0: expected shape ({len(run_ids)}, {net.num_params}), "
-                             f"got {theta0.shape}")
+        D = train_ls.num_params
+        if theta0.shape != (len(run_ids), D):
+            raise ValueError(f"theta0: expected shape ({len(run_ids)}, {D}), got {theta0.shape}")
         if theta0.dtype.kind != "f":
             raise TypeError(f"theta0: expected a float array, got dtype {theta0.dtype}")
         theta0 = np.ascontiguousarray(theta0, dtype=dt)
@@ -151,13 +166,17 @@ def train(
     config = dict(
         method=method, run_ids=[int(r) for r in run_ids], seed=int(seed), epochs=int(epochs),
         lr=float(lr), momentum=float(momentum), batch_size=int(batch_size),
-        shared_order=bool(shared_order), lbfgs=lopts, dtype=dt.name, net=net.to_dict(),
+        shared_order=bool(shared_order), lbfgs=lopts, dtype=dt.name,
+        net=net.to_dict() if isinstance(net, MLP) else repr(train_ls),
         train_data=train_fp, test_data=test_fp, theta0=start,
     )
     config_hash = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
 
     Trainer = core.TrainerF32 if dt == np.float32 else core.TrainerF64
-    trainer = Trainer(train_ls._engine, None if test_ls is None else test_ls._engine, theta0,
+    def engine(ls):
+        return ls._engine if isinstance(ls, Landscape) else ls
+
+    trainer = Trainer(engine(train_ls), None if test_ls is None else engine(test_ls), theta0,
                       method, int(epochs), float(lr), float(momentum), int(batch_size),
                       bool(shared_order), int(seed) & (2**64 - 1), run_seeds, lopts)
     if checkpoint is not None:
@@ -194,7 +213,7 @@ def train(
     meta = dict(config, version=__version__, config_hash=config_hash,
                 step_seconds=trainer.step_seconds, eval_seconds=trainer.eval_seconds)
     return Ensemble(
-        net=net, theta_final=st["theta"], theta_best_train=st["best_train_theta"],
+        net=net if isinstance(net, MLP) else None, theta_final=st["theta"], theta_best_train=st["best_train_theta"],
         theta_best_test=st["best_test_theta"], epoch_best_train=st["best_train_epoch"],
         epoch_best_test=st["best_test_epoch"], train_loss=st["train_loss"],
         test_loss=st["test_loss"], train_acc=st["train_acc"], test_acc=st["test_acc"],

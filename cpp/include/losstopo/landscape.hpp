@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "losstopo/mlp.hpp"
+#include "losstopo/objective.hpp"
 
 namespace losstopo {
 
@@ -30,20 +31,22 @@ struct EngineOptions {
 };
 
 template <typename T>
-class Landscape {
+class Landscape final : public Objective<T> {
  public:
   // X: (n, sizes[0]) row-major. For cross-entropy, labels (n) in [0, sizes.back()).
   // For MSE, targets (n, sizes.back()), or nullptr to use X itself (autoencoder).
   // The data are copied. Throws std::invalid_argument on inconsistent input.
   Landscape(MLPSpec spec, const T* X, int64_t n, const int32_t* labels, const T* targets,
             EngineOptions options = {});
-  ~Landscape();
+  ~Landscape() override;
   Landscape(const Landscape&) = delete;
   Landscape& operator=(const Landscape&) = delete;
 
   const MLPSpec& spec() const { return spec_; }
-  int64_t num_samples() const { return n_; }
-  int64_t num_params() const { return num_params_; }
+  int64_t num_samples() const override { return n_; }
+  int64_t num_params() const override { return num_params_; }
+  bool classifier() const override { return spec_.loss == Loss::CrossEntropy; }
+  int threads() const override { return options_.threads; }
   int input_size() const { return spec_.sizes.front(); }
   const EngineOptions& options() const { return options_; }
   void set_options(EngineOptions options) { options_ = options; }
@@ -53,12 +56,12 @@ class Landscape {
   // classified correctly (cross-entropy only), or nullptr. samples: optional list of
   // n_samples sample indices (shared by all P vectors); nullptr means all samples.
   void evaluate(const T* theta, int64_t P, T* loss, T* grad, T* accuracy = nullptr,
-                const int64_t* samples = nullptr, int64_t n_samples = 0) const;
+                const int64_t* samples = nullptr, int64_t n_samples = 0) const override;
 
   // Minibatch form: vector p is evaluated on its own B samples samples[p*B .. p*B+B)
   // (P, B). Vectors are spread over threads. loss (P); grad (P, D) or nullptr.
   void evaluate_each(const T* theta, int64_t P, const int64_t* samples, int64_t B, T* loss,
-                     T* grad) const;
+                     T* grad) const override;
 
   // Chunk size evaluate() uses for P vectors.
   int64_t chunk_size(int64_t P) const;

@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "losstopo/landscape.hpp"
+#include "losstopo/objective.hpp"
 
 namespace losstopo {
 
@@ -28,7 +28,7 @@ void permutation(uint64_t seed, uint64_t stream, uint64_t epoch, int64_t n, int6
 // active[r] == 0 are skipped; a step whose minibatch loss is not finite stops that
 // run (active[r] = 0, theta kept as before the step). Returns the steps taken.
 template <typename T>
-int64_t sgd_epoch(const Landscape<T>& ls, T* theta, T* velocity, int64_t R, uint8_t* active,
+int64_t sgd_epoch(const Objective<T>& ls, T* theta, T* velocity, int64_t R, uint8_t* active,
                   const SGDParams& p, const uint64_t* run_seeds, uint64_t shared_seed,
                   uint64_t epoch);
 

@@ -8,7 +8,7 @@
 #include <memory>
 #include <vector>
 
-#include "losstopo/landscape.hpp"
+#include "losstopo/objective.hpp"
 #include "losstopo/lbfgs.hpp"
 #include "losstopo/sgd.hpp"
 
@@ -31,7 +31,7 @@ template <typename T>
 class Trainer {
  public:
   // theta0 (R, D) are the initial vectors; test may be null.
-  Trainer(const Landscape<T>& train, const Landscape<T>* test, const T* theta0, int64_t R,
+  Trainer(const Objective<T>& train, const Objective<T>* test, const T* theta0, int64_t R,
           TrainParams params);
 
   // Advances to epoch `until` (at most params.epochs). After every epoch calls
@@ -48,6 +48,8 @@ class Trainer {
   std::vector<T> theta, velocity, best_train_theta, best_test_theta;
   std::vector<double> train_loss, test_loss, train_acc, test_acc;
   std::vector<int32_t> best_train_epoch, best_test_epoch, status;
+  // Objects the trainer keeps alive (e.g. objectives built just for it).
+  std::vector<std::shared_ptr<const void>> owned;
   // Wall time in optimizer steps and in the per-epoch full-dataset evaluations.
   double step_seconds = 0.0, eval_seconds = 0.0;
 
@@ -64,8 +66,8 @@ class Trainer {
  private:
   void record(int e);
   BatchLBFGS<T>* lbfgs() { return lbfgs_.get(); }
-  const Landscape<T>& train_;
-  const Landscape<T>* test_;
+  const Objective<T>& train_;
+  const Objective<T>* test_;
   TrainParams p_;
   int64_t R_, D_;
   int epoch_ = 0;

@@ -1,0 +1,166 @@
+"""Figures of the study. Each function returns a matplotlib Figure (no pyplot state,
+no display needed); ``save_figure`` writes it as PNG and PDF."""
+
+from __future__ import annotations
+
+import os
+from typing import Dict, Optional, Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+
+COLORS = {"SGD": "#1f77b4", "LBFGS": "#d62728"}
+
+
+def _color(name: str) -> Optional[str]:
+    for key, c in COLORS.items():
+        if name.upper().startswith(key):
+            return c
+    return None
+
+
+def save_figure(fig: Figure, path_stem, formats=("png", "pdf"), dpi: int = 150) -> list:
+    """Writes ``path_stem.png`` and ``path_stem.pdf``; returns the paths."""
+    out = []
+    d = os.path.dirname(os.fspath(path_stem))
+    if d:
+        os.makedirs(d, exist_ok=True)
+    for ext in formats:
+        p = f"{os.fspath(path_stem)}.{ext}"
+        fig.savefig(p, dpi=dpi, bbox_inches="tight")
+        out.append(p)
+    return out
+
+
+def plot_loss_curves(ensembles: Dict[str, object], max_runs: int = 10) -> Figure:
+    """Training and test loss against epoch, minima marked (the paper's Fig. 2).
+
+    ensembles: name -> Ensemble (e.g. {"SGD": e1, "LBFGS": e2}).
+    """
+    fig = Figure(figsize=(5.0 * len(ensembles), 3.6))
+    axes = np.atleast_1d(fig.subplots(1, len(ensembles), squeeze=False)[0])
+    for ax, (name, ens) in zip(axes, ensembles.items()):
+        ep = np.arange(ens.train_loss.shape[1])
+        for r in range(min(ens.runs, max_runs)):
+            ax.plot(ep, ens.train_loss[r], color="#444444", lw=0.8, alpha=0.7,
+                    label="train" if r == 0 else None)
+            et = ens.epoch_best_train[r]
+            ax.plot(et, ens.train_loss[r, et], "v", color="k", ms=4)
+            if np.isfinite(ens.test_loss[r]).any():
+                ax.plot(ep, ens.test_loss[r], color=_color(name) or "C1", lw=0.8, alpha=0.8,
+                        label="test" if r == 0 else None)
+                es = ens.epoch_best_test[r]
+                ax.plot(es, ens.test_loss[r, es], "o", color=_color(name) or "C1", ms=4)
+        ax.set_yscale("log")
+        ax.set_xlabel("epoch (SGD) / iteration (L-BFGS)")
+        ax.set_ylabel("loss")
+        ax.set_title(f"{name}: loss curves, minima marked")
+        ax.legend(frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_landscape_paths(landscape, results: Dict[str, object], grid: int = 200) -> Figure:
+    """A 2-D landscape with the straight line and found paths (the paper's Fig. 3).
+
+    landscape: an AnalyticLandscape (``bounds``, ``energy``); results: label -> PathResult.
+    """
+    (x0, x1), (y0, y1) = landscape.bounds
+    xs, ys = np.linspace(x0, x1, grid), np.linspace(y0, y1, grid)
+    XX, YY = np.meshgrid(xs, ys)
+    Z = landscape.energy(np.stack([XX.ravel(), YY.ravel()], axis=1)).reshape(XX.shape)
+    fig = Figure(figsize=(6.0, 5.0))
+    ax = fig.subplots()
+    cs = ax.contourf(XX, YY, Z, levels=40, cmap="viridis")
+    fig.colorbar(cs, ax=ax, label="energy")
+    t = np.linspace(0, 1, 300)
+    first = next(iter(results.values()), None)
+    if first is not None:
+        line = first.path.at(np.array([0.0, 1.0]))
+        ax.plot(line[:, 0], line[:, 1], "w--", lw=1.2,
+                label=f"straight (H = {first.straight_barrier:.3f})")
+        ax.plot(line[:, 0], line[:, 1], "wo", ms=5)
+    for i, (label, r) in enumerate(results.items()):
+        W = r.path.at(t)
+        H = r.barrier_refined if r.barrier_refined is not None else r.barrier
+        ax.plot(W[:, 0], W[:, 1], lw=1.6, color=f"C{i + 1}", label=f"{label} (H = {H:.3f})")
+    ax.set_xlabel("x")
+    ax.set_ylabel("y")
+    ax.legend(fontsize=8, loc="upper left")
+    ax.set_title(getattr(landscape, "name", "landscape"))
+    fig.tight_layout()
+    return fig
+
+
+def plot_histograms(values: Dict[str, Sequence[float]], xlabel: str, title: str = "",
+                    bins: int = 20, log: bool = False) -> Figure:
+    """Overlaid histograms of several sets (barriers: Fig. 4; distances: Fig. 5)."""
+    fig = Figure(figsize=(5.5, 3.8))
+    ax = fig.subplots()
+    finite = [np.asarray(v, dtype=np.float64)[np.isfinite(v)] for v in values.values()]
+    allv = np.concatenate([f for f in finite if f.size]) if any(f.size for f in finite) else None
+    if allv is not None and allv.size:
+        lo, hi = allv.min(), allv.max()
+        if log and lo > 0:
+            edges = np.geomspace(lo, hi * 1.0001, bins + 1)
+            ax.set_xscale("log")
+        else:
+            edges = np.linspace(lo, hi + 1e-12 * max(1.0, abs(hi)), bins + 1)
+        for (name, _), v in zip(values.items(), finite):
+            ax.hist(v, bins=edges, alpha=0.55, label=f"{name} (median {np.median(v):.3g})",
+                    color=_color(name))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("count")
+    ax.set_title(title)
+    ax.legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_barrier_histograms(barriers: Dict[str, Sequence[float]], log: bool = True) -> Figure:
+    """Barrier heights per set, SGD against L-BFGS (the paper's Fig. 4)."""
+    return plot_histograms(barriers, "barrier height H", "barriers along found paths", log=log)
+
+
+def plot_distance_histograms(distances: Dict[str, Sequence[float]]) -> Figure:
+    """Distances from the common centroid (the paper's Fig. 5)."""
+    return plot_histograms(distances, "distance from the common centroid",
+                           "spread of the solutions")
+
+
+def plot_embedding(embeddings: Dict[str, np.ndarray], paths: Optional[Dict[str, np.ndarray]]
+                   = None, title: str = "kernel PCA") -> Figure:
+    """PC1 against PC2 of two (or more) sets; optional projected paths (Fig. 6)."""
+    fig = Figure(figsize=(5.2, 4.4))
+    ax = fig.subplots()
+    for i, (name, E) in enumerate(embeddings.items()):
+        E = np.asarray(E)
+        ax.scatter(E[:, 0], E[:, 1], s=18, alpha=0.8, label=name, color=_color(name) or f"C{i}")
+    for i, (name, P) in enumerate((paths or {}).items()):
+        P = np.asarray(P)
+        ax.plot(P[:, 0], P[:, 1], "-", lw=0.8, color="0.4", alpha=0.7,
+                label=name if i == 0 else None)
+    ax.set_xlabel("PC1")
+    ax.set_ylabel("PC2")
+    ax.set_title(title)
+    ax.legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_loss_profiles(profiles: Dict[str, tuple]) -> Figure:
+    """Energy along paths: name -> (t (M,), losses (M,)) or a PathResult."""
+    fig = Figure(figsize=(5.5, 3.8))
+    ax = fig.subplots()
+    for i, (name, prof) in enumerate(profiles.items()):
+        if hasattr(prof, "losses"):
+            t, e = prof.t, prof.losses
+        else:
+            t, e = prof
+        ax.plot(t, e, lw=1.2, color=_color(name) or f"C{i}", label=name)
+    ax.set_xlabel("t")
+    ax.set_ylabel("loss")
+    ax.set_title("loss along paths")
+    ax.legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,249 @@
+// C++ unit tests of the pieces the Python tests reach only indirectly: the line
+// searches and the two-loop recursion on analytic functions, and the path
+// gradient on a quadratic landscape. No test framework: each check prints on
+// failure, and the run ends with "N passed, M failed".
+#include <cmath>
+#include <cstdio>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "losstopo/losstopo.hpp"
+
+using namespace losstopo;
+
+namespace {
+
+int passed = 0, failed = 0;
+
+void check(bool ok, const std::string& what) {
+  if (ok) {
+    ++passed;
+  } else {
+    ++failed;
+    std::printf("FAILED: %s\n", what.c_str());
+  }
+}
+
+bool close(double a, double b, double tol) { return std::abs(a - b) <= tol; }
+
+// Runs a line search on phi(u) = (u - c)^2 + 1 and returns the trials.
+std::vector<double> search(LineSearch<double>& ls, double c, double scale) {
+  auto phi = [c](double u) { return (u - c) * (u - c) + 1.0; };
+  auto dphi = [c](double u) { return 2.0 * (u - c); };
+  ls.start(phi(0), dphi(0), scale);
+  std::vector<double> trials;
+  while (!ls.done()) {
+    const double u = ls.trial();
+    trials.push_back(u);
+    ls.report(phi(u), dphi(u));
+  }
+  return trials;
+}
+
+void test_golden_section() {
+  GoldenSectionSearch<double> g;
+  auto trials = search(g, 3.0, 5.0);
+  check(trials.size() == 6, "golden: the paper's budget of 6 evaluations");
+  check(close(trials[0], 1.0, 1e-12) && close(trials[1], 4.0, 1e-12) &&
+            close(trials[2], 8.0, 1e-12),
+        "golden: brackets with 0.2|r|, 0.8|r|, then doubling");
+  check(g.step() > 1.0 && g.step() < 8.0 && g.value() < 10.0, "golden: step inside the bracket");
+
+  GoldenParams many;
+  many.max_evals = 200;
+  many.ftol = 0.0;
+  GoldenSectionSearch<double> precise(many);
+  search(precise, 3.0, 5.0);
+  check(close(precise.step(), 3.0, 1e-4), "golden: converges to the minimum within xtol");
+
+  GoldenSectionSearch<double> up;
+  up.start(1.0, 1.0, 1.0);
+  while (!up.done()) {
+    const double u = up.trial();
+    up.report(1.0 + u, 1.0);
+  }
+  check(up.step() == 0.0 && up.value() == 1.0, "golden: never accepts an uphill step");
+
+  GoldenSectionSearch<double> shrink;
+  auto t2 = search(shrink, 0.01, 1.0);
+  check(close(t2[1] / t2[0], 0.6180339887498949, 1e-12), "golden: shrinks by the golden ratio");
+  check(shrink.step() > 0.0 && shrink.step() < 0.02, "golden: finds the nearby descent");
+}
+
+void test_strong_wolfe() {
+  StrongWolfeSearch<double> w;
+  auto phi = [](double u) { return std::cos(u + 0.5) + 0.1 * (u + 0.5) * (u + 0.5); };
+  auto dphi = [](double u) { return -std::sin(u + 0.5) + 0.2 * (u + 0.5); };
+  const double f0 = phi(0), g0 = dphi(0);
+  w.start(f0, g0, 1.0);
+  while (!w.done()) {
+    const double u = w.trial();
+    w.report(phi(u), dphi(u));
+  }
+  const double u = w.step();
+  check(w.accepted(), "wolfe: accepts a point");
+  check(phi(u) <= f0 + 1e-4 * u * g0, "wolfe: sufficient decrease");
+  check(std::abs(dphi(u)) <= 0.9 * std::abs(g0), "wolfe: curvature condition");
+}
+
+// With at least as many pairs as updates, L-BFGS's two-loop recursion equals the
+// BFGS inverse-Hessian update started from gamma I applied to g.
+void test_two_loop_matches_bfgs() {
+  const int n = 6, k = 4;
+  std::mt19937_64 rng(3);
+  std::normal_distribution<double> N01;
+  // a random SPD Hessian; s random, y = H s
+  std::vector<double> M(n * n), Hs(n * n, 0.0);
+  for (auto& v : M) v = N01(rng);
+  for (int i = 0; i < n; ++i)
+    for (int j = 0; j < n; ++j) {
+      double s = i == j ? 1.0 : 0.0;
+      for (int l = 0; l < n; ++l) s += M[i * n + l] * M[j * n + l];
+      Hs[i * n + j] = s;
+    }
+  LBFGSHistory<double> hist(n, k);
+  std::vector<std::vector<double>> S, Y;
+  for (int it = 0; it < k; ++it) {
+    std::vector<double> s(n), y(n, 0.0);
+    for (auto& v : s) v = N01(rng);
+    for (int i = 0; i < n; ++i)
+      for (int j = 0; j < n; ++j) y[i] += Hs[i * n + j] * s[j];
+    check(hist.push(s.data(), y.data(), 1e-4), "two-loop: a curvature pair is kept");
+    S.push_back(s);
+    Y.push_back(y);
+  }
+  // explicit BFGS inverse update: H <- (I - rho s y') H (I - rho y s') + rho s s'
+  const double gamma = dot(S.back().data(), Y.back().data(), n) /
+                       dot(Y.back().data(), Y.back().data(), n);
+  std::vector<double> H(n * n, 0.0);
+  for (int i = 0; i < n; ++i) H[i * n + i] = gamma;
+  for (int it = 0; it < k; ++it) {
+    const auto& s = S[it];
+    const auto& y = Y[it];
+    const double rho = 1.0 / dot(s.data(), y.data(), n);
+    std::vector<double> V(n * n), T(n * n, 0.0), Hn(n * n, 0.0);
+    for (int i = 0; i < n; ++i)
+      for (int j = 0; j < n; ++j) V[i * n + j] = (i == j) - rho * s[i] * y[j];
+    for (int i = 0; i < n; ++i)
+      for (int j = 0; j < n; ++j)
+        for (int l = 0; l < n; ++l) T[i * n + j] += V[i * n + l] * H[l * n + j];
+    for (int i = 0; i < n; ++i)
+      for (int j = 0; j < n; ++j) {
+        for (int l = 0; l < n; ++l) Hn[i * n + j] += T[i * n + l] * V[j * n + l];
+        Hn[i * n + j] += rho * s[i] * s[j];
+      }
+    H = Hn;
+  }
+  std::vector<double> g(n), r(n), ref(n, 0.0);
+  for (auto& v : g) v = N01(rng);
+  hist.apply(g.data(), r.data());
+  for (int i = 0; i < n; ++i)
+    for (int j = 0; j < n; ++j) ref[i] += H[i * n + j] * g[j];
+  double err = 0.0;
+  for (int i = 0; i < n; ++i) err = std::max(err, std::abs(r[i] - ref[i]));
+  check(err < 1e-10, "two-loop: equals the explicit BFGS inverse-Hessian product");
+
+  std::vector<double> s(n, 1.0), y(n, -1.0);
+  check(!hist.push(s.data(), y.data(), 1e-4) && hist.size() == 0,
+        "two-loop: a pair with cos(s, y) < 1e-4 clears the history");
+}
+
+void test_lbfgs_on_a_quadratic() {
+  const int n = 20;
+  std::vector<double> d(n);
+  for (int i = 0; i < n; ++i) d[i] = 1.0 + i;  // diagonal Hessian, condition 20
+  auto f = [&](const double* X, int64_t R, double* v, double* g) {
+    for (int64_t r = 0; r < R; ++r) {
+      double s = 0.0;
+      for (int i = 0; i < n; ++i) {
+        const double x = X[r * n + i] - 1.0;
+        s += 0.5 * d[i] * x * x;
+        if (g) g[r * n + i] = d[i] * x;
+      }
+      v[r] = s;
+    }
+  };
+  for (auto kind : {LineSearchKind::Golden, LineSearchKind::StrongWolfe}) {
+    LBFGSParams p;
+    p.line_search = kind;
+    p.gtol = 1e-8;
+    p.max_iter = 500;
+    BatchLBFGS<double> opt(f, n, p);
+    std::vector<double> x0(2 * n, 0.0);
+    for (int i = 0; i < n; ++i) x0[n + i] = -3.0;
+    opt.start(x0.data(), 2);
+    opt.run();
+    for (int r = 0; r < 2; ++r) {
+      double err = 0.0;
+      for (double v : opt.problem(r).x) err = std::max(err, std::abs(v - 1.0));
+      check(opt.problem(r).status == Status::GradientTolerance && err < 1e-6,
+            std::string("lbfgs: quadratic minimum, ") +
+                (kind == LineSearchKind::Golden ? "golden" : "strong-Wolfe"));
+    }
+  }
+}
+
+// E(w) = 0.5 w' Q w on a 3-D space: the path objective's gradient against central
+// differences, for each objective.
+void test_path_gradient() {
+  const int D = 3;
+  const double Q[9] = {2.0, 0.3, 0.0, 0.3, 1.0, -0.2, 0.0, -0.2, 0.5};
+  BatchFunction<double> energy = [&](const double* X, int64_t R, double* f, double* g) {
+    for (int64_t r = 0; r < R; ++r) {
+      const double* w = X + r * D;
+      double e = 0.0;
+      for (int i = 0; i < D; ++i) {
+        double qw = 0.0;
+        for (int j = 0; j < D; ++j) qw += Q[i * D + j] * w[j];
+        e += 0.5 * w[i] * qw;
+        if (g) g[r * D + i] = qw;
+      }
+      f[r] = e;
+    }
+  };
+  const double A[D] = {1.0, -1.0, 0.5}, B[D] = {-1.0, 2.0, 0.0};
+  for (auto obj : {PathObjective::Sum, PathObjective::SumSquares, PathObjective::Minimax}) {
+    PathParams p;
+    p.n_modes = 4;
+    p.n_points = 12;
+    p.lam = 0.7;
+    p.objective = obj;
+    p.temperature = 0.05;
+    PathBatch<double> pb(energy, D, 1, A, B, p);
+    std::mt19937_64 rng(7);
+    std::normal_distribution<double> N01;
+    std::vector<double> C(p.n_modes * D), dir(C.size()), grad(C.size()), e(p.n_points);
+    for (auto& v : C) v = 0.3 * N01(rng);
+    for (auto& v : dir) v = N01(rng);
+    double f0;
+    pb.objective(C.data(), {0}, &f0, grad.data(), e.data());
+    const double h = 1e-6;
+    std::vector<double> Cp(C), Cm(C);
+    for (size_t i = 0; i < C.size(); ++i) {
+      Cp[i] += h * dir[i];
+      Cm[i] -= h * dir[i];
+    }
+    double fp, fm;
+    pb.objective(Cp.data(), {0}, &fp, nullptr, e.data());
+    pb.objective(Cm.data(), {0}, &fm, nullptr, e.data());
+    const double fd = (fp - fm) / (2 * h);
+    const double an = dot(grad.data(), dir.data(), int64_t(C.size()));
+    check(std::abs(fd - an) <= 1e-6 * std::max(1.0, std::abs(fd)),
+          "path: gradient matches central differences (objective " +
+              std::to_string(int(obj)) + ")");
+  }
+}
+
+}  // namespace
+
+int main() {
+  test_golden_section();
+  test_strong_wolfe();
+  test_two_loop_matches_bfgs();
+  test_lbfgs_on_a_quadratic();
+  test_path_gradient();
+  std::printf("%d passed, %d failed\n", passed, failed);
+  return failed == 0 ? 0 : 1;
+}

@@ -1,0 +1,105 @@
+"""The command-line study end to end on tiny synthetic data."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from losstopo import cli
+from losstopo.study import Study, StudyError, make_config
+
+TINY = ["--data", "synthetic", "--n-train", "300", "--n-test", "100", "--runs", "3",
+        "--keep", "2", "--epochs", "2", "--iters", "3", "--pairs", "1", "--path-steps", "2",
+        "--quiet"]
+
+
+def test_cli_study_every_stage_and_file(tmp_path):
+    out = tmp_path / "study"
+    assert cli.main(["reproduce", "--out", str(out)] + TINY) == 0
+    names = set(os.listdir(out))
+    for f in ("manifest.json", "log.txt", "report.md", "ensemble_sgd.npz", "ensemble_lbfgs.npz",
+              "sets.npz", "embedding.npz", "paths_SGD-train_train.npz",
+              "paths_LBFGS-test_test.npz"):
+        assert f in names, f
+    figs = set(os.listdir(out / "figures"))
+    for stem in ("fig2_loss_curves", "fig3_toy_paths", "fig4_barriers_train",
+                 "fig4_barriers_test", "fig5_distances_train", "loss_profiles_train"):
+        assert f"{stem}.png" in figs and f"{stem}.pdf" in figs, stem
+    assert any(f.startswith("fig6_kpca") for f in figs)
+    report = (out / "report.md").read_text()
+    for section in ("Table I", "Table S1", "Barriers", "Kernel PCA", "claims"):
+        assert section in report
+    m = json.loads((out / "manifest.json").read_text())
+    assert set(m["stages"]) >= {"train", "embed", "paths", "plot"}
+
+
+def test_rerun_redoes_nothing_and_resumes_pairs(tmp_path, monkeypatch):
+    out = tmp_path / "s"
+    assert cli.main(["train", "--out", str(out)] + TINY) == 0
+    assert cli.main(["embed", "--out", str(out), "--quiet"]) == 0
+    from losstopo import paths as paths_mod
+
+    real = paths_mod.find_path
+    calls = []
+
+    def dying(*a, **k):
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(paths_mod, "find_path", dying)
+    assert cli.main(["paths", "--out", str(out), "--quiet"]) == 130  # interrupted
+    monkeypatch.setattr(paths_mod, "find_path", real)
+    before = {f: os.path.getmtime(out / f) for f in ("ensemble_sgd.npz", "sets.npz",
+                                                      "embedding.npz")}
+    counted = []
+    monkeypatch.setattr(paths_mod, "find_path", lambda *a, **k: counted.append(1) or real(*a, **k))
+
+    import losstopo.study as study_mod
+
+    trained = []
+    monkeypatch.setattr(study_mod, "train", lambda *a, **k: trained.append(1))
+    assert cli.main(["reproduce", "--out", str(out)] + TINY) == 0
+    assert trained == []  # training was not redone
+    assert len(counted) == 6 - 1 - 0  # 6 path runs in all (4 sets + 2 test), 1 was finished
+    for f, t in before.items():
+        assert os.path.getmtime(out / f) == t, f
+    calls_again = len(counted)
+    assert cli.main(["reproduce", "--out", str(out)] + TINY) == 0
+    assert len(counted) == calls_again  # nothing left to do
+
+
+def test_changed_configuration_is_refused_unless_forced(tmp_path):
+    out = tmp_path / "s"
+    assert cli.main(["train", "--out", str(out)] + TINY) == 0
+    changed = TINY.copy()
+    changed[changed.index("--runs") + 1] = "4"
+    assert cli.main(["train", "--out", str(out)] + changed) == 2
+    with pytest.raises(StudyError, match="runs"):
+        Study(out, make_config(data="synthetic", runs=4, keep=2, n_train=300, n_test=100,
+                               sgd_epochs=2, lbfgs_iters=3, pairs=1, path_steps=2), quiet=True)
+    assert cli.main(["train", "--out", str(out), "--force"] + changed) == 0
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["config"]["runs"] == 4
+
+
+def test_study_errors(tmp_path):
+    with pytest.raises(StudyError, match="no study"):
+        Study(tmp_path / "empty")
+    with pytest.raises(StudyError, match="keep"):
+        make_config(runs=3, keep=5)
+    with pytest.raises(StudyError, match="PyTorch"):
+        make_config("lenet")
+    assert cli.main(["plot", "--out", str(tmp_path / "nothing"), "--quiet"]) == 2
+
+
+def test_autoencoder_study(tmp_path):
+    out = tmp_path / "ae"
+    args = ["reproduce", "--out", str(out), "--network", "autoencoder"] + TINY
+    assert cli.main(args) == 0
+    report = (out / "report.md").read_text()
+    assert "autoencoder" in report and "Table I" in report
+    with np.load(out / "ensemble_lbfgs.npz") as d:
+        assert np.isnan(d["train_acc"]).all()  # no accuracy for a regression network
