@@ -90,8 +90,13 @@ def test_study_errors(tmp_path):
         Study(tmp_path / "empty")
     with pytest.raises(StudyError, match="keep"):
         make_config(runs=3, keep=5)
-    with pytest.raises(StudyError, match="PyTorch"):
-        make_config("lenet")
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        with pytest.raises(StudyError, match="PyTorch"):
+            make_config("lenet")
+    else:
+        assert make_config("lenet")["network"] == "lenet"
     assert cli.main(["plot", "--out", str(tmp_path / "nothing"), "--quiet"]) == 2
 
 
@@ -103,3 +108,14 @@ def test_autoencoder_study(tmp_path):
     assert "autoencoder" in report and "Table I" in report
     with np.load(out / "ensemble_lbfgs.npz") as d:
         assert np.isnan(d["train_acc"]).all()  # no accuracy for a regression network
+
+
+def test_lstm_study_on_the_torch_adapter(tmp_path):
+    pytest.importorskip("torch", reason="PyTorch not installed (optional extra)")
+    out = tmp_path / "lstm"
+    tiny = TINY.copy()
+    tiny[tiny.index("--n-train") + 1] = "120"
+    tiny[tiny.index("--n-test") + 1] = "40"
+    assert cli.main(["reproduce", "--out", str(out), "--network", "lstm"] + tiny) == 0
+    report = (out / "report.md").read_text()
+    assert "lstm" in report and "Barriers" in report

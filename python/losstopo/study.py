@@ -72,10 +72,16 @@ def network(name: str):
     if name == "autoencoder":
         return autoencoder()
     if name in ("lenet", "lstm"):
-        raise StudyError(
-            f"network {name!r}: runs on the optional PyTorch adapter, which this version "
-            "does not yet provide; the native networks are fcp and autoencoder"
-        )
+        try:
+            from . import torch_adapter
+
+            torch_adapter._torch()
+        except ImportError as e:
+            raise StudyError(
+                f"network {name!r} runs on the optional PyTorch adapter: "
+                "pip install 'losstopo[torch]' (the native networks are fcp and autoencoder)"
+            ) from e
+        return None  # built per landscape by torch_module()
     raise StudyError(f"network: expected one of {NETWORKS}, got {name!r}")
 
 
@@ -201,6 +207,7 @@ class Study:
             return self._data
         c = self.config
         net = network(c["network"])
+        d_in = 784 if net is None else net.sizes[0]
         if c["data"] == "mnist":
             from .datasets import mnist
 
@@ -210,7 +217,7 @@ class Study:
             from .datasets import synthetic
 
             n = (c["n_train"] or 2000) + (c["n_test"] or 500)
-            X, y = synthetic(n, net.sizes[0], 10, seed=c["seed"])
+            X, y = synthetic(n, d_in, 10, seed=c["seed"])
             k = c["n_train"] or 2000
             tr, te = (X[:k], y[:k]), (X[k:], y[k:])
         else:
@@ -219,14 +226,21 @@ class Study:
             tr = (tr[0][: c["n_train"]], tr[1][: c["n_train"]])
         if c["n_test"]:
             te = (te[0][: c["n_test"]], te[1][: c["n_test"]])
-        if net.loss == "mse":  # the autoencoder reconstructs its input
+        if net is not None and net.loss == "mse":  # the autoencoder reconstructs its input
             tr, te = (tr[0], None), (te[0], None)
         self._data = (tr, te)
         return self._data
 
     def landscapes(self):
         (Xtr, ytr), (Xte, yte) = self.data()
-        net = network(self.config["network"])
+        name = self.config["network"]
+        net = network(name)
+        if net is None:  # a PyTorch model
+            from . import torch_adapter
+
+            module = getattr(torch_adapter, name)()
+            return (torch_adapter.TorchLandscape(module, Xtr, ytr),
+                    torch_adapter.TorchLandscape(module, Xte, yte))
         return (Landscape(net, Xtr, ytr, device=self.config["device"]),
                 Landscape(net, Xte, yte, device=self.config["device"]))
 

@@ -223,20 +223,52 @@ def lenet():
 def lstm(seed: int = 0):
     """The paper's LSTM: pixels permuted by a fixed permutation (``seed``), read as 28
     steps of 28 features, hidden 48, last state -> linear 10 without bias (15,456
-    parameters). Takes flat 784-pixel rows."""
+    parameters). Takes flat 784-pixel rows.
+
+    The recurrence is written out with tensor operations (same parameters, names,
+    layout, gate order i, f, g, o and initialization as ``nn.LSTM``), because
+    ``torch.func.vmap`` has no batching rule for the fused LSTM kernel.
+    """
     torch = _torch()
     nn = torch.nn
     perm = torch.from_numpy(np.random.RandomState(seed).permutation(784))
 
+    class UnrolledLSTM(nn.Module):
+        def __init__(self, n_in=28, hidden=48):
+            super().__init__()
+            self.hidden = hidden
+            self.weight_ih_l0 = nn.Parameter(torch.empty(4 * hidden, n_in))
+            self.weight_hh_l0 = nn.Parameter(torch.empty(4 * hidden, hidden))
+            self.bias_ih_l0 = nn.Parameter(torch.empty(4 * hidden))
+            self.bias_hh_l0 = nn.Parameter(torch.empty(4 * hidden))
+            self.reset_parameters()
+
+        def reset_parameters(self):
+            bound = 1.0 / np.sqrt(self.hidden)
+            for p in self.parameters():
+                nn.init.uniform_(p, -bound, bound)
+
+        def forward(self, seq):  # (n, steps, n_in) -> last hidden state (n, hidden)
+            H = self.hidden
+            h = seq.new_zeros(seq.shape[0], H)
+            c = seq.new_zeros(seq.shape[0], H)
+            pre = seq @ self.weight_ih_l0.T + self.bias_ih_l0 + self.bias_hh_l0
+            for t in range(seq.shape[1]):
+                z = pre[:, t] + h @ self.weight_hh_l0.T
+                i, f = torch.sigmoid(z[:, :H]), torch.sigmoid(z[:, H:2 * H])
+                g, o = torch.tanh(z[:, 2 * H:3 * H]), torch.sigmoid(z[:, 3 * H:])
+                c = f * c + i * g
+                h = o * torch.tanh(c)
+            return h
+
     class PermutedLSTM(nn.Module):
         def __init__(self):
             super().__init__()
-            self.lstm = nn.LSTM(28, 48, batch_first=True)
+            self.lstm = UnrolledLSTM()
             self.out = nn.Linear(48, 10, bias=False)
 
         def forward(self, x):
             seq = x[..., perm].reshape(-1, 28, 28)
-            h, _ = self.lstm(seq)
-            return self.out(h[:, -1])
+            return self.out(self.lstm(seq))
 
     return PermutedLSTM()
