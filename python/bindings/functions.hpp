@@ -31,10 +31,22 @@ inline BatchFunction<T> make_function(py::object fun, int64_t D) {
   }
   if (!PyCallable_Check(fun.ptr()))
     throw std::invalid_argument("fun: expected a callable or a Landscape");
-  return [fun, D](const T* X, int64_t R, T* f, T* g) {
+  // An object with a loss(X) method gives values without gradients when only
+  // values are asked for.
+  const bool has_loss = py::hasattr(fun, "loss") && PyCallable_Check(fun.attr("loss").ptr());
+  return [fun, D, has_loss](const T* X, int64_t R, T* f, T* g) {
     py::gil_scoped_acquire gil;
     carray<T> xa({R, D});
     std::memcpy(xa.mutable_data(), X, sizeof(T) * R * D);
+    if (!g && has_loss) {
+      auto v = py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(
+          fun.attr("loss")(xa));
+      if (!v || v.size() != R)
+        throw std::invalid_argument("fun.loss: values must have shape (" + std::to_string(R) +
+                                    ",)");
+      std::memcpy(f, v.data(), sizeof(T) * R);
+      return;
+    }
     py::object out = fun(xa);
     if (!py::isinstance<py::tuple>(out) || py::len(out) != 2)
       throw std::invalid_argument("fun: must return a tuple (values, grads)");

@@ -74,8 +74,10 @@ class FourierPath:
 
 def _energy_fn(landscape):
     """f(W (P, D)) -> energies (P,) for a Landscape or a batched callable."""
-    if isinstance(landscape, Landscape):
-        return landscape.loss
+    if isinstance(landscape, Landscape) or callable(getattr(landscape, "loss", None)):
+        return landscape.loss  # values alone, no gradients
+    if callable(getattr(landscape, "energy", None)):
+        return landscape.energy
     return lambda W: np.asarray(landscape(W)[0], dtype=np.float64)
 
 
@@ -85,7 +87,7 @@ def _measures(E: np.ndarray, e_a: float, e_b: float) -> dict:
 
 
 def refine_maximum(path: FourierPath, energy, n_points: int, factor: int = 10,
-                   iters: int = 30):
+                   iters: int = 20):
     """The path's highest energy: a grid ``factor`` times finer than ``n_points``,
     then golden-section search in t around the highest grid point.
 
@@ -167,7 +169,8 @@ def _measure(path, landscape, t, history, settings, refine, evaluations) -> Path
         res.t_max, res.barrier_refined, _, _ = refine_maximum(path, energy, len(t))
         res.straight["t_max"], res.straight["barrier_refined"], _, _ = refine_maximum(
             straight, energy, len(t))
-    if isinstance(landscape, Landscape) and landscape.net.loss == "cross_entropy":
+    if getattr(landscape, "classifier", False) is True or (
+            isinstance(landscape, Landscape) and landscape.net.loss == "cross_entropy"):
         res.errors = 1.0 - np.asarray(landscape.accuracy(W), dtype=np.float64)
         res.error_barrier = float(res.errors.max())
     return res
