@@ -207,3 +207,16 @@ def test_evaluate_each_gives_every_vector_its_own_samples(dtype):
         lp, gp = ls.loss_and_grad(theta[p], samples=samples[p])
         assert loss[p] == pytest.approx(lp, rel=tol)
         np.testing.assert_allclose(grad[p], gp, rtol=tol, atol=tol * np.abs(gp).max())
+
+
+@pytest.mark.parametrize("net", [NETS[2], NETS[12], NETS[-1]], ids=repr)
+def test_line_values_equal_full_evaluations(net):
+    X, y = make_data(net, n=150)
+    ls = Landscape(net, X, y, dtype="float64", chunk=40)
+    x = net.init(3, seed=1, dtype="float64")
+    d = np.random.default_rng(2).standard_normal(x.shape)
+    lines = np.array([0, 2, 1, 2, 0])
+    u = np.array([0.0, 0.3, 0.05, 1.7, 2.0])
+    got = ls._engine.line_values(x, d, lines, u)
+    want = ls.loss(x[lines] - u[:, None] * d[lines])
+    np.testing.assert_allclose(got, want, rtol=1e-12)

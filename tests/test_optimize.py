@@ -136,10 +136,15 @@ def test_native_landscape_equals_callable():
     X, y = losstopo.datasets.synthetic(80, 6, 3, seed=0, dtype="float64")
     ls = Landscape(net, X, y, dtype="float64")
     theta0 = net.init(3, seed=0, dtype="float64")
-    a = minimize(ls, theta0, max_iter=20)
-    b = minimize(lambda T: ls.loss_and_grad(T), theta0, max_iter=20)
-    np.testing.assert_array_equal(a.x, b.x)
-    assert (a.fun < ls.loss(theta0)).all()
+    for search in ("golden", "strong_wolfe"):
+        a = minimize(ls, theta0, max_iter=20, line_search=search)
+        b = minimize(lambda T: ls.loss_and_grad(T), theta0, max_iter=20, line_search=search)
+        if search == "strong_wolfe":  # the very same evaluations
+            np.testing.assert_array_equal(a.x, b.x)
+        else:  # the native golden search evaluates its trials from prepared lines
+            np.testing.assert_allclose(a.x, b.x, rtol=1e-8, atol=1e-10)
+            np.testing.assert_array_equal(a.nfev, b.nfev)
+        assert (a.fun < ls.loss(theta0)).all()
 
 
 def test_float32_problem_stays_float32():

@@ -159,6 +159,13 @@ struct detail::Pass {
   bool want_grad;
   T scale;
   std::vector<int64_t> woff, boff;
+  // Line mode: the first layer of vector p is A[:, c] - u[p] B[:, c] with
+  // c = line_cols[p] * h1, from products prepared once (see prepare_lines).
+  const T* lineA = nullptr;
+  const T* lineB = nullptr;
+  int64_t line_ld = 0;
+  const int64_t* line_cols = nullptr;
+  const T* line_u = nullptr;
 };
 
 namespace {
@@ -229,10 +236,24 @@ void run_chunks(const Pass<T>& ps, int64_t c_begin, int64_t c_end, Workspace<T>&
     }
     if (ps.mse_on_input) tc = xc;
 
-    // Shared first layer: (nc, d0) x (d0, P*h1) in one product.
+    // Shared first layer: (nc, d0) x (d0, P*h1) in one product, or in line mode
+    // from the prepared products (no product at all).
     T* a1 = w.a1.data();
-    blas::gemm(blas::N, blas::T, nc, int(width1), d0, T(1), xc, d0, ps.w1all, d0, T(0), a1,
-               int(width1));
+    if (ps.lineA) {
+      for (int i = 0; i < nc; ++i) {
+        const T* ar = ps.lineA + (r0 + i) * ps.line_ld;
+        const T* br = ps.lineB + (r0 + i) * ps.line_ld;
+        T* out = a1 + int64_t(i) * width1;
+        for (int64_t p = 0; p < P; ++p) {
+          const int64_t c0 = ps.line_cols[p] * h1;
+          const T u = ps.line_u[p];
+          for (int j = 0; j < h1; ++j) out[p * h1 + j] = ar[c0 + j] - u * br[c0 + j];
+        }
+      }
+    } else {
+      blas::gemm(blas::N, blas::T, nc, int(width1), d0, T(1), xc, d0, ps.w1all, d0, T(0), a1,
+                 int(width1));
+    }
     if (ps.b1all) add_bias(a1, width1, nc, width1, ps.b1all);
     activate(s.activation(0), a1, int64_t(nc) * width1);
 
@@ -507,6 +528,99 @@ detail::Pass<T> Landscape<T>::make_pass(const T* theta, int64_t P, const T* w1al
     ps.boff.push_back(s.bias ? s.bias_offset(l) : 0);
   }
   return ps;
+}
+
+template <typename T>
+bool Landscape<T>::prepare_lines(const T* x, const T* d, int64_t P, LineCache<T>& cache) const {
+  const MLPSpec& s = spec_;
+  const int d0 = s.sizes[0], h1 = s.sizes[1];
+  const int64_t D = num_params_, W1 = int64_t(h1) * d0, width1 = P * h1;
+  cache.P = 0;
+  if (P < 1 || width1 > std::numeric_limits<int>::max()) return false;
+  const double bytes = 2.0 * double(n_) * double(width1) * sizeof(T);
+  if (bytes > double(options_.line_cache_bytes)) return false;
+  cache.x.assign(x, x + P * D);
+  cache.d.assign(d, d + P * D);
+  cache.A.resize(size_t(n_) * width1);
+  cache.B.resize(size_t(n_) * width1);
+  std::vector<T> wx(P * W1), wd(P * W1);
+  for (int64_t p = 0; p < P; ++p) {
+    std::memcpy(&wx[p * W1], x + p * D, sizeof(T) * W1);
+    std::memcpy(&wd[p * W1], d + p * D, sizeof(T) * W1);
+  }
+  int nt = options_.threads > 0 ? options_.threads : omp_get_max_threads();
+  const int64_t C = std::min<int64_t>(std::max<int64_t>(chunk_size(P), 64), n_);
+  const int64_t nchunks = (n_ + C - 1) / C;
+  nt = int(std::max<int64_t>(1, std::min<int64_t>(nt, nchunks)));
+  blas::SingleThreaded single_threaded_blas;
+#pragma omp parallel for num_threads(nt) schedule(static)
+  for (int64_t c = 0; c < nchunks; ++c) {
+    const int64_t r0 = c * C;
+    const int nc = int(std::min<int64_t>(C, n_ - r0));
+    const T* xc = X_.data() + r0 * d0;
+    blas::gemm(blas::N, blas::T, nc, int(width1), d0, T(1), xc, d0, wx.data(), d0, T(0),
+               &cache.A[r0 * width1], int(width1));
+    blas::gemm(blas::N, blas::T, nc, int(width1), d0, T(1), xc, d0, wd.data(), d0, T(0),
+               &cache.B[r0 * width1], int(width1));
+  }
+  cache.P = P;
+  return true;
+}
+
+template <typename T>
+void Landscape<T>::line_values(const LineCache<T>& cache, const int64_t* lines, const T* u,
+                               int64_t n, T* loss_out) const {
+  if (n < 1) return;
+  for (int64_t k = 0; k < n; ++k)
+    if (lines[k] < 0 || lines[k] >= cache.P)
+      throw std::invalid_argument("lines: index outside the prepared lines");
+  const MLPSpec& s = spec_;
+  const int h1 = s.sizes[1], dout = s.sizes.back();
+  const int64_t D = num_params_;
+  // The points themselves, for the per-vector layers and the first-layer bias.
+  std::vector<T> theta(n * D), b1(s.bias ? n * h1 : 0);
+  for (int64_t k = 0; k < n; ++k) {
+    const T* x = &cache.x[lines[k] * D];
+    const T* d = &cache.d[lines[k] * D];
+    T* t = &theta[k * D];
+    for (int64_t i = 0; i < D; ++i) t[i] = x[i] - u[k] * d[i];
+    if (s.bias) std::memcpy(&b1[k * h1], t + s.bias_offset(0), sizeof(T) * h1);
+  }
+  int nt = options_.threads > 0 ? options_.threads : omp_get_max_threads();
+  const int64_t N = n_;
+  int64_t C = std::min<int64_t>(chunk_size(n), N);
+  int64_t k = (N + C - 1) / C;
+  k = std::min<int64_t>(N, (k + nt - 1) / nt * nt);
+  C = (N + k - 1) / k;
+  const int64_t nchunks = (N + C - 1) / C;
+  nt = int(std::max<int64_t>(1, std::min<int64_t>(nt, nchunks)));
+  Pass<T> ps = make_pass(theta.data(), n, nullptr, s.bias ? b1.data() : nullptr, nullptr, N, C,
+                         false);
+  ps.lineA = cache.A.data();
+  ps.lineB = cache.B.data();
+  ps.line_ld = cache.P * h1;
+  ps.line_cols = lines;
+  ps.line_u = u;
+  WorkspaceLease lease(*this, nt);
+  auto& work = lease.work;
+  for (int t = 0; t < nt; ++t) {
+    allocate(*work[t], ps);
+    clear(*work[t]);
+  }
+  {
+    blas::SingleThreaded single_threaded_blas;
+#pragma omp parallel num_threads(nt)
+    {
+      const int tid = omp_get_thread_num();
+      run_chunks(ps, nchunks * tid / nt, nchunks * (tid + 1) / nt, *work[tid]);
+    }
+  }
+  const double inv = s.loss == Loss::CrossEntropy ? 1.0 / double(N) : 1.0 / (double(N) * dout);
+  for (int64_t p = 0; p < n; ++p) {
+    double l = 0.0;
+    for (int t = 0; t < nt; ++t) l += work[t]->loss[p];
+    loss_out[p] = T(l * inv);
+  }
 }
 
 template class Landscape<float>;

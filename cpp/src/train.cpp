@@ -1,5 +1,7 @@
 #include "losstopo/train.hpp"
 
+#include "losstopo/line_function.hpp"
+
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -35,6 +37,8 @@ Trainer<T>::Trainer(const Objective<T>& train, const Objective<T>* test, const T
     lbfgs_ = std::make_unique<BatchLBFGS<T>>(
         [ls](const T* X, int64_t n, T* f, T* g) { ls->evaluate(X, n, f, g, nullptr, nullptr, 0); },
         D_, lp);
+    if (auto* native = dynamic_cast<const Landscape<T>*>(&train_))
+      lbfgs_->set_line_function(line_function(*native));
   }
   if (p_.run_seeds.empty())
     for (int64_t r = 0; r < R; ++r) p_.run_seeds.push_back(p_.seed * 0x9E3779B97F4A7C15ull + uint64_t(r) + 1);

@@ -141,7 +141,28 @@ void bind_landscape(py::module_& m, const char* name) {
             }
             return py::make_tuple(loss, g);
           },
-          py::arg("theta"), py::arg("samples"), py::arg("grad") = true);
+          py::arg("theta"), py::arg("samples"), py::arg("grad") = true)
+      .def(
+          "line_values",
+          [](const LS& self, carray<T> x, carray<T> d, carray<int64_t> lines, carray<T> u) {
+            const int64_t D = self.num_params();
+            if (x.ndim() != 2 || x.shape(1) != D || d.ndim() != 2 || d.shape(0) != x.shape(0) ||
+                d.shape(1) != D)
+              throw std::invalid_argument("x, d: expected two arrays of shape (P, D)");
+            if (lines.ndim() != 1 || u.ndim() != 1 || lines.shape(0) != u.shape(0))
+              throw std::invalid_argument("lines, u: expected two 1-D arrays of one length");
+            LineCache<T> cache;
+            carray<T> out(u.shape(0));
+            bool ok;
+            {
+              py::gil_scoped_release release;
+              ok = self.prepare_lines(x.data(), d.data(), x.shape(0), cache);
+              if (ok) self.line_values(cache, lines.data(), u.data(), u.shape(0), out.mutable_data());
+            }
+            if (!ok) throw std::invalid_argument("lines: the products exceed the line cache budget");
+            return out;
+          },
+          py::arg("x"), py::arg("d"), py::arg("lines"), py::arg("u"));
 }
 
 }  // namespace

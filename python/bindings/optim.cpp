@@ -11,6 +11,7 @@
 
 #include "losstopo/landscape.hpp"
 #include "losstopo/lbfgs.hpp"
+#include "losstopo/line_function.hpp"
 #include "losstopo/line_search.hpp"
 #include "losstopo/sgd.hpp"
 #include "losstopo/train.hpp"
@@ -29,6 +30,7 @@ py::dict minimize_lbfgs(py::object fun, carray<T> x0, const py::dict& options,
     throw std::invalid_argument("x0: expected shape (R, D)");
   const int64_t R = x0.shape(0), D = x0.shape(1);
   BatchLBFGS<T> opt(make_function<T>(fun, D), D, lbfgs_params(options));
+  if (py::isinstance<Landscape<T>>(fun)) opt.set_line_function(line_function(*fun.cast<const Landscape<T>*>()));
   {
     py::gil_scoped_release release;
     opt.start(x0.data(), R);

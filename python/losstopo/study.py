@@ -31,7 +31,7 @@ from .train import train
 PRESETS = {
     # Every stage and figure in a few minutes on a 2-core CPU: an MNIST subset,
     # small populations, few pairs, short paths.
-    "quick": dict(n_train=5000, n_test=1000, runs=8, keep=6, sgd_epochs=10, lbfgs_iters=60,
+    "quick": dict(n_train=5000, n_test=1000, runs=8, keep=6, sgd_epochs=30, lbfgs_iters=150,
                   lr=0.1, batch_size=64, pairs=5, n_points=20, n_modes=10, lam=1e-4,
                   path_lr=1e-3, path_steps=20, seed=0),
     # The paper's settings (SGD's epochs are not reported; 100 is our default).

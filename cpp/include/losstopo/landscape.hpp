@@ -28,6 +28,17 @@ struct Workspace;  // one thread's buffers
 struct EngineOptions {
   int threads = 0;     // 0: all OpenMP threads
   int64_t chunk = 0;   // samples per chunk; 0: chosen from the network and P
+  // Largest memory for the first-layer products of prepared lines (prepare_lines).
+  int64_t line_cache_bytes = int64_t(4) << 30;
+};
+
+// The first layer's products for P lines x_p - u d_p over the whole dataset
+// (2 x n x P x h1 numbers), filled by Landscape::prepare_lines.
+template <typename T>
+struct LineCache {
+  int64_t P = 0;
+  std::vector<T> x, d;  // (P, D)
+  std::vector<T> A, B;  // (n, P*h1): X x1_p^T and X d1_p^T
 };
 
 template <typename T>
@@ -62,6 +73,15 @@ class Landscape final : public Objective<T> {
   // (P, B). Vectors are spread over threads. loss (P); grad (P, D) or nullptr.
   void evaluate_each(const T* theta, int64_t P, const int64_t* samples, int64_t B, T* loss,
                      T* grad) const override;
+
+  // Line searches: losses at x_p - u d_p for many u cost only the per-vector layers
+  // once X x1_p^T and X d1_p^T are known. prepare_lines computes them for P lines
+  // (x, d: (P, D)); it returns false (and prepares nothing) when they would exceed
+  // options().line_cache_bytes. line_values then gives the mean losses at the n
+  // points x_l - u_k d_l, l = lines[k], over the whole dataset.
+  bool prepare_lines(const T* x, const T* d, int64_t P, LineCache<T>& cache) const;
+  void line_values(const LineCache<T>& cache, const int64_t* lines, const T* u, int64_t n,
+                   T* loss) const;
 
   // Chunk size evaluate() uses for P vectors.
   int64_t chunk_size(int64_t P) const;

@@ -24,6 +24,16 @@ using BatchFunction = std::function<void(const T* X, int64_t R, T* f, T* g)>;
 
 enum class LineSearchKind { Golden, StrongWolfe };
 
+// Optional fast path for value-only line searches: prepare(X, Dir, R) readies the
+// lines X[j] - u Dir[j] (j < R) and returns whether it could; values(lines, u, n, f)
+// then gives f at X[lines[k]] - u[k] Dir[lines[k]]. A batched landscape implements
+// it by keeping the first layer's products of X and Dir (Landscape::prepare_lines).
+template <typename T>
+struct LineFunction {
+  std::function<bool(const T* X, const T* Dir, int64_t R)> prepare;
+  std::function<void(const int64_t* lines, const T* u, int64_t n, T* f)> values;
+};
+
 struct LBFGSParams {
   int history = 10;                                     // m, pairs kept
   LineSearchKind line_search = LineSearchKind::Golden;  // the paper's L-BFGS-GSS
@@ -205,6 +215,9 @@ class BatchLBFGS {
     for (const auto& q : probs_) n += q.status == Status::Running;
     return n;
   }
+  // Uses `lf` for the trials of value-only (golden-section) line searches.
+  void set_line_function(LineFunction<T> lf) { line_ = std::move(lf); }
+
   // Marks problem r finished (e.g. by a caller that watches a budget).
   void stop(int64_t r, Status s) { probs_.at(r).status = s; }
 
@@ -216,6 +229,21 @@ class BatchLBFGS {
     if (act.empty()) return 0;
     for (int64_t r : act) start_line_search(probs_[r]);
     const bool slopes = p_.line_search == LineSearchKind::StrongWolfe;
+    // Value-only searches may run on prepared lines (one per active problem).
+    bool lines = false;
+    std::vector<int64_t> line_of(size(), -1);
+    if (!slopes && line_.prepare && line_.values) {
+      const int64_t na = int64_t(act.size());
+      X_.resize(size_t(na) * dim_);
+      G_.resize(size_t(na) * dim_);
+      for (int64_t j = 0; j < na; ++j) {
+        const Problem<T>& q = probs_[act[j]];
+        std::copy(q.x.begin(), q.x.end(), &X_[size_t(j) * dim_]);
+        std::copy(q.dir.begin(), q.dir.end(), &G_[size_t(j) * dim_]);
+        line_of[act[j]] = j;
+      }
+      lines = line_.prepare(X_.data(), G_.data(), na);
+    }
     // Rounds of trials: one batched evaluation per round.
     for (;;) {
       std::vector<int64_t> b;
@@ -223,16 +251,26 @@ class BatchLBFGS {
         if (!probs_[r].ls->done()) b.push_back(r);
       if (b.empty()) break;
       const int64_t nb = int64_t(b.size());
-      X_.resize(size_t(nb) * dim_);
       F_.resize(nb);
-      if (slopes) G_.resize(size_t(nb) * dim_);
-      for (int64_t j = 0; j < nb; ++j) {
-        const Problem<T>& q = probs_[b[j]];
-        const T u = q.ls->trial();
-        T* xr = &X_[size_t(j) * dim_];
-        for (int64_t i = 0; i < dim_; ++i) xr[i] = q.x[i] - u * q.dir[i];
+      if (lines) {
+        std::vector<int64_t> idx(nb);
+        std::vector<T> us(nb);
+        for (int64_t j = 0; j < nb; ++j) {
+          idx[j] = line_of[b[j]];
+          us[j] = probs_[b[j]].ls->trial();
+        }
+        line_.values(idx.data(), us.data(), nb, F_.data());
+      } else {
+        X_.resize(size_t(nb) * dim_);
+        if (slopes) G_.resize(size_t(nb) * dim_);
+        for (int64_t j = 0; j < nb; ++j) {
+          const Problem<T>& q = probs_[b[j]];
+          const T u = q.ls->trial();
+          T* xr = &X_[size_t(j) * dim_];
+          for (int64_t i = 0; i < dim_; ++i) xr[i] = q.x[i] - u * q.dir[i];
+        }
+        fn_(X_.data(), nb, F_.data(), slopes ? G_.data() : nullptr);
       }
-      fn_(X_.data(), nb, F_.data(), slopes ? G_.data() : nullptr);
       for (int64_t j = 0; j < nb; ++j) {
         Problem<T>& q = probs_[b[j]];
         ++q.nfev;
@@ -352,6 +390,7 @@ class BatchLBFGS {
   }
 
   BatchFunction<T> fn_;
+  LineFunction<T> line_;
   int64_t dim_;
   LBFGSParams p_;
   std::vector<Problem<T>> probs_;
