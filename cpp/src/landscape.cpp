@@ -139,6 +139,7 @@ struct detail::Workspace {
   std::vector<T> grad;                 // (P, D - W1): every parameter but the first weights
   std::vector<T> dw1;                  // (P*h1, d_in)
   std::vector<double> loss, correct;   // (P)
+  std::vector<T> ybuf1, delta_proj;    // combination mode: (chunk, Q*h1), (chunk, K*h1)
 };
 
 // Everything one pass over a range of chunks needs.
@@ -166,6 +167,16 @@ struct detail::Pass {
   int64_t line_ld = 0;
   const int64_t* line_cols = nullptr;
   const T* line_u = nullptr;
+  // Combination mode: point p = sum_k comb_coef[p, k] V[comb_index[p, k]], k < comb_nnz;
+  // comb_v1 (Q*h1, d0) holds the basis vectors' first layers. With proj (P, K) the
+  // first-layer weight gradient is accumulated only projected: sum_p proj[p, n] dW1_p.
+  const T* comb_v1 = nullptr;
+  int64_t comb_Q = 0;
+  const int32_t* comb_index = nullptr;
+  const T* comb_coef = nullptr;
+  int comb_nnz = 0;
+  const T* proj = nullptr;
+  int64_t K = 0;
 };
 
 namespace {
@@ -192,8 +203,10 @@ void allocate(Workspace<T>& w, const Pass<T>& ps) {
   if (ps.want_grad) {
     w.tmp.resize(C * h1);
     w.grad.resize(ps.P * (ps.D - ps.W1));
-    w.dw1.resize(width1 * d0);
+    w.dw1.resize((ps.proj ? ps.K * h1 : width1) * d0);
+    if (ps.proj) w.delta_proj.resize(C * ps.K * h1);
   }
+  if (ps.comb_v1) w.ybuf1.resize(C * ps.comb_Q * h1);
   w.scratch.resize(dout);
   w.loss.resize(ps.P);
   w.correct.resize(ps.P);
@@ -239,7 +252,28 @@ void run_chunks(const Pass<T>& ps, int64_t c_begin, int64_t c_end, Workspace<T>&
     // Shared first layer: (nc, d0) x (d0, P*h1) in one product, or in line mode
     // from the prepared products (no product at all).
     T* a1 = w.a1.data();
-    if (ps.lineA) {
+    if (ps.comb_v1) {
+      // The basis vectors' products, then each point's combination of them.
+      const int64_t wq = ps.comb_Q * h1;
+      T* y = w.ybuf1.data();
+      blas::gemm(blas::N, blas::T, nc, int(wq), d0, T(1), xc, d0, ps.comb_v1, d0, T(0), y,
+                 int(wq));
+      for (int i = 0; i < nc; ++i) {
+        const T* yr = y + int64_t(i) * wq;
+        T* out = a1 + int64_t(i) * width1;
+        for (int64_t p = 0; p < P; ++p) {
+          T* o = out + p * h1;
+          const int32_t* idx = ps.comb_index + p * ps.comb_nnz;
+          const T* cf = ps.comb_coef + p * ps.comb_nnz;
+          for (int j = 0; j < h1; ++j) o[j] = T(0);
+          for (int k = 0; k < ps.comb_nnz; ++k) {
+            const T c = cf[k];
+            const T* src = yr + int64_t(idx[k]) * h1;
+            for (int j = 0; j < h1; ++j) o[j] += c * src[j];
+          }
+        }
+      }
+    } else if (ps.lineA) {
       for (int i = 0; i < nc; ++i) {
         const T* ar = ps.lineA + (r0 + i) * ps.line_ld;
         const T* br = ps.lineB + (r0 + i) * ps.line_ld;
@@ -304,10 +338,30 @@ void run_chunks(const Pass<T>& ps, int64_t c_begin, int64_t c_end, Workspace<T>&
       }
       if (s.bias) add_column_sums(a1 + p * h1, width1, nc, h1, g + (ps.boff[0] - ps.W1));
     }
-    // Shared first-layer weight gradient: (P*h1, nc) x (nc, d0) in one product.
-    if (want_grad)
+    // Shared first-layer weight gradient: (P*h1, nc) x (nc, d0) in one product; with
+    // a projection, first the deltas are combined (K*h1 columns instead of P*h1).
+    if (want_grad && ps.proj) {
+      const int64_t wk = ps.K * h1;
+      T* dp = w.delta_proj.data();
+      for (int i = 0; i < nc; ++i) {
+        const T* dr = a1 + int64_t(i) * width1;
+        T* o = dp + int64_t(i) * wk;
+        for (int64_t j = 0; j < wk; ++j) o[j] = T(0);
+        for (int64_t p = 0; p < P; ++p) {
+          const T* src = dr + p * h1;
+          for (int64_t n = 0; n < ps.K; ++n) {
+            const T c = ps.proj[p * ps.K + n];
+            T* on = o + n * h1;
+            for (int j = 0; j < h1; ++j) on[j] += c * src[j];
+          }
+        }
+      }
+      blas::gemm(blas::T, blas::N, int(wk), d0, nc, T(1), dp, int(wk), xc, d0,
+                 c == c_begin ? T(0) : T(1), w.dw1.data(), d0);
+    } else if (want_grad) {
       blas::gemm(blas::T, blas::N, int(width1), d0, nc, T(1), a1, int(width1), xc, d0,
                  c == c_begin ? T(0) : T(1), w.dw1.data(), d0);
+    }
   }
 }
 
@@ -620,6 +674,87 @@ void Landscape<T>::line_values(const LineCache<T>& cache, const int64_t* lines, 
     double l = 0.0;
     for (int t = 0; t < nt; ++t) l += work[t]->loss[p];
     loss_out[p] = T(l * inv);
+  }
+}
+
+template <typename T>
+void Landscape<T>::evaluate_combination(const T* points, int64_t P, const T* V, int64_t Q,
+                                        const int32_t* index, const T* coef, int nnz,
+                                        T* loss_out, const T* proj, int64_t K,
+                                        T* proj_grad) const {
+  check_call(points, P, nullptr, 0);
+  if (Q < 1 || nnz < 1) throw std::invalid_argument("basis: need at least one vector");
+  for (int64_t i = 0; i < P * nnz; ++i)
+    if (index[i] < 0 || index[i] >= Q) throw std::invalid_argument("index: outside the basis");
+  const MLPSpec& s = spec_;
+  const int d0 = s.sizes[0], h1 = s.sizes[1], dout = s.sizes.back();
+  const int64_t D = num_params_, W1 = int64_t(h1) * d0;
+  const bool want_grad = proj && proj_grad && K > 0;
+  int nt = options_.threads > 0 ? options_.threads : omp_get_max_threads();
+  WorkspaceLease lease(*this, nt);
+  auto& work = lease.work;
+  // The basis vectors' first layers (Q*h1, d0) and the points' first-layer biases.
+  lease.gather.resize(Q * W1 + (s.bias ? P * h1 : 0));
+  T* v1 = lease.gather.data();
+  T* b1 = s.bias ? v1 + Q * W1 : nullptr;
+  for (int64_t q = 0; q < Q; ++q) std::memcpy(v1 + q * W1, V + q * D, sizeof(T) * W1);
+  for (int64_t p = 0; s.bias && p < P; ++p)
+    std::memcpy(b1 + p * h1, points + p * D + s.bias_offset(0), sizeof(T) * h1);
+  const int64_t N = n_;
+  int64_t C = std::min<int64_t>(chunk_size(P), N);
+  int64_t k = (N + C - 1) / C;
+  k = std::min<int64_t>(N, (k + nt - 1) / nt * nt);
+  C = (N + k - 1) / k;
+  const int64_t nchunks = (N + C - 1) / C;
+  nt = int(std::max<int64_t>(1, std::min<int64_t>(nt, nchunks)));
+  Pass<T> ps = make_pass(points, P, nullptr, b1, nullptr, N, C, want_grad);
+  ps.comb_v1 = v1;
+  ps.comb_Q = Q;
+  ps.comb_index = index;
+  ps.comb_coef = coef;
+  ps.comb_nnz = nnz;
+  if (want_grad) {
+    ps.proj = proj;
+    ps.K = K;
+  }
+  for (int t = 0; t < nt; ++t) {
+    allocate(*work[t], ps);
+    clear(*work[t]);
+  }
+  {
+    blas::SingleThreaded single_threaded_blas;
+#pragma omp parallel num_threads(nt)
+    {
+      const int tid = omp_get_thread_num();
+      run_chunks(ps, nchunks * tid / nt, nchunks * (tid + 1) / nt, *work[tid]);
+    }
+  }
+  const double inv = s.loss == Loss::CrossEntropy ? 1.0 / double(N) : 1.0 / (double(N) * dout);
+  for (int64_t p = 0; p < P; ++p) {
+    double l = 0.0;
+    for (int t = 0; t < nt; ++t) l += work[t]->loss[p];
+    loss_out[p] = T(l * inv);
+  }
+  if (!want_grad) return;
+  // proj_grad[n] = [sum_t dW1proj_t[n], sum_p proj[p, n] sum_t grad_t[p]]
+  const int64_t rest = D - W1;
+#pragma omp parallel for num_threads(nt) schedule(static)
+  for (int64_t n = 0; n < K; ++n) {
+    T* g = proj_grad + n * D;
+    for (int64_t i = 0; i < W1; ++i) {
+      T v = T(0);
+      for (int t = 0; t < nt; ++t) v += work[t]->dw1[n * W1 + i];
+      g[i] = v;
+    }
+    for (int64_t i = 0; i < rest; ++i) g[W1 + i] = T(0);
+    for (int64_t p = 0; p < P; ++p) {
+      const T c = proj[p * K + n];
+      if (c == T(0)) continue;
+      for (int t = 0; t < nt; ++t) {
+        const T* gp = &work[t]->grad[p * rest];
+        for (int64_t i = 0; i < rest; ++i) g[W1 + i] += c * gp[i];
+      }
+    }
   }
 }
 

@@ -85,13 +85,54 @@ void PathBatch<T>::objective(const T* C, const std::vector<int64_t>& rows_in, T*
   if (rows.empty())
     for (int64_t r = 0; r < R_; ++r) rows.push_back(r);
   const int64_t n = int64_t(rows.size()), Mi = M_ - 2;
+  const size_t KD = size_t(K_) * D_;
   W_.resize(size_t(n) * Mi * D_);
   points(C, t_.data() + 1, Mi, W_.data(), rows);
   std::vector<T> E(size_t(n) * Mi);
-  if (grad) G_.resize(size_t(n) * Mi * D_);
-  energy_(W_.data(), n * Mi, E.data(), grad ? G_.data() : nullptr);
+  const bool sum = p_.objective == PathObjective::Sum;
+  // The energies and, for the sum objective, the data term's gradient: natively as
+  // combinations of the endpoints and coefficients when possible.
+  std::vector<T>& basis = basis_;
+  std::vector<T> coef;
+  std::vector<int32_t> index;
+  const int Q = K_ + 2;
+  if (comb_ && K_ > 0) {
+    basis.resize(size_t(Q) * D_);
+    coef.resize(size_t(Mi) * Q);
+    index.resize(size_t(Mi) * Q);
+    for (int64_t m = 0; m < Mi; ++m) {
+      const double t = t_[m + 1];
+      coef[m * Q] = T(1.0 - t);
+      coef[m * Q + 1] = T(t);
+      for (int k = 0; k < K_; ++k) coef[m * Q + 2 + k] = S_[(m + 1) * K_ + k];
+      for (int q = 0; q < Q; ++q) index[m * Q + q] = q;
+    }
+  }
+  auto set_basis = [&](int64_t j) {
+    const int64_t r = rows[j];
+    std::copy(&A_[r * D_], &A_[(r + 1) * D_], basis.begin());
+    std::copy(&B_[r * D_], &B_[(r + 1) * D_], basis.begin() + D_);
+    std::copy(C + j * KD, C + (j + 1) * KD, basis.begin() + 2 * D_);
+  };
+  const bool native = comb_ && K_ > 0;
+  if (native) {
+    for (int64_t j = 0; j < n; ++j) {
+      set_basis(j);
+      const bool direct = grad && sum;  // the weights are known before the pass
+      comb_(&W_[size_t(j) * Mi * D_], Mi, basis.data(), Q, index.data(), coef.data(), Q,
+            &E[j * Mi], direct ? &S_[K_] : nullptr, direct ? K_ : 0,
+            direct ? grad + j * KD : nullptr);
+    }
+  } else {
+    if (grad) G_.resize(size_t(n) * Mi * D_);
+    energy_(W_.data(), n * Mi, E.data(), grad ? G_.data() : nullptr);
+  }
   energy_points += n * Mi;
   const double lam = p_.lam, tau = p_.temperature;
+  // Scratch for the smoothness gradient: the generic gradients' buffer when free.
+  if (grad && native) G_.resize(size_t(Mi) * D_);
+  std::vector<T> gs_own(grad && !native ? size_t(Mi) * D_ : 0), proj(grad ? size_t(Mi) * K_ : 0);
+  T* gs = native ? G_.data() : gs_own.data();
   for (int64_t j = 0; j < n; ++j) {
     const int64_t r = rows[j];
     const T* a = &A_[r * D_];
@@ -107,7 +148,7 @@ void PathBatch<T>::objective(const T* C, const std::vector<int64_t>& rows_in, T*
     // Data term and the weight of each point's gradient.
     std::vector<double> wgt(M_, 1.0);
     double data = 0.0;
-    if (p_.objective == PathObjective::Sum) {
+    if (sum) {
       for (double v : e) data += v;
     } else if (p_.objective == PathObjective::SumSquares) {
       for (int m = 0; m < M_; ++m) {
@@ -116,45 +157,56 @@ void PathBatch<T>::objective(const T* C, const std::vector<int64_t>& rows_in, T*
       }
     } else {
       const double mx = *std::max_element(e.begin(), e.end());
-      double s = 0.0;
-      for (int m = 0; m < M_; ++m) s += (wgt[m] = std::exp((e[m] - mx) / tau));
-      data = M_ * (mx + tau * std::log(s / M_));
-      for (double& v : wgt) v *= M_ / s;
+      double sw = 0.0;
+      for (int m = 0; m < M_; ++m) sw += (wgt[m] = std::exp((e[m] - mx) / tau));
+      data = M_ * (mx + tau * std::log(sw / M_));
+      for (double& v : wgt) v *= M_ / sw;
     }
     // Smoothness: lam * sum of squared segment lengths.
     double smooth = 0.0;
-    auto seg = [&](const T* p, const T* q) {
+    for (int64_t m = 0; m <= Mi; ++m) {
+      const T* p = m == 0 ? a : w + (m - 1) * D_;
+      const T* q = m == Mi ? b : w + m * D_;
       double s2 = 0.0;
       for (int64_t i = 0; i < D_; ++i) {
         const double d = double(q[i]) - double(p[i]);
         s2 += d * d;
       }
-      return s2;
-    };
-    for (int64_t m = 0; m <= Mi; ++m) {
-      const T* p = m == 0 ? a : w + (m - 1) * D_;
-      const T* q = m == Mi ? b : w + m * D_;
-      smooth += seg(p, q);
+      smooth += s2;
     }
     value[j] = T(data + lam * smooth);
-    if (!grad) continue;
-    // Per-point gradient: weight * g_m + 2 lam (2 w_m - w_m-1 - w_m+1), then the
-    // projection onto the sine basis: (K, Mi) x (Mi, D).
-    T* g = &G_[size_t(j) * Mi * D_];
+    if (!grad || K_ == 0) continue;
+    T* gj = grad + j * KD;
+    // Data term: weight_m g_m projected onto the sine basis.
+    if (native && !sum) {  // a second pass with the weights now known
+      for (int64_t m = 0; m < Mi; ++m)
+        for (int k = 0; k < K_; ++k) proj[m * K_ + k] = T(wgt[m + 1]) * S_[(m + 1) * K_ + k];
+      set_basis(j);
+      std::vector<T> e2(Mi);
+      comb_(w, Mi, basis.data(), Q, index.data(), coef.data(), Q, e2.data(), proj.data(), K_,
+            gj);
+    } else if (!native) {
+      T* g = &G_[size_t(j) * Mi * D_];
+      for (int64_t m = 0; m < Mi; ++m) {
+        const T wm = T(wgt[m + 1]);
+        for (int64_t i = 0; i < D_; ++i) g[m * D_ + i] *= wm;
+      }
+      blas::SingleThreaded single_threaded_blas;
+      blas::gemm(blas::T, blas::N, K_, int(D_), int(Mi), T(1), &S_[K_], K_, g, int(D_), T(0),
+                 gj, int(D_));
+    }
+    // Smoothness: 2 lam (2 w_m - w_m-1 - w_m+1) projected the same way, added.
+    const T l2 = T(2 * lam);
     for (int64_t m = 0; m < Mi; ++m) {
       const T* prev = m == 0 ? a : w + (m - 1) * D_;
       const T* next = m == Mi - 1 ? b : w + (m + 1) * D_;
       const T* cur = w + m * D_;
-      T* gm = g + m * D_;
-      const T wm = T(wgt[m + 1]), l2 = T(2 * lam);
-      for (int64_t i = 0; i < D_; ++i)
-        gm[i] = wm * gm[i] + l2 * (T(2) * cur[i] - prev[i] - next[i]);
+      T* gm = gs + m * D_;
+      for (int64_t i = 0; i < D_; ++i) gm[i] = l2 * (T(2) * cur[i] - prev[i] - next[i]);
     }
-    if (K_ > 0) {
-      blas::SingleThreaded single_threaded_blas;
-      blas::gemm(blas::T, blas::N, K_, int(D_), int(Mi), T(1), &S_[K_], K_, g, int(D_), T(0),
-                 grad + size_t(j) * K_ * D_, int(D_));
-    }
+    blas::SingleThreaded single_threaded_blas;
+    blas::gemm(blas::T, blas::N, K_, int(D_), int(Mi), T(1), &S_[K_], K_, gs, int(D_), T(1), gj,
+               int(D_));
   }
 }
 

@@ -63,8 +63,18 @@ void bind_path(py::module_& m, const char* name) {
              const int64_t R = A.shape(0), D = A.shape(1);
              PathParams p = path_params(params);
              BatchFunction<T> f = make_function<T>(fun, D);
+             const Landscape<T>* native =
+                 py::isinstance<Landscape<T>>(fun) ? fun.cast<const Landscape<T>*>() : nullptr;
              py::gil_scoped_release release;
-             return new PB(std::move(f), D, R, A.data(), B.data(), p);
+             auto* pb = new PB(std::move(f), D, R, A.data(), B.data(), p);
+             if (native)
+               pb->set_combination_function(
+                   [native](const T* W, int64_t P, const T* V, int64_t Q, const int32_t* idx,
+                            const T* coef, int nnz, T* loss, const T* proj, int64_t K,
+                            T* pg) {
+                     native->evaluate_combination(W, P, V, Q, idx, coef, nnz, loss, proj, K, pg);
+                   });
+             return pb;
            }),
            py::arg("fun"), py::arg("a"), py::arg("b"), py::arg("params"))
       .def(
@@ -128,6 +138,8 @@ void bind_path(py::module_& m, const char* name) {
             return py::make_tuple(value, g, energies);
           },
           py::arg("coeffs"), py::arg("rows") = std::vector<int64_t>{}, py::arg("grad") = true)
+      .def("use_generic_evaluation", [](PB& self) { self.set_combination_function({}); },
+           "Evaluates the path points one by one through the batched energy (for tests).")
       .def(
           "set_coeffs",
           [](PB& self, py::array_t<T, py::array::c_style | py::array::forcecast> C) {

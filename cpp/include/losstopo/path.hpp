@@ -37,12 +37,24 @@ struct PathParams {
   LBFGSParams lbfgs;          // L-BFGS (max_iter is replaced by steps)
 };
 
+// Native evaluation of points given as combinations of basis vectors, with the
+// gradient projected (Landscape::evaluate_combination has this signature).
+template <typename T>
+using CombinationFunction =
+    std::function<void(const T* points, int64_t P, const T* V, int64_t Q, const int32_t* index,
+                       const T* coef, int nnz, T* loss, const T* proj, int64_t K, T* proj_grad)>;
+
 // R paths between the pairs (A[r], B[r]), optimized together.
 template <typename T>
 class PathBatch {
  public:
   PathBatch(BatchFunction<T> energy, int64_t dim, int64_t R, const T* A, const T* B,
             PathParams params);
+
+  // With a combination function (a native landscape), every path step computes the
+  // first layer from the K + 2 basis vectors (endpoints and coefficients) instead
+  // of the M points, and projects the gradient before the first-layer product.
+  void set_combination_function(CombinationFunction<T> f) { comb_ = std::move(f); }
 
   int64_t dim() const { return D_; }
   int64_t size() const { return R_; }
@@ -78,6 +90,7 @@ class PathBatch {
   void track(const std::vector<int64_t>& rows, const T* C, const T* energies, const T* value,
              int step);
   BatchFunction<T> energy_;
+  CombinationFunction<T> comb_;
   int64_t D_, R_;
   int K_, M_;
   PathParams p_;
@@ -85,6 +98,7 @@ class PathBatch {
   std::vector<double> t_;
   std::vector<T> S_;      // (M, K) sin(n pi t_m), interior rows used
   std::vector<T> W_, G_;  // scratch: interior points and their gradients
+  std::vector<T> basis_;  // scratch: endpoints and coefficients of one path
 };
 
 extern template class PathBatch<float>;
