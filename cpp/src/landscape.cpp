@@ -365,6 +365,55 @@ void run_chunks(const Pass<T>& ps, int64_t c_begin, int64_t c_end, Workspace<T>&
   }
 }
 
+// The chunks of a pass over N samples, C per chunk; balanced over the nt threads (a
+// multiple of nt chunks of nearly equal size) unless the chunk size is fixed.
+struct Split {
+  int64_t C, nchunks;
+  int nt;
+};
+
+Split split_samples(int64_t N, int64_t C, int nt, bool balance) {
+  C = std::min<int64_t>(C, N);
+  if (balance) {
+    int64_t k = (N + C - 1) / C;
+    k = std::min<int64_t>(N, (k + nt - 1) / nt * nt);
+    C = (N + k - 1) / k;
+  }
+  const int64_t nchunks = (N + C - 1) / C;
+  return {C, nchunks, int(std::max<int64_t>(1, std::min<int64_t>(nt, nchunks)))};
+}
+
+// Runs a pass on the threads: thread t takes a contiguous block of chunks.
+template <typename T>
+void run_split(const Pass<T>& ps, const Split& sp,
+               std::vector<std::unique_ptr<Workspace<T>>>& work) {
+  for (int t = 0; t < sp.nt; ++t) {
+    allocate(*work[t], ps);
+    clear(*work[t]);
+  }
+  blas::SingleThreaded single_threaded_blas;
+#pragma omp parallel num_threads(sp.nt)
+  {
+    const int tid = omp_get_thread_num();
+    run_chunks(ps, sp.nchunks * tid / sp.nt, sp.nchunks * (tid + 1) / sp.nt, *work[tid]);
+  }
+}
+
+// Mean losses (and accuracies) of P vectors, summed over the threads in a fixed order.
+template <typename T>
+void reduce_losses(const std::vector<std::unique_ptr<Workspace<T>>>& work, int nt, int64_t P,
+                   int64_t N, double inv, T* loss_out, T* acc_out) {
+  for (int64_t p = 0; p < P; ++p) {
+    double l = 0.0, c = 0.0;
+    for (int t = 0; t < nt; ++t) {
+      l += work[t]->loss[p];
+      c += work[t]->correct[p];
+    }
+    loss_out[p] = T(l * inv);
+    if (acc_out) acc_out[p] = T(c / double(N));
+  }
+}
+
 }  // namespace
 
 // Workspaces for nt threads: the landscape's cached ones when no other call holds
@@ -463,42 +512,11 @@ void Landscape<T>::evaluate(const T* theta, int64_t P, T* loss_out, T* grad_out,
     return;
   }
 
-  int64_t C = std::min<int64_t>(chunk_size(P), N);
-  if (options_.chunk <= 0) {
-    // Balance the threads: a multiple of nt chunks of (nearly) equal size.
-    int64_t k = (N + C - 1) / C;
-    k = std::min<int64_t>(N, (k + nt - 1) / nt * nt);
-    C = (N + k - 1) / k;
-  }
-  const int64_t nchunks = (N + C - 1) / C;
-  nt = int(std::max<int64_t>(1, std::min<int64_t>(nt, nchunks)));
-
-  const Pass<T> ps = make_pass(theta, P, w1all, b1all, samples, N, C, want_grad);
-  for (int t = 0; t < nt; ++t) {
-    auto& w = work[t];
-    allocate(*w, ps);
-    clear(*w);
-  }
-
-  {
-    blas::SingleThreaded single_threaded_blas;
-#pragma omp parallel num_threads(nt)
-    {
-      const int tid = omp_get_thread_num();
-      run_chunks(ps, nchunks * tid / nt, nchunks * (tid + 1) / nt, *work[tid]);
-    }
-  }
-
-  // Reduce over threads in a fixed order.
-  for (int64_t p = 0; p < P; ++p) {
-    double l = 0.0, c = 0.0;
-    for (int t = 0; t < nt; ++t) {
-      l += work[t]->loss[p];
-      c += work[t]->correct[p];
-    }
-    loss_out[p] = T(l * inv);
-    if (acc_out) acc_out[p] = T(c / double(N));
-  }
+  const Split sp = split_samples(N, chunk_size(P), nt, options_.chunk <= 0);
+  nt = sp.nt;
+  const Pass<T> ps = make_pass(theta, P, w1all, b1all, samples, N, sp.C, want_grad);
+  run_split(ps, sp, work);
+  reduce_losses(work, nt, P, N, inv, loss_out, acc_out);
   if (want_grad) {
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (int64_t p = 0; p < P; ++p) {
@@ -640,41 +658,20 @@ void Landscape<T>::line_values(const LineCache<T>& cache, const int64_t* lines, 
     for (int64_t i = 0; i < D; ++i) t[i] = x[i] - u[k] * d[i];
     if (s.bias) std::memcpy(&b1[k * h1], t + s.bias_offset(0), sizeof(T) * h1);
   }
-  int nt = options_.threads > 0 ? options_.threads : omp_get_max_threads();
   const int64_t N = n_;
-  int64_t C = std::min<int64_t>(chunk_size(n), N);
-  int64_t k = (N + C - 1) / C;
-  k = std::min<int64_t>(N, (k + nt - 1) / nt * nt);
-  C = (N + k - 1) / k;
-  const int64_t nchunks = (N + C - 1) / C;
-  nt = int(std::max<int64_t>(1, std::min<int64_t>(nt, nchunks)));
-  Pass<T> ps = make_pass(theta.data(), n, nullptr, s.bias ? b1.data() : nullptr, nullptr, N, C,
-                         false);
+  const Split sp = split_samples(
+      N, chunk_size(n), options_.threads > 0 ? options_.threads : omp_get_max_threads(), true);
+  Pass<T> ps = make_pass(theta.data(), n, nullptr, s.bias ? b1.data() : nullptr, nullptr, N,
+                         sp.C, false);
   ps.lineA = cache.A.data();
   ps.lineB = cache.B.data();
   ps.line_ld = cache.P * h1;
   ps.line_cols = lines;
   ps.line_u = u;
-  WorkspaceLease lease(*this, nt);
-  auto& work = lease.work;
-  for (int t = 0; t < nt; ++t) {
-    allocate(*work[t], ps);
-    clear(*work[t]);
-  }
-  {
-    blas::SingleThreaded single_threaded_blas;
-#pragma omp parallel num_threads(nt)
-    {
-      const int tid = omp_get_thread_num();
-      run_chunks(ps, nchunks * tid / nt, nchunks * (tid + 1) / nt, *work[tid]);
-    }
-  }
+  WorkspaceLease lease(*this, sp.nt);
+  run_split(ps, sp, lease.work);
   const double inv = s.loss == Loss::CrossEntropy ? 1.0 / double(N) : 1.0 / (double(N) * dout);
-  for (int64_t p = 0; p < n; ++p) {
-    double l = 0.0;
-    for (int t = 0; t < nt; ++t) l += work[t]->loss[p];
-    loss_out[p] = T(l * inv);
-  }
+  reduce_losses(lease.work, sp.nt, n, N, inv, loss_out, static_cast<T*>(nullptr));
 }
 
 template <typename T>
@@ -701,13 +698,9 @@ void Landscape<T>::evaluate_combination(const T* points, int64_t P, const T* V, 
   for (int64_t p = 0; s.bias && p < P; ++p)
     std::memcpy(b1 + p * h1, points + p * D + s.bias_offset(0), sizeof(T) * h1);
   const int64_t N = n_;
-  int64_t C = std::min<int64_t>(chunk_size(P), N);
-  int64_t k = (N + C - 1) / C;
-  k = std::min<int64_t>(N, (k + nt - 1) / nt * nt);
-  C = (N + k - 1) / k;
-  const int64_t nchunks = (N + C - 1) / C;
-  nt = int(std::max<int64_t>(1, std::min<int64_t>(nt, nchunks)));
-  Pass<T> ps = make_pass(points, P, nullptr, b1, nullptr, N, C, want_grad);
+  const Split sp = split_samples(N, chunk_size(P), nt, true);
+  nt = sp.nt;
+  Pass<T> ps = make_pass(points, P, nullptr, b1, nullptr, N, sp.C, want_grad);
   ps.comb_v1 = v1;
   ps.comb_Q = Q;
   ps.comb_index = index;
@@ -717,24 +710,9 @@ void Landscape<T>::evaluate_combination(const T* points, int64_t P, const T* V, 
     ps.proj = proj;
     ps.K = K;
   }
-  for (int t = 0; t < nt; ++t) {
-    allocate(*work[t], ps);
-    clear(*work[t]);
-  }
-  {
-    blas::SingleThreaded single_threaded_blas;
-#pragma omp parallel num_threads(nt)
-    {
-      const int tid = omp_get_thread_num();
-      run_chunks(ps, nchunks * tid / nt, nchunks * (tid + 1) / nt, *work[tid]);
-    }
-  }
+  run_split(ps, sp, work);
   const double inv = s.loss == Loss::CrossEntropy ? 1.0 / double(N) : 1.0 / (double(N) * dout);
-  for (int64_t p = 0; p < P; ++p) {
-    double l = 0.0;
-    for (int t = 0; t < nt; ++t) l += work[t]->loss[p];
-    loss_out[p] = T(l * inv);
-  }
+  reduce_losses(work, nt, P, N, inv, loss_out, static_cast<T*>(nullptr));
   if (!want_grad) return;
   // proj_grad[n] = [sum_t dW1proj_t[n], sum_p proj[p, n] sum_t grad_t[p]]
   const int64_t rest = D - W1;

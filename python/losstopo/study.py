@@ -259,6 +259,8 @@ class Study:
         c = self.config
         net = network(c["network"])
         train_ls, test_ls = self.landscapes()
+        # Independent initializations for the two optimizers, as in the paper.
+        seeds = {"sgd": 2 * c["seed"], "lbfgs": 2 * c["seed"] + 1}
         for method, epochs in (("sgd", c["sgd_epochs"]), ("lbfgs", c["lbfgs_iters"])):
             target = self.path(f"ensemble_{method}.npz")
             if os.path.exists(target) and self.manifest["stages"].get(f"train_{method}"):
@@ -266,7 +268,7 @@ class Study:
             self.log.info("train: %s, %d runs, %d %s", method, c["runs"], epochs,
                           "epochs" if method == "sgd" else "iterations")
             t = time.perf_counter()
-            ens = train(net, train_ls, test_ls, method=method, runs=c["runs"], seed=c["seed"],
+            ens = train(net, train_ls, test_ls, method=method, runs=c["runs"], seed=seeds[method],
                         epochs=epochs, lr=c["lr"], batch_size=c["batch_size"],
                         checkpoint=self.path(f"checkpoint_{method}.npz"),
                         progress=not self.quiet)
