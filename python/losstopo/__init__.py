@@ -28,8 +28,13 @@ def __getattr__(name):
 
 
 def cuda_available() -> bool:
-    """Whether this build has a usable CUDA backend."""
-    return False
+    """Whether this build has a CUDA backend and a CUDA device can be used."""
+    try:
+        from . import _native  # noqa: F401  (OpenBLAS first)
+        from . import _core_cuda
+    except (ImportError, OSError):
+        return False
+    return bool(_core_cuda.device_available())
 
 
 __all__ = [

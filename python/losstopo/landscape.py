@@ -15,10 +15,16 @@ def _check_device(device: str) -> str:
     if device == "cpu":
         return device
     if device == "cuda" or device.startswith("cuda:"):
-        raise RuntimeError(
-            f"device={device!r}: this build of losstopo has no CUDA backend "
-            "(losstopo.cuda_available() is False)"
-        )
+        from . import cuda_available
+
+        if device.startswith("cuda:") and not device[5:].isdigit():
+            raise ValueError(f"device: expected 'cuda:N' with an integer N, got {device!r}")
+        if not cuda_available():
+            raise RuntimeError(
+                f"device={device!r}: this build of losstopo has no usable CUDA backend "
+                "(losstopo.cuda_available() is False)"
+            )
+        return device
     raise ValueError(f"device: expected 'cpu' or 'cuda[:N]', got {device!r}")
 
 
@@ -66,6 +72,7 @@ class Landscape:
         device: str = "cpu",
         threads: Optional[int] = None,
         chunk: Optional[int] = None,
+        precision: str = "fp32",
     ):
         from ._native import core
 
@@ -102,21 +109,40 @@ class Landscape:
             )
         threads = _check_positive("threads", threads)
         chunk = _check_positive("chunk", chunk)
-        cls = core.LandscapeF32 if self.dtype == np.float32 else core.LandscapeF64
-        self._engine = cls(
-            net.sizes,
-            net.activations,
-            net.output,
-            net.bias,
-            net.loss,
-            X,
-            labels,
-            targets,
-            threads or 0,
-            chunk or 0,
-        )
+        if precision not in ("fp32", "tf32"):
+            raise ValueError(f"precision: expected 'fp32' or 'tf32', got {precision!r}")
+        args = (net.sizes, net.activations, net.output, net.bias, net.loss, X, labels, targets)
+        if self.device == "cpu":
+            cls = core.LandscapeF32 if self.dtype == np.float32 else core.LandscapeF64
+            self._engine = cls(*args, threads or 0, chunk or 0)
+        else:
+            from . import _core_cuda
+
+            cls = (_core_cuda.CudaLandscapeF32 if self.dtype == np.float32
+                   else _core_cuda.CudaLandscapeF64)
+            index = int(self.device[5:]) if self.device.startswith("cuda:") else 0
+            self._engine = cls(*args, index, precision == "tf32", chunk or 0)
         self.num_samples = n
         self.num_params = net.num_params
+
+    @property
+    def native(self):
+        """The compiled CPU engine, or None on another device (used by the core loops)."""
+        return self._engine if self.device == "cpu" else None
+
+    @property
+    def classifier(self) -> bool:
+        return self.net.loss == "cross_entropy"
+
+    def evaluate_each(self, theta, samples):
+        """Vector p on its own samples[p]: theta (P, D), samples (P, B) -> (P,), (P, D)."""
+        t, _ = self._theta(theta)
+        s = np.asarray(samples)
+        if s.ndim != 2 or s.shape[0] != t.shape[0] or s.dtype.kind not in "iu":
+            raise ValueError(f"samples: expected an integer array of shape ({t.shape[0]}, B)")
+        if s.min() < 0 or s.max() >= self.num_samples:
+            raise ValueError(f"samples: indices must lie in [0, {self.num_samples})")
+        return self._engine.evaluate_each(t, np.ascontiguousarray(s, dtype=np.int64), True)
 
     # -------------------------------------------------------------- settings
     @property

@@ -116,7 +116,7 @@ def minimize(
         dtype = fun.dtype
         if x0.shape[-1] != fun.num_params:
             raise ValueError(f"x0: expected length {fun.num_params}, got {x0.shape[-1]}")
-        target = fun._engine
+        target = fun.native if fun.native is not None else fun
     elif callable(fun):
         dtype = x0.dtype if x0.dtype in (np.float32, np.float64) else np.dtype(np.float64)
         target = _single(fun) if single else fun

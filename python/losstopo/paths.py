@@ -260,7 +260,8 @@ def find_path(
     params = _path_params(n_modes, n_points, lam, optimizer, lr, steps, objective, temperature,
                           line_search)
     if isinstance(landscape, Landscape):
-        dtype, D, target = landscape.dtype, landscape.num_params, landscape._engine
+        dtype, D = landscape.dtype, landscape.num_params
+        target = landscape.native if landscape.native is not None else landscape
     elif callable(landscape):
         dtype, D, target = np.dtype(np.float64), None, landscape
     else:

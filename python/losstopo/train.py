@@ -173,8 +173,8 @@ def train(
     config_hash = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
 
     Trainer = core.TrainerF32 if dt == np.float32 else core.TrainerF64
-    def engine(ls):
-        return ls._engine if isinstance(ls, Landscape) else ls
+    def engine(ls):  # the compiled CPU engine, or an object the core calls back
+        return ls.native if isinstance(ls, Landscape) and ls.native is not None else ls
 
     trainer = Trainer(engine(train_ls), None if test_ls is None else engine(test_ls), theta0,
                       method, int(epochs), float(lr), float(momentum), int(batch_size),

@@ -1,0 +1,110 @@
+// pybind11 bindings of the CUDA landscape (the module losstopo._core_cuda, built
+// only with the CUDA backend). Same evaluate() contract as the CPU classes.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "losstopo/cuda_landscape.hpp"
+
+namespace py = pybind11;
+using namespace losstopo;
+
+namespace {
+
+template <typename T>
+using carray = py::array_t<T, py::array::c_style>;
+
+template <typename T>
+void bind(py::module_& m, const char* name) {
+  using CL = CudaLandscape<T>;
+  py::class_<CL>(m, name)
+      .def(py::init([](const std::vector<int>& sizes, const std::vector<std::string>& hidden,
+                       const std::string& output, bool bias, const std::string& loss,
+                       carray<T> X, std::optional<carray<int32_t>> y,
+                       std::optional<carray<T>> targets, int device, bool tf32, int64_t chunk) {
+             MLPSpec s;
+             s.sizes = sizes;
+             for (const auto& h : hidden) s.hidden.push_back(parse_activation(h));
+             s.output = parse_activation(output);
+             s.bias = bias;
+             s.loss = parse_loss(loss);
+             s.validate();
+             if (X.ndim() != 2 || X.shape(1) != s.sizes.front())
+               throw std::invalid_argument("X: expected shape (n, sizes[0])");
+             return new CL(s, X.data(), X.shape(0), y ? y->data() : nullptr,
+                           targets ? targets->data() : nullptr, device, tf32, chunk);
+           }),
+           py::arg("sizes"), py::arg("hidden"), py::arg("output"), py::arg("bias"),
+           py::arg("loss"), py::arg("X"), py::arg("y") = py::none(),
+           py::arg("targets") = py::none(), py::arg("device") = 0, py::arg("tf32") = false,
+           py::arg("chunk") = 0)
+      .def_property_readonly("num_params", &CL::num_params)
+      .def_property_readonly("num_samples", &CL::num_samples)
+      .def(
+          "evaluate",
+          [](const CL& self, carray<T> theta, bool grad, bool accuracy,
+             std::optional<carray<int64_t>> samples) {
+            if (theta.ndim() != 2 || theta.shape(1) != self.num_params())
+              throw std::invalid_argument("theta: expected shape (P, D)");
+            const int64_t P = theta.shape(0), D = self.num_params();
+            carray<T> loss(P);
+            py::object g = py::none(), a = py::none();
+            T* gp = nullptr;
+            T* ap = nullptr;
+            if (grad) {
+              carray<T> ga({P, D});
+              gp = ga.mutable_data();
+              g = ga;
+            }
+            if (accuracy) {
+              carray<T> aa(P);
+              ap = aa.mutable_data();
+              a = aa;
+            }
+            const T* tp = theta.data();
+            T* lp = loss.mutable_data();
+            const int64_t* sp = samples ? samples->data() : nullptr;
+            const int64_t ns = samples ? samples->shape(0) : 0;
+            {
+              py::gil_scoped_release release;
+              self.evaluate(tp, P, lp, gp, ap, sp, ns);
+            }
+            return py::make_tuple(loss, g, a);
+          },
+          py::arg("theta"), py::arg("grad") = false, py::arg("accuracy") = false,
+          py::arg("samples") = py::none())
+      .def(
+          "evaluate_each",
+          [](const CL& self, carray<T> theta, carray<int64_t> samples, bool grad) {
+            const int64_t P = theta.shape(0), D = self.num_params(), B = samples.shape(1);
+            if (theta.ndim() != 2 || theta.shape(1) != D || samples.ndim() != 2 ||
+                samples.shape(0) != P)
+              throw std::invalid_argument("theta, samples: expected (P, D) and (P, B)");
+            carray<T> loss(P);
+            carray<T> ga({P, D});
+            const T* tp = theta.data();
+            const int64_t* sp = samples.data();
+            T* lp = loss.mutable_data();
+            T* gp = grad ? ga.mutable_data() : nullptr;
+            {
+              py::gil_scoped_release release;
+              self.evaluate_each(tp, P, sp, B, lp, gp);
+            }
+            return py::make_tuple(loss, grad ? py::object(ga) : py::object(py::none()));
+          },
+          py::arg("theta"), py::arg("samples"), py::arg("grad") = true);
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core_cuda, m) {
+  m.doc() = "losstopo CUDA backend";
+  m.def("device_available", &cuda_device_available);
+  bind<float>(m, "CudaLandscapeF32");
+  bind<double>(m, "CudaLandscapeF64");
+}
