@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "engine_methods.hpp"
 #include "losstopo/cuda_landscape.hpp"
 
 namespace py = pybind11;
@@ -45,59 +46,10 @@ void bind(py::module_& m, const char* name) {
            py::arg("chunk") = 0)
       .def_property_readonly("num_params", &CL::num_params)
       .def_property_readonly("num_samples", &CL::num_samples)
-      .def(
-          "evaluate",
-          [](const CL& self, carray<T> theta, bool grad, bool accuracy,
-             std::optional<carray<int64_t>> samples) {
-            if (theta.ndim() != 2 || theta.shape(1) != self.num_params())
-              throw std::invalid_argument("theta: expected shape (P, D)");
-            const int64_t P = theta.shape(0), D = self.num_params();
-            carray<T> loss(P);
-            py::object g = py::none(), a = py::none();
-            T* gp = nullptr;
-            T* ap = nullptr;
-            if (grad) {
-              carray<T> ga({P, D});
-              gp = ga.mutable_data();
-              g = ga;
-            }
-            if (accuracy) {
-              carray<T> aa(P);
-              ap = aa.mutable_data();
-              a = aa;
-            }
-            const T* tp = theta.data();
-            T* lp = loss.mutable_data();
-            const int64_t* sp = samples ? samples->data() : nullptr;
-            const int64_t ns = samples ? samples->shape(0) : 0;
-            {
-              py::gil_scoped_release release;
-              self.evaluate(tp, P, lp, gp, ap, sp, ns);
-            }
-            return py::make_tuple(loss, g, a);
-          },
-          py::arg("theta"), py::arg("grad") = false, py::arg("accuracy") = false,
-          py::arg("samples") = py::none())
-      .def(
-          "evaluate_each",
-          [](const CL& self, carray<T> theta, carray<int64_t> samples, bool grad) {
-            const int64_t P = theta.shape(0), D = self.num_params(), B = samples.shape(1);
-            if (theta.ndim() != 2 || theta.shape(1) != D || samples.ndim() != 2 ||
-                samples.shape(0) != P)
-              throw std::invalid_argument("theta, samples: expected (P, D) and (P, B)");
-            carray<T> loss(P);
-            carray<T> ga({P, D});
-            const T* tp = theta.data();
-            const int64_t* sp = samples.data();
-            T* lp = loss.mutable_data();
-            T* gp = grad ? ga.mutable_data() : nullptr;
-            {
-              py::gil_scoped_release release;
-              self.evaluate_each(tp, P, sp, B, lp, gp);
-            }
-            return py::make_tuple(loss, grad ? py::object(ga) : py::object(py::none()));
-          },
-          py::arg("theta"), py::arg("samples"), py::arg("grad") = true);
+      .def("evaluate", &losstopo_py::engine_evaluate<T, CL>, py::arg("theta"),
+           py::arg("grad") = false, py::arg("accuracy") = false, py::arg("samples") = py::none())
+      .def("evaluate_each", &losstopo_py::engine_evaluate_each<T, CL>, py::arg("theta"),
+           py::arg("samples"), py::arg("grad") = true);
 }
 
 }  // namespace

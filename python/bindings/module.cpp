@@ -11,6 +11,7 @@
 
 #include "losstopo/landscape.hpp"
 #include "losstopo/mlp.hpp"
+#include "engine_methods.hpp"
 
 namespace py = pybind11;
 using namespace losstopo;
@@ -76,72 +77,10 @@ void bind_landscape(py::module_& m, const char* name) {
             self.set_options(o);
           })
       .def("chunk_size", &LS::chunk_size, py::arg("P"))
-      .def(
-          "evaluate",
-          [](const LS& self, carray<T> theta, bool grad, bool accuracy,
-             std::optional<carray<int64_t>> samples) {
-            if (theta.ndim() != 2 || theta.shape(1) != self.num_params())
-              throw std::invalid_argument("theta: expected shape (P, " +
-                                          std::to_string(self.num_params()) + ")");
-            if (accuracy && self.spec().loss != Loss::CrossEntropy)
-              throw std::invalid_argument("accuracy needs a cross_entropy network");
-            if (samples && samples->ndim() != 1)
-              throw std::invalid_argument("samples: expected a 1-D index array");
-            const int64_t P = theta.shape(0), D = self.num_params();
-            carray<T> loss(P);
-            py::object g = py::none(), a = py::none();
-            T* gp = nullptr;
-            T* ap = nullptr;
-            if (grad) {
-              carray<T> ga({P, D});
-              gp = ga.mutable_data();
-              g = ga;
-            }
-            if (accuracy) {
-              carray<T> aa(P);
-              ap = aa.mutable_data();
-              a = aa;
-            }
-            const T* tp = theta.data();
-            T* lp = loss.mutable_data();
-            const int64_t* sp = samples ? samples->data() : nullptr;
-            const int64_t ns = samples ? samples->shape(0) : 0;
-            {
-              py::gil_scoped_release release;
-              self.evaluate(tp, P, lp, gp, ap, sp, ns);
-            }
-            return py::make_tuple(loss, g, a);
-          },
-          py::arg("theta"), py::arg("grad") = false, py::arg("accuracy") = false,
-          py::arg("samples") = py::none())
-      .def(
-          "evaluate_each",
-          [](const LS& self, carray<T> theta, carray<int64_t> samples, bool grad) {
-            if (theta.ndim() != 2 || theta.shape(1) != self.num_params())
-              throw std::invalid_argument("theta: expected shape (P, " +
-                                          std::to_string(self.num_params()) + ")");
-            const int64_t P = theta.shape(0), D = self.num_params();
-            if (samples.ndim() != 2 || samples.shape(0) != P || samples.shape(1) < 1)
-              throw std::invalid_argument("samples: expected shape (P, B)");
-            const int64_t B = samples.shape(1);
-            carray<T> loss(P);
-            py::object g = py::none();
-            T* gp = nullptr;
-            if (grad) {
-              carray<T> ga({P, D});
-              gp = ga.mutable_data();
-              g = ga;
-            }
-            const T* tp = theta.data();
-            const int64_t* sp = samples.data();
-            T* lp = loss.mutable_data();
-            {
-              py::gil_scoped_release release;
-              self.evaluate_each(tp, P, sp, B, lp, gp);
-            }
-            return py::make_tuple(loss, g);
-          },
-          py::arg("theta"), py::arg("samples"), py::arg("grad") = true)
+      .def("evaluate", &losstopo_py::engine_evaluate<T, LS>, py::arg("theta"),
+           py::arg("grad") = false, py::arg("accuracy") = false, py::arg("samples") = py::none())
+      .def("evaluate_each", &losstopo_py::engine_evaluate_each<T, LS>, py::arg("theta"),
+           py::arg("samples"), py::arg("grad") = true)
       .def(
           "line_values",
           [](const LS& self, carray<T> x, carray<T> d, carray<int64_t> lines, carray<T> u) {
