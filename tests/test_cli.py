@@ -32,3 +32,21 @@ def test_cmake_dir_points_at_the_package_config(capsys):
     d = capsys.readouterr().out.strip()
     assert os.path.exists(os.path.join(d, "losstopoConfig.cmake"))
     assert os.path.exists(os.path.join(d, "losstopoTargets.cmake"))
+
+
+def test_progress_bar_in_a_log_prints_plain_lines():
+    import io
+
+    from losstopo.progress import Progress
+
+    buf = io.StringIO()
+    bar = Progress(5, "work", stream=buf)
+    for _ in range(5):
+        bar.update(1)
+    bar.close()
+    lines = buf.getvalue().splitlines()
+    assert "\r" not in buf.getvalue() and lines[0].startswith("work") and "5/5" in lines[-1]
+    assert len(lines) == 2  # the start and the end, no flood
+    quiet = io.StringIO()
+    Progress(5, "q", enabled=False, stream=quiet).close()
+    assert quiet.getvalue() == ""

@@ -1,4 +1,6 @@
-"""A minimal progress bar on stderr (no dependencies); silent when disabled."""
+"""A minimal progress bar on stderr (no dependencies); silent when disabled. On a
+terminal it redraws in place; written to a file or pipe it prints a plain line now
+and then, so logs stay readable."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ class Progress:
         self.start = time.perf_counter()
         self.postfix = ""
         self._last = 0.0
+        self._drawn = -1  # n at the last drawing
         if enabled:
             self._draw(force=True)
 
@@ -33,9 +36,12 @@ class Progress:
 
     def _draw(self, force: bool = False) -> None:
         now = time.perf_counter()
-        if not force and now - self._last < 0.2 and self.n < self.total:
+        tty = getattr(self.stream, "isatty", lambda: False)()
+        # On a terminal redraw in place; in a log, one line at most every 10 seconds.
+        if not force and self.n < self.total and now - self._last < (0.2 if tty else 10.0):
             return
         self._last = now
+        self._drawn = self.n
         el = now - self.start
         if self.total:
             frac = self.n / self.total
@@ -47,13 +53,16 @@ class Progress:
             msg = f"\r{self.desc} {self.n} {el:6.1f}s"
         if self.postfix:
             msg += f" {self.postfix}"
-        self.stream.write(msg)
+        self.stream.write(msg if tty else msg.lstrip("\r") + "\n")
         self.stream.flush()
 
     def close(self) -> None:
         if self.enabled:
-            self._draw(force=True)
-            self.stream.write("\n")
+            tty = getattr(self.stream, "isatty", lambda: False)()
+            if tty or self._drawn != self.n:
+                self._draw(force=True)
+            if tty:
+                self.stream.write("\n")
             self.stream.flush()
             self.enabled = False
 
