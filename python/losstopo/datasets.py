@@ -13,7 +13,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
-import operator
 import os
 import pickle
 import struct
@@ -26,6 +25,8 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Tuple, Union
 
 import numpy as np
+
+from ._checks import check_int
 
 __all__ = [
     "MNIST",
@@ -652,18 +653,6 @@ def mnist(path: Optional[PathLike] = None, cache_dir: Optional[PathLike] = None,
 # ---------------------------------------------------------------------------------------
 
 
-def _positive_int(value: Any, name: str, minimum: int = 1) -> int:
-    if isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    try:
-        ivalue = operator.index(value)
-    except TypeError:
-        raise ValueError(f"{name} must be an integer, got {value!r}") from None
-    if ivalue < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {ivalue}")
-    return ivalue
-
-
 def synthetic(n: int, d_in: int, classes: int, seed: int = 0,
               dtype: Any = "float32") -> Tuple[np.ndarray, np.ndarray]:
     """Deterministic toy classification data.
@@ -697,10 +686,10 @@ def synthetic(n: int, d_in: int, classes: int, seed: int = 0,
     ValueError
         If an argument is invalid; the message names it.
     """
-    n = _positive_int(n, "n")
-    d_in = _positive_int(d_in, "d_in")
-    classes = _positive_int(classes, "classes", minimum=2)
-    seed = _positive_int(seed, "seed", minimum=0)
+    n = check_int("n", n)
+    d_in = check_int("d_in", d_in)
+    classes = check_int("classes", classes, minimum=2)
+    seed = check_int("seed", seed, minimum=0)
     try:
         out_dtype = np.dtype(dtype)
     except TypeError:

@@ -9,6 +9,7 @@ from typing import List, Optional
 
 import numpy as np
 
+from ._checks import check_int
 from .models import MLP
 
 ARRAYS = (
@@ -75,8 +76,7 @@ class Ensemble:
 
     def select(self, k: int) -> "Ensemble":
         """The k runs with the lowest best training loss (the paper keeps 48 of 75)."""
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= self.runs:
-            raise ValueError(f"k: expected an int in [1, {self.runs}], got {k!r}")
+        k = check_int("k", k, 1, self.runs)
         key = np.where(np.isfinite(self.best_train_loss), self.best_train_loss, np.inf)
         idx = np.sort(np.argsort(key, kind="stable")[:k])
         return self.subset(idx)

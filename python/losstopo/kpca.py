@@ -7,6 +7,8 @@ from typing import Optional
 import numpy as np
 from scipy.linalg import eigh
 
+from ._checks import check_int
+
 KERNELS = ("rbf", "linear", "poly", "sigmoid")
 
 
@@ -64,8 +66,7 @@ class KernelPCA:
             raise ValueError("X: contains NaN or Inf")
         n = X.shape[0]
         k = self.n_components
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= n:
-            raise ValueError(f"n_components: expected an int in [1, {n}], got {k!r}")
+        k = check_int("n_components", k, 1, n)
         if self.gamma is not None and not (np.isfinite(self.gamma) and self.gamma > 0):
             raise ValueError(f"gamma: must be positive, got {self.gamma!r}")
         self.gamma_ = 1.0 / X.shape[1] if self.gamma is None else float(self.gamma)

@@ -6,6 +6,7 @@ from typing import Optional
 
 import numpy as np
 
+from ._checks import check_int
 from .models import MLP, _dtype
 
 
@@ -107,8 +108,8 @@ class Landscape:
                 "y: mse without targets reconstructs the input, which needs "
                 f"sizes[-1] == sizes[0] (got {net.sizes[-1]} and {net.sizes[0]})"
             )
-        threads = _check_positive("threads", threads)
-        chunk = _check_positive("chunk", chunk)
+        threads = check_int("threads", threads, allow_none=True)
+        chunk = check_int("chunk", chunk, allow_none=True)
         if precision not in ("fp32", "tf32"):
             raise ValueError(f"precision: expected 'fp32' or 'tf32', got {precision!r}")
         args = (net.sizes, net.activations, net.output, net.bias, net.loss, X, labels, targets)
@@ -151,7 +152,7 @@ class Landscape:
 
     @threads.setter
     def threads(self, value: Optional[int]) -> None:
-        self._engine.threads = _check_positive("threads", value) or 0
+        self._engine.threads = check_int("threads", value, allow_none=True) or 0
 
     @property
     def chunk(self) -> int:
@@ -159,7 +160,7 @@ class Landscape:
 
     @chunk.setter
     def chunk(self, value: Optional[int]) -> None:
-        self._engine.chunk = _check_positive("chunk", value) or 0
+        self._engine.chunk = check_int("chunk", value, allow_none=True) or 0
 
     # ------------------------------------------------------------ evaluation
     def _theta(self, theta):
@@ -221,11 +222,3 @@ class Landscape:
             f"Landscape({self.net!r}, n={self.num_samples}, dtype={self.dtype.name}, "
             f"device={self.device!r})"
         )
-
-
-def _check_positive(name: str, value) -> Optional[int]:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name}: expected a positive int or None, got {value!r}")
-    return int(value)

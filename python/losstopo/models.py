@@ -6,6 +6,8 @@ from typing import List, Sequence, Tuple, Union
 
 import numpy as np
 
+from ._checks import check_int
+
 ACTIVATIONS = ("identity", "relu", "softplus", "tanh", "sigmoid")
 OUTPUTS = ("identity", "sigmoid")
 LOSSES = ("cross_entropy", "mse")
@@ -137,8 +139,7 @@ class MLP:
         -------
         ndarray (count, D) of ``dtype``.
         """
-        if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 1:
-            raise ValueError(f"count: expected a positive int, got {count!r}")
+        count = check_int("count", count)
         dt = _dtype(dtype)
         theta = np.empty((int(count), self.num_params), dtype=np.float64)
         for r in range(int(count)):

@@ -10,6 +10,7 @@ from typing import Optional
 
 import numpy as np
 
+from ._checks import check_int
 from .ensemble import atomic_savez, load_npz
 from .landscape import Landscape
 from .optimize import _options
@@ -183,8 +184,7 @@ def _path_params(n_modes, n_points, lam, optimizer, lr, steps, objective, temper
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer: expected one of {OPTIMIZERS}, got {optimizer!r}")
     for name, v, lo in (("n_modes", n_modes, 0), ("n_points", n_points, 3), ("steps", steps, 0)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-            raise ValueError(f"{name}: expected an int >= {lo}, got {v!r}")
+        check_int(name, v, lo)
     if not (np.isfinite(lam) and lam >= 0):
         raise ValueError(f"lam: must be a finite non-negative number, got {lam!r}")
     if not (np.isfinite(lr) and lr > 0):

@@ -10,6 +10,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 
 from . import __version__
+from ._checks import check_int
 from .ensemble import Ensemble, atomic_savez, load_npz
 from .landscape import Landscape
 from .models import MLP, _dtype
@@ -131,15 +132,15 @@ def train(
     run_ids = _run_ids(runs)
     if epochs is None:
         epochs = DEFAULT_EPOCHS[method]
-    _positive_int("epochs", epochs, allow_zero=True)
-    _positive_int("batch_size", batch_size)
+    check_int("epochs", epochs, minimum=0)
+    check_int("batch_size", batch_size)
     if not (np.isfinite(lr) and lr > 0):
         raise ValueError(f"lr: must be a positive number, got {lr!r}")
     if not (0 <= momentum < 1):
         raise ValueError(f"momentum: must lie in [0, 1), got {momentum!r}")
     if checkpoint_every is None:
         checkpoint_every = 1 if method == "sgd" else 10
-    _positive_int("checkpoint_every", checkpoint_every)
+    check_int("checkpoint_every", checkpoint_every)
     lopts = _options(line_search, history, epochs, gtol, 0.0, options)
 
     train_ls, train_fp = _landscape("train", train, net, dt, device, threads)
@@ -247,9 +248,3 @@ def _run_ids(runs) -> np.ndarray:
     if ids.size == 0 or ids.dtype.kind not in "iu" or ids.min() < 0 or len(set(ids)) != ids.size:
         raise ValueError("runs: expected distinct non-negative run indices")
     return ids.astype(np.int64)
-
-
-def _positive_int(name, v, allow_zero=False):
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < (0 if allow_zero else 1):
-        raise ValueError(f"{name}: expected a {'non-negative' if allow_zero else 'positive'} "
-                         f"int, got {v!r}")

@@ -1,0 +1,29 @@
+"""Argument checks shared by the Python layer."""
+
+from __future__ import annotations
+
+import operator
+from typing import Optional
+
+import numpy as np
+
+
+def check_int(name: str, value, minimum: int = 1, maximum: Optional[int] = None,
+              allow_none: bool = False) -> Optional[int]:
+    """``value`` as an int in [minimum, maximum]; a ValueError naming ``name`` otherwise.
+
+    Booleans are refused; numpy integers are accepted. With ``allow_none``, None passes.
+    """
+    if value is None and allow_none:
+        return None
+    ok = not isinstance(value, (bool, np.bool_))
+    if ok:
+        try:
+            value = operator.index(value)
+        except TypeError:
+            ok = False
+    if not ok or value < minimum or (maximum is not None and value > maximum):
+        bound = f"in [{minimum}, {maximum}]" if maximum is not None else f">= {minimum}"
+        raise ValueError(f"{name}: expected an int {bound}{' or None' if allow_none else ''}, "
+                         f"got {value!r}")
+    return int(value)
