@@ -28,13 +28,7 @@ void bind(py::module_& m, const char* name) {
                        const std::string& output, bool bias, const std::string& loss,
                        carray<T> X, std::optional<carray<int32_t>> y,
                        std::optional<carray<T>> targets, int device, bool tf32, int64_t chunk) {
-             MLPSpec s;
-             s.sizes = sizes;
-             for (const auto& h : hidden) s.hidden.push_back(parse_activation(h));
-             s.output = parse_activation(output);
-             s.bias = bias;
-             s.loss = parse_loss(loss);
-             s.validate();
+             MLPSpec s = losstopo_py::make_spec(sizes, hidden, output, bias, loss);
              if (X.ndim() != 2 || X.shape(1) != s.sizes.front())
                throw std::invalid_argument("X: expected shape (n, sizes[0])");
              return new CL(s, X.data(), X.shape(0), y ? y->data() : nullptr,

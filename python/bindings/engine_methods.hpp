@@ -1,5 +1,6 @@
-// The evaluate() and evaluate_each() bindings shared by the CPU and the CUDA engines
-// (any class with the Objective<T> evaluation methods).
+// What the bindings of the CPU and the CUDA engines share: the network description
+// from Python's names, and evaluate() / evaluate_each() for any class with the
+// Objective<T> evaluation methods.
 #pragma once
 
 #include <pybind11/numpy.h>
@@ -8,10 +9,27 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
+
+#include "losstopo/mlp.hpp"
 
 namespace losstopo_py {
 
 namespace py = pybind11;
+
+// The MLP described by the Python layer's names; throws std::invalid_argument.
+inline losstopo::MLPSpec make_spec(const std::vector<int>& sizes,
+                                   const std::vector<std::string>& hidden,
+                                   const std::string& output, bool bias, const std::string& loss) {
+  losstopo::MLPSpec s;
+  s.sizes = sizes;
+  for (const auto& h : hidden) s.hidden.push_back(losstopo::parse_activation(h));
+  s.output = losstopo::parse_activation(output);
+  s.bias = bias;
+  s.loss = losstopo::parse_loss(loss);
+  s.validate();
+  return s;
+}
 
 template <typename T, typename Engine>
 py::tuple engine_evaluate(const Engine& self, py::array_t<T, py::array::c_style> theta, bool grad,

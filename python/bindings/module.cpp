@@ -21,18 +21,6 @@ namespace {
 template <typename T>
 using carray = py::array_t<T, py::array::c_style>;
 
-MLPSpec make_spec(const std::vector<int>& sizes, const std::vector<std::string>& hidden,
-                  const std::string& output, bool bias, const std::string& loss) {
-  MLPSpec s;
-  s.sizes = sizes;
-  for (const auto& h : hidden) s.hidden.push_back(parse_activation(h));
-  s.output = parse_activation(output);
-  s.bias = bias;
-  s.loss = parse_loss(loss);
-  s.validate();
-  return s;
-}
-
 template <typename T>
 void bind_landscape(py::module_& m, const char* name) {
   using LS = Landscape<T>;
@@ -41,7 +29,7 @@ void bind_landscape(py::module_& m, const char* name) {
                        const std::string& output, bool bias, const std::string& loss,
                        carray<T> X, std::optional<carray<int32_t>> y,
                        std::optional<carray<T>> targets, int threads, int64_t chunk) {
-             MLPSpec s = make_spec(sizes, hidden, output, bias, loss);
+             MLPSpec s = losstopo_py::make_spec(sizes, hidden, output, bias, loss);
              if (X.ndim() != 2 || X.shape(1) != s.sizes.front())
                throw std::invalid_argument("X: expected shape (n, " +
                                            std::to_string(s.sizes.front()) + ")");
