@@ -26,15 +26,6 @@ except ImportError:
     torch = None
 
 
-def data(n):
-    try:
-        X, y = losstopo.datasets.mnist(download=False, progress=False).train
-        return X[:n], y[:n], "MNIST"
-    except (FileNotFoundError, ConnectionError, ValueError):
-        rng = np.random.default_rng(0)
-        return rng.random((n, 784), dtype=np.float32), rng.integers(0, 10, n), "random"
-
-
 def sine_basis(M, K):
     t = np.linspace(0, 1, M)
     return t, np.sin(np.outer(t, np.arange(1, K + 1)) * np.pi)
@@ -61,7 +52,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     N = 5000 if args.quick else 50_000
     M, K, steps = 50, 10, (3 if args.quick else 5)
-    X, y, source = data(N)
+    X, y, source = common.mnist_like(N)
     net = losstopo.fcp()
     ls = losstopo.Landscape(net, X, y)
     a, b = net.init(2, seed=0)

@@ -25,15 +25,6 @@ except ImportError:
     torch = None
 
 
-def mnist_like(n, seed=0):
-    try:
-        X, y = losstopo.datasets.mnist(download=False, progress=False).train
-        return X[:n], y[:n], "MNIST"
-    except (FileNotFoundError, ConnectionError, ValueError):
-        rng = np.random.default_rng(seed)
-        return rng.random((n, 784), dtype=np.float32), rng.integers(0, 10, n), "random"
-
-
 def torch_fcp():
     from torch import nn
 
@@ -171,7 +162,7 @@ def main(argv=None):
     ap.add_argument("--no-append", action="store_true")
     args = ap.parse_args(argv)
     n = 5000 if args.quick else 50_000
-    X, y, source = mnist_like(n)
+    X, y, source = common.mnist_like(n)
     rows = []
     bench_sgd(X, y, rows)
     bench_lbfgs(X, y, rows, iters=5 if args.quick else 20)

@@ -80,3 +80,18 @@ def fmt(x, digits=3):
     if isinstance(x, float):
         return f"{x:.{digits}g}"
     return str(x)
+
+
+def mnist_like(n, seed=0):
+    """The first n MNIST training images when cached, else random MNIST-shaped data.
+
+    Returns (X (n, 784) float32, y (n,) int, source name).
+    """
+    import losstopo
+
+    try:
+        X, y = losstopo.datasets.mnist(download=False, progress=False).train
+        return X[:n], y[:n], "MNIST"
+    except (FileNotFoundError, ConnectionError, ValueError):
+        rng = np.random.default_rng(seed)
+        return rng.random((n, 784), dtype=np.float32), rng.integers(0, 10, n), "random"
