@@ -414,6 +414,17 @@ void reduce_losses(const std::vector<std::unique_ptr<Workspace<T>>>& work, int n
   }
 }
 
+// out[i] = sum over the threads (in a fixed order) of dw1[row * W1 + i], i < W1.
+template <typename T>
+void sum_first_layer(const std::vector<std::unique_ptr<Workspace<T>>>& work, int nt, int64_t row,
+                     int64_t W1, T* out) {
+  for (int64_t i = 0; i < W1; ++i) {
+    T v = T(0);
+    for (int t = 0; t < nt; ++t) v += work[t]->dw1[row * W1 + i];
+    out[i] = v;
+  }
+}
+
 }  // namespace
 
 // Workspaces for nt threads: the landscape's cached ones when no other call holds
@@ -521,11 +532,7 @@ void Landscape<T>::evaluate(const T* theta, int64_t P, T* loss_out, T* grad_out,
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (int64_t p = 0; p < P; ++p) {
       T* g = grad_out + p * D;
-      for (int64_t i = 0; i < W1; ++i) {
-        T v = T(0);
-        for (int t = 0; t < nt; ++t) v += work[t]->dw1[p * W1 + i];
-        g[i] = v;
-      }
+      sum_first_layer(work, nt, p, W1, g);
       for (int64_t i = W1; i < D; ++i) {
         T v = T(0);
         for (int t = 0; t < nt; ++t) v += work[t]->grad[p * (D - W1) + i - W1];
@@ -620,15 +627,13 @@ bool Landscape<T>::prepare_lines(const T* x, const T* d, int64_t P, LineCache<T>
     std::memcpy(&wx[p * W1], x + p * D, sizeof(T) * W1);
     std::memcpy(&wd[p * W1], d + p * D, sizeof(T) * W1);
   }
-  int nt = options_.threads > 0 ? options_.threads : omp_get_max_threads();
-  const int64_t C = std::min<int64_t>(std::max<int64_t>(chunk_size(P), 64), n_);
-  const int64_t nchunks = (n_ + C - 1) / C;
-  nt = int(std::max<int64_t>(1, std::min<int64_t>(nt, nchunks)));
+  const Split sp = split_samples(
+      n_, chunk_size(P), options_.threads > 0 ? options_.threads : omp_get_max_threads(), true);
   blas::SingleThreaded single_threaded_blas;
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t c = 0; c < nchunks; ++c) {
-    const int64_t r0 = c * C;
-    const int nc = int(std::min<int64_t>(C, n_ - r0));
+#pragma omp parallel for num_threads(sp.nt) schedule(static)
+  for (int64_t c = 0; c < sp.nchunks; ++c) {
+    const int64_t r0 = c * sp.C;
+    const int nc = int(std::min<int64_t>(sp.C, n_ - r0));
     const T* xc = X_.data() + r0 * d0;
     blas::gemm(blas::N, blas::T, nc, int(width1), d0, T(1), xc, d0, wx.data(), d0, T(0),
                &cache.A[r0 * width1], int(width1));
@@ -719,11 +724,7 @@ void Landscape<T>::evaluate_combination(const T* points, int64_t P, const T* V, 
 #pragma omp parallel for num_threads(nt) schedule(static)
   for (int64_t n = 0; n < K; ++n) {
     T* g = proj_grad + n * D;
-    for (int64_t i = 0; i < W1; ++i) {
-      T v = T(0);
-      for (int t = 0; t < nt; ++t) v += work[t]->dw1[n * W1 + i];
-      g[i] = v;
-    }
+    sum_first_layer(work, nt, n, W1, g);
     for (int64_t i = 0; i < rest; ++i) g[W1 + i] = T(0);
     for (int64_t p = 0; p < P; ++p) {
       const T c = proj[p * K + n];
