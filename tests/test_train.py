@@ -184,3 +184,12 @@ def test_bad_arguments(kwargs, exc, match):
     args.update(kwargs)
     with pytest.raises(exc, match=match):
         train(**args)
+
+
+def test_data_fingerprint_is_the_same_for_arrays_and_landscapes():
+    X, y = losstopo.datasets.synthetic(60, 6, 3, seed=0)
+    a = train(NET, (X, y), runs=1, epochs=1, progress=False)
+    b = train(NET, losstopo.Landscape(NET, X, y), runs=1, epochs=1, progress=False)
+    c = train(NET, (X[::-1], y[::-1]), runs=1, epochs=1, progress=False)
+    assert a.meta["train_data"] == b.meta["train_data"] != c.meta["train_data"]
+    assert a.meta["config_hash"] == b.meta["config_hash"] != c.meta["config_hash"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Optional
 
 import numpy as np
@@ -56,7 +57,7 @@ class Landscape:
         or None for MSE against the input itself (autoencoder).
     dtype : "float32" or "float64"
         Precision of the data, the parameters and the results.
-    device : "cpu"
+    device : "cpu", "cuda" or "cuda:N"
     threads : int or None
         Engine threads (None: all available cores).
     chunk : int or None
@@ -108,6 +109,7 @@ class Landscape:
                 "y: mse without targets reconstructs the input, which needs "
                 f"sizes[-1] == sizes[0] (got {net.sizes[-1]} and {net.sizes[0]})"
             )
+        self.fingerprint = _fingerprint(X, labels, targets)
         threads = check_int("threads", threads, allow_none=True)
         chunk = check_int("chunk", chunk, allow_none=True)
         if precision not in ("fp32", "tf32"):
@@ -222,3 +224,12 @@ class Landscape:
             f"Landscape({self.net!r}, n={self.num_samples}, dtype={self.dtype.name}, "
             f"device={self.device!r})"
         )
+
+
+def _fingerprint(*arrays) -> str:
+    """A short hash of a dataset as the engine holds it (for ensembles and checkpoints)."""
+    h = hashlib.sha256()
+    for a in arrays:
+        if a is not None:
+            h.update(a.tobytes())
+    return h.hexdigest()[:16]

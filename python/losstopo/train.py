@@ -21,15 +21,6 @@ METHODS = ("sgd", "lbfgs")
 DEFAULT_EPOCHS = {"sgd": 20, "lbfgs": 1000}
 
 
-def fingerprint(ls: Landscape, X: np.ndarray, y) -> str:
-    """A short hash of a dataset (for ensembles and checkpoints)."""
-    h = hashlib.sha256()
-    h.update(np.ascontiguousarray(X).tobytes())
-    if y is not None:
-        h.update(np.ascontiguousarray(y).tobytes())
-    return h.hexdigest()[:16]
-
-
 def _is_objective(data) -> bool:
     """A non-native landscape (e.g. TorchLandscape) with the trainer's interface."""
     return all(hasattr(data, a) for a in ("loss_and_grad", "evaluate_each", "num_params",
@@ -46,12 +37,12 @@ def _landscape(name, data, net, dtype, device, threads):
             raise ValueError(f"{name}: landscape of a different network")
         if data.dtype != dtype:
             raise ValueError(f"{name}: landscape dtype {data.dtype} differs from dtype={dtype}")
-        return data, getattr(data, "fingerprint", None)
+        return data, data.fingerprint
     if not isinstance(data, (tuple, list)) or len(data) != 2:
         raise TypeError(f"{name}: expected an (X, y) pair or a Landscape")
     X, y = data
     ls = Landscape(net, X, y, dtype=dtype, device=device, threads=threads)
-    return ls, fingerprint(ls, np.asarray(X), None if y is None else np.asarray(y))
+    return ls, ls.fingerprint
 
 
 def _run_seed(seed: int, run: int) -> int:
