@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import List
 
 import numpy as np
 
@@ -100,8 +100,7 @@ class Ensemble:
         if not os.path.exists(path):
             raise FileNotFoundError(f"ensemble file not found: {path}")
         try:
-            with np.load(path, allow_pickle=False) as f:
-                data = {k: f[k] for k in f.files}
+            data = load_npz(path)
             meta = json.loads(str(data.pop("meta")))
             nd = meta.pop("net")
             net = MLP.from_dict(nd) if isinstance(nd, dict) else None
@@ -138,7 +137,7 @@ def atomic_savez(path, arrays: dict) -> None:
     os.replace(tmp, path)
 
 
-def load_npz(path) -> Optional[dict]:
+def load_npz(path) -> dict:
     """All arrays of an .npz as a dict (no pickles)."""
     with np.load(os.fspath(path), allow_pickle=False) as f:
         return {k: f[k] for k in f.files}

@@ -65,7 +65,6 @@ class Trainer {
 
  private:
   void record(int e);
-  BatchLBFGS<T>* lbfgs() { return lbfgs_.get(); }
   const Objective<T>& train_;
   const Objective<T>* test_;
   TrainParams p_;
