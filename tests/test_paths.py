@@ -75,7 +75,7 @@ def test_core_points_match_the_python_path():
     rng = np.random.default_rng(1)
     a, b = rng.standard_normal((1, 5)), rng.standard_normal((1, 5))
     pb = core.PathBatchF64(TOY if False else (lambda X: (np.zeros(len(X)), np.zeros_like(X))),
-                           a, b, dict(n_modes=3, n_points=9))
+                           a, b, core.PathParams(n_modes=3, n_points=9))
     C = rng.standard_normal((1, 3, 5))
     t = np.linspace(0, 1, 13)
     np.testing.assert_allclose(pb.points(C, t)[0], FourierPath(a[0], b[0], C[0]).at(t),
@@ -96,7 +96,7 @@ def _fd_check(pb, C, rng):
 def test_path_gradient_callable(objective):
     rng = np.random.default_rng(2)
     a, b = np.stack(TOY.endpoints[:1]), np.stack(TOY.endpoints[1:])
-    pb = core.PathBatchF64(TOY, a, b, dict(n_modes=5, n_points=20, lam=3.0,
+    pb = core.PathBatchF64(TOY, a, b, core.PathParams(n_modes=5, n_points=20, lam=3.0,
                                            objective=objective, temperature=0.05))
     _fd_check(pb, 0.2 * rng.standard_normal((1, 5, 2)), rng)
 
@@ -108,9 +108,9 @@ def test_path_gradient_native(objective):
     X, y = losstopo.datasets.synthetic(60, 5, 3, seed=0, dtype="float64")
     ls = Landscape(net, X, y, dtype="float64")
     th = net.init(4, seed=1, dtype="float64")
-    pb = core.PathBatchF64(ls._engine, th[:2], th[2:], dict(n_modes=4, n_points=12, lam=0.1,
-                                                            objective=objective,
-                                                            temperature=0.1))
+    pb = core.PathBatchF64(ls.engine, th[:2], th[2:],
+                           core.PathParams(n_modes=4, n_points=12, lam=0.1, objective=objective,
+                                           temperature=0.1))
     _fd_check(pb, 0.1 * rng.standard_normal((2, 4, net.num_params)), rng)
     # and the energies are the landscape's losses at the points
     C = 0.1 * rng.standard_normal((2, 4, net.num_params))
@@ -163,39 +163,85 @@ def test_barrier_matrix_resumes(tmp_path, monkeypatch):
     X, y = losstopo.datasets.synthetic(40, 4, 2, seed=0, dtype="float64")
     ls = Landscape(net, X, y, dtype="float64")
     thetas = net.init(5, dtype="float64")
-    kw = dict(pairs=6, seed=1, n_points=8, n_modes=2, steps=5, progress=False)
+    kw = dict(pairs=6, seed=1, n_points=8, n_modes=2, steps=5, progress=False, chunk=2)
     full = barrier_matrix(ls, thetas, **kw)
     assert full["done"].all() and len(full["pairs"]) == 6
     assert np.isfinite(full["barrier"]).all()
     out = tmp_path / "pairs.npz"
     from losstopo import paths
 
-    real = paths.find_path
-    calls = []
+    real = paths._find_paths
+    chunks = []
 
-    def dying(*args, **kwargs):
-        if len(calls) == 3:
+    def dying(landscape, A, *args, **kwargs):
+        if len(chunks) == 1:
             raise KeyboardInterrupt
-        calls.append(1)
-        return real(*args, **kwargs)
+        chunks.append(len(A))
+        return real(landscape, A, *args, **kwargs)
 
-    monkeypatch.setattr(paths, "find_path", dying)
+    monkeypatch.setattr(paths, "_find_paths", dying)
     with pytest.raises(KeyboardInterrupt):
         barrier_matrix(ls, thetas, out=out, **kw)
-    monkeypatch.setattr(paths, "find_path", real)
-    calls.clear()
+    partial = paths.load_npz(out)
+    assert partial["done"].sum() == 2  # the finished chunk was saved
+    chunks.clear()
 
-    def counting(*args, **kwargs):
-        calls.append(1)
-        return real(*args, **kwargs)
+    def counting(landscape, A, *args, **kwargs):
+        chunks.append(len(A))
+        return real(landscape, A, *args, **kwargs)
 
-    monkeypatch.setattr(paths, "find_path", counting)
+    monkeypatch.setattr(paths, "_find_paths", counting)
     again = barrier_matrix(ls, thetas, out=out, **kw)
-    assert len(calls) == 3  # only the unfinished pairs
-    for key in ("barrier", "barrier_rel", "length", "straight_barrier"):
+    assert chunks == [2, 2]  # only the unfinished pairs
+    for key in ("barrier", "barrier_rel", "length", "straight_barrier", "barrier_refined"):
         np.testing.assert_array_equal(again[key], full[key])
     with pytest.raises(ValueError, match="different configuration"):
         barrier_matrix(ls, thetas, out=out, **dict(kw, seed=2))
+
+
+@pytest.mark.parametrize("objective", ["sum", "minimax"])
+def test_batched_pairs_equal_single_paths(objective):
+    """Pairs optimized together in one PathBatch give each pair's own numbers."""
+    net = MLP([6, 5, 4, 3], activation="tanh")
+    X, y = losstopo.datasets.synthetic(70, 6, 3, seed=3, dtype="float64")
+    ls = Landscape(net, X, y, dtype="float64")
+    thetas = net.init(4, seed=2, dtype="float64")
+    kw = dict(pairs=5, seed=0, n_points=9, n_modes=3, steps=6, lr=0.01, objective=objective,
+              progress=False)
+    one = barrier_matrix(ls, thetas, chunk=1, **kw)
+    many = barrier_matrix(ls, thetas, chunk=5, **kw)
+    for key in ("barrier", "barrier_refined", "straight_barrier", "length", "losses"):
+        np.testing.assert_array_equal(many[key], one[key])
+    fp = {k: v for k, v in kw.items() if k not in ("pairs", "seed")}
+    for j, (i1, i2) in enumerate(many["pairs"]):
+        r = find_path(ls, thetas[i1], thetas[i2], **fp)
+        assert r.barrier == many["barrier"][j]
+        assert r.barrier_refined == many["barrier_refined"][j]
+
+
+def test_core_measure_matches_a_dense_reference():
+    """The refined maxima (at most 5 engine calls per path) against a dense scan."""
+    net = MLP([5, 6, 3], activation="softplus")
+    X, y = losstopo.datasets.synthetic(50, 5, 3, seed=4, dtype="float64")
+    ls = Landscape(net, X, y, dtype="float64")
+    a, b = net.init(2, seed=6, dtype="float64")
+    rng = np.random.default_rng(0)
+    C = 0.3 * rng.standard_normal((1, 4, net.num_params))
+    pb = core.PathBatchF64(ls.engine, a[None], b[None], core.PathParams(n_modes=4, n_points=15))
+    m = pb.measure(C)
+    assert m["calls"] <= 5
+    path = FourierPath(a, b, C[0])
+    t = np.linspace(0, 1, 20001)
+    for coeffs, key in ((C[0], ""), (np.zeros_like(C[0]), "straight_")):
+        E = ls.loss(FourierPath(a, b, coeffs).at(t))
+        k = int(np.argmax(E))
+        assert m[key + "e_max"][0] >= E[k] - 1e-12
+        assert m[key + "e_max"][0] == pytest.approx(E[k], rel=1e-7)
+        assert m[key + "t_max"][0] == pytest.approx(t[k], abs=2e-4)
+    np.testing.assert_allclose(m["energies"][0], ls.loss(path.at(pb.t)), rtol=1e-12)
+    np.testing.assert_allclose(m["errors"][0], 1 - ls.accuracy(path.at(pb.t)))
+    straight = FourierPath(a, b, np.zeros_like(C[0]))
+    np.testing.assert_allclose(m["straight"][0], ls.loss(straight.at(pb.t)), rtol=1e-12)
 
 
 @pytest.mark.parametrize(
@@ -235,10 +281,12 @@ def test_native_combination_equals_generic_evaluation(objective, bias):
     X, y = losstopo.datasets.synthetic(90, 7, 3, seed=2, dtype="float64")
     ls = Landscape(net, X, y, dtype="float64", chunk=25)
     th = net.init(4, seed=5, dtype="float64")
-    params = dict(n_modes=3, n_points=11, lam=0.2, objective=objective, temperature=0.1)
-    fast = core.PathBatchF64(ls._engine, th[:2], th[2:], params)
-    slow = core.PathBatchF64(ls._engine, th[:2], th[2:], params)
+    params = core.PathParams(n_modes=3, n_points=11, lam=0.2, objective=objective,
+                             temperature=0.1)
+    fast = core.PathBatchF64(ls.engine, th[:2], th[2:], params)
+    slow = core.PathBatchF64(ls.engine, th[:2], th[2:], params)
     slow.use_generic_evaluation()
+    assert fast.uses_combinations and not slow.uses_combinations
     C = 0.2 * rng.standard_normal((2, 3, net.num_params))
     v1, g1, e1 = fast.objective(C)
     v2, g2, e2 = slow.objective(C)

@@ -6,6 +6,8 @@ import os
 import numpy as np
 import pytest
 
+import losstopo
+
 from losstopo import cli
 from losstopo.study import Study, StudyError, make_config
 
@@ -40,7 +42,7 @@ def test_rerun_redoes_nothing_and_resumes_pairs(tmp_path, monkeypatch):
     assert cli.main(["embed", "--out", str(out), "--quiet"]) == 0
     from losstopo import paths as paths_mod
 
-    real = paths_mod.find_path
+    real = paths_mod._find_paths
     calls = []
 
     def dying(*a, **k):
@@ -49,13 +51,18 @@ def test_rerun_redoes_nothing_and_resumes_pairs(tmp_path, monkeypatch):
         calls.append(1)
         return real(*a, **k)
 
-    monkeypatch.setattr(paths_mod, "find_path", dying)
+    monkeypatch.setattr(paths_mod, "_find_paths", dying)
     assert cli.main(["paths", "--out", str(out), "--quiet"]) == 130  # interrupted
-    monkeypatch.setattr(paths_mod, "find_path", real)
+    monkeypatch.setattr(paths_mod, "_find_paths", real)
     before = {f: os.path.getmtime(out / f) for f in ("ensemble_sgd.npz", "sets.npz",
                                                       "embedding.npz")}
     counted = []
-    monkeypatch.setattr(paths_mod, "find_path", lambda *a, **k: counted.append(1) or real(*a, **k))
+    def counting(landscape, *a, **k):  # the network's paths, not the toy figure's
+        if isinstance(landscape, losstopo.Landscape):
+            counted.append(1)
+        return real(landscape, *a, **k)
+
+    monkeypatch.setattr(paths_mod, "_find_paths", counting)
 
     import losstopo.study as study_mod
 
@@ -63,7 +70,7 @@ def test_rerun_redoes_nothing_and_resumes_pairs(tmp_path, monkeypatch):
     monkeypatch.setattr(study_mod, "train", lambda *a, **k: trained.append(1))
     assert cli.main(["reproduce", "--out", str(out)] + TINY) == 0
     assert trained == []  # training was not redone
-    assert len(counted) == 6 - 1 - 0  # 6 path runs in all (4 sets + 2 test), 1 was finished
+    assert len(counted) == 6 - 1 - 0  # 6 chunks of one pair (4 sets + 2 test), 1 finished
     for f, t in before.items():
         assert os.path.getmtime(out / f) == t, f
     calls_again = len(counted)

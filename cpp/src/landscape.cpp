@@ -11,37 +11,23 @@
 #include <stdexcept>
 #include <string>
 
-#include "activations.hpp"
 #include "blas.hpp"
+#include "network_math.hpp"
 
 namespace losstopo {
 
-using detail::activate;
-using detail::derivative_from_output;
 
 template <typename T>
 Landscape<T>::Landscape(MLPSpec spec, const T* X, int64_t n, const int32_t* labels,
                         const T* targets, EngineOptions options)
     : spec_(std::move(spec)), n_(n), options_(options) {
   spec_.validate();
-  if (n <= 0) throw std::invalid_argument("X: need at least one sample");
-  if (n > std::numeric_limits<int>::max())
-    throw std::invalid_argument("X: more samples than a BLAS dimension can hold");
+  math::check_data(spec_, n, labels, targets != nullptr);
   num_params_ = spec_.num_params();
   const int d_in = spec_.sizes.front(), d_out = spec_.sizes.back();
   X_.assign(X, X + n * d_in);
-  if (spec_.loss == Loss::CrossEntropy) {
-    if (!labels) throw std::invalid_argument("y: cross_entropy needs integer labels");
-    labels_.assign(labels, labels + n);
-    for (int32_t v : labels_)
-      if (v < 0 || v >= d_out)
-        throw std::invalid_argument("y: label " + std::to_string(v) + " outside [0, " +
-                                    std::to_string(d_out) + ")");
-  } else if (targets) {
-    targets_.assign(targets, targets + n * d_out);
-  } else if (d_out != d_in) {
-    throw std::invalid_argument("mse without targets reconstructs the input: needs sizes[-1] == sizes[0]");
-  }
+  if (spec_.loss == Loss::CrossEntropy) labels_.assign(labels, labels + n);
+  else if (targets) targets_.assign(targets, targets + n * d_out);
 }
 
 template <typename T>
@@ -55,54 +41,48 @@ int64_t Landscape<T>::chunk_size(int64_t P) const {
 
 namespace {
 
-// Per-sample loss on rows of the output layer; writes dLoss/dz (scaled by `scale`)
-// into delta (which may alias out). `scratch` holds one row. Returns the summed
-// loss over the rows and adds the number of correct argmax predictions to *correct.
+// Summed loss over rows of the output layer; writes dLoss/dz (scaled by `scale`)
+// into delta (which may alias out) when want_delta. `scratch` holds one row. Adds
+// the number of correct argmax predictions to *correct.
 template <typename T>
 double output_loss(const MLPSpec& spec, const T* out, int64_t ld_out, int64_t rows,
                    const int32_t* labels, const T* target, int64_t ld_target, T* delta,
                    int64_t ld_delta, T scale, bool want_delta, T* scratch, double* correct) {
   const int k = spec.sizes.back();
-  const Activation act = spec.output;
   double total = 0.0;
   for (int64_t i = 0; i < rows; ++i) {
-    const T* o = out + i * ld_out;
-    T* d = delta + i * ld_delta;
-    if (spec.loss == Loss::CrossEntropy) {
-      const int y = labels[i];
-      int arg = 0;
-      T m = o[0];
-      for (int j = 1; j < k; ++j)
-        if (o[j] > m) { m = o[j]; arg = j; }
-      if (arg == y) *correct += 1.0;
-      double s = 0.0;
-      for (int j = 0; j < k; ++j) {
-        scratch[j] = std::exp(o[j] - m);
-        s += double(scratch[j]);
-      }
-      total += double(m) + std::log(s) - double(o[y]);
-      if (want_delta) {
-        const T inv = T(1.0 / s);
-        for (int j = 0; j < k; ++j) {
-          const T a = o[j];
-          T p = scratch[j] * inv;
-          if (j == y) p -= T(1);
-          d[j] = p * scale * derivative_from_output(act, a);
-        }
-      }
-    } else {
-      const T* t = target + i * ld_target;
-      double s = 0.0;
-      for (int j = 0; j < k; ++j) {
-        const T a = o[j];
-        const T r = a - t[j];
-        s += double(r) * double(r);
-        if (want_delta) d[j] = T(2) * r * scale * derivative_from_output(act, a);
-      }
-      total += s;
-    }
+    bool ok = false;
+    total += math::row_loss(spec.loss, spec.output, out + i * ld_out, k,
+                            labels ? labels[i] : 0, target ? target + i * ld_target : nullptr,
+                            want_delta ? delta + i * ld_delta : nullptr, scale, scratch, &ok);
+    if (ok) *correct += 1.0;
   }
   return total;
+}
+
+// x = act(x) for n values; the activation is a compile-time constant in the loop.
+template <typename T>
+void activate(Activation a, T* x, int64_t n) {
+  math::dispatch(a, [&](auto tag) {
+    constexpr Activation A = decltype(tag)::value;
+    if constexpr (A != Activation::Identity)
+      for (int64_t i = 0; i < n; ++i) x[i] = math::activate<A>(x[i]);
+  });
+}
+
+// d[i * ld_d + j] *= act'(a[i * ld_a + j]) for a (rows x n) block.
+template <typename T>
+void multiply_derivative(Activation act, const T* a, int64_t ld_a, T* d, int64_t ld_d,
+                         int64_t rows, int64_t n) {
+  math::dispatch(act, [&](auto tag) {
+    constexpr Activation A = decltype(tag)::value;
+    if constexpr (A != Activation::Identity)
+      for (int64_t i = 0; i < rows; ++i) {
+        const T* ar = a + i * ld_a;
+        T* dr = d + i * ld_d;
+        for (int64_t j = 0; j < n; ++j) dr[j] *= math::derivative<A>(ar[j]);
+      }
+  });
 }
 
 // Row-wise c[i, :] += b for a (rows x n) block with leading dimension ld.
@@ -329,11 +309,11 @@ void run_chunks(const Pass<T>& ps, int64_t c_begin, int64_t c_end, Workspace<T>&
         if (l == 1) {
           // The first layer's deltas overwrite its activations in place.
           T* blk = a1 + p * h1;
-          detail::multiply_derivative(act, blk, width1, da, h1, nc, h1);
+          multiply_derivative(act, blk, width1, da, h1, nc, h1);
           for (int i = 0; i < nc; ++i)
             std::memcpy(blk + int64_t(i) * width1, da + int64_t(i) * h1, sizeof(T) * h1);
         } else {
-          detail::multiply_derivative(act, w.acts[l - 1].data(), in, da, in, nc, in);
+          multiply_derivative(act, w.acts[l - 1].data(), in, da, in, nc, in);
         }
       }
       if (s.bias) add_column_sums(a1 + p * h1, width1, nc, h1, g + (ps.boff[0] - ps.W1));
@@ -450,15 +430,8 @@ Landscape<T>::~Landscape() = default;
 template <typename T>
 void Landscape<T>::check_call(const T* theta, int64_t P, const int64_t* samples,
                               int64_t n_samples) const {
-  if (!theta || P <= 0) throw std::invalid_argument("theta: need at least one parameter vector");
-  if (P * spec_.sizes[1] > std::numeric_limits<int>::max())
-    throw std::invalid_argument("theta: too many vectors for one call");
-  if (samples) {
-    if (n_samples <= 0) throw std::invalid_argument("samples: need at least one sample");
-    for (int64_t i = 0; i < n_samples; ++i)
-      if (samples[i] < 0 || samples[i] >= n_)
-        throw std::invalid_argument("samples: index outside the dataset");
-  }
+  math::check_vectors(theta, P, spec_.sizes[1]);
+  if (samples) math::check_samples(samples, n_samples, n_);
 }
 
 template <typename T>
@@ -466,7 +439,7 @@ void Landscape<T>::evaluate(const T* theta, int64_t P, T* loss_out, T* grad_out,
                             const int64_t* samples, int64_t n_samples) const {
   check_call(theta, P, samples, n_samples);
   const MLPSpec& s = spec_;
-  const int d0 = s.sizes[0], h1 = s.sizes[1], dout = s.sizes.back();
+  const int d0 = s.sizes[0], h1 = s.sizes[1];
   const int64_t D = num_params_, W1 = int64_t(h1) * d0, width1 = P * h1;
   const int64_t N = samples ? n_samples : n_;
   const bool want_grad = grad_out != nullptr;
@@ -482,7 +455,7 @@ void Landscape<T>::evaluate(const T* theta, int64_t P, T* loss_out, T* grad_out,
     std::memcpy(w1all + p * W1, theta + p * D, sizeof(T) * W1);
     if (s.bias) std::memcpy(b1all + p * h1, theta + p * D + s.bias_offset(0), sizeof(T) * h1);
   }
-  const double inv = s.loss == Loss::CrossEntropy ? 1.0 / double(N) : 1.0 / (double(N) * dout);
+  const double inv = math::mean_factor(s, N);
 
   if (options_.chunk <= 0 && nt > 1 && P >= nt && N < nt * chunk_size(P)) {
     // Too few samples to give every thread a chunk (e.g. a shared minibatch): split
@@ -548,7 +521,7 @@ void Landscape<T>::evaluate_each(const T* theta, int64_t P, const int64_t* sampl
   check_call(theta, P, samples, P * B);
   if (!samples || B <= 0) throw std::invalid_argument("samples: need (P, B) sample indices");
   const MLPSpec& s = spec_;
-  const int d0 = s.sizes[0], h1 = s.sizes[1], dout = s.sizes.back();
+  const int d0 = s.sizes[0], h1 = s.sizes[1];
   const int64_t D = num_params_, W1 = int64_t(h1) * d0;
   const bool want_grad = grad_out != nullptr;
   int nt = options_.threads > 0 ? options_.threads : omp_get_max_threads();
@@ -558,7 +531,7 @@ void Landscape<T>::evaluate_each(const T* theta, int64_t P, const int64_t* sampl
   WorkspaceLease lease(*this, nt);
   auto& work = lease.work;
   for (auto& w : work) allocate(*w, proto);
-  const double inv = s.loss == Loss::CrossEntropy ? 1.0 / double(B) : 1.0 / (double(B) * dout);
+  const double inv = math::mean_factor(s, B);
   blas::SingleThreaded single_threaded_blas;
 #pragma omp parallel for num_threads(nt) schedule(static)
   for (int64_t p = 0; p < P; ++p) {
@@ -600,8 +573,7 @@ detail::Pass<T> Landscape<T>::make_pass(const T* theta, int64_t P, const T* w1al
   ps.N = N;
   ps.C = C;
   ps.want_grad = want_grad;
-  ps.scale = s.loss == Loss::CrossEntropy ? T(1.0 / double(N))
-                                          : T(1.0 / (double(N) * s.sizes.back()));
+  ps.scale = T(math::mean_factor(s, N));
   for (int l = 0; l < s.num_layers(); ++l) {
     ps.woff.push_back(s.weight_offset(l));
     ps.boff.push_back(s.bias ? s.bias_offset(l) : 0);
@@ -652,7 +624,7 @@ void Landscape<T>::line_values(const LineCache<T>& cache, const int64_t* lines, 
     if (lines[k] < 0 || lines[k] >= cache.P)
       throw std::invalid_argument("lines: index outside the prepared lines");
   const MLPSpec& s = spec_;
-  const int h1 = s.sizes[1], dout = s.sizes.back();
+  const int h1 = s.sizes[1];
   const int64_t D = num_params_;
   // The points themselves, for the per-vector layers and the first-layer bias.
   std::vector<T> theta(n * D), b1(s.bias ? n * h1 : 0);
@@ -675,7 +647,7 @@ void Landscape<T>::line_values(const LineCache<T>& cache, const int64_t* lines, 
   ps.line_u = u;
   WorkspaceLease lease(*this, sp.nt);
   run_split(ps, sp, lease.work);
-  const double inv = s.loss == Loss::CrossEntropy ? 1.0 / double(N) : 1.0 / (double(N) * dout);
+  const double inv = math::mean_factor(s, N);
   reduce_losses(lease.work, sp.nt, n, N, inv, loss_out, static_cast<T*>(nullptr));
 }
 
@@ -685,11 +657,9 @@ void Landscape<T>::evaluate_combination(const T* points, int64_t P, const T* V, 
                                         T* loss_out, const T* proj, int64_t K,
                                         T* proj_grad) const {
   check_call(points, P, nullptr, 0);
-  if (Q < 1 || nnz < 1) throw std::invalid_argument("basis: need at least one vector");
-  for (int64_t i = 0; i < P * nnz; ++i)
-    if (index[i] < 0 || index[i] >= Q) throw std::invalid_argument("index: outside the basis");
+  math::check_combination(P, Q, index, nnz);
   const MLPSpec& s = spec_;
-  const int d0 = s.sizes[0], h1 = s.sizes[1], dout = s.sizes.back();
+  const int d0 = s.sizes[0], h1 = s.sizes[1];
   const int64_t D = num_params_, W1 = int64_t(h1) * d0;
   const bool want_grad = proj && proj_grad && K > 0;
   int nt = options_.threads > 0 ? options_.threads : omp_get_max_threads();
@@ -716,7 +686,7 @@ void Landscape<T>::evaluate_combination(const T* points, int64_t P, const T* V, 
     ps.K = K;
   }
   run_split(ps, sp, work);
-  const double inv = s.loss == Loss::CrossEntropy ? 1.0 / double(N) : 1.0 / (double(N) * dout);
+  const double inv = math::mean_factor(s, N);
   reduce_losses(work, nt, P, N, inv, loss_out, static_cast<T*>(nullptr));
   if (!want_grad) return;
   // proj_grad[n] = [sum_t dW1proj_t[n], sum_p proj[p, n] sum_t grad_t[p]]
@@ -735,6 +705,31 @@ void Landscape<T>::evaluate_combination(const T* points, int64_t P, const T* V, 
       }
     }
   }
+}
+
+namespace {
+// The prepared-lines capability: the first-layer products of the lines, kept in one
+// LineCache that is reused from one prepare() to the next.
+template <typename T>
+class LandscapeLines final : public LineEvaluator<T> {
+ public:
+  explicit LandscapeLines(const Landscape<T>& ls) : ls_(ls) {}
+  bool prepare(const T* x, const T* d, int64_t P) override {
+    return ls_.prepare_lines(x, d, P, cache_);
+  }
+  void values(const int64_t* lines, const T* u, int64_t n, T* loss) const override {
+    ls_.line_values(cache_, lines, u, n, loss);
+  }
+
+ private:
+  const Landscape<T>& ls_;
+  LineCache<T> cache_;
+};
+}  // namespace
+
+template <typename T>
+std::unique_ptr<LineEvaluator<T>> Landscape<T>::line_evaluator() const {
+  return std::make_unique<LandscapeLines<T>>(*this);
 }
 
 template class Landscape<float>;

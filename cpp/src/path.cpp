@@ -26,15 +26,26 @@ PathBatch<T>::PathBatch(BatchFunction<T> energy, int64_t dim, int64_t R, const T
       p_(params) {
   if (dim < 1) throw std::invalid_argument("a, b: empty parameter vectors");
   if (R < 1) throw std::invalid_argument("pairs: need at least one pair");
-  if (K_ < 0) throw std::invalid_argument("n_modes: must be non-negative");
-  if (M_ < 3) throw std::invalid_argument("n_points: need at least 3 points");
-  if (!(p_.lam >= 0.0) || !std::isfinite(p_.lam))
-    throw std::invalid_argument("lam: must be a finite non-negative number");
-  if (!(p_.temperature > 0.0)) throw std::invalid_argument("temperature: must be positive");
-  if (p_.steps < 0) throw std::invalid_argument("steps: must be non-negative");
-  if (!(p_.lr > 0.0)) throw std::invalid_argument("lr: must be positive");
+  p_.validate();
   A_.assign(A, A + R * dim);
   B_.assign(B, B + R * dim);
+  init();
+}
+
+template <typename T>
+PathBatch<T>::PathBatch(const Objective<T>& objective, int64_t R, const T* A, const T* B,
+                        PathParams params)
+    : PathBatch(
+          [&objective](const T* X, int64_t n, T* f, T* g) {
+            objective.evaluate(X, n, f, g, nullptr, nullptr, 0);
+          },
+          objective.num_params(), R, A, B, params) {
+  obj_ = &objective;
+}
+
+template <typename T>
+void PathBatch<T>::init() {
+  const int64_t R = R_, dim = D_;
   t_.resize(M_);
   for (int m = 0; m < M_; ++m) t_[m] = double(m) / double(M_ - 1);
   S_.resize(size_t(M_) * std::max(K_, 1));
@@ -52,6 +63,25 @@ PathBatch<T>::PathBatch(BatchFunction<T> energy, int64_t dim, int64_t R, const T
   for (int64_t r = 0; r < R; ++r) {
     end_energy[2 * r] = double(e[r]);
     end_energy[2 * r + 1] = double(e[R + r]);
+  }
+  tau_.assign(R, p_.temperature);
+  if (p_.objective == PathObjective::Minimax && p_.auto_temperature) {
+    // 1% of each straight line's barrier above its higher endpoint.
+    const int64_t Mi = M_ - 2;
+    std::vector<T> W(size_t(Mi) * dim), E(Mi);
+    for (int64_t r = 0; r < R; ++r) {
+      const T* a = &A_[r * dim];
+      const T* b = &B_[r * dim];
+      for (int64_t m = 0; m < Mi; ++m) {
+        const T tm = T(t_[m + 1]), sm = T(1.0 - t_[m + 1]);
+        for (int64_t i = 0; i < dim; ++i) W[m * dim + i] = sm * a[i] + tm * b[i];
+      }
+      energy_(W.data(), Mi, E.data(), nullptr);
+      double top = std::max(end_energy[2 * r], end_energy[2 * r + 1]);
+      const double ends_max = top;
+      for (T v : E) top = std::max(top, double(v));
+      tau_[r] = std::max(0.01 * (top - ends_max), 1e-8);
+    }
   }
 }
 
@@ -96,7 +126,8 @@ void PathBatch<T>::objective(const T* C, const std::vector<int64_t>& rows_in, T*
   std::vector<T> coef;
   std::vector<int32_t> index;
   const int Q = K_ + 2;
-  if (comb_ && K_ > 0) {
+  const bool native = uses_combinations() && K_ > 0;
+  if (native) {
     basis.resize(size_t(Q) * D_);
     coef.resize(size_t(Mi) * Q);
     index.resize(size_t(Mi) * Q);
@@ -114,21 +145,20 @@ void PathBatch<T>::objective(const T* C, const std::vector<int64_t>& rows_in, T*
     std::copy(&B_[r * D_], &B_[(r + 1) * D_], basis.begin() + D_);
     std::copy(C + j * KD, C + (j + 1) * KD, basis.begin() + 2 * D_);
   };
-  const bool native = comb_ && K_ > 0;
   if (native) {
     for (int64_t j = 0; j < n; ++j) {
       set_basis(j);
       const bool direct = grad && sum;  // the weights are known before the pass
-      comb_(&W_[size_t(j) * Mi * D_], Mi, basis.data(), Q, index.data(), coef.data(), Q,
-            &E[j * Mi], direct ? &S_[K_] : nullptr, direct ? K_ : 0,
-            direct ? grad + j * KD : nullptr);
+      obj_->evaluate_combination(&W_[size_t(j) * Mi * D_], Mi, basis.data(), Q, index.data(),
+                                 coef.data(), Q, &E[j * Mi], direct ? &S_[K_] : nullptr,
+                                 direct ? K_ : 0, direct ? grad + j * KD : nullptr);
     }
   } else {
     if (grad) G_.resize(size_t(n) * Mi * D_);
     energy_(W_.data(), n * Mi, E.data(), grad ? G_.data() : nullptr);
   }
   energy_points += n * Mi;
-  const double lam = p_.lam, tau = p_.temperature;
+  const double lam = p_.lam;
   // Scratch for the smoothness gradient: the generic gradients' buffer when free.
   if (grad && native) G_.resize(size_t(Mi) * D_);
   std::vector<T> gs_own(grad && !native ? size_t(Mi) * D_ : 0), proj(grad ? size_t(Mi) * K_ : 0);
@@ -156,6 +186,7 @@ void PathBatch<T>::objective(const T* C, const std::vector<int64_t>& rows_in, T*
         wgt[m] = 2.0 * e[m];
       }
     } else {
+      const double tau = tau_[r];
       const double mx = *std::max_element(e.begin(), e.end());
       double sw = 0.0;
       for (int m = 0; m < M_; ++m) sw += (wgt[m] = std::exp((e[m] - mx) / tau));
@@ -183,8 +214,8 @@ void PathBatch<T>::objective(const T* C, const std::vector<int64_t>& rows_in, T*
         for (int k = 0; k < K_; ++k) proj[m * K_ + k] = T(wgt[m + 1]) * S_[(m + 1) * K_ + k];
       set_basis(j);
       std::vector<T> e2(Mi);
-      comb_(w, Mi, basis.data(), Q, index.data(), coef.data(), Q, e2.data(), proj.data(), K_,
-            gj);
+      obj_->evaluate_combination(w, Mi, basis.data(), Q, index.data(), coef.data(), Q, e2.data(),
+                                 proj.data(), K_, gj);
     } else if (!native) {
       T* g = &G_[size_t(j) * Mi * D_];
       for (int64_t m = 0; m < Mi; ++m) {
@@ -284,6 +315,146 @@ void PathBatch<T>::optimize(const std::function<bool(int)>& on_step) {
     std::copy(opt.problem(0).x.begin(), opt.problem(0).x.end(), &coeffs[r * KD]);
   }
   steps_done = p_.steps;
+}
+
+template <typename T>
+void PathBatch<T>::curve_energies(int64_t r, const T* Cr, const std::vector<double>& t,
+                                  const std::vector<uint8_t>& line,
+                                  std::vector<double>& E) const {
+  const int64_t P = int64_t(t.size()), Q = K_ + 2;
+  std::vector<T> coef(size_t(P) * Q), W(size_t(P) * D_), e(P);
+  for (int64_t p = 0; p < P; ++p) {
+    T* c = &coef[p * Q];
+    c[0] = T(1.0 - t[p]);
+    c[1] = T(t[p]);
+    for (int k = 0; k < K_; ++k) c[2 + k] = line[p] ? T(0) : T(std::sin((k + 1) * kPi * t[p]));
+  }
+  const T* a = &A_[r * D_];
+  const T* b = &B_[r * D_];
+  {
+    // The points, as points() forms them: (1 - t) a + t b, then the sine terms.
+    blas::SingleThreaded single_threaded_blas;
+    for (int64_t p = 0; p < P; ++p) {
+      const T sm = coef[p * Q], tm = coef[p * Q + 1];
+      T* w = &W[p * D_];
+      for (int64_t i = 0; i < D_; ++i) w[i] = sm * a[i] + tm * b[i];
+    }
+    if (K_ > 0)
+      blas::gemm(blas::N, blas::N, int(P), int(D_), K_, T(1), &coef[2], int(Q), Cr, int(D_),
+                 T(1), W.data(), int(D_));
+  }
+  if (uses_combinations()) {
+    std::vector<T> basis(size_t(Q) * D_);
+    std::copy(a, a + D_, basis.begin());
+    std::copy(b, b + D_, basis.begin() + D_);
+    if (K_ > 0) std::copy(Cr, Cr + size_t(K_) * D_, basis.begin() + 2 * D_);
+    std::vector<int32_t> index(size_t(P) * Q);
+    for (int64_t p = 0; p < P; ++p)
+      for (int q = 0; q < Q; ++q) index[p * Q + q] = q;
+    obj_->evaluate_combination(W.data(), P, basis.data(), Q, index.data(), coef.data(), int(Q),
+                               e.data());
+  } else {
+    energy_(W.data(), P, e.data(), nullptr);
+  }
+  E.assign(e.begin(), e.end());
+}
+
+template <typename T>
+PathMeasures PathBatch<T>::measure(const T* C, const std::vector<int64_t>& rows_in, bool refine,
+                                   int factor, int rounds, int per_round) const {
+  if (factor < 1 || rounds < 0 || per_round < 2)
+    throw std::invalid_argument("measure: need factor >= 1, rounds >= 0, per_round >= 2");
+  std::vector<int64_t> rows = rows_in;
+  if (rows.empty())
+    for (int64_t r = 0; r < R_; ++r) rows.push_back(r);
+  for (int64_t r : rows)
+    if (r < 0 || r >= R_) throw std::invalid_argument("rows: out of range");
+  const int64_t n = int64_t(rows.size());
+  const size_t KD = size_t(K_) * D_;
+  const bool cls = obj_ && obj_->classifier();
+  PathMeasures out;
+  out.energies.resize(size_t(n) * M_);
+  out.straight.resize(size_t(n) * M_);
+  if (cls) out.errors.resize(size_t(n) * M_);
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  out.t_max.assign(n, nan);
+  out.e_max.assign(n, nan);
+  out.straight_t_max.assign(n, nan);
+  out.straight_e_max.assign(n, nan);
+  const int64_t nfine = refine ? int64_t(factor) * (M_ - 1) + 1 : 0;
+  std::vector<T> W(size_t(M_) * D_), E(M_), acc(M_);
+  for (int64_t j = 0; j < n; ++j) {
+    const int64_t r = rows[j];
+    const T* Cr = C + j * KD;
+    // 1. The path on its grid, in full (with accuracies for a classifier).
+    points(Cr, t_.data(), M_, W.data(), {r});
+    if (obj_) obj_->evaluate(W.data(), M_, E.data(), nullptr, cls ? acc.data() : nullptr,
+                             nullptr, 0);
+    else energy_(W.data(), M_, E.data(), nullptr);
+    ++out.calls;
+    for (int m = 0; m < M_; ++m) {
+      out.energies[j * M_ + m] = double(E[m]);
+      if (cls) out.errors[j * M_ + m] = 1.0 - double(acc[m]);
+    }
+    // 2. The straight line on the grid, and both curves on the fine grid.
+    std::vector<double> t(t_.begin(), t_.end());
+    std::vector<uint8_t> line(M_, 1);
+    for (int64_t i = 0; i < nfine; ++i) {
+      const double ti = double(i) / double(nfine - 1);
+      for (uint8_t l : {uint8_t(0), uint8_t(1)}) {
+        t.push_back(ti);
+        line.push_back(l);
+      }
+    }
+    std::vector<double> e;
+    curve_energies(r, Cr, t, line, e);
+    ++out.calls;
+    for (int m = 0; m < M_; ++m) out.straight[j * M_ + m] = e[m];
+    if (!refine) continue;
+    // The highest fine-grid point of each curve brackets its maximum.
+    double best_t[2], best_e[2], half[2];
+    for (int c = 0; c < 2; ++c) {
+      int64_t k = 0;
+      for (int64_t i = 1; i < nfine; ++i)
+        if (e[M_ + 2 * i + c] > e[M_ + 2 * k + c]) k = i;
+      best_t[c] = double(k) / double(nfine - 1);
+      best_e[c] = e[M_ + 2 * k + c];
+      half[c] = 1.0 / double(nfine - 1);
+    }
+    // 3. Rounds: per_round points spread over [best - half, best + half] (within
+    // [0, 1]), then the bracket shrinks around the best point.
+    for (int round = 0; round < rounds; ++round) {
+      t.clear();
+      line.clear();
+      for (int c = 0; c < 2; ++c) {
+        const double lo = std::max(0.0, best_t[c] - half[c]);
+        const double hi = std::min(1.0, best_t[c] + half[c]);
+        for (int i = 1; i <= per_round; ++i) {
+          t.push_back(lo + (hi - lo) * double(i) / double(per_round + 1));
+          line.push_back(uint8_t(c));
+        }
+      }
+      curve_energies(r, Cr, t, line, e);
+      ++out.calls;
+      for (int c = 0; c < 2; ++c) {
+        const double lo = std::max(0.0, best_t[c] - half[c]);
+        const double hi = std::min(1.0, best_t[c] + half[c]);
+        for (int i = 0; i < per_round; ++i) {
+          const double v = e[c * per_round + i];
+          if (v > best_e[c]) {
+            best_e[c] = v;
+            best_t[c] = t[c * per_round + i];
+          }
+        }
+        half[c] = (hi - lo) / double(per_round + 1);
+      }
+    }
+    out.t_max[j] = best_t[0];
+    out.e_max[j] = best_e[0];
+    out.straight_t_max[j] = best_t[1];
+    out.straight_e_max[j] = best_e[1];
+  }
+  return out;
 }
 
 template class PathBatch<float>;

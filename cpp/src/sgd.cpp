@@ -43,10 +43,7 @@ template <typename T>
 int64_t sgd_epoch(const Objective<T>& ls, T* theta, T* velocity, int64_t R, uint8_t* active,
                   const SGDParams& p, const uint64_t* run_seeds, uint64_t shared_seed,
                   uint64_t epoch) {
-  if (p.batch_size < 1) throw std::invalid_argument("batch_size: must be at least 1");
-  if (!(p.lr > 0.0)) throw std::invalid_argument("lr: must be positive");
-  if (p.momentum < 0.0 || p.momentum >= 1.0)
-    throw std::invalid_argument("momentum: must lie in [0, 1)");
+  p.validate();
   if (p.momentum > 0.0 && !velocity) throw std::invalid_argument("velocity: needed for momentum");
   const int64_t n = ls.num_samples(), D = ls.num_params(), B = p.batch_size;
   const int64_t steps = (n + B - 1) / B;

@@ -1,7 +1,5 @@
 #include "losstopo/train.hpp"
 
-#include "losstopo/line_function.hpp"
-
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -14,7 +12,7 @@ Trainer<T>::Trainer(const Objective<T>& train, const Objective<T>* test, const T
                     int64_t R, TrainParams params)
     : train_(train), test_(test), p_(params), R_(R), D_(train.num_params()) {
   if (R < 1) throw std::invalid_argument("runs: need at least one run");
-  if (p_.epochs < 0) throw std::invalid_argument("epochs: must be non-negative");
+  p_.validate();
   if (test && test->num_params() != D_)
     throw std::invalid_argument("test: landscape of a different network");
   theta.assign(theta0, theta0 + R * D_);
@@ -33,23 +31,12 @@ Trainer<T>::Trainer(const Objective<T>& train, const Objective<T>* test, const T
   if (p_.method == Method::LBFGS) {
     LBFGSParams lp = p_.lbfgs;
     lp.max_iter = p_.epochs;
-    const Objective<T>* ls = &train_;
-    lbfgs_ = std::make_unique<BatchLBFGS<T>>(
-        [ls](const T* X, int64_t n, T* f, T* g) { ls->evaluate(X, n, f, g, nullptr, nullptr, 0); },
-        D_, lp);
-    if (auto* native = dynamic_cast<const Landscape<T>*>(&train_))
-      lbfgs_->set_line_function(line_function(*native));
+    lbfgs_ = std::make_unique<BatchLBFGS<T>>(train_, lp);
   }
   if (p_.run_seeds.empty())
     for (int64_t r = 0; r < R; ++r) p_.run_seeds.push_back(p_.seed * 0x9E3779B97F4A7C15ull + uint64_t(r) + 1);
   if (int64_t(p_.run_seeds.size()) != R)
     throw std::invalid_argument("run_seeds: need one seed per run");
-  if (p_.method == Method::SGD) {  // validate now rather than at the first epoch
-    if (p_.sgd.batch_size < 1) throw std::invalid_argument("batch_size: must be at least 1");
-    if (!(p_.sgd.lr > 0.0)) throw std::invalid_argument("lr: must be positive");
-    if (p_.sgd.momentum < 0.0 || p_.sgd.momentum >= 1.0)
-      throw std::invalid_argument("momentum: must lie in [0, 1)");
-  }
 }
 
 template <typename T>

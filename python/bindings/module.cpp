@@ -1,55 +1,111 @@
-// pybind11 bindings of the C++ core. Argument checks that guard memory safety live
-// here; friendlier validation is done by the Python layer before calling in.
-#include <pybind11/numpy.h>
-#include <pybind11/pybind11.h>
-#include <pybind11/stl.h>
-
-#include <optional>
-#include <stdexcept>
-#include <string>
-#include <vector>
-
+// pybind11 bindings of the C++ core (the module losstopo._core): the Objective base
+// class that every engine's class derives from (the CUDA module registers its own
+// subclass), the CPU Landscape, the settings structs, and the optimizer and path
+// bindings of optim.cpp and path.cpp. Argument checks that guard memory safety live
+// here; the rules of the settings live in their C++ validate().
+#include "common.hpp"
 #include "losstopo/landscape.hpp"
-#include "losstopo/mlp.hpp"
-#include "engine_methods.hpp"
 
-namespace py = pybind11;
-using namespace losstopo;
+using namespace losstopo_py;
 
 namespace {
 
 template <typename T>
-using carray = py::array_t<T, py::array::c_style>;
+void bind_objective(py::module_& m) {
+  using OB = Objective<T>;
+  py::class_<OB>(m, class_name<T>("Objective").c_str(),
+                 "A batched objective of the compiled core (any engine).")
+      .def_property_readonly("num_params", &OB::num_params)
+      .def_property_readonly("num_samples", &OB::num_samples)
+      .def_property_readonly("classifier", &OB::classifier)
+      .def_property_readonly("offers_lines",
+                             [](const OB& self) { return bool(self.line_evaluator()); })
+      .def_property_readonly("offers_combinations", &OB::offers_combinations)
+      .def("evaluate", &objective_evaluate<T>, py::arg("theta"), py::arg("grad") = false,
+           py::arg("accuracy") = false, py::arg("samples") = py::none())
+      .def("evaluate_each", &objective_evaluate_each<T>, py::arg("theta"), py::arg("samples"),
+           py::arg("grad") = true)
+      .def(
+          "line_values",
+          [](const OB& self, carray<T> x, carray<T> d, carray<int64_t> lines, carray<T> u) {
+            const int64_t D = self.num_params();
+            if (x.ndim() != 2 || x.shape(1) != D || d.ndim() != 2 || d.shape(0) != x.shape(0) ||
+                d.shape(1) != D)
+              throw std::invalid_argument("x, d: expected two arrays of shape (P, D)");
+            if (lines.ndim() != 1 || u.ndim() != 1 || lines.shape(0) != u.shape(0))
+              throw std::invalid_argument("lines, u: expected two 1-D arrays of one length");
+            for (int64_t k = 0; k < lines.shape(0); ++k)
+              if (lines.data()[k] < 0 || lines.data()[k] >= x.shape(0))
+                throw std::invalid_argument("lines: index outside the prepared lines");
+            auto ev = self.line_evaluator();
+            if (!ev) throw std::invalid_argument("lines: not offered by this objective");
+            carray<T> out(u.shape(0));
+            bool ok;
+            {
+              py::gil_scoped_release release;
+              ok = ev->prepare(x.data(), d.data(), x.shape(0));
+              if (ok) ev->values(lines.data(), u.data(), u.shape(0), out.mutable_data());
+            }
+            if (!ok) throw std::invalid_argument("lines: the products exceed the line cache budget");
+            return out;
+          },
+          py::arg("x"), py::arg("d"), py::arg("lines"), py::arg("u"),
+          "Losses at x[l] - u d[l] through the prepared-lines capability.")
+      .def(
+          "evaluate_combination",
+          [](const OB& self, carray<T> V, carray<int32_t> index, carray<T> coef) {
+            const int64_t D = self.num_params();
+            if (V.ndim() != 2 || V.shape(1) != D || V.shape(0) < 1)
+              throw std::invalid_argument("V: expected shape (Q, D)");
+            if (index.ndim() != 2 || coef.ndim() != 2 || index.shape(0) != coef.shape(0) ||
+                index.shape(1) != coef.shape(1) || index.shape(0) < 1 || index.shape(1) < 1)
+              throw std::invalid_argument("index, coef: expected two arrays of shape (P, nnz)");
+            if (!self.offers_combinations())
+              throw std::invalid_argument("combinations: not offered by this objective");
+            const int64_t P = index.shape(0), Q = V.shape(0);
+            const int nnz = int(index.shape(1));
+            for (int64_t i = 0; i < P * nnz; ++i)
+              if (index.data()[i] < 0 || index.data()[i] >= Q)
+                throw std::invalid_argument("index: outside the basis");
+            std::vector<T> W(size_t(P) * D, T(0));
+            for (int64_t p = 0; p < P; ++p)
+              for (int k = 0; k < nnz; ++k) {
+                const T c = coef.data()[p * nnz + k];
+                const T* v = V.data() + int64_t(index.data()[p * nnz + k]) * D;
+                for (int64_t i = 0; i < D; ++i) W[p * D + i] += c * v[i];
+              }
+            carray<T> out(P);
+            {
+              py::gil_scoped_release release;
+              self.evaluate_combination(W.data(), P, V.data(), Q, index.data(), coef.data(), nnz,
+                                        out.mutable_data());
+            }
+            return out;
+          },
+          py::arg("V"), py::arg("index"), py::arg("coef"),
+          "Losses at the points sum_k coef[p, k] V[index[p, k]] through the combinations "
+          "capability.");
+}
 
 template <typename T>
-void bind_landscape(py::module_& m, const char* name) {
+void bind_landscape(py::module_& m) {
   using LS = Landscape<T>;
-  py::class_<LS>(m, name)
+  py::class_<LS, Objective<T>>(m, class_name<T>("Landscape").c_str())
       .def(py::init([](const std::vector<int>& sizes, const std::vector<std::string>& hidden,
                        const std::string& output, bool bias, const std::string& loss,
                        carray<T> X, std::optional<carray<int32_t>> y,
                        std::optional<carray<T>> targets, int threads, int64_t chunk) {
-             MLPSpec s = losstopo_py::make_spec(sizes, hidden, output, bias, loss);
-             if (X.ndim() != 2 || X.shape(1) != s.sizes.front())
-               throw std::invalid_argument("X: expected shape (n, " +
-                                           std::to_string(s.sizes.front()) + ")");
-             const int64_t n = X.shape(0);
-             if (y && (y->ndim() != 1 || y->shape(0) != n))
-               throw std::invalid_argument("y: expected shape (n,)");
-             if (targets && (targets->ndim() != 2 || targets->shape(0) != n ||
-                             targets->shape(1) != s.sizes.back()))
-               throw std::invalid_argument("targets: expected shape (n, sizes[-1])");
+             MLPSpec s = make_spec(sizes, hidden, output, bias, loss);
+             check_data_shapes<T>(s, X, y, targets);
              EngineOptions opt;
              opt.threads = threads;
              opt.chunk = chunk;
-             return new LS(std::move(s), X.data(), n, y ? y->data() : nullptr,
+             return new LS(std::move(s), X.data(), X.shape(0), y ? y->data() : nullptr,
                            targets ? targets->data() : nullptr, opt);
            }),
            py::arg("sizes"), py::arg("hidden"), py::arg("output"), py::arg("bias"),
            py::arg("loss"), py::arg("X"), py::arg("y") = py::none(),
            py::arg("targets") = py::none(), py::arg("threads") = 0, py::arg("chunk") = 0)
-      .def_property_readonly("num_params", &LS::num_params)
-      .def_property_readonly("num_samples", &LS::num_samples)
       .def_property(
           "threads", [](const LS& self) { return self.options().threads; },
           [](LS& self, int t) {
@@ -64,45 +120,24 @@ void bind_landscape(py::module_& m, const char* name) {
             o.chunk = c;
             self.set_options(o);
           })
-      .def("chunk_size", &LS::chunk_size, py::arg("P"))
-      .def("evaluate", &losstopo_py::engine_evaluate<T, LS>, py::arg("theta"),
-           py::arg("grad") = false, py::arg("accuracy") = false, py::arg("samples") = py::none())
-      .def("evaluate_each", &losstopo_py::engine_evaluate_each<T, LS>, py::arg("theta"),
-           py::arg("samples"), py::arg("grad") = true)
-      .def(
-          "line_values",
-          [](const LS& self, carray<T> x, carray<T> d, carray<int64_t> lines, carray<T> u) {
-            const int64_t D = self.num_params();
-            if (x.ndim() != 2 || x.shape(1) != D || d.ndim() != 2 || d.shape(0) != x.shape(0) ||
-                d.shape(1) != D)
-              throw std::invalid_argument("x, d: expected two arrays of shape (P, D)");
-            if (lines.ndim() != 1 || u.ndim() != 1 || lines.shape(0) != u.shape(0))
-              throw std::invalid_argument("lines, u: expected two 1-D arrays of one length");
-            LineCache<T> cache;
-            carray<T> out(u.shape(0));
-            bool ok;
-            {
-              py::gil_scoped_release release;
-              ok = self.prepare_lines(x.data(), d.data(), x.shape(0), cache);
-              if (ok) self.line_values(cache, lines.data(), u.data(), u.shape(0), out.mutable_data());
-            }
-            if (!ok) throw std::invalid_argument("lines: the products exceed the line cache budget");
-            return out;
-          },
-          py::arg("x"), py::arg("d"), py::arg("lines"), py::arg("u"));
+      .def("chunk_size", &LS::chunk_size, py::arg("P"));
 }
 
 }  // namespace
 
+void bind_settings(py::module_& m);
 void bind_optim(py::module_& m);
 void bind_path(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "losstopo compiled core";
+  bind_settings(m);
+  bind_objective<float>(m);
+  bind_objective<double>(m);
+  bind_landscape<float>(m);
+  bind_landscape<double>(m);
   bind_optim(m);
   bind_path(m);
-  bind_landscape<float>(m, "LandscapeF32");
-  bind_landscape<double>(m, "LandscapeF64");
   m.def(
       "num_params",
       [](const std::vector<int>& sizes, bool bias) {

@@ -1,36 +1,28 @@
 // Bindings of the optimizers: batched L-BFGS over Python callables or native
 // landscapes, the line searches on 1-D functions, SGD orders and the trainer.
-#include <pybind11/functional.h>
-#include <pybind11/numpy.h>
-#include <pybind11/pybind11.h>
-#include <pybind11/stl.h>
-
-#include <cstring>
-#include <stdexcept>
-#include <string>
-
-#include "losstopo/landscape.hpp"
+#include "common.hpp"
 #include "losstopo/lbfgs.hpp"
-#include "losstopo/line_function.hpp"
 #include "losstopo/line_search.hpp"
 #include "losstopo/sgd.hpp"
 #include "losstopo/train.hpp"
-#include "functions.hpp"
 
-namespace py = pybind11;
-using namespace losstopo;
 using namespace losstopo_py;
 
 namespace {
 
 template <typename T>
-py::dict minimize_lbfgs(py::object fun, carray<T> x0, const py::dict& options,
+py::dict minimize_lbfgs(py::object fun, carray<T> x0, const LBFGSParams& params,
                         py::object callback) {
   if (x0.ndim() != 2 || x0.shape(0) < 1 || x0.shape(1) < 1)
     throw std::invalid_argument("x0: expected shape (R, D)");
   const int64_t R = x0.shape(0), D = x0.shape(1);
-  BatchLBFGS<T> opt(make_function<T>(fun, D), D, lbfgs_params(options));
-  if (py::isinstance<Landscape<T>>(fun)) opt.set_line_function(line_function(*fun.cast<const Landscape<T>*>()));
+  const Objective<T>* obj = native_objective<T>(fun);
+  if (obj && obj->num_params() != D)
+    throw std::invalid_argument("x0: length differs from the landscape's");
+  // A compiled objective drives the optimizer with its own capabilities; anything
+  // else is called back with the GIL.
+  BatchLBFGS<T> opt = obj ? BatchLBFGS<T>(*obj, params)
+                          : BatchLBFGS<T>(make_function<T>(fun, D), D, params);
   {
     py::gil_scoped_release release;
     opt.start(x0.data(), R);
@@ -76,13 +68,14 @@ py::dict minimize_lbfgs(py::object fun, carray<T> x0, const py::dict& options,
 }
 
 // Runs one line search on phi(u) -> (value, slope); returns (step, value, trials).
-py::tuple line_search_1d(py::object phi, const std::string& kind, double f0, double slope0,
-                         double scale, const py::dict& options) {
-  LBFGSParams p = lbfgs_params(options);
+py::tuple line_search_1d(py::object phi, double f0, double slope0, double scale,
+                         const LBFGSParams& p) {
+  p.validate();
   std::unique_ptr<LineSearch<double>> ls;
-  if (kind == "golden") ls = std::make_unique<GoldenSectionSearch<double>>(p.golden);
-  else if (kind == "strong_wolfe") ls = std::make_unique<StrongWolfeSearch<double>>(p.wolfe);
-  else throw std::invalid_argument("kind: expected 'golden' or 'strong_wolfe'");
+  if (p.line_search == LineSearchKind::Golden)
+    ls = std::make_unique<GoldenSectionSearch<double>>(p.golden);
+  else
+    ls = std::make_unique<StrongWolfeSearch<double>>(p.wolfe);
   ls->start(f0, slope0, scale);
   py::list trials;
   while (!ls->done()) {
@@ -104,10 +97,7 @@ py::array_t<T> rows(const std::vector<T>& v, int64_t R) {
 
 template <typename T>
 void set_rows(std::vector<T>& v, py::handle obj, const char* name) {
-  auto a = py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(obj);
-  if (!a || size_t(a.size()) != v.size())
-    throw std::invalid_argument(std::string("checkpoint: array '") + name + "' has the wrong size");
-  std::memcpy(v.data(), a.data(), sizeof(T) * v.size());
+  copy_from(obj, v.data(), int64_t(v.size()), std::string("checkpoint: array '") + name + "'");
 }
 
 // An objective implemented in Python (e.g. losstopo.TorchLandscape): methods
@@ -158,21 +148,18 @@ class PyObjective final : public Objective<T> {
 
  private:
   static void copy_out(py::handle h, T* dst, int64_t n, const char* what) {
-    auto a = py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(h);
-    if (!a || a.size() != n)
-      throw std::invalid_argument(std::string("objective: ") + what + " has the wrong size");
-    std::memcpy(dst, a.data(), sizeof(T) * n);
+    copy_from(h, dst, n, std::string("objective: ") + what);
   }
   py::object obj_;
   int64_t D_, n_;
   bool cls_;
 };
 
-// A native landscape as is, or a Python objective wrapped (and owned by `owner`).
+// A compiled objective as is, or a Python objective wrapped (and owned by `owner`).
 template <typename T>
 const Objective<T>* as_objective(py::object o, std::vector<std::shared_ptr<const void>>& owner) {
   if (o.is_none()) return nullptr;
-  if (py::isinstance<Landscape<T>>(o)) return o.cast<const Landscape<T>*>();
+  if (const Objective<T>* obj = native_objective<T>(o)) return obj;
   auto p = std::make_shared<PyObjective<T>>(o);
   owner.push_back(p);
   return p.get();
@@ -183,9 +170,9 @@ void bind_trainer(py::module_& m, const char* name) {
   using TR = Trainer<T>;
   py::class_<TR>(m, name)
       .def(py::init([](py::object train, py::object test, carray<T> theta0,
-                       const std::string& method, int epochs, double lr, double momentum,
-                       int batch_size, bool shared_order, uint64_t seed,
-                       std::vector<uint64_t> run_seeds, const py::dict& lbfgs) {
+                       const std::string& method, int epochs, const SGDParams& sgd,
+                       uint64_t seed, std::vector<uint64_t> run_seeds,
+                       const LBFGSParams& lbfgs) {
              std::vector<std::shared_ptr<const void>> owned;
              const Objective<T>* tr = as_objective<T>(train, owned);
              const Objective<T>* te = as_objective<T>(test, owned);
@@ -198,31 +185,21 @@ void bind_trainer(py::module_& m, const char* name) {
              else if (method == "lbfgs") p.method = Method::LBFGS;
              else throw std::invalid_argument("method: expected 'sgd' or 'lbfgs', got '" + method + "'");
              p.epochs = epochs;
-             p.sgd.lr = lr;
-             p.sgd.momentum = momentum;
-             p.sgd.batch_size = batch_size;
-             p.sgd.shared_order = shared_order;
+             p.sgd = sgd;
              p.seed = seed;
              p.run_seeds = std::move(run_seeds);
-             p.lbfgs = lbfgs_params(lbfgs);
+             p.lbfgs = lbfgs;
              auto* t = new TR(*tr, te, theta0.data(), theta0.shape(0), p);
              t->owned = std::move(owned);
              return t;
            }),
            py::keep_alive<1, 2>(), py::keep_alive<1, 3>(), py::arg("train"), py::arg("test"),
-           py::arg("theta0"), py::arg("method"), py::arg("epochs"), py::arg("lr"),
-           py::arg("momentum"), py::arg("batch_size"), py::arg("shared_order"), py::arg("seed"),
-           py::arg("run_seeds"), py::arg("lbfgs"))
+           py::arg("theta0"), py::arg("method"), py::arg("epochs"), py::arg("sgd"),
+           py::arg("seed"), py::arg("run_seeds"), py::arg("lbfgs"))
       .def(
           "run",
           [](TR& self, int until, py::object callback) {
-            std::function<bool(int)> cb;
-            if (!callback.is_none())
-              cb = [callback](int e) {
-                py::gil_scoped_acquire gil;
-                py::object r = callback(e);
-                return r.is_none() || r.cast<bool>();
-              };
+            std::function<bool(int)> cb = step_callback(callback);
             py::gil_scoped_release release;
             self.run(until, cb);
           },
@@ -312,11 +289,11 @@ void bind_trainer(py::module_& m, const char* name) {
 
 void bind_optim(py::module_& m) {
   m.def("minimize_lbfgs_f32", &minimize_lbfgs<float>, py::arg("fun"), py::arg("x0"),
-        py::arg("options"), py::arg("callback") = py::none());
+        py::arg("params"), py::arg("callback") = py::none());
   m.def("minimize_lbfgs_f64", &minimize_lbfgs<double>, py::arg("fun"), py::arg("x0"),
-        py::arg("options"), py::arg("callback") = py::none());
-  m.def("line_search_1d", &line_search_1d, py::arg("phi"), py::arg("kind"), py::arg("f0"),
-        py::arg("slope0"), py::arg("scale"), py::arg("options"));
+        py::arg("params"), py::arg("callback") = py::none());
+  m.def("line_search_1d", &line_search_1d, py::arg("phi"), py::arg("f0"), py::arg("slope0"),
+        py::arg("scale"), py::arg("params"));
   m.def(
       "permutation",
       [](uint64_t seed, uint64_t stream, uint64_t epoch, int64_t n) {

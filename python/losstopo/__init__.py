@@ -29,12 +29,10 @@ def __getattr__(name):
 
 def cuda_available() -> bool:
     """Whether this build has a CUDA backend and a CUDA device can be used."""
-    try:
-        from . import _native  # noqa: F401  (OpenBLAS first)
-        from . import _core_cuda
-    except (ImportError, OSError):
-        return False
-    return bool(_core_cuda.device_available())
+    from ._native import cuda_module
+
+    cuda = cuda_module()
+    return cuda is not None and bool(cuda.device_available())
 
 
 __all__ = [

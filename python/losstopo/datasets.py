@@ -27,6 +27,7 @@ from typing import Any, Dict, Optional, Tuple, Union
 import numpy as np
 
 from ._checks import check_int
+from ._io import atomic_savez
 
 __all__ = [
     "MNIST",
@@ -218,26 +219,12 @@ def _read_npz(path: Path, hint: str) -> Tuple[Split, Split, Split]:
 
 
 def _write_npz_atomic(path: Path, splits: Tuple[Split, Split, Split]) -> None:
-    """Write ``splits`` to ``path`` via a temporary file in the same directory."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``splits`` to ``path`` atomically (compressed)."""
     arrays: Dict[str, np.ndarray] = {}
     for (kx, ky), (x, y) in zip(_NPZ_KEYS, splits):
         arrays[kx] = x
         arrays[ky] = y
-    fd, tmp = tempfile.mkstemp(prefix=".mnist-", suffix=".npz.part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; the cache holds public data
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_savez(path, arrays, compressed=True)
 
 
 # ---------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from typing import List
 import numpy as np
 
 from ._checks import check_int
+from ._io import atomic_savez, load_npz
 from .models import MLP
 
 ARRAYS = (
@@ -122,22 +123,3 @@ def _at(curves: np.ndarray, epochs: np.ndarray) -> np.ndarray:
     ok = epochs >= 0
     out[ok] = curves[np.nonzero(ok)[0], epochs[ok]]
     return out
-
-
-def atomic_savez(path, arrays: dict) -> None:
-    """np.savez to ``path`` through a temporary file and a rename."""
-    path = os.fspath(path)
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def load_npz(path) -> dict:
-    """All arrays of an .npz as a dict (no pickles)."""
-    with np.load(os.fspath(path), allow_pickle=False) as f:
-        return {k: f[k] for k in f.files}

@@ -76,7 +76,7 @@ class Landscape:
         chunk: Optional[int] = None,
         precision: str = "fp32",
     ):
-        from ._native import core
+        from ._native import engine_class
 
         if not isinstance(net, MLP):
             raise TypeError(f"net: expected a losstopo.MLP, got {type(net).__name__}")
@@ -115,23 +115,20 @@ class Landscape:
         if precision not in ("fp32", "tf32"):
             raise ValueError(f"precision: expected 'fp32' or 'tf32', got {precision!r}")
         args = (net.sizes, net.activations, net.output, net.bias, net.loss, X, labels, targets)
+        cls = engine_class(self.device, self.dtype)
         if self.device == "cpu":
-            cls = core.LandscapeF32 if self.dtype == np.float32 else core.LandscapeF64
             self._engine = cls(*args, threads or 0, chunk or 0)
         else:
-            from . import _core_cuda
-
-            cls = (_core_cuda.CudaLandscapeF32 if self.dtype == np.float32
-                   else _core_cuda.CudaLandscapeF64)
             index = int(self.device[5:]) if self.device.startswith("cuda:") else 0
             self._engine = cls(*args, index, precision == "tf32", chunk or 0)
         self.num_samples = n
         self.num_params = net.num_params
 
     @property
-    def native(self):
-        """The compiled CPU engine, or None on another device (used by the core loops)."""
-        return self._engine if self.device == "cpu" else None
+    def engine(self):
+        """The compiled engine (a ``losstopo._core.Objective*`` of either device), which
+        training, ``minimize`` and the path finder drive without leaving C++."""
+        return self._engine
 
     @property
     def classifier(self) -> bool:
@@ -147,21 +144,27 @@ class Landscape:
             raise ValueError(f"samples: indices must lie in [0, {self.num_samples})")
         return self._engine.evaluate_each(t, np.ascontiguousarray(s, dtype=np.int64), True)
 
+    def _needs_cpu(self, what: str):
+        if self.device != "cpu":
+            raise ValueError(f"{what}: a setting of the CPU engine (device is {self.device!r})")
+
     # -------------------------------------------------------------- settings
     @property
     def threads(self) -> int:
-        return self._engine.threads
+        return getattr(self._engine, "threads", 0)
 
     @threads.setter
     def threads(self, value: Optional[int]) -> None:
+        self._needs_cpu("threads")
         self._engine.threads = check_int("threads", value, allow_none=True) or 0
 
     @property
     def chunk(self) -> int:
-        return self._engine.chunk
+        return getattr(self._engine, "chunk", 0)
 
     @chunk.setter
     def chunk(self, value: Optional[int]) -> None:
+        self._needs_cpu("chunk")
         self._engine.chunk = check_int("chunk", value, allow_none=True) or 0
 
     # ------------------------------------------------------------ evaluation

@@ -36,18 +36,13 @@ class OptimizeResult:
 
 
 def _options(line_search, history, max_iter, gtol, ftol, options) -> dict:
+    """The L-BFGS settings as a plain dict (hashable into a configuration), checked by
+    the core's ``LBFGSParams.validate()``; here only types and choices."""
     if line_search not in LINE_SEARCHES:
         raise ValueError(f"line_search: expected one of {LINE_SEARCHES}, got {line_search!r}")
     for name, v in (("history", history), ("max_iter", max_iter)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
             raise TypeError(f"{name}: expected an int, got {v!r}")
-    if history < 1:
-        raise ValueError(f"history: must be at least 1, got {history}")
-    if max_iter < 0:
-        raise ValueError(f"max_iter: must be non-negative, got {max_iter}")
-    for name, v in (("gtol", gtol), ("ftol", ftol)):
-        if not np.isfinite(v) or v < 0:
-            raise ValueError(f"{name}: must be a finite non-negative number, got {v!r}")
     opts = dict(line_search=line_search, history=int(history), max_iter=int(max_iter),
                 gtol=float(gtol), ftol=float(ftol))
     known = {"min_cos", "golden_init", "golden_expand", "golden_xtol", "golden_ftol",
@@ -56,7 +51,24 @@ def _options(line_search, history, max_iter, gtol, ftol, options) -> dict:
         if k not in known:
             raise ValueError(f"options: unknown key {k!r} (known: {sorted(known)})")
         opts[k] = v
+    lbfgs_params(opts)  # validates
     return opts
+
+
+def lbfgs_params(opts: dict):
+    """``core.LBFGSParams`` from the dict of :func:`_options`, validated by the core."""
+    from ._native import core
+
+    p = core.LBFGSParams()
+    for k, v in opts.items():
+        if k.startswith("golden_"):
+            setattr(p.golden, k[len("golden_"):], v)
+        elif k.startswith("wolfe_"):
+            setattr(p.wolfe, k[len("wolfe_"):], v)
+        else:
+            setattr(p, k, v)
+    p.validate()
+    return p
 
 
 def minimize(
@@ -116,7 +128,7 @@ def minimize(
         dtype = fun.dtype
         if x0.shape[-1] != fun.num_params:
             raise ValueError(f"x0: expected length {fun.num_params}, got {x0.shape[-1]}")
-        target = fun.native if fun.native is not None else fun
+        target = fun.engine
     elif callable(fun):
         dtype = x0.dtype if x0.dtype in (np.float32, np.float64) else np.dtype(np.float64)
         target = _single(fun) if single else fun
@@ -130,7 +142,7 @@ def minimize(
         def cb(xk):
             return bool(callback(xk[0] if single else xk))
     run = core.minimize_lbfgs_f32 if dtype == np.float32 else core.minimize_lbfgs_f64
-    out = run(target, X0, opts, cb)
+    out = run(target, X0, lbfgs_params(opts), cb)
     success = np.isin(out["status"], (1, 2))
     if single:
         return OptimizeResult(
@@ -171,6 +183,6 @@ def line_search(phi, f0: float, slope0: float, scale: float, kind: str = "golden
     if kind not in LINE_SEARCHES:
         raise ValueError(f"kind: expected one of {LINE_SEARCHES}, got {kind!r}")
     opts = _options(kind, 10, 0, 0.0, 0.0, options)
-    step, value, trials = core.line_search_1d(phi, kind, float(f0), float(slope0), float(scale),
-                                              opts)
+    step, value, trials = core.line_search_1d(phi, float(f0), float(slope0), float(scale),
+                                              lbfgs_params(opts))
     return step, value, list(trials)

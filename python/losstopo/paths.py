@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 from dataclasses import dataclass, field
@@ -11,14 +12,13 @@ from typing import Optional
 import numpy as np
 
 from ._checks import check_int
-from .ensemble import atomic_savez, load_npz
+from ._io import atomic_savez, config_hash, load_npz
 from .landscape import Landscape
-from .optimize import _options
+from .optimize import _options, lbfgs_params
 from .progress import Progress
 
 OBJECTIVES = ("sum", "sum_squares", "minimax")
 OPTIMIZERS = ("adam", "lbfgs")
-GOLDEN = 0.3819660112501051
 
 
 class FourierPath:
@@ -73,48 +73,9 @@ class FourierPath:
         return f"FourierPath(D={self.a.size}, n_modes={self.n_modes})"
 
 
-def _energy_fn(landscape):
-    """f(W (P, D)) -> energies (P,) for a Landscape or a batched callable."""
-    if isinstance(landscape, Landscape) or callable(getattr(landscape, "loss", None)):
-        return landscape.loss  # values alone, no gradients
-    if callable(getattr(landscape, "energy", None)):
-        return landscape.energy
-    return lambda W: np.asarray(landscape(W)[0], dtype=np.float64)
-
-
 def _measures(E: np.ndarray, e_a: float, e_b: float) -> dict:
     H = float(np.max(E))
     return dict(barrier=H, barrier_rel=H - max(e_a, e_b), barrier_mean=H - 0.5 * (e_a + e_b))
-
-
-def refine_maximum(path: FourierPath, energy, n_points: int, factor: int = 10,
-                   iters: int = 20):
-    """The path's highest energy: a grid ``factor`` times finer than ``n_points``,
-    then golden-section search in t around the highest grid point.
-
-    Returns (t_max, E_max, t_grid, E_grid).
-    """
-    t = np.linspace(0.0, 1.0, factor * (n_points - 1) + 1)
-    E = np.asarray(energy(path.at(t)), dtype=np.float64)
-    k = int(np.argmax(E))
-    lo, hi = t[max(k - 1, 0)], t[min(k + 1, len(t) - 1)]
-    best_t, best_e = t[k], E[k]
-    f = lambda s: float(energy(path.at(np.array([s])))[0])  # noqa: E731
-    x1, x2 = hi - (1 - GOLDEN) * (hi - lo), lo + (1 - GOLDEN) * (hi - lo)
-    f1, f2 = f(x1), f(x2)
-    for _ in range(iters):  # maximize
-        if f1 > f2:
-            hi, x2, f2 = x2, x1, f1
-            x1 = hi - (1 - GOLDEN) * (hi - lo)
-            f1 = f(x1)
-        else:
-            lo, x1, f1 = x1, x2, f2
-            x2 = lo + (1 - GOLDEN) * (hi - lo)
-            f2 = f(x2)
-    for tt, ee in ((x1, f1), (x2, f2)):
-        if ee > best_e:
-            best_t, best_e = tt, ee
-    return float(best_t), float(best_e), t, E
 
 
 @dataclass
@@ -150,54 +111,90 @@ class PathResult:
 
     def evaluate(self, landscape, refine: bool = True) -> "PathResult":
         """The same path measured on another landscape (e.g. the test set)."""
-        return _measure(self.path, landscape, self.t, self.history, self.settings, refine,
-                        evaluations=0)
+        params = dict(self.settings)
+        for key in ("seed", "init_scale"):
+            params.pop(key, None)
+        params["steps"] = 0
+        pb, _ = _path_batch(landscape, self.path.a[None], self.path.b[None], params)
+        coeffs = np.ascontiguousarray(self.path.coeffs, dtype=pb.coeffs.dtype)[None]
+        return _results(pb, coeffs, self.history[None], self.settings, refine, 0)[0]
 
 
-def _measure(path, landscape, t, history, settings, refine, evaluations) -> PathResult:
-    energy = _energy_fn(landscape)
-    W = path.at(t)
-    E = np.asarray(energy(W), dtype=np.float64)
-    e_a, e_b = float(E[0]), float(E[-1])
-    straight = FourierPath(path.a, path.b, np.zeros_like(path.coeffs))
-    Es = np.asarray(energy(straight.at(t)), dtype=np.float64)
-    res = PathResult(
-        path=path, t=t, losses=E, length=path.length(), history=history,
-        straight=dict(_measures(Es, e_a, e_b), losses=Es), endpoint_losses=(e_a, e_b),
-        evaluations=evaluations, settings=settings, **_measures(E, e_a, e_b),
-    )
-    if refine:
-        res.t_max, res.barrier_refined, _, _ = refine_maximum(path, energy, len(t))
-        res.straight["t_max"], res.straight["barrier_refined"], _, _ = refine_maximum(
-            straight, energy, len(t))
-    if getattr(landscape, "classifier", False) is True or (
-            isinstance(landscape, Landscape) and landscape.net.loss == "cross_entropy"):
-        res.errors = 1.0 - np.asarray(landscape.accuracy(W), dtype=np.float64)
-        res.error_barrier = float(res.errors.max())
-    return res
+def _results(pb, coeffs, history, settings, refine, evaluations) -> list:
+    """PathResults of the paths of ``pb`` with ``coeffs`` (R, K, D), measured in the core
+    (grid, straight line, refined maxima: at most 5 engine calls per path)."""
+    m = pb.measure(coeffs, [], refine)
+    t = pb.t
+    A, B = pb.endpoints
+    out = []
+    for j in range(coeffs.shape[0]):
+        path = FourierPath(A[j], B[j], coeffs[j])
+        E = m["energies"][j]
+        e_a, e_b = float(E[0]), float(E[-1])
+        Es = m["straight"][j]
+        res = PathResult(
+            path=path, t=t, losses=E, length=path.length(), history=history[j],
+            straight=dict(_measures(Es, e_a, e_b), losses=Es), endpoint_losses=(e_a, e_b),
+            evaluations=evaluations, settings=settings, **_measures(E, e_a, e_b),
+        )
+        if refine:
+            res.t_max, res.barrier_refined = float(m["t_max"][j]), float(m["e_max"][j])
+            res.straight["t_max"] = float(m["straight_t_max"][j])
+            res.straight["barrier_refined"] = float(m["straight_e_max"][j])
+        if m["errors"] is not None:
+            res.errors = m["errors"][j]
+            res.error_barrier = float(res.errors.max())
+        out.append(res)
+    return out
 
 
 def _path_params(n_modes, n_points, lam, optimizer, lr, steps, objective, temperature,
-                 line_search):
+                 line_search) -> dict:
+    """The path settings as a plain dict (hashable into a configuration); the core's
+    ``PathParams.validate()`` checks them, here only types and choices."""
     if objective not in OBJECTIVES:
         raise ValueError(f"objective: expected one of {OBJECTIVES}, got {objective!r}")
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer: expected one of {OPTIMIZERS}, got {optimizer!r}")
-    for name, v, lo in (("n_modes", n_modes, 0), ("n_points", n_points, 3), ("steps", steps, 0)):
-        check_int(name, v, lo)
-    if not (np.isfinite(lam) and lam >= 0):
-        raise ValueError(f"lam: must be a finite non-negative number, got {lam!r}")
-    if not (np.isfinite(lr) and lr > 0):
-        raise ValueError(f"lr: must be a positive number, got {lr!r}")
-    if temperature is not None and not (np.isfinite(temperature) and temperature > 0):
-        raise ValueError(f"temperature: must be positive, got {temperature!r}")
+    for name, v in (("n_modes", n_modes), ("n_points", n_points), ("steps", steps)):
+        check_int(name, v, -(2**31))
     p = dict(n_modes=int(n_modes), n_points=int(n_points), lam=float(lam), optimizer=optimizer,
              lr=float(lr), steps=int(steps), objective=objective)
     if temperature is not None:
         p["temperature"] = float(temperature)
     if optimizer == "lbfgs":
         p["lbfgs"] = _options(line_search, 10, int(steps), 0.0, 0.0, None)
+    _core_params(p)  # validates
     return p
+
+
+def _core_params(p: dict):
+    from ._native import core
+
+    kw = {k: v for k, v in p.items() if k != "lbfgs"}
+    if "temperature" not in kw:
+        kw["auto_temperature"] = True  # 1% of each straight line's barrier
+    params = core.PathParams(**kw)
+    if "lbfgs" in p:
+        params.lbfgs = lbfgs_params(p["lbfgs"])
+    params.validate()
+    return params
+
+
+def _path_batch(landscape, A, B, params: dict):
+    """A core PathBatch over a Landscape's engine or a batched callable; and its dtype."""
+    from ._native import for_dtype
+
+    if isinstance(landscape, Landscape):
+        dtype, target = landscape.dtype, landscape.engine
+    elif callable(landscape):
+        dtype, target = np.dtype(np.float64), landscape
+    else:
+        raise TypeError(f"landscape: expected a Landscape or a callable, got "
+                        f"{type(landscape).__name__}")
+    A = np.ascontiguousarray(A, dtype=dtype)
+    B = np.ascontiguousarray(B, dtype=dtype)
+    return for_dtype("PathBatch", dtype)(target, A, B, _core_params(params)), dtype
 
 
 def _endpoint(name, v, D, dtype):
@@ -255,43 +252,47 @@ def find_path(
     Every step evaluates all path points in one batched call; the best path seen
     (lowest summed energy, without the smoothness term) is returned.
     """
-    from ._native import core
-
     params = _path_params(n_modes, n_points, lam, optimizer, lr, steps, objective, temperature,
                           line_search)
-    if isinstance(landscape, Landscape):
-        dtype, D = landscape.dtype, landscape.num_params
-        target = landscape.native if landscape.native is not None else landscape
-    elif callable(landscape):
-        dtype, D, target = np.dtype(np.float64), None, landscape
-    else:
-        raise TypeError(f"landscape: expected a Landscape or a callable, got "
-                        f"{type(landscape).__name__}")
+    D = landscape.num_params if isinstance(landscape, Landscape) else None
+    dtype = landscape.dtype if isinstance(landscape, Landscape) else np.float64
     a = _endpoint("a", a, D, dtype)
     b = _endpoint("b", b, a.size, dtype)
-    if objective == "minimax" and temperature is None:
-        energy = _energy_fn(landscape)
-        t = np.linspace(0, 1, n_points)
-        E = np.asarray(energy(FourierPath(a, b, n_modes=n_modes).at(t)), dtype=np.float64)
-        params["temperature"] = max(0.01 * float(E.max() - max(E[0], E[-1])), 1e-8)
-    Batch = core.PathBatchF32 if dtype == np.float32 else core.PathBatchF64
-    pb = Batch(target, a[None], b[None], params)
+    return _find_paths(landscape, a[None], b[None], params, refine, seed, init_scale,
+                       progress=progress)[0]
+
+
+# find_path's settings and their defaults (what barrier_matrix passes on).
+_FIND_PATH_ARGS = {k: v.default for k, v in inspect.signature(find_path).parameters.items()
+                   if k not in ("landscape", "a", "b", "progress")}
+
+
+def _find_paths(landscape, A, B, params: dict, refine: bool, seed: int, init_scale: float,
+                progress: bool = False, seeds=None) -> list:
+    """Optimizes the paths A[r] -> B[r] together in one core PathBatch (each path takes
+    the steps it would take alone) and measures them; a list of PathResults."""
+    pb, _ = _path_batch(landscape, A, B, params)
+    R, K, D = len(A), params["n_modes"], A.shape[1]
     if init_scale:
-        rng = np.random.default_rng(seed)
-        pb.set_coeffs(init_scale * rng.standard_normal((1, n_modes, a.size)))
-    bar = Progress(steps, desc="path", enabled=progress)
+        seeds = [seed] * R if seeds is None else seeds
+        pb.set_coeffs(np.stack([init_scale * np.random.default_rng(s).standard_normal((K, D))
+                                for s in seeds]))
+    bar = Progress(params["steps"], desc="path" if R == 1 else f"{R} paths", enabled=progress)
     try:
         pb.optimize(lambda s: bar.set(s))
     finally:
         bar.close()
-    path = FourierPath(a, b, pb.best_coeffs[0])
-    settings = dict(params, seed=int(seed), init_scale=float(init_scale))
-    return _measure(path, landscape, pb.t, pb.history[0], settings, refine,
-                    evaluations=int(pb.energy_points))
+    out = []
+    for j, res in enumerate(_results(pb, pb.best_coeffs, pb.history, None, refine,
+                                     int(pb.energy_points) // R)):
+        s = seed if seeds is None else seeds[j]
+        res.settings = dict(params, seed=int(s), init_scale=float(init_scale))
+        out.append(res)
+    return out
 
 
 def barrier_matrix(landscape, thetas, pairs=300, seed: int = 0, out=None,
-                   progress: bool = True, **find_path_kwargs):
+                   progress: bool = True, chunk: int = 4, **find_path_kwargs):
     """Paths and barriers for pairs of a set of solutions.
 
     Parameters
@@ -300,9 +301,11 @@ def barrier_matrix(landscape, thetas, pairs=300, seed: int = 0, out=None,
     thetas : (n, D) solutions
     pairs : int (random distinct pairs i < j, at most all of them) or (k, 2) indices
     out : path, optional
-        Each finished pair is saved there at once (atomically); a rerun with the
-        same arguments skips finished pairs, so an interrupted run resumes.
-    find_path_kwargs : passed to :func:`find_path` (progress is per pair here).
+        Each finished chunk of pairs is saved there at once (atomically); a rerun with
+        the same arguments skips finished pairs, so an interrupted run resumes.
+    chunk : pairs optimized together in one core call (each path's numbers are those
+        it would have alone, so the chunk size changes speed and memory only).
+    find_path_kwargs : passed to :func:`find_path` (progress is per chunk here).
 
     Returns
     -------
@@ -314,6 +317,7 @@ def barrier_matrix(landscape, thetas, pairs=300, seed: int = 0, out=None,
     thetas = np.asarray(thetas)
     if thetas.ndim != 2 or thetas.shape[0] < 2:
         raise ValueError(f"thetas: expected shape (n >= 2, D), got {thetas.shape}")
+    chunk = check_int("chunk", chunk)
     n = thetas.shape[0]
     idx = _pairs(pairs, n, seed)
     k = len(idx)
@@ -322,13 +326,20 @@ def barrier_matrix(landscape, thetas, pairs=300, seed: int = 0, out=None,
     res = {key: np.full(k, np.nan) for key in keys}
     res["pairs"] = idx
     res["done"] = np.zeros(k, dtype=bool)
-    fp_kwargs = dict(find_path_kwargs)
-    fp_kwargs.pop("progress", None)
-    M = int(fp_kwargs.get("n_points", 50))
+    fp = dict(find_path_kwargs)
+    fp.pop("progress", None)
+    unknown = set(fp) - set(_FIND_PATH_ARGS)
+    if unknown:
+        raise TypeError(f"barrier_matrix: unknown argument(s) {sorted(unknown)}")
+    args = {**_FIND_PATH_ARGS, **fp}
+    params = _path_params(*(args[a] for a in ("n_modes", "n_points", "lam", "optimizer", "lr",
+                                              "steps", "objective", "temperature",
+                                              "line_search")))
+    M = params["n_points"]
     res["losses"] = np.full((k, M), np.nan)  # the energy profile along each path
-    config = dict(pairs=idx.tolist(), kwargs={k2: repr(v) for k2, v in sorted(fp_kwargs.items())},
+    config = dict(pairs=idx.tolist(), kwargs={k2: repr(v) for k2, v in sorted(fp.items())},
                   thetas=hashlib.sha256(np.ascontiguousarray(thetas).tobytes()).hexdigest()[:16])
-    chash = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+    chash = config_hash(config)
     if out is not None and os.path.exists(out):
         try:
             old = load_npz(out)
@@ -340,26 +351,32 @@ def barrier_matrix(landscape, thetas, pairs=300, seed: int = 0, out=None,
                              "use another path or delete it")
         for key in res:
             res[key] = old[key]
+    D = landscape.num_params if isinstance(landscape, Landscape) else None
+    dtype = landscape.dtype if isinstance(landscape, Landscape) else np.float64
+    todo = np.nonzero(~res["done"])[0]
     bar = Progress(k, desc="pairs", enabled=progress)
     bar.set(int(res["done"].sum()))
     try:
-        for j in range(k):
-            if res["done"][j]:
-                continue
-            i1, i2 = idx[j]
-            r = find_path(landscape, thetas[i1], thetas[i2], progress=False, **fp_kwargs)
-            res["barrier"][j] = r.barrier
-            res["barrier_rel"][j] = r.barrier_rel
-            res["barrier_mean"][j] = r.barrier_mean
-            res["barrier_refined"][j] = np.nan if r.barrier_refined is None else r.barrier_refined
-            res["length"][j] = r.length
-            res["straight_barrier"][j] = r.straight_barrier
-            res["error_barrier"][j] = np.nan if r.error_barrier is None else r.error_barrier
-            res["losses"][j] = r.losses
-            res["done"][j] = True
+        for c0 in range(0, len(todo), chunk):
+            rows = todo[c0:c0 + chunk]
+            A = np.stack([_endpoint("a", thetas[idx[j, 0]], D, dtype) for j in rows])
+            B = np.stack([_endpoint("b", thetas[idx[j, 1]], A.shape[1], dtype) for j in rows])
+            found = _find_paths(landscape, A, B, params, args["refine"], args["seed"],
+                                args["init_scale"])
+            for j, r in zip(rows, found):
+                res["barrier"][j] = r.barrier
+                res["barrier_rel"][j] = r.barrier_rel
+                res["barrier_mean"][j] = r.barrier_mean
+                res["barrier_refined"][j] = (np.nan if r.barrier_refined is None
+                                             else r.barrier_refined)
+                res["length"][j] = r.length
+                res["straight_barrier"][j] = r.straight_barrier
+                res["error_barrier"][j] = np.nan if r.error_barrier is None else r.error_barrier
+                res["losses"][j] = r.losses
+                res["done"][j] = True
             if out is not None:
                 atomic_savez(out, dict(res, meta=np.array(json.dumps(dict(config_hash=chash)))))
-            bar.update(1, postfix=f"barrier {r.barrier:.4g}")
+            bar.update(len(rows), postfix=f"barrier {found[-1].barrier:.4g}")
     finally:
         bar.close()
     return res

@@ -11,10 +11,11 @@ import numpy as np
 
 from . import __version__
 from ._checks import check_int
-from .ensemble import Ensemble, atomic_savez, load_npz
+from ._io import atomic_savez, config_hash, load_npz
+from .ensemble import Ensemble
 from .landscape import Landscape
 from .models import MLP, _dtype
-from .optimize import _options
+from .optimize import _options, lbfgs_params
 from .progress import Progress
 
 METHODS = ("sgd", "lbfgs")
@@ -125,10 +126,9 @@ def train(
         epochs = DEFAULT_EPOCHS[method]
     check_int("epochs", epochs, minimum=0)
     check_int("batch_size", batch_size)
-    if not (np.isfinite(lr) and lr > 0):
-        raise ValueError(f"lr: must be a positive number, got {lr!r}")
-    if not (0 <= momentum < 1):
-        raise ValueError(f"momentum: must lie in [0, 1), got {momentum!r}")
+    sgd = core.SGDParams(lr=float(lr), momentum=float(momentum), batch_size=int(batch_size),
+                         shared_order=bool(shared_order))
+    sgd.validate()
     if checkpoint_every is None:
         checkpoint_every = 1 if method == "sgd" else 10
     check_int("checkpoint_every", checkpoint_every)
@@ -162,24 +162,25 @@ def train(
         net=net.to_dict() if isinstance(net, MLP) else repr(train_ls),
         train_data=train_fp, test_data=test_fp, theta0=start,
     )
-    config_hash = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+    chash = config_hash(config)
 
     Trainer = core.TrainerF32 if dt == np.float32 else core.TrainerF64
-    def engine(ls):  # the compiled CPU engine, or an object the core calls back
-        return ls.native if isinstance(ls, Landscape) and ls.native is not None else ls
+
+    def engine(ls):  # a compiled engine, or an object the core calls back
+        return ls.engine if isinstance(ls, Landscape) else ls
 
     trainer = Trainer(engine(train_ls), None if test_ls is None else engine(test_ls), theta0,
-                      method, int(epochs), float(lr), float(momentum), int(batch_size),
-                      bool(shared_order), int(seed) & (2**64 - 1), run_seeds, lopts)
+                      method, int(epochs), sgd, int(seed) & (2**64 - 1), run_seeds,
+                      lbfgs_params(lopts))
     if checkpoint is not None:
         checkpoint = os.fspath(checkpoint)
         if os.path.exists(checkpoint):
-            _restore(trainer, checkpoint, config_hash)
+            _restore(trainer, checkpoint, chash)
 
     def save():
         if checkpoint is not None:
             st = trainer.state()
-            st["meta"] = np.array(json.dumps(dict(config_hash=config_hash, epoch=trainer.epoch,
+            st["meta"] = np.array(json.dumps(dict(config_hash=chash, epoch=trainer.epoch,
                                                   config=config)))
             atomic_savez(checkpoint, st)
 
@@ -202,7 +203,7 @@ def train(
         raise
     bar.close()
     st = trainer.state()
-    meta = dict(config, version=__version__, config_hash=config_hash,
+    meta = dict(config, version=__version__, config_hash=chash,
                 step_seconds=trainer.step_seconds, eval_seconds=trainer.eval_seconds)
     return Ensemble(
         net=net if isinstance(net, MLP) else None, theta_final=st["theta"], theta_best_train=st["best_train_theta"],

@@ -82,6 +82,8 @@ class Landscape final : public Objective<T> {
   bool prepare_lines(const T* x, const T* d, int64_t P, LineCache<T>& cache) const;
   void line_values(const LineCache<T>& cache, const int64_t* lines, const T* u, int64_t n,
                    T* loss) const;
+  // The Objective capability: an evaluator over a LineCache of its own.
+  std::unique_ptr<LineEvaluator<T>> line_evaluator() const override;
 
   // Points that are combinations of a few basis vectors (the points of a Fourier path
   // are combinations of its endpoints and coefficients): point p (P, D row p of
@@ -89,10 +91,11 @@ class Landscape final : public Objective<T> {
   // then computed from the Q basis products instead of P products. loss (P). With
   // proj (P, K), also proj_grad (K, D) = sum_p proj[p, n] grad_p, whose first-layer
   // part is accumulated after projection (K products instead of P).
+  bool offers_combinations() const override { return true; }
   void evaluate_combination(const T* points, int64_t P, const T* V, int64_t Q,
                             const int32_t* index, const T* coef, int nnz, T* loss,
                             const T* proj = nullptr, int64_t K = 0,
-                            T* proj_grad = nullptr) const;
+                            T* proj_grad = nullptr) const override;
 
   // Chunk size evaluate() uses for P vectors.
   int64_t chunk_size(int64_t P) const;

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "losstopo/line_search.hpp"
+#include "losstopo/objective.hpp"
 
 namespace losstopo {
 
@@ -23,16 +24,6 @@ template <typename T>
 using BatchFunction = std::function<void(const T* X, int64_t R, T* f, T* g)>;
 
 enum class LineSearchKind { Golden, StrongWolfe };
-
-// Optional fast path for value-only line searches: prepare(X, Dir, R) readies the
-// lines X[j] - u Dir[j] (j < R) and returns whether it could; values(lines, u, n, f)
-// then gives f at X[lines[k]] - u[k] Dir[lines[k]]. A batched landscape implements
-// it by keeping the first layer's products of X and Dir (Landscape::prepare_lines).
-template <typename T>
-struct LineFunction {
-  std::function<bool(const T* X, const T* Dir, int64_t R)> prepare;
-  std::function<void(const int64_t* lines, const T* u, int64_t n, T* f)> values;
-};
 
 struct LBFGSParams {
   int history = 10;                                     // m, pairs kept
@@ -46,6 +37,19 @@ struct LBFGSParams {
   // A search with no descent along steepest descent is retried with its first
   // trial shrunk further; below this factor the problem stops (line search failed).
   double min_shrink = 1e-12;
+  // Throws std::invalid_argument naming the first setting out of range.
+  void validate() const {
+    detail::require(history >= 1, "history", "at least 1", history);
+    detail::require(max_iter >= 0, "max_iter", "non-negative", max_iter);
+    detail::require(detail::finite_nonneg(gtol), "gtol", "finite and >= 0", gtol);
+    detail::require(detail::finite_nonneg(ftol), "ftol", "finite and >= 0", ftol);
+    detail::require(std::isfinite(min_cos) && min_cos < 1.0, "min_cos", "finite and < 1",
+                    min_cos);
+    detail::require(min_shrink > 0.0 && min_shrink < 1.0, "min_shrink", "in (0, 1)",
+                    min_shrink);
+    golden.validate();
+    wolfe.validate();
+  }
 };
 
 enum class Status : int {
@@ -173,11 +177,20 @@ struct Problem {
 template <typename T>
 class BatchLBFGS {
  public:
+  // Over any batched function (values and gradients, no fast path).
   BatchLBFGS(BatchFunction<T> fn, int64_t dim, LBFGSParams params)
       : fn_(std::move(fn)), dim_(dim), p_(params) {
     if (dim < 1) throw std::invalid_argument("x0: empty parameter vector");
-    if (p_.history < 1) throw std::invalid_argument("history: must be at least 1");
-    if (p_.max_iter < 0) throw std::invalid_argument("max_iter: must be non-negative");
+    p_.validate();
+  }
+  // Over an objective (full-dataset losses), with its prepared lines for the trials
+  // of value-only (golden-section) searches when it offers them. The objective must
+  // outlive the optimizer.
+  BatchLBFGS(const Objective<T>& obj, LBFGSParams params)
+      : BatchLBFGS([&obj](const T* X, int64_t n, T* f,
+                          T* g) { obj.evaluate(X, n, f, g, nullptr, nullptr, 0); },
+                   obj.num_params(), params) {
+    if (p_.line_search == LineSearchKind::Golden) lines_ = obj.line_evaluator();
   }
 
   // Sets R starting points (R, D) and evaluates f and g there in one call.
@@ -215,8 +228,10 @@ class BatchLBFGS {
     for (const auto& q : probs_) n += q.status == Status::Running;
     return n;
   }
-  // Uses `lf` for the trials of value-only (golden-section) line searches.
-  void set_line_function(LineFunction<T> lf) { line_ = std::move(lf); }
+  // Uses `lines` for the trials of value-only (golden-section) line searches (null:
+  // evaluate the trial points in full).
+  void set_line_evaluator(std::unique_ptr<LineEvaluator<T>> lines) { lines_ = std::move(lines); }
+  bool has_line_evaluator() const { return lines_ != nullptr; }
 
   // Marks problem r finished (e.g. by a caller that watches a budget).
   void stop(int64_t r, Status s) { probs_.at(r).status = s; }
@@ -232,7 +247,7 @@ class BatchLBFGS {
     // Value-only searches may run on prepared lines (one per active problem).
     bool lines = false;
     std::vector<int64_t> line_of(size(), -1);
-    if (!slopes && line_.prepare && line_.values) {
+    if (!slopes && lines_) {
       const int64_t na = int64_t(act.size());
       X_.resize(size_t(na) * dim_);
       G_.resize(size_t(na) * dim_);
@@ -242,7 +257,7 @@ class BatchLBFGS {
         std::copy(q.dir.begin(), q.dir.end(), &G_[size_t(j) * dim_]);
         line_of[act[j]] = j;
       }
-      lines = line_.prepare(X_.data(), G_.data(), na);
+      lines = lines_->prepare(X_.data(), G_.data(), na);
     }
     // Rounds of trials: one batched evaluation per round.
     for (;;) {
@@ -259,7 +274,7 @@ class BatchLBFGS {
           idx[j] = line_of[b[j]];
           us[j] = probs_[b[j]].ls->trial();
         }
-        line_.values(idx.data(), us.data(), nb, F_.data());
+        lines_->values(idx.data(), us.data(), nb, F_.data());
       } else {
         X_.resize(size_t(nb) * dim_);
         if (slopes) G_.resize(size_t(nb) * dim_);
@@ -390,7 +405,7 @@ class BatchLBFGS {
   }
 
   BatchFunction<T> fn_;
-  LineFunction<T> line_;
+  std::unique_ptr<LineEvaluator<T>> lines_;
   int64_t dim_;
   LBFGSParams p_;
   std::vector<Problem<T>> probs_;

@@ -8,8 +8,23 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <sstream>
+#include <stdexcept>
+#include <string>
 
 namespace losstopo {
+
+namespace detail {
+// The settings' checks share one wording: "<name>: must be <rule>, got <value>".
+template <typename V>
+void require(bool ok, const char* name, const char* rule, V value) {
+  if (ok) return;
+  std::ostringstream m;
+  m << name << ": must be " << rule << ", got " << value;
+  throw std::invalid_argument(m.str());
+}
+inline bool finite_nonneg(double v) { return std::isfinite(v) && v >= 0.0; }
+}  // namespace detail
 
 // The line search of Yu & Morozov's L-BFGS-GSS (golden-section search).
 // Bracket: try u = init * scale (scale = |r|, the length of the quasi-Newton step);
@@ -25,6 +40,14 @@ struct GoldenParams {
   double xtol = 1e-4;
   double ftol = 1e-4;
   int max_evals = 6;
+  // Throws std::invalid_argument naming the first setting out of range.
+  void validate() const {
+    detail::require(std::isfinite(init) && init > 0.0, "golden_init", "positive", init);
+    detail::require(std::isfinite(expand) && expand > 0.0, "golden_expand", "positive", expand);
+    detail::require(detail::finite_nonneg(xtol), "golden_xtol", "finite and >= 0", xtol);
+    detail::require(detail::finite_nonneg(ftol), "golden_ftol", "finite and >= 0", ftol);
+    detail::require(max_evals >= 1, "golden_max_evals", "at least 1", max_evals);
+  }
 };
 
 // A standard strong-Wolfe search (Nocedal & Wright, algorithms 3.5 and 3.6, with
@@ -35,6 +58,13 @@ struct WolfeParams {
   double c2 = 0.9;
   int max_evals = 20;
   double max_step_factor = 1e3;  // largest step, in units of scale
+  void validate() const {
+    detail::require(c1 > 0.0 && c1 < 1.0, "wolfe_c1", "in (0, 1)", c1);
+    detail::require(c2 > c1 && c2 < 1.0, "wolfe_c2", "in (wolfe_c1, 1)", c2);
+    detail::require(max_evals >= 1, "wolfe_max_evals", "at least 1", max_evals);
+    detail::require(std::isfinite(max_step_factor) && max_step_factor >= 1.0,
+                    "wolfe_max_step_factor", "finite and >= 1", max_step_factor);
+  }
 };
 
 template <typename T>

@@ -1,12 +1,33 @@
 // What the optimizers need from a landscape: batched losses and gradients over the
-// whole dataset, a subset shared by all vectors, or one subset per vector.
-// Landscape<T> is the native implementation; others (a PyTorch model, a user's
-// simulation) implement the same interface and plug into the trainer.
+// whole dataset, a subset shared by all vectors, or one subset per vector; and two
+// optional capabilities that an objective offers itself:
+//  - prepared lines: losses at x_p - u d_p for many u (golden-section trials) from
+//    work done once per line (line_evaluator());
+//  - basis combinations: points that are combinations of a few basis vectors (the
+//    points of a path) from work done once per basis vector (evaluate_combination()).
+// Every consumer (Trainer, BatchLBFGS, PathBatch, the bindings) asks these methods;
+// none looks for a concrete class. Landscape<T> (CPU) and CudaLandscape<T> (GPU)
+// implement all of it; an objective written elsewhere (a PyTorch model, a user's
+// simulation, a test) implements what it can and gets the fast paths it offers.
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <stdexcept>
 
 namespace losstopo {
+
+// Value-only evaluation along P lines, prepared once and queried many times.
+template <typename T>
+class LineEvaluator {
+ public:
+  virtual ~LineEvaluator() = default;
+  // Readies the lines x_p - u d_p (x, d: (P, D)); returns false (and readies nothing)
+  // when the objective cannot hold them (e.g. over its memory budget).
+  virtual bool prepare(const T* x, const T* d, int64_t P) = 0;
+  // Mean losses over the whole dataset at the n points x_l - u_k d_l, l = lines[k].
+  virtual void values(const int64_t* lines, const T* u, int64_t n, T* loss) const = 0;
+};
 
 template <typename T>
 class Objective {
@@ -25,6 +46,24 @@ class Objective {
                              T* loss, T* grad) const = 0;
   // Threads the objective uses (0: all); the optimizers' own loops follow it.
   virtual int threads() const { return 0; }
+
+  // Capability: prepared lines. A new evaluator (it keeps its buffers across
+  // prepare() calls), or null when not offered (the default).
+  virtual std::unique_ptr<LineEvaluator<T>> line_evaluator() const { return nullptr; }
+
+  // Capability: basis combinations. Point p (row p of points (P, D)) is
+  // sum_k coef[p*nnz + k] V[index[p*nnz + k]] with V (Q, D); loss (P). With proj
+  // (P, K), also proj_grad (K, D) = sum_p proj[p, n] grad_p. Offered when
+  // offers_combinations() is true; the default throws std::logic_error.
+  virtual bool offers_combinations() const { return false; }
+  virtual void evaluate_combination(const T* points, int64_t P, const T* V, int64_t Q,
+                                    const int32_t* index, const T* coef, int nnz, T* loss,
+                                    const T* proj = nullptr, int64_t K = 0,
+                                    T* proj_grad = nullptr) const {
+    (void)points, (void)P, (void)V, (void)Q, (void)index, (void)coef, (void)nnz, (void)loss,
+        (void)proj, (void)K, (void)proj_grad;
+    throw std::logic_error("evaluate_combination: not offered by this objective");
+  }
 };
 
 }  // namespace losstopo

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "losstopo/lbfgs.hpp"
+#include "losstopo/objective.hpp"
 
 namespace losstopo {
 
@@ -31,30 +32,59 @@ struct PathParams {
   double lam = 1e-4;   // smoothness weight
   PathObjective objective = PathObjective::Sum;
   double temperature = 0.01;  // tau of the minimax objective
+  // Minimax: each path's tau is 1% of its straight line's barrier above the higher
+  // endpoint (at least 1e-8) instead of `temperature`.
+  bool auto_temperature = false;
   PathOptimizer optimizer = PathOptimizer::Adam;
   int steps = 100;            // Adam steps or L-BFGS iterations
   double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8;  // Adam
   LBFGSParams lbfgs;          // L-BFGS (max_iter is replaced by steps)
+  // Throws std::invalid_argument naming the first setting out of range.
+  void validate() const {
+    detail::require(n_modes >= 0, "n_modes", "non-negative", n_modes);
+    detail::require(n_points >= 3, "n_points", "at least 3", n_points);
+    detail::require(detail::finite_nonneg(lam), "lam", "a finite non-negative number", lam);
+    detail::require(std::isfinite(temperature) && temperature > 0.0, "temperature",
+                    "a positive number", temperature);
+    detail::require(steps >= 0, "steps", "non-negative", steps);
+    detail::require(std::isfinite(lr) && lr > 0.0, "lr", "a positive number", lr);
+    detail::require(beta1 >= 0.0 && beta1 < 1.0, "beta1", "in [0, 1)", beta1);
+    detail::require(beta2 >= 0.0 && beta2 < 1.0, "beta2", "in [0, 1)", beta2);
+    detail::require(std::isfinite(eps) && eps > 0.0, "eps", "a positive number", eps);
+    if (optimizer == PathOptimizer::LBFGS) lbfgs.validate();
+  }
 };
 
-// Native evaluation of points given as combinations of basis vectors, with the
-// gradient projected (Landscape::evaluate_combination has this signature).
-template <typename T>
-using CombinationFunction =
-    std::function<void(const T* points, int64_t P, const T* V, int64_t Q, const int32_t* index,
-                       const T* coef, int nnz, T* loss, const T* proj, int64_t K, T* proj_grad)>;
+// A finished path measured on a landscape (see PathBatch::measure); rows follow the
+// paths asked for, t the grid of the path's M points.
+struct PathMeasures {
+  std::vector<double> energies;        // (R', M) on the grid
+  std::vector<double> errors;          // (R', M) 1 - accuracy (classifiers; else empty)
+  std::vector<double> straight;        // (R', M) the straight line a -> b on the grid
+  std::vector<double> t_max, e_max;    // (R') the path's refined maximum
+  std::vector<double> straight_t_max, straight_e_max;  // (R') the same for the line
+  int64_t calls = 0;                   // engine calls made
+};
 
-// R paths between the pairs (A[r], B[r]), optimized together.
+// R paths between the pairs (A[r], B[r]), optimized together; each path's steps are
+// those it would take alone (same numbers), so pairs can be batched freely.
 template <typename T>
 class PathBatch {
  public:
+  // On any batched energy E(X (P, D)) -> (P) (and gradients when asked).
   PathBatch(BatchFunction<T> energy, int64_t dim, int64_t R, const T* A, const T* B,
             PathParams params);
+  // On an objective (its full-dataset loss), which must outlive the batch. When it
+  // offers basis combinations, every path step computes the first layer from the
+  // K + 2 basis vectors (endpoints and coefficients) instead of the M points and
+  // projects the gradient before the first-layer product; measure() uses them too.
+  PathBatch(const Objective<T>& objective, int64_t R, const T* A, const T* B,
+            PathParams params);
 
-  // With a combination function (a native landscape), every path step computes the
-  // first layer from the K + 2 basis vectors (endpoints and coefficients) instead
-  // of the M points, and projects the gradient before the first-layer product.
-  void set_combination_function(CombinationFunction<T> f) { comb_ = std::move(f); }
+  // Evaluates every point in full even where the objective offers combinations
+  // (for tests and benchmarks).
+  void use_generic_evaluation() { generic_ = true; }
+  bool uses_combinations() const { return obj_ && !generic_ && obj_->offers_combinations(); }
 
   int64_t dim() const { return D_; }
   int64_t size() const { return R_; }
@@ -62,6 +92,9 @@ class PathBatch {
   int n_points() const { return M_; }
   const PathParams& params() const { return p_; }
   const std::vector<double>& t() const { return t_; }
+  // The endpoints (R, D) each.
+  const std::vector<T>& starts() const { return A_; }
+  const std::vector<T>& ends() const { return B_; }
 
   // Points of paths with coefficients C (R', K, D) for the pairs `rows` (R' of
   // them; all R when rows is empty) at the parameters t (nt): W (R', nt, D).
@@ -78,6 +111,18 @@ class PathBatch {
   // after every step (Adam) or iteration (L-BFGS); returning false stops.
   void optimize(const std::function<bool(int)>& on_step = {});
 
+  // Measures the paths `rows` (all when empty) with coefficients C (R', K, D):
+  // energies on the grid t (and errors for a classifier objective), the straight
+  // line on the same grid, and, with refine, the maximum along each of the two
+  // curves: a grid `factor` times finer, then `rounds` rounds of `per_round` points
+  // around the highest point so far (each round shrinks the bracket by
+  // (per_round + 1) / 2). At most 2 + rounds engine calls per path.
+  PathMeasures measure(const T* C, const std::vector<int64_t>& rows = {}, bool refine = true,
+                       int factor = 10, int rounds = 3, int per_round = 32) const;
+
+  // Minimax temperature of each path (R).
+  const std::vector<double>& temperatures() const { return tau_; }
+
   // State: coefficients (R, K, D), the best seen by summed energy (without the
   // smoothness term) and that sum, the objective after each step (R, steps + 1;
   // NaN where not reached), and the energies of the endpoints (R, 2).
@@ -89,8 +134,16 @@ class PathBatch {
  private:
   void track(const std::vector<int64_t>& rows, const T* C, const T* energies, const T* value,
              int step);
+  void init();
+  // Energies at the parameters t of path r (coefficients Cr (K, D)), or of its
+  // straight line where line[i] is set: one engine call, through the objective's
+  // combinations when offered.
+  void curve_energies(int64_t r, const T* Cr, const std::vector<double>& t,
+                      const std::vector<uint8_t>& line, std::vector<double>& E) const;
   BatchFunction<T> energy_;
-  CombinationFunction<T> comb_;
+  const Objective<T>* obj_ = nullptr;
+  bool generic_ = false;
+  std::vector<double> tau_;
   int64_t D_, R_;
   int K_, M_;
   PathParams p_;

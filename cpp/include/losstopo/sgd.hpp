@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "losstopo/line_search.hpp"  // detail::require
 #include "losstopo/objective.hpp"
 
 namespace losstopo {
@@ -15,6 +16,12 @@ struct SGDParams {
   // One minibatch order shared by all runs: the first layer of every step is then
   // one product for the whole population. Runs still differ by their initialization.
   bool shared_order = false;
+  // Throws std::invalid_argument naming the first setting out of range.
+  void validate() const {
+    detail::require(std::isfinite(lr) && lr > 0.0, "lr", "a positive number", lr);
+    detail::require(momentum >= 0.0 && momentum < 1.0, "momentum", "in [0, 1)", momentum);
+    detail::require(batch_size >= 1, "batch_size", "at least 1", batch_size);
+  }
 };
 
 // A permutation of 0..n-1, a pure function of (seed, stream, epoch): the minibatch

@@ -23,6 +23,13 @@ struct TrainParams {
   LBFGSParams lbfgs;  // max_iter is replaced by epochs
   uint64_t seed = 0;                // the shared minibatch order (shared_order)
   std::vector<uint64_t> run_seeds;  // per-run minibatch orders; empty: derived from seed
+  // Throws std::invalid_argument naming the first setting out of range (the
+  // settings of the method not used are not checked).
+  void validate() const {
+    detail::require(epochs >= 0, "epochs", "non-negative", epochs);
+    if (method == Method::SGD) sgd.validate();
+    else lbfgs.validate();
+  }
 };
 
 // Run status codes (per run): 0 running, else a losstopo::Status value or
