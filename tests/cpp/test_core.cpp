@@ -3,13 +3,16 @@
 // gradient on a quadratic landscape. No test framework: each check prints on
 // failure, and the run ends with "N passed, M failed".
 #include <cmath>
+#include <algorithm>
 #include <cstdio>
+#include <memory>
 #include <functional>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "losstopo/losstopo.hpp"
+#include "network_math.hpp"
 
 using namespace losstopo;
 
@@ -238,12 +241,161 @@ void test_path_gradient() {
 
 }  // namespace
 
+// An objective written outside the library: it forwards to a Landscape and offers
+// (or not) the two capabilities through evaluators of its own that count their use.
+struct Counting {
+  int prepares = 0, line_calls = 0, combination_calls = 0, evaluations = 0;
+};
+
+class ForwardingLines final : public LineEvaluator<double> {
+ public:
+  ForwardingLines(std::unique_ptr<LineEvaluator<double>> inner, Counting& c)
+      : inner_(std::move(inner)), c_(c) {}
+  bool prepare(const double* x, const double* d, int64_t P) override {
+    ++c_.prepares;
+    return inner_->prepare(x, d, P);
+  }
+  void values(const int64_t* lines, const double* u, int64_t n, double* loss) const override {
+    ++c_.line_calls;
+    inner_->values(lines, u, n, loss);
+  }
+
+ private:
+  std::unique_ptr<LineEvaluator<double>> inner_;
+  Counting& c_;
+};
+
+class TestObjective final : public Objective<double> {
+ public:
+  TestObjective(const Landscape<double>& ls, bool capable, Counting& c)
+      : ls_(ls), capable_(capable), c_(c) {}
+  int64_t num_params() const override { return ls_.num_params(); }
+  int64_t num_samples() const override { return ls_.num_samples(); }
+  bool classifier() const override { return ls_.classifier(); }
+  void evaluate(const double* theta, int64_t P, double* loss, double* grad, double* acc,
+                const int64_t* samples, int64_t ns) const override {
+    ++c_.evaluations;
+    ls_.evaluate(theta, P, loss, grad, acc, samples, ns);
+  }
+  void evaluate_each(const double* theta, int64_t P, const int64_t* samples, int64_t B,
+                     double* loss, double* grad) const override {
+    ls_.evaluate_each(theta, P, samples, B, loss, grad);
+  }
+  std::unique_ptr<LineEvaluator<double>> line_evaluator() const override {
+    if (!capable_) return nullptr;
+    return std::make_unique<ForwardingLines>(ls_.line_evaluator(), c_);
+  }
+  bool offers_combinations() const override { return capable_; }
+  void evaluate_combination(const double* points, int64_t P, const double* V, int64_t Q,
+                            const int32_t* index, const double* coef, int nnz, double* loss,
+                            const double* proj, int64_t K, double* proj_grad) const override {
+    ++c_.combination_calls;
+    ls_.evaluate_combination(points, P, V, Q, index, coef, nnz, loss, proj, K, proj_grad);
+  }
+
+ private:
+  const Landscape<double>& ls_;
+  bool capable_;
+  Counting& c_;
+};
+
+MLPSpec small_net() {
+  MLPSpec s;
+  s.sizes = {6, 5, 4, 3};
+  s.hidden = {Activation::Tanh, Activation::Softplus};
+  s.loss = Loss::CrossEntropy;
+  return s;
+}
+
+void test_capabilities_are_asked_of_the_objective() {
+  const MLPSpec s = small_net();
+  std::mt19937_64 rng(5);
+  std::normal_distribution<double> nd(0.0, 0.5);
+  const int64_t n = 64, D = s.num_params(), R = 3;
+  std::vector<double> X(n * 6), theta0(R * D);
+  std::vector<int32_t> y(n);
+  for (auto& v : X) v = nd(rng);
+  for (int64_t i = 0; i < n; ++i) y[i] = int32_t(i % 3);
+  for (auto& v : theta0) v = nd(rng);
+  Landscape<double> ls(s, X.data(), n, y.data(), nullptr);
+  Counting with, without;
+  TestObjective capable(ls, true, with), plain(ls, false, without);
+
+  // L-BFGS-GSS through the trainer: the capable objective's lines are used.
+  TrainParams tp;
+  tp.method = Method::LBFGS;
+  tp.epochs = 4;
+  Trainer<double> t1(capable, nullptr, theta0.data(), R, tp), t2(plain, nullptr, theta0.data(), R, tp),
+      t3(ls, nullptr, theta0.data(), R, tp);
+  t1.run(tp.epochs);
+  t2.run(tp.epochs);
+  t3.run(tp.epochs);
+  check(with.prepares == 4 && with.line_calls > 0, "trainer: a capable objective's lines are used");
+  check(without.prepares == 0 && without.line_calls == 0, "trainer: no lines when not offered");
+  check(without.evaluations > with.evaluations,
+        "trainer: without lines every trial is a full evaluation");
+  double diff = 0.0;
+  for (int64_t i = 0; i < R * D; ++i) diff = std::max(diff, std::abs(t1.theta[i] - t3.theta[i]));
+  check(diff == 0.0, "trainer: the forwarded capability gives the native engine's numbers");
+  for (int64_t i = 0; i < R * D; ++i) diff = std::max(diff, std::abs(t1.theta[i] - t2.theta[i]));
+  check(diff < 1e-8, "trainer: with and without lines the same iterates to rounding");
+
+  // Paths: the capable objective's combinations are used.
+  PathParams pp;
+  pp.n_modes = 3;
+  pp.n_points = 9;
+  pp.steps = 3;
+  PathBatch<double> p1(capable, 1, &theta0[0], &theta0[D], pp), p2(plain, 1, &theta0[0], &theta0[D], pp);
+  check(p1.uses_combinations() && !p2.uses_combinations(), "path: combinations when offered");
+  p1.optimize();
+  p2.optimize();
+  check(with.combination_calls > 0 && without.combination_calls == 0,
+        "path: the objective's combinations are called");
+  double pd = 0.0;
+  for (size_t i = 0; i < p1.coeffs.size(); ++i) pd = std::max(pd, std::abs(p1.coeffs[i] - p2.coeffs[i]));
+  check(pd < 1e-9, "path: combinations and full evaluations give the same path to rounding");
+  const PathMeasures m = p1.measure(p1.coeffs.data());
+  check(m.calls <= 5, "path: a finished path is measured in at most 5 engine calls");
+}
+
+// The CPU engine runs the shared maths header's host code: one sample through a
+// one-layer sigmoid network by math:: alone equals Landscape::evaluate bitwise.
+void test_engine_runs_the_shared_maths() {
+  MLPSpec s;
+  s.sizes = {4, 3};
+  s.output = Activation::Sigmoid;
+  s.bias = false;
+  s.loss = Loss::CrossEntropy;
+  const double X[4] = {0.3, -1.2, 0.7, 2.0}, theta[12] = {0.1, -0.4, 0.3, 0.2, 0.5, 0.6,
+                                                          -0.7, 0.1, -0.2, 0.3, 0.9, -0.5};
+  const int32_t y[1] = {2};
+  Landscape<double> ls(s, X, 1, y, nullptr);
+  double loss = 0.0, grad[12];
+  ls.evaluate(theta, 1, &loss, grad, nullptr, nullptr, 0);
+  double o[3], d[3];
+  for (int j = 0; j < 3; ++j) {
+    double z = 0.0;
+    for (int i = 0; i < 4; ++i) z += theta[j * 4 + i] * X[i];
+    o[j] = math::activate<Activation::Sigmoid>(z);
+  }
+  bool correct = false;
+  const double ref = math::row_loss(s.loss, s.output, o, 3, y[0], static_cast<const double*>(nullptr),
+                                    d, 1.0, static_cast<double*>(nullptr), &correct);
+  check(loss == ref, "maths: the engine's loss is the shared row_loss");
+  bool same = true;
+  for (int j = 0; j < 3; ++j)
+    for (int i = 0; i < 4; ++i) same &= std::abs(grad[j * 4 + i] - d[j] * X[i]) <= 1e-15;
+  check(same, "maths: the engine's gradient is the shared derivative");
+}
+
 int main() {
   test_golden_section();
   test_strong_wolfe();
   test_two_loop_matches_bfgs();
   test_lbfgs_on_a_quadratic();
   test_path_gradient();
+  test_capabilities_are_asked_of_the_objective();
+  test_engine_runs_the_shared_maths();
   std::printf("%d passed, %d failed\n", passed, failed);
   return failed == 0 ? 0 : 1;
 }
