@@ -103,7 +103,7 @@ def test_every_figure_function_returns_a_figure(tmp_path):
     X, y = losstopo.datasets.synthetic(60, 6, 3, seed=0)
     net = losstopo.MLP([6, 4, 3])
     ens = losstopo.train(net, (X, y), (X, y), runs=2, epochs=3, progress=False)
-    toy = losstopo.landscapes.toy_gaussians()
+    toy = losstopo.analytic.toy_gaussians()
     r = losstopo.find_path(toy, *toy.endpoints, steps=5, progress=False)
     A, B = two_clouds(4)
     figs = [

@@ -7,7 +7,7 @@ import scipy.optimize as so
 import losstopo
 from losstopo import MLP, FourierPath, Landscape, barrier_matrix, find_path
 from losstopo._native import core
-from losstopo.landscapes import muller_brown, toy_gaussians
+from losstopo.analytic import muller_brown, toy_gaussians
 
 TOY = toy_gaussians()
 NOTEBOOK = dict(objective="sum_squares", n_modes=15, n_points=101, lr=0.01, steps=300)

@@ -13,7 +13,7 @@ from .geometry import centroid_distances, pairwise_distances, separation, weight
 from .kpca import KernelPCA  # noqa: E402
 from .landscape import Landscape  # noqa: E402
 from .models import MLP, autoencoder, fcp  # noqa: E402
-from . import landscapes  # noqa: E402
+from . import analytic  # noqa: E402
 from .optimize import OptimizeResult, line_search, minimize  # noqa: E402
 from .paths import FourierPath, PathResult, barrier_matrix, find_path  # noqa: E402
 from .train import train  # noqa: E402
@@ -38,6 +38,6 @@ def cuda_available() -> bool:
 __all__ = [
     "MLP", "Landscape", "Ensemble", "OptimizeResult", "datasets", "fcp", "autoencoder",
     "minimize", "line_search", "train", "FourierPath", "PathResult", "find_path",
-    "barrier_matrix", "landscapes", "KernelPCA", "centroid_distances", "pairwise_distances",
+    "barrier_matrix", "analytic", "KernelPCA", "centroid_distances", "pairwise_distances",
     "separation", "weight_stats", "plots", "cuda_available", "__version__",
 ]

@@ -9,7 +9,6 @@ continues where the last one stopped and never redoes a finished stage or pair.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -20,12 +19,14 @@ from typing import Optional
 import numpy as np
 
 from . import __version__
-from .ensemble import Ensemble, atomic_savez, load_npz
+from ._io import atomic_savez, atomic_write_text, config_hash, load_npz
+from .ensemble import Ensemble
 from .geometry import centroid_distances, separation, weight_stats
 from .kpca import KernelPCA
 from .landscape import Landscape
 from .models import autoencoder, fcp
 from .paths import barrier_matrix, find_path
+from .report import render_report
 from .train import train
 
 PRESETS = {
@@ -42,25 +43,6 @@ PRESETS = {
 NETWORKS = ("fcp", "autoencoder", "lenet", "lstm")
 SETS = ("SGD-train", "SGD-test", "LBFGS-train", "LBFGS-test")
 STAGES = ("train", "embed", "paths", "plot")
-
-# The paper's numbers (PAPER.md): Table I and Table S1.
-PAPER_TABLE1 = {
-    "fcp": (1.26e-08, 6.21e-04, 9.69e-02, 8.25e-02),
-    "lenet": (3.35e-08, 1.76e-05, 4.17e-02, 3.89e-02),
-    "autoencoder": (1.69e-02, 4.57e-02, 1.65e-02, 4.52e-02),
-    "lstm": (1.63e-06, 1.35e-02, 1.55e-01, 1.28e-01),
-}
-PAPER_TABLES1 = {  # SGD-train, LBFGS-train, SGD-test, LBFGS-test: (mean, std)
-    "fcp": {"SGD-train": (-1.44e-3, 0.139), "LBFGS-train": (-2.47e-3, 0.234),
-            "SGD-test": (-3.17e-3, 0.103), "LBFGS-test": (-4.11e-3, 0.122)},
-    "lenet": {"SGD-train": (-3.57e-3, 0.0877), "LBFGS-train": (1.04e-3, 0.108),
-              "SGD-test": (-2.83e-3, 0.0706), "LBFGS-test": (2.33e-4, 0.0800)},
-    "autoencoder": {"SGD-train": (-7.06e-3, 0.0854), "LBFGS-train": (-3.65e-2, 0.160),
-                    "SGD-test": (-7.07e-3, 0.0854), "LBFGS-test": (-3.65e-2, 0.161)},
-    "lstm": {"SGD-train": (1.35e-2, 0.324), "LBFGS-train": (1.06e-2, 0.733),
-             "SGD-test": (1.16e-2, 0.259), "LBFGS-test": (2.92e-3, 0.476)},
-}
-
 
 class StudyError(RuntimeError):
     """A study cannot go on (a changed configuration, a missing stage, ...)."""
@@ -126,7 +108,7 @@ class Study:
             if manifest is None:
                 raise StudyError(f"{self.out}: no study here yet (run `losstopo reproduce`)")
             config = manifest["config"]
-        chash = _hash(config)
+        chash = config_hash(config)
         if manifest is not None and manifest["config_hash"] != chash:
             if not force:
                 raise StudyError(
@@ -158,10 +140,7 @@ class Study:
         return m
 
     def _write_manifest(self):
-        tmp = self.manifest_path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(self.manifest, f, indent=1, sort_keys=True)
-        os.replace(tmp, self.manifest_path)
+        atomic_write_text(self.manifest_path, json.dumps(self.manifest, indent=1, sort_keys=True))
 
     def _wipe(self):
         for name in os.listdir(self.out):
@@ -349,7 +328,7 @@ class Study:
 
     def stage_plot(self):
         from . import plots
-        from .landscapes import toy_gaussians
+        from .analytic import toy_gaussians
 
         figs = self.path("figures")
         os.makedirs(figs, exist_ok=True)
@@ -407,109 +386,11 @@ class Study:
     # --------------------------------------------------------------- report
     def report(self) -> str:
         text = render_report(self.config, self.manifest["results"])
-        with open(self.path("report.md"), "w") as f:
-            f.write(text)
+        atomic_write_text(self.path("report.md"), text)
         return text
-
-
-def _hash(config) -> str:
-    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _diff(old, new) -> str:
     keys = sorted(set(old) | set(new))
     changed = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k)]
     return "; ".join(changed[:4]) + (" ..." if len(changed) > 4 else "")
-
-
-def _fmt(x) -> str:
-    return "-" if x is None or (isinstance(x, float) and not np.isfinite(x)) else f"{x:.3g}"
-
-
-def render_report(config: dict, results: dict) -> str:
-    """report.md: our numbers beside the paper's, and which claims held."""
-    net = config["network"]
-    lines = [f"# losstopo study: {net}, preset {config['preset']}", ""]
-    lines.append(
-        f"Data: {config['data']} ({config['n_train'] or 'all'} train / "
-        f"{config['n_test'] or 'all'} test); {config['runs']} runs per optimizer, best "
-        f"{config['keep']} kept; SGD {config['sgd_epochs']} epochs (lr {config['lr']}, batch "
-        f"{config['batch_size']}); L-BFGS-GSS {config['lbfgs_iters']} iterations; "
-        f"{config['pairs']} pairs per set, M = {config['n_points']}, lambda = {config['lam']}, "
-        f"Adam lr {config['path_lr']} x {config['path_steps']} steps. losstopo {__version__}.")
-    lines.append("")
-    claims = []
-    t1 = results.get("table1")
-    if t1:
-        p = PAPER_TABLE1.get(net, (None,) * 4)
-        lines += ["## Table I: mean loss of the kept runs", "",
-                  "| | train L-BFGS | train SGD | test L-BFGS | test SGD |", "|---|---|---|---|---|",
-                  f"| ours | {_fmt(t1['train_lbfgs'])} | {_fmt(t1['train_sgd'])} | "
-                  f"{_fmt(t1['test_lbfgs'])} | {_fmt(t1['test_sgd'])} |",
-                  f"| paper | {_fmt(p[0])} | {_fmt(p[1])} | {_fmt(p[2])} | {_fmt(p[3])} |", ""]
-        claims.append(("L-BFGS reaches a lower training loss than SGD",
-                       t1["train_lbfgs"] < t1["train_sgd"]))
-        if net != "autoencoder":
-            claims.append(("SGD solutions generalize better (lower test loss at the test minimum)",
-                           t1["test_sgd"] < t1["test_lbfgs"]))
-    ws = results.get("weight_stats")
-    if ws:
-        p = PAPER_TABLES1.get(net, {})
-        lines += ["## Table S1: mean / std of all weights per set", "",
-                  "| set | ours | paper |", "|---|---|---|"]
-        for name in ("SGD-train", "LBFGS-train", "SGD-test", "LBFGS-test"):
-            m, s = ws[name]
-            pm = p.get(name)
-            lines.append(f"| {name} | {_fmt(m)} / {_fmt(s)} | "
-                         f"{_fmt(pm[0]) + ' / ' + _fmt(pm[1]) if pm else '-'} |")
-        lines.append("")
-        claims.append(("L-BFGS weights spread wider than SGD's (std, train sets)",
-                       ws["LBFGS-train"][1] > ws["SGD-train"][1]))
-    bars = results.get("barriers")
-    if bars:
-        lines += ["## Barriers along found paths (absolute H = max loss on the path)", "",
-                  "| set @ landscape | pairs | median | 25% - 75% | median H - max endpoint | "
-                  "median refined | median straight line |", "|---|---|---|---|---|---|---|"]
-        for key, v in bars.items():
-            lines.append(f"| {key} | {v['pairs']} | {_fmt(v['median'])} | {_fmt(v['q25'])} - "
-                         f"{_fmt(v['q75'])} | {_fmt(v['median_rel'])} | "
-                         f"{_fmt(v['median_refined'])} | {_fmt(v['median_straight'])} |")
-        lines.append("")
-        for kind in ("train", "test"):
-            a, b = bars.get(f"SGD-{kind}@train"), bars.get(f"LBFGS-{kind}@train")
-            if a and b:
-                claims.append((f"SGD barriers lower than L-BFGS barriers ({kind} sets, training "
-                               "landscape; the paper: true except for the autoencoder)",
-                               a["median"] < b["median"]))
-        a, b = bars.get("SGD-test@test"), bars.get("LBFGS-test@test")
-        if a and b:
-            claims.append(("SGD barriers lower than L-BFGS barriers on the test landscape",
-                           a["median"] < b["median"]))
-    seps = results.get("separation")
-    if seps:
-        lines += ["## Kernel PCA: separation of the two sets along PC1", "",
-                  "| sets | kernel | AUC (1 = separated, 0.5 = mixed) | Fisher ratio |",
-                  "|---|---|---|---|"]
-        for key, v in seps.items():
-            a, b, kernel = key.split("|")
-            lines.append(f"| {a} + {b} | {kernel} | {v['auc']:.3f} | {_fmt(v['fisher'])} |")
-        lines.append("")
-        rbf = seps.get("LBFGS-train|SGD-train|rbf")
-        if rbf:
-            claims.append(("RBF kernel PCA separates SGD from L-BFGS solutions along PC1 "
-                           "(train sets, AUC >= 0.9)", rbf["auc"] >= 0.9))
-    d = results.get("centroid_distances")
-    if d and "LBFGS-train" in d and "SGD-train" in d:
-        claims.append(("L-BFGS solutions lie farther from the common centroid (Fig. 5)",
-                       float(np.median(d["LBFGS-train"])) > float(np.median(d["SGD-train"]))))
-    if claims:
-        lines += ["## The paper's claims, checked on this run", ""]
-        for text, held in claims:
-            lines.append(f"- {'held' if held else 'did not hold'}: {text}")
-        lines.append("")
-    figs = results.get("figures")
-    if figs:
-        lines += ["## Figures", ""]
-        lines += [f"![{f}]({f})" for f in figs if f.endswith(".png")]
-        lines.append("")
-    return "\n".join(lines)
