@@ -60,8 +60,8 @@ def main(argv=None):
 
     # losstopo: Adam steps of the path finder (one batched engine call per step).
     def optimize(n):
-        pb = core.PathBatchF32(ls._engine, a[None], b[None],
-                               dict(n_modes=K, n_points=M, steps=n))
+        pb = core.PathBatchF32(ls.engine, a[None], b[None],
+                               core.PathParams(n_modes=K, n_points=M, steps=n))
         t0 = time.perf_counter()
         pb.optimize()
         return time.perf_counter() - t0, pb

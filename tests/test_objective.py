@@ -109,3 +109,18 @@ def test_settings_are_validated_by_the_core():
     with pytest.raises(ValueError, match="golden_max_evals"):
         losstopo.minimize(lambda X: (X.sum(1), np.ones_like(X)), np.zeros(3),
                           options=dict(golden_max_evals=0))
+
+
+def test_typed_stubs_name_every_public_member_of_the_core():
+    import ast
+    import os
+
+    path = os.path.join(os.path.dirname(losstopo.__file__), "_core.pyi")
+    with open(path) as f:
+        tree = ast.parse(f.read())
+    names = {n.name for n in tree.body if isinstance(n, (ast.ClassDef, ast.FunctionDef))}
+    names |= {t.id for n in tree.body if isinstance(n, (ast.Assign, ast.AnnAssign))
+              for t in (n.targets if isinstance(n, ast.Assign) else [n.target])
+              if isinstance(t, ast.Name)}
+    public = {n for n in dir(core) if not n.startswith("_")}
+    assert public <= names, f"regenerate _core.pyi: missing {sorted(public - names)}"
