@@ -1,18 +1,26 @@
 // CudaLandscape: the engine of cpp/src/landscape.cpp on a GPU. The dataset lives on
-// the device; per chunk of samples the shared first layer is one cuBLAS product over
-// all P vectors, the per-vector layers are strided-batched products, and small
-// kernels do activations, losses, deltas and bias sums. Only theta goes in and the
-// losses and gradients come out.
+// the device. Every pass has the same shape: per chunk of samples, the first layer's
+// pre-activations of all P vectors are formed by the pass's own means (one cuBLAS
+// product shared by all vectors, one product per vector, prepared line products, or
+// combinations of basis products), then one routine (Impl::layers) runs the rest of
+// the network for all vectors at once (strided-batched products and small kernels)
+// and its backward pass, and the pass forms the first-layer weight gradient as it
+// needs. The network maths (activations, output loss) are network_math.hpp's, shared
+// with the CPU engine. Reductions are products with a vector of ones and kernels
+// without atomics, so results are reproducible for a given chunk size.
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
-#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "losstopo/cuda_landscape.hpp"
+#include "network_math.hpp"
 
 namespace losstopo {
 
@@ -28,24 +36,61 @@ void check(cublasStatus_t s, const char* what) {
                              std::to_string(int(s)));
 }
 
+constexpr int64_t kIntMax = std::numeric_limits<int>::max();
+
+// Device memory for `size()` values of T; grows on demand (losing its contents).
 template <typename T>
-struct DeviceBuffer {
-  T* ptr = nullptr;
-  size_t n = 0;
-  void resize(size_t m) {
-    if (m <= n) return;
-    if (ptr) cudaFree(ptr);
-    ptr = nullptr;
-    check(cudaMalloc(&ptr, sizeof(T) * std::max<size_t>(m, 1)), "cudaMalloc");
-    n = m;
+class DeviceBuffer {
+ public:
+  DeviceBuffer() = default;
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  DeviceBuffer(DeviceBuffer&& o) noexcept : ptr_(o.ptr_), size_(o.size_) {
+    o.ptr_ = nullptr;
+    o.size_ = 0;
   }
-  ~DeviceBuffer() {
-    if (ptr) cudaFree(ptr);
+  ~DeviceBuffer() { release(); }
+
+  T* get() const { return ptr_; }
+  size_t size() const { return size_; }
+  // Room for at least m values.
+  T* reserve(size_t m) {
+    if (m <= size_ && ptr_) return ptr_;
+    release();
+    check(cudaMalloc(&ptr_, sizeof(T) * std::max<size_t>(m, 1)), "cudaMalloc");
+    size_ = m;
+    return ptr_;
   }
+  // The m values at host, copied in.
+  T* upload(const T* host, size_t m) {
+    reserve(m);
+    check(cudaMemcpy(ptr_, host, sizeof(T) * m, cudaMemcpyHostToDevice), "copy to device");
+    return ptr_;
+  }
+  // m zeros.
+  T* zeros(size_t m) {
+    reserve(m);
+    check(cudaMemset(ptr_, 0, sizeof(T) * m), "cudaMemset");
+    return ptr_;
+  }
+  void download(T* host, size_t m) const {
+    check(cudaMemcpy(host, ptr_, sizeof(T) * m, cudaMemcpyDeviceToHost), "copy to host");
+  }
+  void release() {
+    if (ptr_) cudaFree(ptr_);
+    ptr_ = nullptr;
+    size_ = 0;
+  }
+
+ private:
+  T* ptr_ = nullptr;
+  size_t size_ = 0;
 };
 
+// ------------------------------------------------------------------ cuBLAS, row-major
+
 // Row-major C (m x n) = alpha op(A) op(B) + beta C, through column-major cuBLAS by
-// swapping the operands.
+// swapping the operands (a row-major matrix is its transpose in column-major).
 cublasStatus_t gemm(cublasHandle_t h, bool ta, bool tb, int m, int n, int k, float alpha,
                     const float* A, int lda, const float* B, int ldb, float beta, float* C,
                     int ldc) {
@@ -58,7 +103,8 @@ cublasStatus_t gemm(cublasHandle_t h, bool ta, bool tb, int m, int n, int k, dou
   return cublasDgemm(h, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, n, m, k,
                      &alpha, B, ldb, A, lda, &beta, C, ldc);
 }
-// The same for `count` problems with fixed strides between them.
+// The same for `count` problems with fixed strides between them (a stride of 0
+// reuses one input matrix for every problem).
 cublasStatus_t gemm_batched(cublasHandle_t h, bool ta, bool tb, int m, int n, int k, float alpha,
                             const float* A, int lda, long long sa, const float* B, int ldb,
                             long long sb, float beta, float* C, int ldc, long long sc,
@@ -75,157 +121,137 @@ cublasStatus_t gemm_batched(cublasHandle_t h, bool ta, bool tb, int m, int n, in
                                    ta ? CUBLAS_OP_T : CUBLAS_OP_N, n, m, k, &alpha, B, ldb, sb,
                                    A, lda, sa, &beta, C, ldc, sc, count);
 }
-
-template <typename T>
-__device__ T act_value(int act, T z) {
-  switch (act) {
-    case 1: return z > T(0) ? z : T(0);
-    case 2: return z > T(0) ? z + log1p(exp(-z)) : log1p(exp(z));
-    case 3: return tanh(z);
-    case 4: return z >= T(0) ? T(1) / (T(1) + exp(-z)) : exp(z) / (T(1) + exp(z));
-    default: return z;
-  }
+// y (m) += A x for a row-major A (m x n), x (n), in double.
+cublasStatus_t add_row_sums(cublasHandle_t h, int m, int n, const double* A, const double* x,
+                            double* y) {
+  const double one = 1.0;
+  return cublasDgemv(h, CUBLAS_OP_T, n, m, &one, A, n, x, 1, &one, y, 1);
 }
 
-template <typename T>
-__device__ T act_derivative(int act, T a) {  // through the output a = act(z)
-  switch (act) {
-    case 1: return a > T(0) ? T(1) : T(0);
-    case 2: return -expm1(-a);
-    case 3: return T(1) - a * a;
-    case 4: return a * (T(1) - a);
-    default: return T(1);
-  }
-}
+// ------------------------------------------------------------------ kernels
+// All are grid-stride loops over independent elements. "Blocks" below are `count`
+// matrices of (rows x cols) at x + b * stride with leading dimension ld: the P
+// vectors' slices of one layer for one chunk.
 
-// Block (rows x cols) at x with leading dimension ld, for `count` blocks `stride`
-// apart: x += bias[block * bias_stride + col]; x = act(x).
+constexpr int kThreads = 256;
+dim3 grid_for(int64_t n) {
+  return dim3(unsigned(std::clamp<int64_t>((n + kThreads - 1) / kThreads, 1, 4096)));
+}
+#define LOSSTOPO_GRID_LOOP(i, total)                                                  \
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < (total); \
+       i += int64_t(gridDim.x) * blockDim.x)
+
+// x = act(x + bias[b * bias_stride + c]) over the blocks (bias may be null).
 template <typename T>
 __global__ void bias_activate(T* x, int64_t rows, int64_t cols, int64_t ld, int64_t stride,
-                              int count, const T* bias, int64_t bias_stride, int act) {
-  const int64_t total = rows * cols * count;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
-       i += int64_t(gridDim.x) * blockDim.x) {
+                              int64_t count, const T* bias, int64_t bias_stride, Activation act) {
+  LOSSTOPO_GRID_LOOP(i, rows * cols * count) {
     const int64_t c = i % cols, r = (i / cols) % rows, b = i / (cols * rows);
     T* v = x + b * stride + r * ld + c;
     T z = *v;
     if (bias) z += bias[b * bias_stride + c];
-    *v = act_value(act, z);
+    *v = math::activate(act, z);
   }
 }
 
-// delta *= act'(a), blockwise as above (delta and a share the layout).
+// out = g * act'(a) over the blocks; out, g and a share the layout (out may be g or a).
 template <typename T>
-__global__ void times_derivative(T* delta, const T* a, int64_t rows, int64_t cols, int64_t ld,
-                                 int64_t stride, int count, int act) {
-  const int64_t total = rows * cols * count;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
-       i += int64_t(gridDim.x) * blockDim.x) {
+__global__ void apply_derivative(T* out, const T* g, const T* a, int64_t rows, int64_t cols,
+                                 int64_t ld, int64_t stride, int64_t count, Activation act) {
+  LOSSTOPO_GRID_LOOP(i, rows * cols * count) {
     const int64_t c = i % cols, r = (i / cols) % rows, b = i / (cols * rows);
     const int64_t o = b * stride + r * ld + c;
-    delta[o] *= act_derivative(act, a[o]);
+    out[o] = g[o] * math::derivative(act, a[o]);
   }
 }
 
-// g[b * g_stride + c] += sum_r x[b * stride + r * ld + c]
-template <typename T>
-__global__ void column_sums(const T* x, int64_t rows, int64_t cols, int64_t ld, int64_t stride,
-                            int count, T* g, int64_t g_stride) {
-  const int64_t total = cols * count;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
-       i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t c = i % cols, b = i / cols;
-    T s = T(0);
-    for (int64_t r = 0; r < rows; ++r) s += x[b * stride + r * ld + c];
-    g[b * g_stride + c] += s;
-  }
-}
-
-// One thread per (vector, sample): the loss of that sample, dLoss/dz of the output
-// layer (scaled) into delta (same layout as out, may alias), and the counts.
+// One thread per (vector b, row r) of the output blocks `out` (rows x k): the row's
+// loss goes to stats[b * rows + r], whether its argmax is the label to
+// stats[(count + b) * rows + r]; with delta (the layout of out, may alias it),
+// dLoss/dz * scale goes there. Row r of vector b has label labels[b * label_stride + r]
+// and target row target + b * target_stride + r * ld_t.
 template <typename T>
 __global__ void output_loss(const T* out, int64_t ld, int64_t stride, int64_t rows, int k,
-                            int count, const int32_t* labels, const T* target, int64_t ld_t,
-                            T* delta, T scale, bool want_delta, int out_act, bool ce,
-                            double* loss, double* correct) {
+                            int64_t count, Loss loss, Activation act, const int32_t* labels,
+                            int64_t label_stride, const T* target, int64_t ld_t,
+                            int64_t target_stride, T* delta, T scale, double* stats) {
   const int64_t total = rows * count;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
-       i += int64_t(gridDim.x) * blockDim.x) {
+  LOSSTOPO_GRID_LOOP(i, total) {
     const int64_t r = i % rows, b = i / rows;
-    const T* o = out + b * stride + r * ld;
-    T* d = delta ? delta + b * stride + r * ld : nullptr;
-    double l = 0.0;
-    if (ce) {
-      const int y = labels[r];
-      int arg = 0;
-      T m = o[0];
-      for (int j = 1; j < k; ++j)
-        if (o[j] > m) { m = o[j]; arg = j; }
-      double s = 0.0;
-      for (int j = 0; j < k; ++j) s += exp(double(o[j] - m));
-      const double lse = double(m) + log(s);
-      l = lse - double(o[y]);
-      if (arg == y) atomicAdd(&correct[b], 1.0);
-      if (want_delta)
-        for (int j = 0; j < k; ++j) {
-          const T a = o[j];
-          T p = T(exp(double(a) - lse));
-          if (j == y) p -= T(1);
-          d[j] = p * scale * act_derivative(out_act, a);
-        }
-    } else {
-      const T* t = target + r * ld_t;
-      for (int j = 0; j < k; ++j) {
-        const T a = o[j], e = a - t[j];
-        l += double(e) * double(e);
-        if (want_delta) d[j] = T(2) * e * scale * act_derivative(out_act, a);
-      }
-    }
-    atomicAdd(&loss[b], l);
+    const int64_t o = b * stride + r * ld;
+    bool correct = false;
+    stats[i] = math::row_loss(loss, act, out + o, k, labels ? labels[b * label_stride + r] : 0,
+                              target ? target + b * target_stride + r * ld_t : nullptr,
+                              delta ? delta + o : nullptr, scale, static_cast<T*>(nullptr),
+                              &correct);
+    stats[total + i] = correct ? 1.0 : 0.0;
   }
 }
 
-// a1 (rows, P*h1) holds the first layer's activations; dA (P, rows, h1) the
-// gradients with respect to them. a1 becomes the deltas dA * act'(a1).
-template <typename T>
-__global__ void first_layer_deltas(T* a1, const T* dA, int64_t rows, int64_t h1, int P,
-                                   int act) {
-  const int64_t total = rows * h1 * P, width = h1 * P;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
-       i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t j = i % h1, r = (i / h1) % rows, p = i / (h1 * rows);
-    T* v = a1 + r * width + p * h1 + j;
-    *v = dA[i] * act_derivative(act, *v);
-  }
-}
-
+// out (rows, cols) = rows idx[0 .. rows) of X (., cols).
 template <typename T>
 __global__ void gather_rows(const T* X, const int64_t* idx, int64_t rows, int64_t cols, T* out) {
-  const int64_t total = rows * cols;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
-       i += int64_t(gridDim.x) * blockDim.x) {
+  LOSSTOPO_GRID_LOOP(i, rows * cols) {
     const int64_t r = i / cols, c = i % cols;
     out[i] = X[idx[r] * cols + c];
   }
 }
 
 __global__ void gather_labels(const int32_t* y, const int64_t* idx, int64_t rows, int32_t* out) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < rows;
-       i += int64_t(gridDim.x) * blockDim.x)
-    out[i] = y[idx[i]];
+  LOSSTOPO_GRID_LOOP(i, rows) out[i] = y[idx[i]];
 }
 
-int code(Activation a) {
-  switch (a) {
-    case Activation::ReLU: return 1;
-    case Activation::Softplus: return 2;
-    case Activation::Tanh: return 3;
-    case Activation::Sigmoid: return 4;
-    default: return 0;
+// Combinations of column groups of width w: for r < rows, p < P, j < w,
+//   out[r * ld_out + p * w + j] = sum_k coef[p * nnz + k] in[r * ld_in + index[p * nnz + k] * w + j]
+// (k in order). With rows = 1 and w = D: points from basis vectors; with w = h1: the
+// first layers of the points from the basis vectors' first layers.
+template <typename T>
+__global__ void combine(const T* in, int64_t ld_in, const int32_t* index, const T* coef,
+                        int nnz, int64_t rows, int64_t P, int64_t w, T* out, int64_t ld_out) {
+  LOSSTOPO_GRID_LOOP(i, rows * P * w) {
+    const int64_t j = i % w, p = (i / w) % P, r = i / (w * P);
+    const T* src = in + r * ld_in + j;
+    T s = T(0);
+    for (int k = 0; k < nnz; ++k) s += coef[p * nnz + k] * src[int64_t(index[p * nnz + k]) * w];
+    out[r * ld_out + p * w + j] = s;
   }
 }
 
-dim3 grid_for(int64_t n) { return dim3(unsigned(std::min<int64_t>((n + 255) / 256, 4096))); }
+// Points on lines, column groups of width w: for r < rows, k < n, j < w,
+//   out[r * ld_out + k * w + j] = x[o] - u[k] d[o],  o = r * ld_in + lines[k] * w + j.
+// With rows = 1 and w = D: the points x_l - u d_l; with w = h1 and the prepared
+// products as x and d: their first layers.
+template <typename T>
+__global__ void line_points(const T* x, const T* d, int64_t ld_in, const int64_t* lines,
+                            const T* u, int64_t rows, int64_t n, int64_t w, T* out,
+                            int64_t ld_out) {
+  LOSSTOPO_GRID_LOOP(i, rows * n * w) {
+    const int64_t j = i % w, k = (i / w) % n, r = i / (w * n);
+    const int64_t o = r * ld_in + lines[k] * w + j;
+    out[r * ld_out + k * w + j] = x[o] - u[k] * d[o];
+  }
+}
+
+// The projected first-layer deltas: for r < rows, q < K, j < h1,
+//   out[r * K*h1 + q * h1 + j] = sum_p proj[p * K + q] delta[r * P*h1 + p * h1 + j]  (p in order).
+template <typename T>
+__global__ void project_deltas(const T* delta, int64_t P, const T* proj, int64_t K, int64_t rows,
+                               int64_t h1, T* out) {
+  LOSSTOPO_GRID_LOOP(i, rows * K * h1) {
+    const int64_t j = i % h1, q = (i / h1) % K, r = i / (h1 * K);
+    const T* src = delta + r * P * h1 + j;
+    T s = T(0);
+    for (int64_t p = 0; p < P; ++p) s += proj[p * K + q] * src[p * h1];
+    out[i] = s;
+  }
+}
+
+template <typename T>
+__global__ void fill(T* x, int64_t n, T value) {
+  LOSSTOPO_GRID_LOOP(i, n) x[i] = value;
+}
+
+#undef LOSSTOPO_GRID_LOOP
 
 }  // namespace
 
@@ -234,18 +260,253 @@ bool cuda_device_available() {
   return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
 }
 
+// ------------------------------------------------------------------ the engine
+
 template <typename T>
 struct CudaLandscape<T>::Impl {
+  // The P parameter vectors of a pass, on the device.
+  struct Vectors {
+    const T* theta;  // (P, D)
+    int64_t P;
+    T* grad;  // (P, D) or null; layers(): every parameter but the first-layer weights
+    T scale;  // dLoss/dz scale: math::mean_factor over the pass's samples
+  };
+  // The data rows of one chunk: nc rows per vector, vector p's at x + p * x_stride
+  // (stride 0: shared by all vectors), and likewise labels (CE) or targets (MSE).
+  struct Rows {
+    int nc = 0;
+    const T* x = nullptr;  // (nc, d0)
+    int64_t x_stride = 0;
+    const int32_t* y = nullptr;  // (nc) or null
+    int64_t y_stride = 0;
+    const T* t = nullptr;  // (nc, t_ld) or null
+    int64_t t_ld = 0, t_stride = 0;
+  };
+
   MLPSpec spec;
-  int64_t n, D, chunk;
-  int device;
+  int L = 0, d0 = 0, h1 = 0, dout = 0;
+  int widest = 0;  // the widest layer after the input
+  int64_t n = 0, D = 0, W1 = 0;
+  int64_t chunk = 0;  // fixed rows per chunk, or 0
+  int device = 0;
+  bool ce = false, mse_on_input = false, has_targets = false;
+  std::vector<int64_t> woff, boff;
   cublasHandle_t handle = nullptr;
-  DeviceBuffer<T> X, targets, theta, grad, w1, b1, a1, tmp, xg, tg;
-  DeviceBuffer<int32_t> labels, yg;
+  std::mutex mutex;  // one call at a time uses the buffers below
+
+  // The dataset.
+  DeviceBuffer<T> X, targets;  // (n, d0), (n, dout) or empty
+  DeviceBuffer<int32_t> labels;  // (n) for cross-entropy
+  // Buffers of one call.
+  DeviceBuffer<T> theta;     // (P, D): the vectors (or points) of the call
+  DeviceBuffer<T> grad;      // (P, D)
+  DeviceBuffer<T> w1;        // (rows, d0): first-layer weights, one block of h1 rows per vector
+  DeviceBuffer<T> dw1;       // the same shape: their gradients
+  DeviceBuffer<T> a1;        // (C, P*h1): first-layer activations, then deltas
+  DeviceBuffer<T> tmp;       // (C, P*h1): gradients w.r.t. the first layer's outputs
+  std::vector<DeviceBuffer<T>> acts, deltas;  // layer l >= 1: (P, C, sizes[l+1])
+  DeviceBuffer<T> xg, tg;    // gathered inputs and targets
+  DeviceBuffer<int32_t> yg;  // gathered labels
   DeviceBuffer<int64_t> idx;
-  DeviceBuffer<double> loss, correct;
-  std::vector<DeviceBuffer<T>> acts, deltas;
-  bool has_targets = false;
+  DeviceBuffer<T> ones;          // (C) of T(1): bias gradients as products
+  DeviceBuffer<double> ones_d;   // (C) of 1.0: loss sums as products
+  DeviceBuffer<double> stats;    // (2, P, nc): per-row losses and correct flags
+  DeviceBuffer<double> totals;   // (2, P): summed losses and correct counts
+  // Combinations: V (Q, D), coef (P, nnz), index (P, nnz), the basis products
+  // (C, Q*h1), proj (P, K), the projected deltas (C, K*h1), proj_grad (K, D).
+  DeviceBuffer<T> basis, coef, basis_rows, proj, proj_delta, proj_grad;
+  DeviceBuffer<int32_t> index;
+  // Prepared lines: the queried lines and steps (n).
+  DeviceBuffer<int64_t> lines;
+  DeviceBuffer<T> steps;
+
+  ~Impl() {
+    cudaSetDevice(device);
+    if (handle) cublasDestroy(handle);
+  }
+
+  void use_device() const { check(cudaSetDevice(device), "cudaSetDevice"); }
+
+  // Rows per chunk for a pass over N samples whose buffers hold `width` numbers per
+  // row: the largest buffers near 64M numbers, unless the chunk size is fixed.
+  int64_t chunk_rows(int64_t N, int64_t width) const {
+    if (chunk > 0) return std::min(chunk, N);
+    return std::min(N, std::max<int64_t>(64, (int64_t(1) << 26) / std::max<int64_t>(width, 1)));
+  }
+
+  // dst (count*h1, d0) = the first-layer weights of the vectors src (count, D).
+  void first_layers(const T* src, int64_t count, T* dst) const {
+    check(cudaMemcpy2D(dst, sizeof(T) * W1, src, sizeof(T) * D, sizeof(T) * W1, count,
+                       cudaMemcpyDeviceToDevice), "gather first layers");
+  }
+  // The inverse: rows q*h1 .. q*h1+h1 of src (count*h1, d0) into dst + q*D (count, D).
+  void place_first_layers(const T* src, int64_t count, T* dst) const {
+    check(cudaMemcpy2D(dst, sizeof(T) * D, src, sizeof(T) * W1, sizeof(T) * W1, count,
+                       cudaMemcpyDeviceToDevice), "scatter first layers");
+  }
+
+  // The buffers of a pass over P vectors in chunks of C rows; zeroes the totals.
+  void reserve(int64_t P, int64_t C, bool want_grad) {
+    a1.reserve(size_t(C) * P * h1);
+    for (int l = 1; l < L; ++l) {
+      acts[l].reserve(size_t(P) * C * spec.sizes[l + 1]);
+      if (want_grad) deltas[l].reserve(size_t(P) * C * spec.sizes[l + 1]);
+    }
+    if (want_grad && L > 1) tmp.reserve(size_t(C) * P * h1);
+    if (ones.size() < size_t(C)) {
+      fill<<<grid_for(C), kThreads>>>(ones.reserve(C), C, T(1));
+      fill<<<grid_for(C), kThreads>>>(ones_d.reserve(C), C, 1.0);
+    }
+    stats.reserve(size_t(2) * P * C);
+    totals.zeros(size_t(2) * P);
+  }
+
+  // The rows of a chunk: rows r0 .. r0+nc of x, y, t, with vectors per_vector rows
+  // apart (0: shared). y and t are null where the loss does not use them.
+  Rows rows_at(const T* x, const int32_t* y, const T* t, int64_t r0, int nc,
+               int64_t per_vector) const {
+    Rows r;
+    r.nc = nc;
+    r.x = x + r0 * d0;
+    r.x_stride = per_vector * d0;
+    if (ce) {
+      r.y = y + r0;
+      r.y_stride = per_vector;
+    } else if (mse_on_input) {
+      r.t = r.x;
+      r.t_ld = d0;
+      r.t_stride = r.x_stride;
+    } else {
+      r.t = t + r0 * dout;
+      r.t_ld = dout;
+      r.t_stride = per_vector * dout;
+    }
+    return r;
+  }
+  // Rows r0 .. r0+nc of the dataset, shared by all vectors.
+  Rows dataset_rows(int64_t r0, int nc) const {
+    return rows_at(X.get(), labels.get(), targets.get(), r0, nc, 0);
+  }
+  // Gathers the dataset's rows idx_dev[0 .. count) into xg, yg, tg.
+  void gather(const int64_t* idx_dev, int64_t count) {
+    gather_rows<<<grid_for(count * d0), kThreads>>>(X.get(), idx_dev, count, d0,
+                                                    xg.reserve(size_t(count) * d0));
+    if (ce) gather_labels<<<grid_for(count), kThreads>>>(labels.get(), idx_dev, count,
+                                                         yg.reserve(count));
+    if (has_targets)
+      gather_rows<<<grid_for(count * dout), kThreads>>>(targets.get(), idx_dev, count, dout,
+                                                        tg.reserve(size_t(count) * dout));
+  }
+  // Rows r0 .. r0+nc of the gathered rows, with vectors per_vector rows apart.
+  Rows gathered_rows(int64_t r0, int nc, int64_t per_vector) const {
+    return rows_at(xg.get(), yg.get(), tg.get(), r0, nc, per_vector);
+  }
+
+  // Everything after the first layer's product, for one chunk and all P vectors of v:
+  // a1 (nc, P*h1), vector p in columns p*h1 .. p*h1+h1, holds X W1_p^T. Adds the
+  // first-layer bias and activation, runs the per-vector layers, adds each vector's
+  // summed losses and correct counts to totals. With v.grad, runs the backward pass:
+  // the gradients of every parameter but the first-layer weights accumulate in
+  // v.grad, and a1 ends holding the first layer's deltas dLoss/dz1 (scaled), from
+  // which the caller forms the first-layer weight gradient.
+  void layers(const Vectors& v, const Rows& rows, T* a1p) {
+    const MLPSpec& s = spec;
+    const int nc = rows.nc, P = int(v.P);
+    const int64_t width1 = v.P * h1;
+    const bool want_grad = v.grad != nullptr;
+    cublasHandle_t h = handle;
+    auto bias_of = [&](int l) { return s.bias ? v.theta + boff[l] : nullptr; };
+
+    // First layer: blocks (nc, h1), ld P*h1, h1 apart.
+    if (s.bias || s.activation(0) != Activation::Identity)
+      bias_activate<<<grid_for(int64_t(nc) * width1), kThreads>>>(
+          a1p, nc, h1, width1, h1, P, bias_of(0), D, s.activation(0));
+    // Per-vector layers l >= 1: z_p (nc, out) = a_p (nc, in) W_p^T, strided batched.
+    const T* a_prev = a1p;
+    int64_t ld_prev = width1, st_prev = h1;
+    for (int l = 1; l < L; ++l) {
+      const int in = s.sizes[l], out = s.sizes[l + 1];
+      T* z = acts[l].get();
+      check(gemm_batched(h, false, true, nc, out, in, T(1), a_prev, int(ld_prev), st_prev,
+                         v.theta + woff[l], in, D, T(0), z, out, int64_t(nc) * out, P),
+            "layer forward");
+      if (s.bias || s.activation(l) != Activation::Identity)
+        bias_activate<<<grid_for(int64_t(nc) * out * P), kThreads>>>(
+            z, nc, out, out, int64_t(nc) * out, P, bias_of(l), D, s.activation(l));
+      a_prev = z;
+      ld_prev = out;
+      st_prev = int64_t(nc) * out;
+    }
+    // Losses per (vector, row), dLoss/dz of the output layer, and the sums per vector.
+    T* delta = !want_grad ? nullptr : L == 1 ? a1p : deltas[L - 1].get();
+    output_loss<<<grid_for(int64_t(nc) * P), kThreads>>>(
+        a_prev, ld_prev, st_prev, nc, dout, P, s.loss, s.output, rows.y, rows.y_stride, rows.t,
+        rows.t_ld, rows.t_stride, delta, v.scale, stats.get());
+    check(add_row_sums(h, 2 * P, nc, stats.get(), ones_d.get(), totals.get()), "loss sums");
+    if (!want_grad) return;
+
+    // Backward through the per-vector layers, down to the first layer's deltas.
+    const T* ones_p = ones.get();
+    for (int l = L - 1; l >= 1; --l) {
+      const int in = s.sizes[l], out = s.sizes[l + 1];
+      const T* dl = deltas[l].get();  // (nc, out) per vector, nc*out apart
+      const int64_t st_d = int64_t(nc) * out;
+      const T* a_in = l == 1 ? a1p : acts[l - 1].get();
+      const int ld_in = l == 1 ? int(width1) : in;
+      const int64_t st_in = l == 1 ? h1 : int64_t(nc) * in;
+      // dW_p (out, in) += delta_p^T (out, nc) a_p (nc, in).
+      check(gemm_batched(h, true, false, out, in, nc, T(1), dl, out, st_d, a_in, ld_in, st_in,
+                         T(1), v.grad + woff[l], in, D, P), "weight gradient");
+      // db_p (1, out) += ones (1, nc) delta_p (nc, out).
+      if (s.bias)
+        check(gemm_batched(h, false, false, 1, out, nc, T(1), ones_p, nc, 0, dl, out, st_d,
+                           T(1), v.grad + boff[l], out, D, P), "bias gradient");
+      // dA_p (nc, in) = delta_p (nc, out) W_p (out, in): into tmp in a1's layout for
+      // the first layer, else into the next deltas; then times act'.
+      const Activation act = s.activation(l - 1);
+      if (l == 1) {
+        check(gemm_batched(h, false, false, nc, h1, out, T(1), dl, out, st_d, v.theta + woff[l],
+                           h1, D, T(0), tmp.get(), int(width1), h1, P), "input gradient");
+        apply_derivative<<<grid_for(int64_t(nc) * width1), kThreads>>>(
+            a1p, tmp.get(), a1p, nc, h1, width1, h1, P, act);
+      } else {
+        T* da = deltas[l - 1].get();
+        const int64_t st_da = int64_t(nc) * in;
+        check(gemm_batched(h, false, false, nc, in, out, T(1), dl, out, st_d, v.theta + woff[l],
+                           in, D, T(0), da, in, st_da, P), "input gradient");
+        apply_derivative<<<grid_for(int64_t(nc) * in * P), kThreads>>>(
+            da, da, acts[l - 1].get(), nc, in, in, st_da, P, act);
+      }
+    }
+    // First-layer bias: db1_p (1, h1) += ones (1, nc) delta1_p (nc, h1).
+    if (s.bias)
+      check(gemm_batched(h, false, false, 1, h1, nc, T(1), ones_p, nc, 0, a1p, int(width1), h1,
+                         T(1), v.grad + boff[0], h1, D, P), "first-layer bias gradient");
+  }
+
+  // Mean losses (and accuracies) of the P vectors of a pass over N samples.
+  void read_losses(int64_t P, int64_t N, T* loss_out, T* acc_out) const {
+    check(cudaGetLastError(), "kernels");
+    std::vector<double> t(2 * P);
+    totals.download(t.data(), 2 * P);
+    const double inv = math::mean_factor(spec, N);
+    for (int64_t p = 0; p < P; ++p) {
+      loss_out[p] = T(t[p] * inv);
+      if (acc_out) acc_out[p] = T(t[P + p] / double(N));
+    }
+  }
+
+  // out (n, count*h1) = X W1^T over the whole dataset for the first layers of the
+  // vectors vecs (count, D) (prepared lines).
+  void dataset_products(const T* vecs, int64_t count, T* out) {
+    const int64_t width = count * h1, C = chunk_rows(n, width);
+    first_layers(vecs, count, w1.reserve(size_t(count) * W1));
+    for (int64_t r0 = 0; r0 < n; r0 += C) {
+      const int nc = int(std::min<int64_t>(C, n - r0));
+      check(gemm(handle, false, true, nc, int(width), d0, T(1), X.get() + r0 * d0, d0, w1.get(),
+                 d0, T(0), out + r0 * width, int(width)), "line products");
+    }
+  }
 };
 
 template <typename T>
@@ -253,208 +514,294 @@ CudaLandscape<T>::CudaLandscape(MLPSpec spec, const T* X, int64_t n, const int32
                                 const T* targets, int device, bool tf32, int64_t chunk)
     : impl_(std::make_unique<Impl>()) {
   spec.validate();
+  math::check_data(spec, n, labels, targets != nullptr);
+  if (spec.num_params() > kIntMax)
+    throw std::invalid_argument("sizes: more parameters than a BLAS dimension can hold");
   Impl& m = *impl_;
   m.spec = std::move(spec);
+  const MLPSpec& s = m.spec;
+  m.L = s.num_layers();
+  m.d0 = s.sizes.front();
+  m.h1 = s.sizes[1];
+  m.dout = s.sizes.back();
+  m.widest = *std::max_element(s.sizes.begin() + 1, s.sizes.end());
   m.n = n;
-  m.D = m.spec.num_params();
-  m.device = device;
+  m.D = s.num_params();
+  m.W1 = int64_t(m.h1) * m.d0;
   m.chunk = chunk;
-  const int d0 = m.spec.sizes.front(), dout = m.spec.sizes.back();
-  if (n <= 0) throw std::invalid_argument("X: need at least one sample");
-  if (m.spec.loss == Loss::CrossEntropy && !labels)
-    throw std::invalid_argument("y: cross_entropy needs integer labels");
-  for (int64_t i = 0; labels && i < n; ++i)
-    if (labels[i] < 0 || labels[i] >= dout) throw std::invalid_argument("y: label out of range");
-  if (m.spec.loss == Loss::MSE && !targets && dout != d0)
-    throw std::invalid_argument("mse without targets needs sizes[-1] == sizes[0]");
-  check(cudaSetDevice(device), "cudaSetDevice");
+  m.device = device;
+  m.ce = s.loss == Loss::CrossEntropy;
+  m.has_targets = !m.ce && targets != nullptr;
+  m.mse_on_input = !m.ce && !targets;
+  for (int l = 0; l < m.L; ++l) {
+    m.woff.push_back(s.weight_offset(l));
+    m.boff.push_back(s.bias ? s.bias_offset(l) : 0);
+  }
+  m.acts.resize(m.L);
+  m.deltas.resize(m.L);
+  m.use_device();
   check(cublasCreate(&m.handle), "cublasCreate");
   if (tf32) check(cublasSetMathMode(m.handle, CUBLAS_TF32_TENSOR_OP_MATH), "cublasSetMathMode");
-  m.X.resize(size_t(n) * d0);
-  check(cudaMemcpy(m.X.ptr, X, sizeof(T) * n * d0, cudaMemcpyHostToDevice), "copy X");
-  if (labels) {
-    m.labels.resize(n);
-    check(cudaMemcpy(m.labels.ptr, labels, sizeof(int32_t) * n, cudaMemcpyHostToDevice),
-          "copy y");
-  }
-  if (targets) {
-    m.has_targets = true;
-    m.targets.resize(size_t(n) * dout);
-    check(cudaMemcpy(m.targets.ptr, targets, sizeof(T) * n * dout, cudaMemcpyHostToDevice),
-          "copy targets");
-  }
-  m.acts.resize(m.spec.num_layers());
-  m.deltas.resize(m.spec.num_layers());
+  m.X.upload(X, size_t(n) * m.d0);
+  if (m.ce) m.labels.upload(labels, n);
+  if (m.has_targets) m.targets.upload(targets, size_t(n) * m.dout);
 }
 
 template <typename T>
-CudaLandscape<T>::~CudaLandscape() {
-  if (impl_ && impl_->handle) cublasDestroy(impl_->handle);
-}
+CudaLandscape<T>::~CudaLandscape() = default;
 
 template <typename T>
 int64_t CudaLandscape<T>::num_params() const { return impl_->D; }
 template <typename T>
 int64_t CudaLandscape<T>::num_samples() const { return impl_->n; }
 template <typename T>
-bool CudaLandscape<T>::classifier() const { return impl_->spec.loss == Loss::CrossEntropy; }
+bool CudaLandscape<T>::classifier() const { return impl_->ce; }
 
 template <typename T>
 void CudaLandscape<T>::evaluate(const T* theta, int64_t P, T* loss_out, T* grad_out, T* acc_out,
                                 const int64_t* samples, int64_t n_samples) const {
   Impl& m = *impl_;
-  const MLPSpec& s = m.spec;
-  if (P < 1) throw std::invalid_argument("theta: need at least one parameter vector");
-  check(cudaSetDevice(m.device), "cudaSetDevice");
-  const int L = s.num_layers(), d0 = s.sizes[0], h1 = s.sizes[1], dout = s.sizes.back();
-  const int64_t D = m.D, W1 = int64_t(h1) * d0, width1 = P * h1;
-  const int64_t N = samples ? n_samples : m.n;
+  math::check_vectors(theta, P, m.h1);
+  if (samples) math::check_samples(samples, n_samples, m.n);
+  std::lock_guard<std::mutex> lock(m.mutex);
+  m.use_device();
+  const int d0 = m.d0;
+  const int64_t D = m.D, width1 = P * m.h1, N = samples ? n_samples : m.n;
   const bool want_grad = grad_out != nullptr;
-  const bool ce = s.loss == Loss::CrossEntropy;
-  // Chunks keep the first layer's activations near 64M numbers.
-  const int64_t C = std::min<int64_t>(
-      N, m.chunk > 0 ? m.chunk : std::max<int64_t>(256, (int64_t(1) << 26) / width1));
-  m.theta.resize(P * D);
-  check(cudaMemcpy(m.theta.ptr, theta, sizeof(T) * P * D, cudaMemcpyHostToDevice), "theta");
-  // First layers of all vectors: (P*h1, d0), and their biases (P*h1).
-  m.w1.resize(P * W1);
-  check(cudaMemcpy2D(m.w1.ptr, sizeof(T) * W1, m.theta.ptr, sizeof(T) * D, sizeof(T) * W1, P,
-                     cudaMemcpyDeviceToDevice), "gather W1");
-  if (s.bias) {
-    m.b1.resize(width1);
-    check(cudaMemcpy2D(m.b1.ptr, sizeof(T) * h1, m.theta.ptr + s.bias_offset(0), sizeof(T) * D,
-                       sizeof(T) * h1, P, cudaMemcpyDeviceToDevice), "gather b1");
-  }
-  if (samples) {
-    m.idx.resize(N);
-    check(cudaMemcpy(m.idx.ptr, samples, sizeof(int64_t) * N, cudaMemcpyHostToDevice), "idx");
-    m.xg.resize(C * d0);
-    if (ce) m.yg.resize(C);
-    if (m.has_targets) m.tg.resize(C * dout);
-  }
-  m.a1.resize(C * width1);
-  for (int l = 1; l < L; ++l) {
-    m.acts[l].resize(size_t(P) * C * s.sizes[l + 1]);
-    if (want_grad) m.deltas[l].resize(size_t(P) * C * s.sizes[l + 1]);
-  }
-  if (want_grad) {
-    m.grad.resize(P * D);
-    check(cudaMemset(m.grad.ptr, 0, sizeof(T) * P * D), "zero grad");
-    m.tmp.resize(size_t(P) * C * h1);
-  }
-  DeviceBuffer<T> dw1;
-  if (want_grad) {
-    dw1.resize(P * W1);
-    check(cudaMemset(dw1.ptr, 0, sizeof(T) * P * W1), "zero dW1");
-  }
-  m.loss.resize(P);
-  m.correct.resize(P);
-  check(cudaMemset(m.loss.ptr, 0, sizeof(double) * P), "zero loss");
-  check(cudaMemset(m.correct.ptr, 0, sizeof(double) * P), "zero correct");
-  const T scale = ce ? T(1.0 / double(N)) : T(1.0 / (double(N) * dout));
   cublasHandle_t h = m.handle;
-  std::vector<int64_t> woff(L), boff(L);
-  for (int l = 0; l < L; ++l) {
-    woff[l] = s.weight_offset(l);
-    boff[l] = s.bias ? s.bias_offset(l) : 0;
+  m.theta.upload(theta, size_t(P) * D);
+  m.first_layers(m.theta.get(), P, m.w1.reserve(size_t(P) * m.W1));  // (P*h1, d0)
+  if (samples) m.idx.upload(samples, N);
+  const int64_t C = m.chunk_rows(N, P * m.widest);
+  m.reserve(P, C, want_grad);
+  if (want_grad) {
+    m.grad.zeros(size_t(P) * D);
+    m.dw1.reserve(size_t(P) * m.W1);
   }
+  const typename Impl::Vectors v{m.theta.get(), P, want_grad ? m.grad.get() : nullptr,
+                                 T(math::mean_factor(m.spec, N))};
+  T* a1 = m.a1.get();
   for (int64_t r0 = 0; r0 < N; r0 += C) {
     const int nc = int(std::min<int64_t>(C, N - r0));
-    const T* xc = m.X.ptr + r0 * d0;
-    const int32_t* yc = ce ? m.labels.ptr + r0 : nullptr;
-    const T* tc = m.has_targets ? m.targets.ptr + r0 * dout : nullptr;
+    typename Impl::Rows rows;
     if (samples) {
-      gather_rows<<<grid_for(int64_t(nc) * d0), 256>>>(m.X.ptr, m.idx.ptr + r0, nc, d0, m.xg.ptr);
-      if (ce) gather_labels<<<grid_for(nc), 256>>>(m.labels.ptr, m.idx.ptr + r0, nc, m.yg.ptr);
-      if (m.has_targets)
-        gather_rows<<<grid_for(int64_t(nc) * dout), 256>>>(m.targets.ptr, m.idx.ptr + r0, nc,
-                                                            dout, m.tg.ptr);
-      xc = m.xg.ptr;
-      yc = ce ? m.yg.ptr : nullptr;
-      tc = m.has_targets ? m.tg.ptr : nullptr;
+      m.gather(m.idx.get() + r0, nc);
+      rows = m.gathered_rows(0, nc, 0);
+    } else {
+      rows = m.dataset_rows(r0, nc);
     }
-    if (!ce && !m.has_targets) tc = xc;
-    // Shared first layer: (nc, d0) x (d0, P*h1).
-    T* a1 = m.a1.ptr;
-    check(gemm(h, false, true, nc, int(width1), d0, T(1), xc, d0, m.w1.ptr, d0, T(0), a1,
+    // The first layer of all P vectors in one product: (nc, d0) x (d0, P*h1).
+    check(gemm(h, false, true, nc, int(width1), d0, T(1), rows.x, d0, m.w1.get(), d0, T(0), a1,
                int(width1)), "first layer");
-    bias_activate<<<grid_for(int64_t(nc) * width1), 256>>>(
-        a1, nc, width1, width1, 0, 1, s.bias ? m.b1.ptr : nullptr, 0, code(s.activation(0)));
-    // Per-vector layers: strided batched over the P vectors.
-    const T* a_prev = a1;
-    int64_t ld_prev = width1, st_prev = h1;
-    for (int l = 1; l < L; ++l) {
-      const int in = s.sizes[l], out = s.sizes[l + 1];
-      T* z = m.acts[l].ptr;
-      check(gemm_batched(h, false, true, nc, out, in, T(1), a_prev, int(ld_prev), st_prev,
-                         m.theta.ptr + woff[l], in, D, T(0), z, out, int64_t(nc) * out, int(P)),
-            "hidden layer");
-      bias_activate<<<grid_for(int64_t(nc) * out * P), 256>>>(
-          z, nc, out, out, int64_t(nc) * out, int(P),
-          s.bias ? m.theta.ptr + boff[l] : nullptr, D, code(s.activation(l)));
-      a_prev = z;
-      ld_prev = out;
-      st_prev = int64_t(nc) * out;
-    }
-    T* delta = L == 1 ? a1 : (want_grad ? m.deltas[L - 1].ptr : nullptr);
-    output_loss<<<grid_for(int64_t(nc) * P), 256>>>(
-        a_prev, ld_prev, st_prev, nc, dout, int(P), yc, tc, tc == xc ? d0 : dout, delta, scale,
-        want_grad, code(s.output), ce, m.loss.ptr, m.correct.ptr);
-    if (!want_grad) continue;
-    for (int l = L - 1; l >= 1; --l) {
-      const int in = s.sizes[l], out = s.sizes[l + 1];
-      const T* dl = m.deltas[l].ptr;
-      const int64_t st_d = int64_t(nc) * out;
-      const T* a_in = l == 1 ? a1 : m.acts[l - 1].ptr;
-      const int ld_in = l == 1 ? int(width1) : in;
-      const int64_t st_in = l == 1 ? h1 : int64_t(nc) * in;
-      check(gemm_batched(h, true, false, out, in, nc, T(1), dl, out, st_d, a_in, ld_in, st_in,
-                         T(1), m.grad.ptr + woff[l], in, D, int(P)), "weight gradient");
-      if (s.bias)
-        column_sums<<<grid_for(int64_t(out) * P), 256>>>(dl, nc, out, out, st_d, int(P),
-                                                         m.grad.ptr + boff[l], D);
-      T* da = l == 1 ? m.tmp.ptr : m.deltas[l - 1].ptr;
-      const int64_t st_da = int64_t(nc) * in;
-      check(gemm_batched(h, false, false, nc, in, out, T(1), dl, out, st_d,
-                         m.theta.ptr + woff[l], in, D, T(0), da, in, st_da, int(P)),
-            "input gradient");
-      if (l == 1) {
-        // The first layer's deltas replace its activations in a1.
-        first_layer_deltas<<<grid_for(int64_t(nc) * h1 * P), 256>>>(
-            a1, da, nc, h1, int(P), code(s.activation(0)));
-      } else {
-        times_derivative<<<grid_for(int64_t(nc) * in * P), 256>>>(
-            da, m.acts[l - 1].ptr, nc, in, in, st_da, int(P), code(s.activation(l - 1)));
-      }
-    }
-    if (s.bias)
-      column_sums<<<grid_for(width1), 256>>>(a1, nc, width1, width1, 0, 1, m.grad.ptr, 0);
-    check(gemm(h, true, false, int(width1), d0, nc, T(1), a1, int(width1), xc, d0, T(1), dw1.ptr,
-               d0), "first-layer weight gradient");
+    m.layers(v, rows, a1);
+    // Its weight gradient in one product: dW1 (P*h1, d0) += delta1^T (P*h1, nc) x (nc, d0).
+    if (want_grad)
+      check(gemm(h, true, false, int(width1), d0, nc, T(1), a1, int(width1), rows.x, d0,
+                 r0 == 0 ? T(0) : T(1), m.dw1.get(), d0), "first-layer weight gradient");
   }
-  check(cudaGetLastError(), "kernels");
-  std::vector<double> l(P), c(P);
-  check(cudaMemcpy(l.data(), m.loss.ptr, sizeof(double) * P, cudaMemcpyDeviceToHost), "loss");
-  check(cudaMemcpy(c.data(), m.correct.ptr, sizeof(double) * P, cudaMemcpyDeviceToHost), "acc");
-  const double inv = ce ? 1.0 / double(N) : 1.0 / (double(N) * dout);
-  for (int64_t p = 0; p < P; ++p) {
-    loss_out[p] = T(l[p] * inv);
-    if (acc_out) acc_out[p] = T(c[p] / double(N));
-  }
+  m.read_losses(P, N, loss_out, acc_out);
   if (want_grad) {
-    check(cudaMemcpy2D(m.grad.ptr, sizeof(T) * D, dw1.ptr, sizeof(T) * W1, sizeof(T) * W1, P,
-                       cudaMemcpyDeviceToDevice), "scatter dW1");
-    check(cudaMemcpy(grad_out, m.grad.ptr, sizeof(T) * P * D, cudaMemcpyDeviceToHost), "grad");
+    m.place_first_layers(m.dw1.get(), P, m.grad.get());
+    m.grad.download(grad_out, size_t(P) * D);
   }
 }
 
 template <typename T>
 void CudaLandscape<T>::evaluate_each(const T* theta, int64_t P, const int64_t* samples, int64_t B,
-                                     T* loss, T* grad) const {
-  const int64_t D = impl_->D;
-  for (int64_t p = 0; p < P; ++p)
-    evaluate(theta + p * D, 1, loss + p, grad ? grad + p * D : nullptr, nullptr, samples + p * B,
-             B);
+                                     T* loss_out, T* grad_out) const {
+  Impl& m = *impl_;
+  math::check_vectors(theta, P, m.h1);
+  if (!samples || B <= 0) throw std::invalid_argument("samples: need (P, B) sample indices");
+  math::check_samples(samples, P * B, m.n);
+  std::lock_guard<std::mutex> lock(m.mutex);
+  m.use_device();
+  const int d0 = m.d0, h1 = m.h1;
+  const int64_t D = m.D, width1 = P * h1;
+  const bool want_grad = grad_out != nullptr;
+  cublasHandle_t h = m.handle;
+  m.theta.upload(theta, size_t(P) * D);
+  // All P*B rows at once: vector p's samples are rows p*B .. p*B+B of xg, yg, tg.
+  m.gather(m.idx.upload(samples, size_t(P) * B), P * B);
+  const int64_t C = m.chunk_rows(B, P * m.widest);
+  m.reserve(P, C, want_grad);
+  if (want_grad) m.grad.zeros(size_t(P) * D);
+  const typename Impl::Vectors v{m.theta.get(), P, want_grad ? m.grad.get() : nullptr,
+                                 T(math::mean_factor(m.spec, B))};
+  T* a1 = m.a1.get();
+  for (int64_t r0 = 0; r0 < B; r0 += C) {
+    const int nc = int(std::min<int64_t>(C, B - r0));
+    // Rows r0 .. r0+nc of every vector's own samples.
+    const typename Impl::Rows rows = m.gathered_rows(r0, nc, B);
+    // First layer per vector: a1_p (nc, h1) = X_p (nc, d0) W1_p^T, strided batched;
+    // W1_p is the start of theta_p.
+    check(gemm_batched(h, false, true, nc, h1, d0, T(1), rows.x, d0, rows.x_stride,
+                       m.theta.get(), d0, D, T(0), a1, int(width1), h1, int(P)), "first layer");
+    m.layers(v, rows, a1);
+    // Its weight gradient per vector, straight into grad_p: dW1_p (h1, d0) +=
+    // delta1_p^T (h1, nc) X_p (nc, d0).
+    if (want_grad)
+      check(gemm_batched(h, true, false, h1, d0, nc, T(1), a1, int(width1), h1, rows.x, d0,
+                         rows.x_stride, T(1), m.grad.get(), d0, D, int(P)),
+            "first-layer weight gradient");
+  }
+  m.read_losses(P, B, loss_out, nullptr);
+  if (want_grad) m.grad.download(grad_out, size_t(P) * D);
+}
+
+// ------------------------------------------------------------------ prepared lines
+
+template <typename T>
+class CudaLandscape<T>::Lines final : public LineEvaluator<T> {
+ public:
+  explicit Lines(Impl& m) : m_(m) {}
+  ~Lines() override { cudaSetDevice(m_.device); }  // the buffers are freed on it
+
+  // x, d (P, D) and the products A = X x1^T, B = X d1^T (n, P*h1) stay on the device.
+  bool prepare(const T* x, const T* d, int64_t P) override {
+    Impl& m = m_;
+    std::lock_guard<std::mutex> lock(m.mutex);
+    P_ = 0;
+    if (!x || !d || P < 1 || P * m.h1 > kIntMax) return false;
+    const double bytes = 2.0 * double(m.n) * double(P * m.h1) * sizeof(T);
+    if (bytes > kBudgetBytes) return false;
+    m.use_device();
+    size_t free_bytes = 0, total_bytes = 0;
+    check(cudaMemGetInfo(&free_bytes, &total_bytes), "cudaMemGetInfo");
+    const double held = double(A_.size() + B_.size()) * sizeof(T);
+    if (bytes - held > 0.5 * double(free_bytes)) return false;
+    const size_t count = size_t(m.n) * P * m.h1;
+    try {
+      A_.reserve(count);
+      B_.reserve(count);
+    } catch (const std::runtime_error&) {  // out of memory: not offered for these lines
+      cudaGetLastError();
+      A_.release();
+      B_.release();
+      return false;
+    }
+    x_.upload(x, size_t(P) * m.D);
+    d_.upload(d, size_t(P) * m.D);
+    m.dataset_products(x_.get(), P, A_.get());
+    m.dataset_products(d_.get(), P, B_.get());
+    check(cudaGetLastError(), "kernels");
+    P_ = P;
+    return true;
+  }
+
+  // Only the line indices and the steps go up, only the losses come back.
+  void values(const int64_t* lines, const T* u, int64_t n, T* loss) const override {
+    if (n < 1) return;
+    for (int64_t k = 0; k < n; ++k)
+      if (lines[k] < 0 || lines[k] >= P_)
+        throw std::invalid_argument("lines: index outside the prepared lines");
+    Impl& m = m_;
+    if (n * m.h1 > kIntMax) throw std::invalid_argument("lines: too many points for one call");
+    std::lock_guard<std::mutex> lock(m.mutex);
+    m.use_device();
+    const int64_t D = m.D, h1 = m.h1, N = m.n, ld = P_ * h1;
+    const int64_t* lines_dev = m.lines.upload(lines, n);
+    const T* u_dev = m.steps.upload(u, n);
+    // The points x_l - u d_l (n, D), for the per-vector layers and the first-layer bias.
+    T* points = m.theta.reserve(size_t(n) * D);
+    line_points<<<grid_for(n * D), kThreads>>>(x_.get(), d_.get(), 0, lines_dev, u_dev, 1, n, D,
+                                               points, n * D);
+    const int64_t C = m.chunk_rows(N, n * m.widest);
+    m.reserve(n, C, false);
+    const typename Impl::Vectors v{points, n, nullptr, T(math::mean_factor(m.spec, N))};
+    T* a1 = m.a1.get();
+    for (int64_t r0 = 0; r0 < N; r0 += C) {
+      const int nc = int(std::min<int64_t>(C, N - r0));
+      // First layers a1 (nc, n*h1): A[:, l] - u B[:, l] for the chunk's rows.
+      line_points<<<grid_for(int64_t(nc) * n * h1), kThreads>>>(
+          A_.get() + r0 * ld, B_.get() + r0 * ld, ld, lines_dev, u_dev, nc, n, h1, a1, n * h1);
+      m.layers(v, m.dataset_rows(r0, nc), a1);
+    }
+    m.read_losses(n, N, loss, nullptr);
+  }
+
+ private:
+  static constexpr double kBudgetBytes = double(int64_t(8) << 30);
+  Impl& m_;
+  int64_t P_ = 0;  // prepared lines (0: none)
+  DeviceBuffer<T> x_, d_;  // (P, D)
+  DeviceBuffer<T> A_, B_;  // (n, P*h1)
+};
+
+template <typename T>
+std::unique_ptr<LineEvaluator<T>> CudaLandscape<T>::line_evaluator() const {
+  return std::make_unique<Lines>(*impl_);
+}
+
+// ------------------------------------------------------------------ basis combinations
+
+template <typename T>
+void CudaLandscape<T>::evaluate_combination(const T* points, int64_t P, const T* V, int64_t Q,
+                                            const int32_t* index, const T* coef, int nnz,
+                                            T* loss_out, const T* proj, int64_t K,
+                                            T* proj_grad) const {
+  Impl& m = *impl_;
+  math::check_vectors(points, P, m.h1);
+  if (!V || !index || !coef) throw std::invalid_argument("basis: need V, index and coef");
+  math::check_combination(P, Q, index, nnz);
+  const bool want_grad = proj && proj_grad && K > 0;
+  if (Q * m.h1 > kIntMax || (want_grad && K * m.h1 > kIntMax))
+    throw std::invalid_argument("basis: too many vectors for one call");
+  std::lock_guard<std::mutex> lock(m.mutex);
+  m.use_device();
+  const int d0 = m.d0, h1 = m.h1;
+  const int64_t D = m.D, W1 = m.W1, N = m.n, width1 = P * h1, wq = Q * h1, wk = K * h1;
+  cublasHandle_t h = m.handle;
+  const T* basis = m.basis.upload(V, size_t(Q) * D);
+  const int32_t* index_dev = m.index.upload(index, size_t(P) * nnz);
+  const T* coef_dev = m.coef.upload(coef, size_t(P) * nnz);
+  // The points sum_k coef[p, k] V[index[p, k]] (P, D), formed here.
+  T* pts = m.theta.reserve(size_t(P) * D);
+  combine<<<grid_for(P * D), kThreads>>>(basis, 0, index_dev, coef_dev, nnz, 1, P, D, pts,
+                                         P * D);
+  // The basis vectors' first layers (Q*h1, d0).
+  m.first_layers(basis, Q, m.w1.reserve(size_t(Q) * W1));
+  const int64_t C = m.chunk_rows(N, P * m.widest + wq + (want_grad ? wk : 0));
+  m.reserve(P, C, want_grad);
+  T* y = m.basis_rows.reserve(size_t(C) * wq);
+  const T* proj_dev = nullptr;
+  if (want_grad) {
+    proj_dev = m.proj.upload(proj, size_t(P) * K);
+    m.grad.zeros(size_t(P) * D);
+    m.dw1.reserve(size_t(K) * W1);
+    m.proj_delta.reserve(size_t(C) * wk);
+  }
+  const typename Impl::Vectors v{pts, P, want_grad ? m.grad.get() : nullptr,
+                                 T(math::mean_factor(m.spec, N))};
+  T* a1 = m.a1.get();
+  for (int64_t r0 = 0; r0 < N; r0 += C) {
+    const int nc = int(std::min<int64_t>(C, N - r0));
+    const typename Impl::Rows rows = m.dataset_rows(r0, nc);
+    // The Q basis products y (nc, Q*h1) = X V1^T, then each point's combination of
+    // them: a1 (nc, P*h1).
+    check(gemm(h, false, true, nc, int(wq), d0, T(1), rows.x, d0, m.w1.get(), d0, T(0), y,
+               int(wq)), "basis products");
+    combine<<<grid_for(int64_t(nc) * width1), kThreads>>>(y, wq, index_dev, coef_dev, nnz, nc, P,
+                                                          h1, a1, width1);
+    m.layers(v, rows, a1);
+    if (!want_grad) continue;
+    // The first-layer deltas projected, (nc, K*h1), then one product:
+    // dW1proj (K*h1, d0) += delta_proj^T (K*h1, nc) X (nc, d0).
+    T* dp = m.proj_delta.get();
+    project_deltas<<<grid_for(int64_t(nc) * wk), kThreads>>>(a1, P, proj_dev, K, nc, h1, dp);
+    check(gemm(h, true, false, int(wk), d0, nc, T(1), dp, int(wk), rows.x, d0,
+               r0 == 0 ? T(0) : T(1), m.dw1.get(), d0), "projected first-layer gradient");
+  }
+  m.read_losses(P, N, loss_out, nullptr);
+  if (!want_grad) return;
+  // proj_grad (K, D): the projected first-layer weights, and for every other
+  // parameter proj^T (K, P) x grad[:, W1:] (P, D - W1).
+  T* pg = m.proj_grad.reserve(size_t(K) * D);
+  m.place_first_layers(m.dw1.get(), K, pg);
+  if (D > W1)
+    check(gemm(h, true, false, int(K), int(D - W1), int(P), T(1), proj_dev, int(K),
+               m.grad.get() + W1, int(D), T(0), pg + W1, int(D)), "projected gradient");
+  check(cudaGetLastError(), "kernels");
+  m.proj_grad.download(proj_grad, size_t(K) * D);
 }
 
 template class CudaLandscape<float>;

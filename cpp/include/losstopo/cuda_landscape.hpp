@@ -19,7 +19,8 @@ template <typename T>
 class CudaLandscape final : public Objective<T> {
  public:
   // The same data contract as Landscape<T>; the dataset is copied to `device` once.
-  // tf32: let cuBLAS use TF32 tensor cores for float products.
+  // tf32: let cuBLAS use TF32 tensor cores for float products. chunk: samples per
+  // chunk (0: chosen from the network and the number of vectors).
   CudaLandscape(MLPSpec spec, const T* X, int64_t n, const int32_t* labels, const T* targets,
                 int device = 0, bool tf32 = false, int64_t chunk = 0);
   ~CudaLandscape() override;
@@ -29,14 +30,31 @@ class CudaLandscape final : public Objective<T> {
   int64_t num_params() const override;
   int64_t num_samples() const override;
   bool classifier() const override;
-  // Host arrays in and out, as Landscape<T>::evaluate.
+  // Host arrays in and out, as Landscape<T>::evaluate. Calls on one landscape are
+  // serialized (they share its device buffers).
   void evaluate(const T* theta, int64_t P, T* loss, T* grad, T* accuracy,
                 const int64_t* samples, int64_t n_samples) const override;
+  // One batched pass: vector p on its own B samples samples[p*B .. p*B+B).
   void evaluate_each(const T* theta, int64_t P, const int64_t* samples, int64_t B, T* loss,
                      T* grad) const override;
 
+  // Prepared lines: prepare() keeps x, d and the first-layer products X x1^T and
+  // X d1^T (2 x n x P x h1 numbers) on the device, within a memory budget (8 GiB and
+  // half the free device memory); values() uploads only the line indices and the
+  // steps. The evaluator refers to this landscape, which must outlive it.
+  std::unique_ptr<LineEvaluator<T>> line_evaluator() const override;
+
+  // Basis combinations: the points are formed on the device from V, index and coef
+  // (`points` is only checked, not read), the first layer from the Q basis products.
+  bool offers_combinations() const override { return true; }
+  void evaluate_combination(const T* points, int64_t P, const T* V, int64_t Q,
+                            const int32_t* index, const T* coef, int nnz, T* loss,
+                            const T* proj = nullptr, int64_t K = 0,
+                            T* proj_grad = nullptr) const override;
+
  private:
   struct Impl;
+  class Lines;  // the prepared-lines evaluator (cuda/landscape.cu)
   std::unique_ptr<Impl> impl_;
 };
 
