@@ -59,6 +59,9 @@ int64_t sgd_epoch(const Objective<T>& ls, T* theta, T* velocity, int64_t R, uint
     permutation(p.shared_order ? shared_seed : run_seeds[runs[k]], 0, epoch, n,
                 &order[size_t(k) * n]);
 
+  // An objective that runs whole epochs itself (a GPU engine) does so here.
+  if (ls.run_sgd_epoch(theta, velocity, R, active, p, order.data())) return steps;
+
   const T lr = T(p.lr), mu = T(p.momentum);
   const int nthreads = ls.threads() > 0 ? ls.threads() : omp_get_max_threads();
   std::vector<T> th, loss, grad;

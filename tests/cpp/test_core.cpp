@@ -244,7 +244,7 @@ void test_path_gradient() {
 // An objective written outside the library: it forwards to a Landscape and offers
 // (or not) the two capabilities through evaluators of its own that count their use.
 struct Counting {
-  int prepares = 0, line_calls = 0, combination_calls = 0, evaluations = 0;
+  int prepares = 0, line_calls = 0, combination_calls = 0, evaluations = 0, sgd_epochs = 0;
 };
 
 class ForwardingLines final : public LineEvaluator<double> {
@@ -291,6 +291,12 @@ class TestObjective final : public Objective<double> {
                             const double* proj, int64_t K, double* proj_grad) const override {
     ++c_.combination_calls;
     ls_.evaluate_combination(points, P, V, Q, index, coef, nnz, loss, proj, K, proj_grad);
+  }
+  // Asked for whole epochs; declines (after counting), so the generic loop runs.
+  bool run_sgd_epoch(double*, double*, int64_t, uint8_t*, const SGDParams&,
+                     const int64_t*) const override {
+    if (capable_) ++c_.sgd_epochs;
+    return false;
   }
 
  private:
@@ -339,6 +345,14 @@ void test_capabilities_are_asked_of_the_objective() {
   check(diff == 0.0, "trainer: the forwarded capability gives the native engine's numbers");
   for (int64_t i = 0; i < R * D; ++i) diff = std::max(diff, std::abs(t1.theta[i] - t2.theta[i]));
   check(diff < 1e-8, "trainer: with and without lines the same iterates to rounding");
+
+  // SGD: the objective is asked to run each epoch itself.
+  TrainParams sp;
+  sp.epochs = 2;
+  sp.sgd.batch_size = 16;
+  Trainer<double> s1(capable, nullptr, theta0.data(), R, sp);
+  s1.run(sp.epochs);
+  check(with.sgd_epochs == 2, "sgd: the objective is asked to run every epoch");
 
   // Paths: the capable objective's combinations are used.
   PathParams pp;

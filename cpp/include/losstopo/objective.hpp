@@ -1,13 +1,15 @@
 // What the optimizers need from a landscape: batched losses and gradients over the
-// whole dataset, a subset shared by all vectors, or one subset per vector; and two
+// whole dataset, a subset shared by all vectors, or one subset per vector; and
 // optional capabilities that an objective offers itself:
 //  - prepared lines: losses at x_p - u d_p for many u (golden-section trials) from
 //    work done once per line (line_evaluator());
 //  - basis combinations: points that are combinations of a few basis vectors (the
-//    points of a path) from work done once per basis vector (evaluate_combination()).
+//    points of a path) from work done once per basis vector (evaluate_combination());
+//  - whole SGD epochs where the objective's data live (run_sgd_epoch()), so that a
+//    GPU keeps the parameters for a whole epoch instead of exchanging them each step.
 // Every consumer (Trainer, BatchLBFGS, PathBatch, the bindings) asks these methods;
-// none looks for a concrete class. Landscape<T> (CPU) and CudaLandscape<T> (GPU)
-// implement all of it; an objective written elsewhere (a PyTorch model, a user's
+// none looks for a concrete class. Landscape<T> (CPU) offers lines and
+// combinations (its SGD epochs are the generic loop), CudaLandscape<T> (GPU) all three; an objective written elsewhere (a PyTorch model, a user's
 // simulation, a test) implements what it can and gets the fast paths it offers.
 #pragma once
 
@@ -16,6 +18,8 @@
 #include <stdexcept>
 
 namespace losstopo {
+
+struct SGDParams;  // sgd.hpp
 
 // Value-only evaluation along P lines, prepared once and queried many times.
 template <typename T>
@@ -63,6 +67,20 @@ class Objective {
     (void)points, (void)P, (void)V, (void)Q, (void)index, (void)coef, (void)nnz, (void)loss,
         (void)proj, (void)K, (void)proj_grad;
     throw std::logic_error("evaluate_combination: not offered by this objective");
+  }
+
+  // Capability: one epoch of minibatch SGD for the runs r with active[r] set, in
+  // place on theta (R, D) (and velocity (R, D) when p.momentum > 0), exactly as the
+  // generic loop of losstopo::sgd_epoch (sgd.cpp) does it through evaluate_each /
+  // evaluate: orders holds one minibatch order (num_samples() indices) per active
+  // run, in the order of r, or a single shared one when p.shared_order; step s takes
+  // positions [s B, min((s + 1) B, n)); a run whose minibatch loss is not finite
+  // stops (active[r] = 0, its theta as before that step). Returns false when not
+  // offered (the default), and the caller runs the generic loop.
+  virtual bool run_sgd_epoch(T* theta, T* velocity, int64_t R, uint8_t* active, const SGDParams& p,
+                         const int64_t* orders) const {
+    (void)theta, (void)velocity, (void)R, (void)active, (void)p, (void)orders;
+    return false;
   }
 };
 
