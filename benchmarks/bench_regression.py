@@ -8,7 +8,7 @@ the same machine state, and each cell is the best of its rounds.
 Cases (FCP, float32, all cores): one batched loss+grad of 50 vectors; one L-BFGS-GSS
 iteration (minimize on the landscape); one SGD epoch of 16 runs; one FourierPathFinder
 Adam step (M = 50, 10 modes); the measurement of a finished path (grid, straight line,
-refined maxima, errors); barrier_matrix over 4 pairs (20 steps each).
+refined maxima, errors); barrier_matrix over 2 pairs (10 steps each).
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ elif case == "path_step":
 elif case == "path_measure":
     t = best(lambda: losstopo.find_path(ls, a, b, steps=0, refine=True, progress=False), 1)
 elif case == "barrier_matrix":
-    t = best(lambda: losstopo.barrier_matrix(ls, theta[:4], pairs=4, steps=20,
+    t = best(lambda: losstopo.barrier_matrix(ls, theta[:3], pairs=2, steps=10,
                                              progress=False), 1)
 print(json.dumps(dict(seconds=t, version=losstopo.__version__)))
 """
@@ -70,7 +70,7 @@ CASES = {
     "sgd_epoch": "SGD epoch, 16 runs (train)",
     "path_step": "path step, M=50, 10 modes",
     "path_measure": "measure a finished path (refine)",
-    "barrier_matrix": "barrier_matrix, 4 pairs x 20 steps",
+    "barrier_matrix": "barrier_matrix, 2 pairs x 10 steps",
 }
 
 
