@@ -201,7 +201,7 @@ def test_evaluate_each_gives_every_vector_its_own_samples(dtype):
     theta = net.init(5, seed=2, dtype=dtype)
     rng = np.random.default_rng(3)
     samples = np.stack([rng.permutation(120)[:17] for _ in range(5)])
-    loss, grad = ls._engine.evaluate_each(theta, samples, True)
+    loss, grad = ls.engine.evaluate_each(theta, samples, True)
     tol = 1e-5 if dtype == "float32" else 1e-12
     for p in range(5):
         lp, gp = ls.loss_and_grad(theta[p], samples=samples[p])
@@ -217,6 +217,10 @@ def test_line_values_equal_full_evaluations(net):
     d = np.random.default_rng(2).standard_normal(x.shape)
     lines = np.array([0, 2, 1, 2, 0])
     u = np.array([0.0, 0.3, 0.05, 1.7, 2.0])
-    got = ls._engine.line_values(x, d, lines, u)
-    want = ls.loss(x[lines] - u[:, None] * d[lines])
+    got = ls.engine.line_values(x, d, lines, u)
+    want, want_grad = ls.loss_and_grad(x[lines] - u[:, None] * d[lines])
     np.testing.assert_allclose(got, want, rtol=1e-12)
+    # the accepted points' gradients from the lines (no forward first-layer product)
+    got, grad = ls.engine.line_values(x, d, lines, u, grad=True)
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    np.testing.assert_allclose(grad, want_grad, rtol=1e-10, atol=1e-13)

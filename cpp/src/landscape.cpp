@@ -405,6 +405,22 @@ void sum_first_layer(const std::vector<std::unique_ptr<Workspace<T>>>& work, int
   }
 }
 
+// grad_out (P, D): the threads' gradients summed in a fixed order.
+template <typename T>
+void reduce_gradients(const std::vector<std::unique_ptr<Workspace<T>>>& work, int nt, int64_t P,
+                      int64_t D, int64_t W1, T* grad_out) {
+#pragma omp parallel for num_threads(nt) schedule(static)
+  for (int64_t p = 0; p < P; ++p) {
+    T* g = grad_out + p * D;
+    sum_first_layer(work, nt, p, W1, g);
+    for (int64_t i = W1; i < D; ++i) {
+      T v = T(0);
+      for (int t = 0; t < nt; ++t) v += work[t]->grad[p * (D - W1) + i - W1];
+      g[i] = v;
+    }
+  }
+}
+
 }  // namespace
 
 // Workspaces for nt threads: the landscape's cached ones when no other call holds
@@ -501,18 +517,7 @@ void Landscape<T>::evaluate(const T* theta, int64_t P, T* loss_out, T* grad_out,
   const Pass<T> ps = make_pass(theta, P, w1all, b1all, samples, N, sp.C, want_grad);
   run_split(ps, sp, work);
   reduce_losses(work, nt, P, N, inv, loss_out, acc_out);
-  if (want_grad) {
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t p = 0; p < P; ++p) {
-      T* g = grad_out + p * D;
-      sum_first_layer(work, nt, p, W1, g);
-      for (int64_t i = W1; i < D; ++i) {
-        T v = T(0);
-        for (int t = 0; t < nt; ++t) v += work[t]->grad[p * (D - W1) + i - W1];
-        g[i] = v;
-      }
-    }
-  }
+  if (want_grad) reduce_gradients(work, nt, P, D, W1, grad_out);
 }
 
 template <typename T>
@@ -618,7 +623,7 @@ bool Landscape<T>::prepare_lines(const T* x, const T* d, int64_t P, LineCache<T>
 
 template <typename T>
 void Landscape<T>::line_values(const LineCache<T>& cache, const int64_t* lines, const T* u,
-                               int64_t n, T* loss_out) const {
+                               int64_t n, T* loss_out, T* grad_out) const {
   if (n < 1) return;
   for (int64_t k = 0; k < n; ++k)
     if (lines[k] < 0 || lines[k] >= cache.P)
@@ -639,7 +644,7 @@ void Landscape<T>::line_values(const LineCache<T>& cache, const int64_t* lines, 
   const Split sp = split_samples(
       N, chunk_size(n), options_.threads > 0 ? options_.threads : omp_get_max_threads(), true);
   Pass<T> ps = make_pass(theta.data(), n, nullptr, s.bias ? b1.data() : nullptr, nullptr, N,
-                         sp.C, false);
+                         sp.C, grad_out != nullptr);
   ps.lineA = cache.A.data();
   ps.lineB = cache.B.data();
   ps.line_ld = cache.P * h1;
@@ -649,6 +654,7 @@ void Landscape<T>::line_values(const LineCache<T>& cache, const int64_t* lines, 
   run_split(ps, sp, lease.work);
   const double inv = math::mean_factor(s, N);
   reduce_losses(lease.work, sp.nt, n, N, inv, loss_out, static_cast<T*>(nullptr));
+  if (grad_out) reduce_gradients(lease.work, sp.nt, n, D, int64_t(h1) * s.sizes[0], grad_out);
 }
 
 template <typename T>
@@ -719,6 +725,10 @@ class LandscapeLines final : public LineEvaluator<T> {
   }
   void values(const int64_t* lines, const T* u, int64_t n, T* loss) const override {
     ls_.line_values(cache_, lines, u, n, loss);
+  }
+  bool accept(const int64_t* lines, const T* u, int64_t n, T* loss, T* grad) override {
+    ls_.line_values(cache_, lines, u, n, loss, grad);
+    return true;
   }
 
  private:

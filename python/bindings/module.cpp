@@ -27,7 +27,8 @@ void bind_objective(py::module_& m) {
            py::arg("grad") = true)
       .def(
           "line_values",
-          [](const OB& self, carray<T> x, carray<T> d, carray<int64_t> lines, carray<T> u) {
+          [](const OB& self, carray<T> x, carray<T> d, carray<int64_t> lines, carray<T> u,
+             bool grad) -> py::object {
             const int64_t D = self.num_params();
             if (x.ndim() != 2 || x.shape(1) != D || d.ndim() != 2 || d.shape(0) != x.shape(0) ||
                 d.shape(1) != D)
@@ -39,18 +40,27 @@ void bind_objective(py::module_& m) {
                 throw std::invalid_argument("lines: index outside the prepared lines");
             auto ev = self.line_evaluator();
             if (!ev) throw std::invalid_argument("lines: not offered by this objective");
-            carray<T> out(u.shape(0));
-            bool ok;
+            const int64_t n = u.shape(0);
+            carray<T> out(n);
+            carray<T> g(std::vector<py::ssize_t>{grad ? n : 0, D});
+            bool ok, accepted = true;
             {
               py::gil_scoped_release release;
               ok = ev->prepare(x.data(), d.data(), x.shape(0));
-              if (ok) ev->values(lines.data(), u.data(), u.shape(0), out.mutable_data());
+              if (ok && grad)
+                accepted = ev->accept(lines.data(), u.data(), n, out.mutable_data(),
+                                      g.mutable_data());
+              else if (ok)
+                ev->values(lines.data(), u.data(), n, out.mutable_data());
             }
             if (!ok) throw std::invalid_argument("lines: the products exceed the line cache budget");
+            if (!accepted) throw std::invalid_argument("lines: no gradients from this objective's lines");
+            if (grad) return py::make_tuple(out, g);
             return out;
           },
-          py::arg("x"), py::arg("d"), py::arg("lines"), py::arg("u"),
-          "Losses at x[l] - u d[l] through the prepared-lines capability.")
+          py::arg("x"), py::arg("d"), py::arg("lines"), py::arg("u"), py::arg("grad") = false,
+          "Losses (and with grad, gradients) at x[l] - u d[l] through the prepared-lines "
+          "capability.")
       .def(
           "evaluate_combination",
           [](const OB& self, carray<T> V, carray<int32_t> index, carray<T> coef) {

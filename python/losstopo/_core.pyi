@@ -231,9 +231,9 @@ class ObjectiveF32:
         """
     def evaluate_each(self, theta: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], samples: typing.Annotated[numpy.typing.ArrayLike, numpy.int64], grad: bool = True) -> tuple:
         ...
-    def line_values(self, x: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], d: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], lines: typing.Annotated[numpy.typing.ArrayLike, numpy.int64], u: typing.Annotated[numpy.typing.ArrayLike, numpy.float32]) -> numpy.typing.NDArray[numpy.float32]:
+    def line_values(self, x: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], d: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], lines: typing.Annotated[numpy.typing.ArrayLike, numpy.int64], u: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], grad: bool = False) -> typing.Any:
         """
-        Losses at x[l] - u d[l] through the prepared-lines capability.
+        Losses (and with grad, gradients) at x[l] - u d[l] through the prepared-lines capability.
         """
     @property
     def classifier(self) -> bool:
@@ -262,9 +262,9 @@ class ObjectiveF64:
         """
     def evaluate_each(self, theta: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], samples: typing.Annotated[numpy.typing.ArrayLike, numpy.int64], grad: bool = True) -> tuple:
         ...
-    def line_values(self, x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], d: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], lines: typing.Annotated[numpy.typing.ArrayLike, numpy.int64], u: typing.Annotated[numpy.typing.ArrayLike, numpy.float64]) -> numpy.typing.NDArray[numpy.float64]:
+    def line_values(self, x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], d: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], lines: typing.Annotated[numpy.typing.ArrayLike, numpy.int64], u: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], grad: bool = False) -> typing.Any:
         """
-        Losses at x[l] - u d[l] through the prepared-lines capability.
+        Losses (and with grad, gradients) at x[l] - u d[l] through the prepared-lines capability.
         """
     @property
     def classifier(self) -> bool:

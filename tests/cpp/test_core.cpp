@@ -244,7 +244,8 @@ void test_path_gradient() {
 // An objective written outside the library: it forwards to a Landscape and offers
 // (or not) the two capabilities through evaluators of its own that count their use.
 struct Counting {
-  int prepares = 0, line_calls = 0, combination_calls = 0, evaluations = 0, sgd_epochs = 0;
+  int prepares = 0, line_calls = 0, accepts = 0, combination_calls = 0, evaluations = 0,
+      sgd_epochs = 0;
 };
 
 class ForwardingLines final : public LineEvaluator<double> {
@@ -258,6 +259,11 @@ class ForwardingLines final : public LineEvaluator<double> {
   void values(const int64_t* lines, const double* u, int64_t n, double* loss) const override {
     ++c_.line_calls;
     inner_->values(lines, u, n, loss);
+  }
+  bool accept(const int64_t* lines, const double* u, int64_t n, double* loss,
+              double* grad) override {
+    ++c_.accepts;
+    return inner_->accept(lines, u, n, loss, grad);
   }
 
  private:
@@ -337,6 +343,7 @@ void test_capabilities_are_asked_of_the_objective() {
   t2.run(tp.epochs);
   t3.run(tp.epochs);
   check(with.prepares == 4 && with.line_calls > 0, "trainer: a capable objective's lines are used");
+  check(with.accepts > 0, "trainer: accepted points' gradients come from the lines");
   check(without.prepares == 0 && without.line_calls == 0, "trainer: no lines when not offered");
   check(without.evaluations > with.evaluations,
         "trainer: without lines every trial is a full evaluation");

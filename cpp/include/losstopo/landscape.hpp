@@ -79,9 +79,11 @@ class Landscape final : public Objective<T> {
   // (x, d: (P, D)); it returns false (and prepares nothing) when they would exceed
   // options().line_cache_bytes. line_values then gives the mean losses at the n
   // points x_l - u_k d_l, l = lines[k], over the whole dataset.
+  // With grad (n, D), also the gradients there: the backward pass alone, the forward
+  // first layer coming from the prepared products (the L-BFGS-GSS accepted points).
   bool prepare_lines(const T* x, const T* d, int64_t P, LineCache<T>& cache) const;
   void line_values(const LineCache<T>& cache, const int64_t* lines, const T* u, int64_t n,
-                   T* loss) const;
+                   T* loss, T* grad = nullptr) const;
   // The Objective capability: an evaluator over a LineCache of its own.
   std::unique_ptr<LineEvaluator<T>> line_evaluator() const override;
 

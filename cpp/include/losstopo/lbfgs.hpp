@@ -319,7 +319,8 @@ class BatchLBFGS {
         q.g = q.gtrial;
       }
     }
-    if (!slopes && !moved.empty()) evaluate_at_x(moved);
+    if (!slopes && !moved.empty() && !(lines && accept_on_lines(moved, line_of)))
+      evaluate_at_x(moved);
     for (int64_t r : act) {
       Problem<T>& q = probs_[r];
       ++q.nit;
@@ -355,6 +356,29 @@ class BatchLBFGS {
   }
 
  private:
+  // f and g at the accepted points from the prepared lines, when the evaluator offers
+  // it (no forward first-layer product).
+  bool accept_on_lines(const std::vector<int64_t>& moved, const std::vector<int64_t>& line_of) {
+    const int64_t n = int64_t(moved.size());
+    std::vector<int64_t> idx(n);
+    std::vector<T> us(n);
+    for (int64_t k = 0; k < n; ++k) {
+      idx[k] = line_of[moved[k]];
+      us[k] = probs_[moved[k]].ls->step();
+    }
+    F_.resize(n);
+    G_.resize(size_t(n) * dim_);
+    if (!lines_->accept(idx.data(), us.data(), n, F_.data(), G_.data())) return false;
+    for (int64_t k = 0; k < n; ++k) {
+      Problem<T>& q = probs_[moved[k]];
+      q.f = F_[k];
+      std::copy(&G_[size_t(k) * dim_], &G_[size_t(k + 1) * dim_], q.g.begin());
+      ++q.nfev;
+      ++q.njev;
+    }
+    return true;
+  }
+
   void evaluate_at_x(const std::vector<int64_t>& idx) {
     const int64_t n = int64_t(idx.size());
     X_.resize(size_t(n) * dim_);

@@ -31,6 +31,15 @@ class LineEvaluator {
   virtual bool prepare(const T* x, const T* d, int64_t P) = 0;
   // Mean losses over the whole dataset at the n points x_l - u_k d_l, l = lines[k].
   virtual void values(const int64_t* lines, const T* u, int64_t n, T* loss) const = 0;
+
+  // Optional: the mean losses and gradients (n, D) at the accepted points
+  // x_l - u_k d_l (l = lines[k]) from the prepared products, without a forward
+  // first-layer product. Returns false when not offered (the default); the caller
+  // then evaluates the points in full.
+  virtual bool accept(const int64_t* lines, const T* u, int64_t n, T* loss, T* grad) {
+    (void)lines, (void)u, (void)n, (void)loss, (void)grad;
+    return false;
+  }
 };
 
 template <typename T>
