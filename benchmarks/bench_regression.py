@@ -43,9 +43,11 @@ def best(fn, repeat=2):
 
 if case == "loss_grad":
     t = best(lambda: ls.loss_and_grad(theta))
+elif case == "loss_grad_1":
+    t = best(lambda: ls.loss_and_grad(theta[0]), 3)
 elif case == "lbfgs_iteration":
-    it = 10
-    t = best(lambda: losstopo.minimize(ls, theta[0], max_iter=it, gtol=0.0), 1) / it
+    it = 20
+    t = best(lambda: losstopo.minimize(ls, theta[0], max_iter=it, gtol=0.0), 2) / it
 elif case == "sgd_epoch":
     t = best(lambda: losstopo.train(net, ls, method="sgd", runs=16, epochs=1,
                                     progress=False), 1)
@@ -70,6 +72,7 @@ print(json.dumps(dict(seconds=t, version=losstopo.__version__)))
 
 CASES = {
     "loss_grad": "loss+grad, P=50",
+    "loss_grad_1": "loss+grad, P=1",
     "lbfgs_iteration": "L-BFGS-GSS iteration (minimize)",
     "sgd_epoch": "SGD epoch, 16 runs (train)",
     "path_step": "path step, M=50, 10 modes",
