@@ -224,3 +224,97 @@ def test_line_values_equal_full_evaluations(net):
     got, grad = ls.engine.line_values(x, d, lines, u, grad=True)
     np.testing.assert_allclose(got, want, rtol=1e-12)
     np.testing.assert_allclose(grad, want_grad, rtol=1e-10, atol=1e-13)
+
+
+# ------------------------------------------------ the fused later layers (LOSSTOPO_FUSED)
+FUSED_MODES = ["scalar", "avx2", "avx512"]  # a variant the CPU lacks runs a narrower one
+
+
+def fused_nets():
+    out = []
+    for act, bias in itertools.product(losstopo.models.ACTIVATIONS, (True, False)):
+        out.append(MLP([5, 7, 13, 33, 4], activation=act, bias=bias))
+    for output, bias in itertools.product(("identity", "sigmoid"), (True, False)):
+        out.append(MLP([6, 13, 7, 6], activation="softplus", bias=bias, output=output,
+                       loss="mse"))
+        out.append(MLP([6, 33, 3], activation="tanh", bias=bias, output=output))
+    out.append(MLP([9, 3], bias=True))  # a single layer: no later layers
+    out.append(MLP([5, 8, 6, 4, 3, 2], activation=["relu", "tanh", "sigmoid", "softplus"]))
+    return out
+
+
+FUSED_NETS = fused_nets()
+
+
+@pytest.mark.parametrize("mode", FUSED_MODES)
+@pytest.mark.parametrize("net", FUSED_NETS, ids=repr)
+def test_fused_float64_matches_reference(net, mode, monkeypatch):
+    monkeypatch.setenv("LOSSTOPO_FUSED", mode)
+    X, y = make_data(net, n=101)  # not a multiple of the fused block (48 rows)
+    theta = net.init(3, seed=1, dtype="float64") * 3.0
+    ls = Landscape(net, X, y, dtype="float64", chunk=50)
+    loss, grad = ls.loss_and_grad(theta)
+    for p in range(3):
+        rl, rg = reference.loss_and_grad(net, theta[p], X, y)
+        assert loss[p] == pytest.approx(rl, rel=1e-12, abs=1e-14)
+        np.testing.assert_allclose(grad[p], rg, rtol=1e-9, atol=1e-13)
+    np.testing.assert_array_equal(ls.loss(theta), loss)
+    if net.loss == "cross_entropy":
+        acc = ls.accuracy(theta)
+        for p in range(3):
+            assert acc[p] == pytest.approx(reference.accuracy(net, theta[p], X, y))
+
+
+@pytest.mark.parametrize("mode", FUSED_MODES)
+@pytest.mark.parametrize("net", FUSED_NETS, ids=repr)
+def test_fused_float32_close_to_float64(net, mode, monkeypatch):
+    monkeypatch.setenv("LOSSTOPO_FUSED", mode)
+    X, y = make_data(net, n=130)
+    theta = net.init(2, seed=2, dtype="float64")
+    l64, g64 = Landscape(net, X, y, dtype="float64").loss_and_grad(theta)
+    l32, g32 = Landscape(net, X, y, dtype="float32").loss_and_grad(theta)
+    np.testing.assert_allclose(l32, l64, rtol=1e-5)
+    np.testing.assert_allclose(g32, g64, rtol=0, atol=2e-5 * np.abs(g64).max())
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("net", [FUSED_NETS[2], FUSED_NETS[13], FUSED_NETS[-1]], ids=repr)
+def test_fused_vector_equals_scalar_and_blas(net, dtype, monkeypatch):
+    X, y = make_data(net, n=203)
+    theta = net.init(4, seed=3, dtype=dtype)
+    got = {}
+    for mode in ["blas", "scalar", "auto"]:
+        monkeypatch.setenv("LOSSTOPO_FUSED", mode)
+        ls = Landscape(net, X, y, dtype=dtype, threads=2)
+        got[mode] = ls.loss_and_grad(theta)
+        l2, g2 = ls.loss_and_grad(theta)  # deterministic for a given thread count
+        assert np.array_equal(got[mode][0], l2) and np.array_equal(got[mode][1], g2)
+    tol = 1e-5 if dtype == "float32" else 1e-12
+    for mode in ["scalar", "auto"]:
+        np.testing.assert_allclose(got[mode][0], got["blas"][0], rtol=tol)
+        gmax = np.abs(got["blas"][1]).max()
+        np.testing.assert_allclose(got[mode][1], got["blas"][1], rtol=0, atol=tol * gmax)
+
+
+@pytest.mark.parametrize("mode", ["scalar", "auto"])
+def test_fused_line_values_and_evaluate_each(mode, monkeypatch):
+    monkeypatch.setenv("LOSSTOPO_FUSED", mode)
+    net = MLP([8, 13, 7, 3], activation="softplus", bias=True)
+    X, y = make_data(net, n=150)
+    ls = Landscape(net, X, y, dtype="float64", chunk=40)
+    x = net.init(3, seed=1, dtype="float64")
+    d = np.random.default_rng(2).standard_normal(x.shape)
+    lines = np.array([0, 2, 1, 2, 0])
+    u = np.array([0.0, 0.3, 0.05, 1.7, 2.0])
+    pts = x[lines] - u[:, None] * d[lines]
+    got, grad = ls.engine.line_values(x, d, lines, u, grad=True)
+    for k in range(len(lines)):
+        rl, rg = reference.loss_and_grad(net, pts[k], X, y)
+        assert got[k] == pytest.approx(rl, rel=1e-12)
+        np.testing.assert_allclose(grad[k], rg, rtol=1e-9, atol=1e-13)
+    samples = np.stack([np.random.default_rng(k).permutation(150)[:61] for k in range(3)])
+    loss, grad = ls.engine.evaluate_each(x, samples, True)
+    for p in range(3):
+        rl, rg = reference.loss_and_grad(net, x[p], X[samples[p]], y[samples[p]])
+        assert loss[p] == pytest.approx(rl, rel=1e-12)
+        np.testing.assert_allclose(grad[p], rg, rtol=1e-9, atol=1e-13)

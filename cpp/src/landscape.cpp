@@ -12,6 +12,7 @@
 #include <string>
 
 #include "blas.hpp"
+#include "fused_layers.hpp"
 #include "network_math.hpp"
 
 namespace losstopo {
@@ -120,6 +121,7 @@ struct detail::Workspace {
   std::vector<T> dw1;                  // (P*h1, d_in)
   std::vector<double> loss, correct;   // (P)
   std::vector<T> ybuf1, delta_proj;    // combination mode: (chunk, Q*h1), (chunk, K*h1)
+  std::vector<T> fused;                // the fused later layers' buffers (fused_layers.hpp)
 };
 
 // Everything one pass over a range of chunks needs.
@@ -157,6 +159,8 @@ struct detail::Pass {
   int comb_nnz = 0;
   const T* proj = nullptr;
   int64_t K = 0;
+  // How the per-vector layers run: fused blocks (fused_layers.hpp) or BLAS products.
+  fused::Isa isa = fused::Isa::Blas;
 };
 
 namespace {
@@ -176,12 +180,13 @@ void allocate(Workspace<T>& w, const Pass<T>& ps) {
   w.a1.resize(C * width1);
   w.acts.resize(L);
   w.deltas.resize(L);
-  for (int l = 1; l < L; ++l) {
+  const bool blas_layers = ps.isa == fused::Isa::Blas;
+  for (int l = 1; blas_layers && l < L; ++l) {
     w.acts[l].resize(C * s.sizes[l + 1]);
     if (ps.want_grad) w.deltas[l].resize(C * s.sizes[l + 1]);
   }
   if (ps.want_grad) {
-    w.tmp.resize(C * h1);
+    if (blas_layers) w.tmp.resize(C * h1);
     w.grad.resize(ps.P * (ps.D - ps.W1));
     w.dw1.resize((ps.proj ? ps.K * h1 : width1) * d0);
     if (ps.proj) w.delta_proj.resize(C * ps.K * h1);
@@ -273,6 +278,28 @@ void run_chunks(const Pass<T>& ps, int64_t c_begin, int64_t c_end, Workspace<T>&
 
     for (int64_t p = 0; p < P; ++p) {
       const T* th = ps.theta + p * D;
+      if (L > 1 && ps.isa != fused::Isa::Blas) {
+        // The later layers fused, a block of rows at a time.
+        fused::Job<T> job;
+        job.spec = &s;
+        job.theta = th;
+        job.woff = ps.woff.data();
+        job.boff = ps.boff.data();
+        job.W1 = ps.W1;
+        job.a1 = a1 + p * h1;
+        job.ld_a1 = width1;
+        job.nc = nc;
+        job.labels = yc;
+        job.targets = tc;
+        job.ld_t = tc == xc ? d0 : dout;
+        job.scale = ps.scale;
+        job.want_grad = want_grad;
+        job.g = want_grad ? w.grad.data() + p * (D - ps.W1) : nullptr;
+        job.loss = &w.loss[p];
+        job.correct = &w.correct[p];
+        fused::run(ps.isa, job, w.fused);
+        continue;
+      }
       // Forward through the per-vector layers.
       const T* a_prev = a1 + p * h1;
       int64_t ld_prev = width1;
@@ -579,6 +606,7 @@ detail::Pass<T> Landscape<T>::make_pass(const T* theta, int64_t P, const T* w1al
   ps.C = C;
   ps.want_grad = want_grad;
   ps.scale = T(math::mean_factor(s, N));
+  ps.isa = fused::choose();
   for (int l = 0; l < s.num_layers(); ++l) {
     ps.woff.push_back(s.weight_offset(l));
     ps.boff.push_back(s.bias ? s.bias_offset(l) : 0);
