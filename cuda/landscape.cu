@@ -7,7 +7,14 @@
 // and its backward pass, and the pass forms the first-layer weight gradient as it
 // needs. The network maths (activations, output loss) are network_math.hpp's, shared
 // with the CPU engine. Reductions are products with a vector of ones and kernels
-// without atomics, so results are reproducible for a given chunk size.
+// without atomics, so results are reproducible for a given chunk size. Whole SGD
+// epochs run on the device (run_sgd_epoch): the same passes on parameters that stay
+// there, and an update kernel.
+//
+// tests/cuda_emulation builds this file as C++ against stand-in CUDA and cuBLAS
+// headers (kernel launches transformed into loops) so that CI, without a GPU, runs
+// tests/test_cuda.py on its logic. It emulates 1-D launches of kernels whose threads
+// do not cooperate; shared memory, barriers or atomics are refused (its README).
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
@@ -20,6 +27,7 @@
 #include <vector>
 
 #include "losstopo/cuda_landscape.hpp"
+#include "losstopo/sgd.hpp"
 #include "network_math.hpp"
 
 namespace losstopo {
@@ -251,7 +259,72 @@ __global__ void fill(T* x, int64_t n, T value) {
   LOSSTOPO_GRID_LOOP(i, n) x[i] = value;
 }
 
+// Products and sums rounded one at a time (never fused into an FMA), so that an SGD
+// step computes what the CPU engine's loop computes (sgd.cpp).
+__device__ __forceinline__ float mul_rn(float a, float b) { return __fmul_rn(a, b); }
+__device__ __forceinline__ double mul_rn(double a, double b) { return __dmul_rn(a, b); }
+__device__ __forceinline__ float add_rn(float a, float b) { return __fadd_rn(a, b); }
+__device__ __forceinline__ double add_rn(double a, double b) { return __dadd_rn(a, b); }
+__device__ __forceinline__ float sub_rn(float a, float b) { return __fsub_rn(a, b); }
+__device__ __forceinline__ double sub_rn(double a, double b) { return __dsub_rn(a, b); }
+
+// One SGD step for the n = P*D parameters w with gradients g, as the generic loop of
+// sgd.cpp: with velocities v (momentum mu), v = mu v + g and w -= lr v; else w -= lr g.
+template <typename T>
+__global__ void sgd_update(T* w, T* v, const T* g, int64_t n, T lr, T mu) {
+  LOSSTOPO_GRID_LOOP(i, n) {
+    if (v) {
+      v[i] = add_rn(mul_rn(mu, v[i]), g[i]);
+      w[i] = sub_rn(w[i], mul_rn(lr, v[i]));
+    } else {
+      w[i] = sub_rn(w[i], mul_rn(lr, g[i]));
+    }
+  }
+}
+
 #undef LOSSTOPO_GRID_LOOP
+
+// ------------------------------------------------------------------ rows of runs
+
+// Whether rows are rows[0], rows[0] + 1, ... (one block of host memory).
+bool consecutive(const std::vector<int64_t>& rows) {
+  return rows.back() - rows.front() + 1 == int64_t(rows.size());
+}
+// The rows `rows` of host (., width), contiguous on the device in buf.
+template <typename T>
+T* upload_rows(DeviceBuffer<T>& buf, const T* host, const std::vector<int64_t>& rows,
+               int64_t width) {
+  const size_t count = rows.size() * size_t(width);
+  if (consecutive(rows)) return buf.upload(host + rows.front() * width, count);
+  std::vector<T> staged(count);
+  for (size_t a = 0; a < rows.size(); ++a)
+    std::copy(host + rows[a] * width, host + (rows[a] + 1) * width, &staged[a * width]);
+  return buf.upload(staged.data(), count);
+}
+// The inverse: the device rows of buf back into the rows `rows` of host.
+template <typename T>
+void download_rows(const DeviceBuffer<T>& buf, T* host, const std::vector<int64_t>& rows,
+                   int64_t width) {
+  const size_t count = rows.size() * size_t(width);
+  if (consecutive(rows)) return buf.download(host + rows.front() * width, count);
+  std::vector<T> staged(count);
+  buf.download(staged.data(), count);
+  for (size_t a = 0; a < rows.size(); ++a)
+    std::copy(&staged[a * width], &staged[(a + 1) * width], host + rows[a] * width);
+}
+// m values from the device to host.
+template <typename T>
+void copy_to_host(T* host, const T* dev, int64_t m) {
+  check(cudaMemcpy(host, dev, sizeof(T) * m, cudaMemcpyDeviceToHost), "copy to host");
+}
+// Rows keep[k] (increasing) of the device rows x (., width) become rows k.
+template <typename U>
+void keep_rows(U* x, const std::vector<int64_t>& keep, int64_t width) {
+  for (size_t k = 0; k < keep.size(); ++k)
+    if (keep[k] != int64_t(k))
+      check(cudaMemcpy(x + k * width, x + keep[k] * width, sizeof(U) * width,
+                       cudaMemcpyDeviceToDevice), "keep rows");
+}
 
 }  // namespace
 
@@ -319,6 +392,10 @@ struct CudaLandscape<T>::Impl {
   // Prepared lines: the queried lines and steps (n).
   DeviceBuffer<int64_t> lines;
   DeviceBuffer<T> steps;
+  // SGD epochs: the runs' velocities (A, D) (theta and grad hold their parameters and
+  // gradients) and minibatch orders (A, n), or (1, n) when shared.
+  DeviceBuffer<T> velocity;
+  DeviceBuffer<int64_t> orders;
 
   ~Impl() {
     cudaSetDevice(device);
@@ -488,11 +565,79 @@ struct CudaLandscape<T>::Impl {
   void read_losses(int64_t P, int64_t N, T* loss_out, T* acc_out) const {
     check(cudaGetLastError(), "kernels");
     std::vector<double> t(2 * P);
-    totals.download(t.data(), 2 * P);
+    totals.download(t.data(), acc_out ? 2 * P : P);
     const double inv = math::mean_factor(spec, N);
     for (int64_t p = 0; p < P; ++p) {
       loss_out[p] = T(t[p] * inv);
       if (acc_out) acc_out[p] = T(t[P + p] / double(N));
+    }
+  }
+
+  // The two passes with gradients, on vectors already on the device: theta (P, D),
+  // device memory that grad does not alias. Each leaves the summed losses (and
+  // correct counts) in totals for read_losses() and, with want_grad, the gradients
+  // (P, D) in grad.
+
+  // All vectors on the same N samples: the whole dataset (idx null) or the rows
+  // idx[0 .. N) (device).
+  void shared_pass(const T* theta_dev, int64_t P, const int64_t* idx, int64_t N,
+                   bool want_grad) {
+    const int64_t width1 = P * h1;
+    first_layers(theta_dev, P, w1.reserve(size_t(P) * W1));  // (P*h1, d0)
+    const int64_t C = chunk_rows(N, P * widest);
+    reserve(P, C, want_grad);
+    if (want_grad) {
+      grad.zeros(size_t(P) * D);
+      dw1.reserve(size_t(P) * W1);
+    }
+    const Vectors v{theta_dev, P, want_grad ? grad.get() : nullptr, T(math::mean_factor(spec, N))};
+    T* a1p = a1.get();
+    for (int64_t r0 = 0; r0 < N; r0 += C) {
+      const int nc = int(std::min<int64_t>(C, N - r0));
+      Rows rows;
+      if (idx) {
+        gather(idx + r0, nc);
+        rows = gathered_rows(0, nc, 0);
+      } else {
+        rows = dataset_rows(r0, nc);
+      }
+      // The first layer of all P vectors in one product: (nc, d0) x (d0, P*h1).
+      check(gemm(handle, false, true, nc, int(width1), d0, T(1), rows.x, d0, w1.get(), d0, T(0),
+                 a1p, int(width1)), "first layer");
+      layers(v, rows, a1p);
+      // Its weight gradient in one product: dW1 (P*h1, d0) += delta1^T (P*h1, nc) x (nc, d0).
+      if (want_grad)
+        check(gemm(handle, true, false, int(width1), d0, nc, T(1), a1p, int(width1), rows.x, d0,
+                   r0 == 0 ? T(0) : T(1), dw1.get(), d0), "first-layer weight gradient");
+    }
+    if (want_grad) place_first_layers(dw1.get(), P, grad.get());
+  }
+
+  // Vector p on its own B samples, the rows idx[p*B .. p*B+B) (device): all P*B rows
+  // are gathered at once, vector p's into rows p*B .. p*B+B of xg, yg, tg.
+  void each_pass(const T* theta_dev, int64_t P, const int64_t* idx, int64_t B, bool want_grad) {
+    const int64_t width1 = P * h1;
+    gather(idx, P * B);
+    const int64_t C = chunk_rows(B, P * widest);
+    reserve(P, C, want_grad);
+    if (want_grad) grad.zeros(size_t(P) * D);
+    const Vectors v{theta_dev, P, want_grad ? grad.get() : nullptr, T(math::mean_factor(spec, B))};
+    T* a1p = a1.get();
+    for (int64_t r0 = 0; r0 < B; r0 += C) {
+      const int nc = int(std::min<int64_t>(C, B - r0));
+      // Rows r0 .. r0+nc of every vector's own samples.
+      const Rows rows = gathered_rows(r0, nc, B);
+      // First layer per vector: a1_p (nc, h1) = X_p (nc, d0) W1_p^T, strided batched;
+      // W1_p is the start of theta_p.
+      check(gemm_batched(handle, false, true, nc, h1, d0, T(1), rows.x, d0, rows.x_stride,
+                         theta_dev, d0, D, T(0), a1p, int(width1), h1, int(P)), "first layer");
+      layers(v, rows, a1p);
+      // Its weight gradient per vector, straight into grad_p: dW1_p (h1, d0) +=
+      // delta1_p^T (h1, nc) X_p (nc, d0).
+      if (want_grad)
+        check(gemm_batched(handle, true, false, h1, d0, nc, T(1), a1p, int(width1), h1, rows.x,
+                           d0, rows.x_stride, T(1), grad.get(), d0, D, int(P)),
+              "first-layer weight gradient");
     }
   }
 
@@ -565,45 +710,11 @@ void CudaLandscape<T>::evaluate(const T* theta, int64_t P, T* loss_out, T* grad_
   if (samples) math::check_samples(samples, n_samples, m.n);
   std::lock_guard<std::mutex> lock(m.mutex);
   m.use_device();
-  const int d0 = m.d0;
-  const int64_t D = m.D, width1 = P * m.h1, N = samples ? n_samples : m.n;
-  const bool want_grad = grad_out != nullptr;
-  cublasHandle_t h = m.handle;
-  m.theta.upload(theta, size_t(P) * D);
-  m.first_layers(m.theta.get(), P, m.w1.reserve(size_t(P) * m.W1));  // (P*h1, d0)
-  if (samples) m.idx.upload(samples, N);
-  const int64_t C = m.chunk_rows(N, P * m.widest);
-  m.reserve(P, C, want_grad);
-  if (want_grad) {
-    m.grad.zeros(size_t(P) * D);
-    m.dw1.reserve(size_t(P) * m.W1);
-  }
-  const typename Impl::Vectors v{m.theta.get(), P, want_grad ? m.grad.get() : nullptr,
-                                 T(math::mean_factor(m.spec, N))};
-  T* a1 = m.a1.get();
-  for (int64_t r0 = 0; r0 < N; r0 += C) {
-    const int nc = int(std::min<int64_t>(C, N - r0));
-    typename Impl::Rows rows;
-    if (samples) {
-      m.gather(m.idx.get() + r0, nc);
-      rows = m.gathered_rows(0, nc, 0);
-    } else {
-      rows = m.dataset_rows(r0, nc);
-    }
-    // The first layer of all P vectors in one product: (nc, d0) x (d0, P*h1).
-    check(gemm(h, false, true, nc, int(width1), d0, T(1), rows.x, d0, m.w1.get(), d0, T(0), a1,
-               int(width1)), "first layer");
-    m.layers(v, rows, a1);
-    // Its weight gradient in one product: dW1 (P*h1, d0) += delta1^T (P*h1, nc) x (nc, d0).
-    if (want_grad)
-      check(gemm(h, true, false, int(width1), d0, nc, T(1), a1, int(width1), rows.x, d0,
-                 r0 == 0 ? T(0) : T(1), m.dw1.get(), d0), "first-layer weight gradient");
-  }
+  const int64_t N = samples ? n_samples : m.n;
+  const T* theta_dev = m.theta.upload(theta, size_t(P) * m.D);
+  m.shared_pass(theta_dev, P, samples ? m.idx.upload(samples, N) : nullptr, N, grad_out != nullptr);
   m.read_losses(P, N, loss_out, acc_out);
-  if (want_grad) {
-    m.place_first_layers(m.dw1.get(), P, m.grad.get());
-    m.grad.download(grad_out, size_t(P) * D);
-  }
+  if (grad_out) m.grad.download(grad_out, size_t(P) * m.D);
 }
 
 template <typename T>
@@ -615,37 +726,84 @@ void CudaLandscape<T>::evaluate_each(const T* theta, int64_t P, const int64_t* s
   math::check_samples(samples, P * B, m.n);
   std::lock_guard<std::mutex> lock(m.mutex);
   m.use_device();
-  const int d0 = m.d0, h1 = m.h1;
-  const int64_t D = m.D, width1 = P * h1;
-  const bool want_grad = grad_out != nullptr;
-  cublasHandle_t h = m.handle;
-  m.theta.upload(theta, size_t(P) * D);
-  // All P*B rows at once: vector p's samples are rows p*B .. p*B+B of xg, yg, tg.
-  m.gather(m.idx.upload(samples, size_t(P) * B), P * B);
-  const int64_t C = m.chunk_rows(B, P * m.widest);
-  m.reserve(P, C, want_grad);
-  if (want_grad) m.grad.zeros(size_t(P) * D);
-  const typename Impl::Vectors v{m.theta.get(), P, want_grad ? m.grad.get() : nullptr,
-                                 T(math::mean_factor(m.spec, B))};
-  T* a1 = m.a1.get();
-  for (int64_t r0 = 0; r0 < B; r0 += C) {
-    const int nc = int(std::min<int64_t>(C, B - r0));
-    // Rows r0 .. r0+nc of every vector's own samples.
-    const typename Impl::Rows rows = m.gathered_rows(r0, nc, B);
-    // First layer per vector: a1_p (nc, h1) = X_p (nc, d0) W1_p^T, strided batched;
-    // W1_p is the start of theta_p.
-    check(gemm_batched(h, false, true, nc, h1, d0, T(1), rows.x, d0, rows.x_stride,
-                       m.theta.get(), d0, D, T(0), a1, int(width1), h1, int(P)), "first layer");
-    m.layers(v, rows, a1);
-    // Its weight gradient per vector, straight into grad_p: dW1_p (h1, d0) +=
-    // delta1_p^T (h1, nc) X_p (nc, d0).
-    if (want_grad)
-      check(gemm_batched(h, true, false, h1, d0, nc, T(1), a1, int(width1), h1, rows.x, d0,
-                         rows.x_stride, T(1), m.grad.get(), d0, D, int(P)),
-            "first-layer weight gradient");
-  }
+  const T* theta_dev = m.theta.upload(theta, size_t(P) * m.D);
+  m.each_pass(theta_dev, P, m.idx.upload(samples, size_t(P) * B), B, grad_out != nullptr);
   m.read_losses(P, B, loss_out, nullptr);
-  if (want_grad) m.grad.download(grad_out, size_t(P) * D);
+  if (grad_out) m.grad.download(grad_out, size_t(P) * m.D);
+}
+
+// ------------------------------------------------------------------ SGD epochs
+
+// The active runs' parameters (and velocities) and their minibatch orders go up once;
+// on the device, row a holds run runs[a]. Per step, the passes above compute the
+// minibatch losses and gradients of all rows, only the losses come back (to stop the
+// runs whose loss is not finite), and one kernel updates the rows in place. At the
+// end of the epoch the rows go back. On an error the runs still going keep their
+// parameters of the epoch's start.
+template <typename T>
+bool CudaLandscape<T>::run_sgd_epoch(T* theta, T* velocity, int64_t R, uint8_t* active,
+                                     const SGDParams& p, const int64_t* orders) const {
+  p.validate();
+  const bool momentum = p.momentum > 0.0;
+  if (momentum && !velocity) throw std::invalid_argument("velocity: needed for momentum");
+  Impl& m = *impl_;
+  const int64_t n = m.n, D = m.D, B = p.batch_size, steps = (n + B - 1) / B;
+  std::vector<int64_t> runs;
+  for (int64_t r = 0; r < R; ++r)
+    if (active[r]) runs.push_back(r);
+  if (runs.empty()) return true;
+  int64_t A = int64_t(runs.size());
+  math::check_vectors(theta, A, m.h1);
+  const int64_t n_orders = p.shared_order ? 1 : A;
+  math::check_samples(orders, n_orders * n, n);
+  std::lock_guard<std::mutex> lock(m.mutex);
+  m.use_device();
+  T* w = upload_rows(m.theta, theta, runs, D);
+  T* v = momentum ? upload_rows(m.velocity, velocity, runs, D) : nullptr;
+  int64_t* order = m.orders.upload(orders, size_t(n_orders) * n);
+  const T lr = T(p.lr), mu = T(p.momentum);
+  std::vector<T> loss;
+  for (int64_t step = 0; step < steps; ++step) {
+    const int64_t b0 = step * B, nb = std::min(B, n - b0);
+    if (p.shared_order) {
+      m.shared_pass(w, A, order + b0, nb, true);
+    } else {
+      // Row a's minibatch: positions b0 .. b0+nb of its order, into idx (A, nb).
+      check(cudaMemcpy2D(m.idx.reserve(size_t(A) * nb), sizeof(int64_t) * nb, order + b0,
+                         sizeof(int64_t) * n, sizeof(int64_t) * nb, A, cudaMemcpyDeviceToDevice),
+            "minibatch indices");
+      m.each_pass(w, A, m.idx.get(), nb, true);
+    }
+    loss.resize(A);
+    m.read_losses(A, nb, loss.data(), nullptr);
+    // A run whose loss is not finite stops with its parameters (and velocity) of
+    // before this step: its rows come back now, and the rows after them close up.
+    std::vector<int64_t> keep, kept_runs;
+    for (int64_t a = 0; a < A; ++a) {
+      if (std::isfinite(loss[a])) {
+        keep.push_back(a);
+        kept_runs.push_back(runs[a]);
+        continue;
+      }
+      copy_to_host(theta + runs[a] * D, w + a * D, D);
+      if (v) copy_to_host(velocity + runs[a] * D, v + a * D, D);
+      active[runs[a]] = 0;
+    }
+    if (int64_t(keep.size()) < A) {
+      keep_rows(w, keep, D);
+      keep_rows(m.grad.get(), keep, D);
+      if (v) keep_rows(v, keep, D);
+      if (!p.shared_order) keep_rows(order, keep, n);
+      runs.swap(kept_runs);
+      A = int64_t(runs.size());
+      if (A == 0) return true;
+    }
+    sgd_update<<<grid_for(A * D), kThreads>>>(w, v, m.grad.get(), A * D, lr, mu);
+  }
+  check(cudaGetLastError(), "kernels");
+  download_rows(m.theta, theta, runs, D);
+  if (v) download_rows(m.velocity, velocity, runs, D);
+  return true;
 }
 
 // ------------------------------------------------------------------ prepared lines

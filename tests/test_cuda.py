@@ -213,3 +213,133 @@ def test_cuda_engine_is_an_objective_of_the_core():
     _, gpu = pair(NETS[0])
     assert isinstance(gpu.engine, core.ObjectiveF64)
     assert gpu.engine.offers_lines and gpu.engine.offers_combinations
+
+
+# ---------------------------------------------------------------- SGD epochs on the device
+# CudaLandscape runs whole SGD epochs itself (Objective::run_sgd_epoch): parameters,
+# velocities and minibatch orders stay on the device for an epoch, and it must give
+# what the generic loop (sgd.cpp) gives on the CPU engine.
+
+N_SGD, B_SGD = 200, 32  # 7 steps per epoch, the last of 8 samples
+
+
+def sgd_train(net, landscape, theta0, tmp_path, name, epochs=2, **kw):
+    """The ensemble and the final velocities (from the checkpoint) of SGD from theta0."""
+    ck = tmp_path / f"{name}.npz"
+    ens = losstopo.train(net, landscape, method="sgd", runs=len(theta0), theta0=theta0,
+                         epochs=epochs, batch_size=B_SGD, dtype=landscape.dtype, progress=False,
+                         checkpoint=ck, **kw)
+    with np.load(ck) as st:
+        velocity = st["velocity"]
+    return ens, velocity
+
+
+def assert_same_training(a, va, b, vb, rtol=1e-8, atol=1e-11):
+    np.testing.assert_array_equal(b.status, a.status)
+    np.testing.assert_allclose(b.theta_final, a.theta_final, rtol=rtol, atol=atol)
+    np.testing.assert_allclose(vb, va, rtol=rtol, atol=atol)
+    np.testing.assert_allclose(b.train_loss, a.train_loss, rtol=rtol)
+
+
+@pytest.mark.parametrize("shared_order", [False, True])
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+@pytest.mark.parametrize("net,chunk", [(NETS[0], None), (NETS[2], 7)], ids=["relu-ce", "mse-chunk7"])
+def test_sgd_epochs_on_cuda_equal_cpu(net, chunk, momentum, shared_order, tmp_path):
+    cpu, gpu = pair(net, n=N_SGD, chunk=chunk)
+    theta0 = net.init(4, seed=1, dtype="float64")
+    kw = dict(momentum=momentum, shared_order=shared_order)
+    a, va = sgd_train(net, cpu, theta0, tmp_path, "cpu", **kw)
+    b, vb = sgd_train(net, gpu, theta0, tmp_path, "gpu", **kw)
+    assert_same_training(a, va, b, vb)
+    assert all("non-finite" not in m for m in b.messages)
+    assert not np.allclose(b.theta_final, theta0)
+    if momentum > 0:
+        assert np.abs(vb).max() > 0
+
+
+def diverging_theta0(net, R=4, runs=(2,)):
+    """R initializations where the first-layer weights of `runs` are scaled by 1e150: the
+    logits are then ~1e149, the first step's gradient ~1e149, and after that step the
+    logits overflow, so the second minibatch loss is not finite (on any order)."""
+    theta0 = net.init(R, seed=1, dtype="float64")
+    W1 = net.sizes[0] * net.sizes[1]
+    theta0[list(runs), :W1] *= 1e150
+    return theta0
+
+
+@pytest.mark.parametrize("shared_order", [False, True])
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_sgd_run_going_non_finite_stops_alone_on_cuda(momentum, shared_order, tmp_path):
+    net = NETS[0]
+    cpu, gpu = pair(net, n=N_SGD)
+    theta0 = diverging_theta0(net)
+    kw = dict(momentum=momentum, shared_order=shared_order)
+    a, va = sgd_train(net, cpu, theta0, tmp_path, "cpu", **kw)
+    b, vb = sgd_train(net, gpu, theta0, tmp_path, "gpu", **kw)
+    # The CPU engine's reference: run 2 stopped in the first epoch, the others went on.
+    assert "non-finite" in a.messages[2]
+    assert all("non-finite" not in a.messages[r] for r in (0, 1, 3))
+    assert_same_training(a, va, b, vb)
+    # Run 2 keeps its parameters of before the failing step: finite, and one step
+    # away from theta0 (it stopped at the second step of the first epoch).
+    assert np.isfinite(b.theta_final[2]).all() and not np.array_equal(b.theta_final[2], theta0[2])
+    assert np.isnan(b.train_loss[2, 1:]).all()
+    # The others trained through both epochs (the second started with run 2 inactive).
+    assert np.isfinite(b.train_loss[[0, 1, 3]]).all()
+
+
+def test_sgd_all_runs_going_non_finite_on_cuda(tmp_path):
+    net = NETS[0]
+    cpu, gpu = pair(net, n=N_SGD)
+    theta0 = diverging_theta0(net, R=3, runs=(0, 1, 2))
+    a, va = sgd_train(net, cpu, theta0, tmp_path, "cpu", momentum=0.5)
+    b, vb = sgd_train(net, gpu, theta0, tmp_path, "gpu", momentum=0.5)
+    assert all("non-finite" in m for m in a.messages)
+    assert_same_training(a, va, b, vb)
+
+
+def test_sgd_float32_on_cuda_close_to_cpu(tmp_path):
+    net = NETS[0]
+    X, y = data(net, n=N_SGD)
+    cpu = Landscape(net, X, y, dtype="float32")
+    gpu = Landscape(net, X, y, dtype="float32", device="cuda")
+    theta0 = net.init(3, seed=1, dtype="float32")
+    a, va = sgd_train(net, cpu, theta0, tmp_path, "cpu", momentum=0.9)
+    b, vb = sgd_train(net, gpu, theta0, tmp_path, "gpu", momentum=0.9)
+    np.testing.assert_allclose(b.theta_final, a.theta_final, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(vb, va, rtol=1e-3, atol=1e-5)
+
+
+def test_sgd_epoch_stays_on_the_device():
+    # With the capability, one epoch moves the parameters up and down once and only
+    # the step losses in between; the generic loop would move all parameters (and
+    # gradients) every step. Only the emulated module (tests/cuda_emulation) counts
+    # the bytes it copies.
+    from losstopo._native import cuda_module
+
+    cuda = cuda_module()
+    if not getattr(cuda, "EMULATED", False):
+        pytest.skip("copied bytes are counted by the CPU emulation of the CUDA module only")
+    net = NETS[0]
+    _, gpu = pair(net, n=N_SGD)
+    R, D, n = 3, net.num_params, N_SGD
+    steps = -(-n // B_SGD)
+    theta0 = net.init(R, seed=1, dtype="float64")
+
+    def copied(epochs):
+        before = cuda._emulation_counters()
+        losstopo.train(net, gpu, method="sgd", runs=R, theta0=theta0, epochs=epochs,
+                       batch_size=B_SGD, dtype="float64", progress=False)
+        after = cuda._emulation_counters()
+        return {k: after[k] - before[k] for k in ("bytes_to_host", "bytes_to_device")}
+
+    # One epoch more: the epoch itself and one more full-dataset evaluation (losses,
+    # accuracies; parameters up).
+    one, zero = copied(1), copied(0)
+    down = one["bytes_to_host"] - zero["bytes_to_host"]
+    up = one["bytes_to_device"] - zero["bytes_to_device"]
+    generic_down = steps * R * D * 8  # gradients every step
+    print(f"one epoch more: {down} bytes down, {up} up (R*D*8 = {R * D * 8})")
+    assert down <= R * D * 8 + (steps + 2) * R * 8, down
+    assert down < generic_down / 3
+    assert up <= 2 * R * D * 8 + R * n * 8, up  # parameters twice, the orders once

@@ -1,7 +1,7 @@
 // The batched MLP landscape on an NVIDIA GPU (cuBLAS for every matrix product,
-// small kernels for activations, losses and reductions). This header needs no CUDA
-// toolkit: the implementation is behind a pointer and lives in the losstopo_cuda
-// library, built when CMake finds nvcc and cuBLAS (LOSSTOPO_CUDA=AUTO|ON|OFF).
+// small kernels for activations, losses, reductions and SGD updates). This header
+// needs no CUDA toolkit: the implementation is behind a pointer and lives in the
+// losstopo_cuda library, built when CMake finds nvcc and cuBLAS (LOSSTOPO_CUDA=AUTO|ON|OFF).
 #pragma once
 
 #include <cstdint>
@@ -51,6 +51,13 @@ class CudaLandscape final : public Objective<T> {
                             const int32_t* index, const T* coef, int nnz, T* loss,
                             const T* proj = nullptr, int64_t K = 0,
                             T* proj_grad = nullptr) const override;
+
+  // Whole SGD epochs on the device: the active runs' parameters (and velocities) and
+  // minibatch orders go up once per epoch and come back at its end; per step only the
+  // runs' minibatch losses come back (a run whose loss is not finite stops there),
+  // and the update runs on the device with the generic loop's arithmetic.
+  bool run_sgd_epoch(T* theta, T* velocity, int64_t R, uint8_t* active, const SGDParams& p,
+                     const int64_t* orders) const override;
 
  private:
   struct Impl;
