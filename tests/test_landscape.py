@@ -40,6 +40,20 @@ def nets():
 NETS = nets()
 
 
+
+def check_against_reference(ls, net, theta, X, y, loss, grad):
+    """loss, grad (P,), (P, D) of ls at theta against the float64 NumPy reference; the
+    loss alone and the accuracy too."""
+    for p in range(len(theta)):
+        rl, rg = reference.loss_and_grad(net, theta[p], X, y)
+        assert loss[p] == pytest.approx(rl, rel=1e-12, abs=1e-14)
+        np.testing.assert_allclose(grad[p], rg, rtol=1e-9, atol=1e-13)
+    np.testing.assert_array_equal(ls.loss(theta), loss)
+    if net.loss == "cross_entropy":
+        acc = ls.accuracy(theta)
+        for p in range(len(theta)):
+            assert acc[p] == pytest.approx(reference.accuracy(net, theta[p], X, y))
+
 @pytest.mark.parametrize("net", NETS, ids=repr)
 def test_float64_matches_reference(net):
     X, y = make_data(net)
@@ -48,15 +62,7 @@ def test_float64_matches_reference(net):
     loss, grad = ls.loss_and_grad(theta)
     assert loss.shape == (3,) and grad.shape == (3, net.num_params)
     assert loss.dtype == np.float64 and grad.dtype == np.float64
-    for p in range(3):
-        rl, rg = reference.loss_and_grad(net, theta[p], X, y)
-        assert loss[p] == pytest.approx(rl, rel=1e-12, abs=1e-14)
-        np.testing.assert_allclose(grad[p], rg, rtol=1e-9, atol=1e-13)
-    np.testing.assert_array_equal(ls.loss(theta), loss)
-    if net.loss == "cross_entropy":
-        acc = ls.accuracy(theta)
-        for p in range(3):
-            assert acc[p] == pytest.approx(reference.accuracy(net, theta[p], X, y))
+    check_against_reference(ls, net, theta, X, y, loss, grad)
 
 
 @pytest.mark.parametrize("net", NETS, ids=repr)
@@ -254,15 +260,7 @@ def test_fused_float64_matches_reference(net, mode, monkeypatch):
     theta = net.init(3, seed=1, dtype="float64") * 3.0
     ls = Landscape(net, X, y, dtype="float64", chunk=50)
     loss, grad = ls.loss_and_grad(theta)
-    for p in range(3):
-        rl, rg = reference.loss_and_grad(net, theta[p], X, y)
-        assert loss[p] == pytest.approx(rl, rel=1e-12, abs=1e-14)
-        np.testing.assert_allclose(grad[p], rg, rtol=1e-9, atol=1e-13)
-    np.testing.assert_array_equal(ls.loss(theta), loss)
-    if net.loss == "cross_entropy":
-        acc = ls.accuracy(theta)
-        for p in range(3):
-            assert acc[p] == pytest.approx(reference.accuracy(net, theta[p], X, y))
+    check_against_reference(ls, net, theta, X, y, loss, grad)
 
 
 @pytest.mark.parametrize("mode", FUSED_MODES)

@@ -9,15 +9,20 @@ using namespace losstopo_py;
 
 namespace {
 
-// A struct built from keyword arguments through its attributes.
+// The constructor S(**kwargs): default settings, then each keyword set as an
+// attribute (unknown names refused).
 template <typename S>
-void from_kwargs(py::object self, const py::kwargs& kw, const char* name) {
-  for (auto item : kw) {
-    const std::string key = item.first.cast<std::string>();
-    if (!py::hasattr(self, key.c_str()))
-      throw std::invalid_argument(std::string(name) + ": unknown setting '" + key + "'");
-    self.attr(key.c_str()) = item.second;
-  }
+auto from_kwargs(const char* name) {
+  return py::init([name](const py::kwargs& kw) {
+    py::object self = py::cast(S());
+    for (auto item : kw) {
+      const std::string key = item.first.cast<std::string>();
+      if (!py::hasattr(self, key.c_str()))
+        throw std::invalid_argument(std::string(name) + ": unknown setting '" + key + "'");
+      self.attr(key.c_str()) = item.second;
+    }
+    return self.cast<S>();
+  });
 }
 
 template <typename E>
@@ -53,12 +58,7 @@ void bind_settings(py::module_& m) {
       .def("validate", &WolfeParams::validate);
 
   py::class_<LBFGSParams> lbfgs(m, "LBFGSParams", "Batched L-BFGS settings.");
-  lbfgs.def(py::init([](const py::kwargs& kw) {
-         LBFGSParams p;
-         py::object self = py::cast(p);
-         from_kwargs<LBFGSParams>(self, kw, "LBFGSParams");
-         return self.cast<LBFGSParams>();
-       }))
+  lbfgs.def(from_kwargs<LBFGSParams>("LBFGSParams"))
       .def_readwrite("history", &LBFGSParams::history)
       .def_readwrite("max_iter", &LBFGSParams::max_iter)
       .def_readwrite("gtol", &LBFGSParams::gtol)
@@ -80,12 +80,7 @@ void bind_settings(py::module_& m) {
       .def("validate", &LBFGSParams::validate);
 
   py::class_<SGDParams> sgd(m, "SGDParams", "Minibatch SGD settings.");
-  sgd.def(py::init([](const py::kwargs& kw) {
-       SGDParams p;
-       py::object self = py::cast(p);
-       from_kwargs<SGDParams>(self, kw, "SGDParams");
-       return self.cast<SGDParams>();
-     }))
+  sgd.def(from_kwargs<SGDParams>("SGDParams"))
       .def_readwrite("lr", &SGDParams::lr)
       .def_readwrite("momentum", &SGDParams::momentum)
       .def_readwrite("batch_size", &SGDParams::batch_size)
@@ -93,12 +88,7 @@ void bind_settings(py::module_& m) {
       .def("validate", &SGDParams::validate);
 
   py::class_<PathParams> path(m, "PathParams", "FourierPathFinder settings.");
-  path.def(py::init([](const py::kwargs& kw) {
-        PathParams p;
-        py::object self = py::cast(p);
-        from_kwargs<PathParams>(self, kw, "PathParams");
-        return self.cast<PathParams>();
-      }))
+  path.def(from_kwargs<PathParams>("PathParams"))
       .def_readwrite("n_modes", &PathParams::n_modes)
       .def_readwrite("n_points", &PathParams::n_points)
       .def_readwrite("lam", &PathParams::lam)

@@ -369,14 +369,19 @@ class BatchLBFGS {
     F_.resize(n);
     G_.resize(size_t(n) * dim_);
     if (!lines_->accept(idx.data(), us.data(), n, F_.data(), G_.data())) return false;
-    for (int64_t k = 0; k < n; ++k) {
-      Problem<T>& q = probs_[moved[k]];
+    store_evaluations(moved);
+    return true;
+  }
+
+  // f and g of the problems idx from F_ and G_ (row k for idx[k]).
+  void store_evaluations(const std::vector<int64_t>& idx) {
+    for (size_t k = 0; k < idx.size(); ++k) {
+      Problem<T>& q = probs_[idx[k]];
       q.f = F_[k];
-      std::copy(&G_[size_t(k) * dim_], &G_[size_t(k + 1) * dim_], q.g.begin());
+      std::copy(&G_[k * dim_], &G_[(k + 1) * dim_], q.g.begin());
       ++q.nfev;
       ++q.njev;
     }
-    return true;
   }
 
   void evaluate_at_x(const std::vector<int64_t>& idx) {
@@ -387,13 +392,7 @@ class BatchLBFGS {
     for (int64_t j = 0; j < n; ++j)
       std::copy(probs_[idx[j]].x.begin(), probs_[idx[j]].x.end(), &X_[size_t(j) * dim_]);
     fn_(X_.data(), n, F_.data(), G_.data());
-    for (int64_t j = 0; j < n; ++j) {
-      Problem<T>& q = probs_[idx[j]];
-      q.f = F_[j];
-      std::copy(&G_[size_t(j) * dim_], &G_[size_t(j + 1) * dim_], q.g.begin());
-      ++q.nfev;
-      ++q.njev;
-    }
+    store_evaluations(idx);
   }
 
   void start_line_search(Problem<T>& q) {
