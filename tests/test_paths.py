@@ -199,6 +199,25 @@ def test_barrier_matrix_resumes(tmp_path, monkeypatch):
         barrier_matrix(ls, thetas, out=out, **dict(kw, seed=2))
 
 
+def test_barrier_matrix_file_is_keyed_by_the_landscape(tmp_path):
+    net = MLP([4, 3, 2], activation="relu")
+    X, y = losstopo.datasets.synthetic(60, 4, 2, seed=0, dtype="float64")
+    thetas = net.init(3, dtype="float64")
+    kw = dict(pairs=2, n_points=6, n_modes=2, steps=2, progress=False)
+    out = tmp_path / "pairs.npz"
+    barrier_matrix(Landscape(net, X[:40], y[:40], dtype="float64"), thetas, out=out, **kw)
+    again = barrier_matrix(Landscape(net, X[:40], y[:40], dtype="float64"), thetas, out=out,
+                           **kw)  # the same landscape resumes (nothing left to do)
+    assert again["done"].all()
+    for other in (Landscape(net, X[20:], y[20:], dtype="float64"),  # other data
+                  Landscape(net, X[:40], y[:40], dtype="float32")):  # other dtype
+        with pytest.raises(ValueError, match="different configuration"):
+            barrier_matrix(other, thetas, out=out, **kw)
+    with pytest.raises(ValueError, match="different configuration"):  # other settings
+        barrier_matrix(Landscape(net, X[:40], y[:40], dtype="float64"), thetas, out=out,
+                       **dict(kw, lam=0.5))
+
+
 @pytest.mark.parametrize("objective", ["sum", "minimax"])
 def test_batched_pairs_equal_single_paths(objective):
     """Pairs optimized together in one PathBatch give each pair's own numbers."""

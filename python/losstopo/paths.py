@@ -337,7 +337,11 @@ def barrier_matrix(landscape, thetas, pairs=300, seed: int = 0, out=None,
                                               "line_search")))
     M = params["n_points"]
     res["losses"] = np.full((k, M), np.nan)  # the energy profile along each path
-    config = dict(pairs=idx.tolist(), kwargs={k2: repr(v) for k2, v in sorted(fp.items())},
+    # The file is keyed by everything its numbers depend on: the landscape (data,
+    # network, dtype), the solutions, the pairs and every path setting.
+    config = dict(pairs=idx.tolist(), landscape=_landscape_key(landscape),
+                  settings=dict(params, refine=bool(args["refine"]), seed=int(args["seed"]),
+                                init_scale=float(args["init_scale"])),
                   thetas=hashlib.sha256(np.ascontiguousarray(thetas).tobytes()).hexdigest()[:16])
     chash = config_hash(config)
     if out is not None and os.path.exists(out):
@@ -347,8 +351,8 @@ def barrier_matrix(landscape, thetas, pairs=300, seed: int = 0, out=None,
         except Exception as e:
             raise ValueError(f"out {out}: unreadable ({e}); delete it to start afresh") from e
         if meta.get("config_hash") != chash:
-            raise ValueError(f"out {out} holds pairs of a different configuration; "
-                             "use another path or delete it")
+            raise ValueError(f"out {out} holds pairs of a different configuration (landscape, "
+                             "solutions, pairs or path settings); use another path or delete it")
         for key in res:
             res[key] = old[key]
     D = landscape.num_params if isinstance(landscape, Landscape) else None
@@ -380,6 +384,15 @@ def barrier_matrix(landscape, thetas, pairs=300, seed: int = 0, out=None,
     finally:
         bar.close()
     return res
+
+
+def _landscape_key(landscape) -> dict:
+    """What identifies a landscape's numbers: for a Landscape its data fingerprint,
+    network and dtype; for a callable its type and repr."""
+    if isinstance(landscape, Landscape):
+        return dict(data=landscape.fingerprint, net=landscape.net.to_dict(),
+                    dtype=landscape.dtype.name)
+    return dict(callable=type(landscape).__qualname__, repr=repr(landscape))
 
 
 def _pairs(pairs, n, seed) -> np.ndarray:
