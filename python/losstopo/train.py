@@ -153,6 +153,8 @@ def train(
         if theta0.dtype.kind != "f":
             raise TypeError(f"theta0: expected a float array, got dtype {theta0.dtype}")
         theta0 = np.ascontiguousarray(theta0, dtype=dt)
+        if not np.isfinite(theta0).all():
+            raise ValueError("theta0: contains NaN or Inf")
         start = hashlib.sha256(theta0.tobytes()).hexdigest()[:16]
     run_seeds = [_run_seed(seed, r) for r in run_ids]
     config = dict(
