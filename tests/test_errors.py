@@ -60,6 +60,14 @@ def test_bad_landscape_options():
         Landscape(NET, X, Y, dtype="float16")
     with pytest.raises(ValueError, match="threads"):
         Landscape(NET, X, Y, threads=0)
+    with pytest.raises(ValueError, match=r"threads: expected an int in \[1, 1024\]"):
+        Landscape(NET, X, Y, threads=10**7)  # bounded: each thread holds workspaces
+    ls = Landscape(NET, X, Y, threads=2)
+    with pytest.raises(ValueError, match="threads"):
+        ls.threads = 10**7
+    with pytest.raises(ValueError, match=r"threads: must lie in \[0, 1024\]"):
+        ls.engine.threads = 5000  # the core's own check, for callers of the engine
+    assert ls.threads == 2
     with pytest.raises(ValueError, match="chunk"):
         Landscape(NET, X, Y, chunk=-3)
     with pytest.raises(ValueError, match="device"):

@@ -23,6 +23,7 @@ Landscape<T>::Landscape(MLPSpec spec, const T* X, int64_t n, const int32_t* labe
                         const T* targets, EngineOptions options)
     : spec_(std::move(spec)), n_(n), options_(options) {
   spec_.validate();
+  options_.validate();
   math::check_data(spec_, n, labels, targets != nullptr);
   num_params_ = spec_.num_params();
   const int d_in = spec_.sizes.front(), d_out = spec_.sizes.back();

@@ -10,6 +10,9 @@ import numpy as np
 from ._checks import check_int
 from .models import MLP, _dtype
 
+#: The most engine threads a Landscape takes (each thread holds its own workspaces).
+MAX_THREADS = 1024
+
 
 def _check_device(device: str) -> str:
     if not isinstance(device, str):
@@ -59,7 +62,7 @@ class Landscape:
         Precision of the data, the parameters and the results.
     device : "cpu", "cuda" or "cuda:N"
     threads : int or None
-        Engine threads (None: all available cores).
+        Engine threads (None: all available cores), at most ``MAX_THREADS`` (1024).
     chunk : int or None
         Samples per streamed chunk (None: chosen from the network and P). Results
         are deterministic for a given thread count and chunk size.
@@ -110,7 +113,7 @@ class Landscape:
                 f"sizes[-1] == sizes[0] (got {net.sizes[-1]} and {net.sizes[0]})"
             )
         self.fingerprint = _fingerprint(X, labels, targets)
-        threads = check_int("threads", threads, allow_none=True)
+        threads = check_int("threads", threads, maximum=MAX_THREADS, allow_none=True)
         chunk = check_int("chunk", chunk, allow_none=True)
         if precision not in ("fp32", "tf32"):
             raise ValueError(f"precision: expected 'fp32' or 'tf32', got {precision!r}")
@@ -156,7 +159,8 @@ class Landscape:
     @threads.setter
     def threads(self, value: Optional[int]) -> None:
         self._needs_cpu("threads")
-        self._engine.threads = check_int("threads", value, allow_none=True) or 0
+        self._engine.threads = check_int("threads", value, maximum=MAX_THREADS,
+                                         allow_none=True) or 0
 
     @property
     def chunk(self) -> int:

@@ -11,6 +11,8 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "losstopo/mlp.hpp"
@@ -26,10 +28,21 @@ struct Workspace;  // one thread's buffers
 }  // namespace detail
 
 struct EngineOptions {
-  int threads = 0;     // 0: all OpenMP threads
+  static constexpr int kMaxThreads = 1024;  // each thread holds its own workspaces
+  int threads = 0;     // 0: all OpenMP threads; at most kMaxThreads
   int64_t chunk = 0;   // samples per chunk; 0: chosen from the network and P
   // Largest memory for the first-layer products of prepared lines (prepare_lines).
   int64_t line_cache_bytes = int64_t(4) << 30;
+  // Throws std::invalid_argument naming the first setting out of range.
+  void validate() const {
+    if (threads < 0 || threads > kMaxThreads)
+      throw std::invalid_argument("threads: must lie in [0, " + std::to_string(kMaxThreads) +
+                                  "] (0: all cores), got " + std::to_string(threads));
+    if (chunk < 0)
+      throw std::invalid_argument("chunk: must be non-negative, got " + std::to_string(chunk));
+    if (line_cache_bytes < 0)
+      throw std::invalid_argument("line_cache_bytes: must be non-negative");
+  }
 };
 
 // The first layer's products for P lines x_p - u d_p over the whole dataset
@@ -60,7 +73,10 @@ class Landscape final : public Objective<T> {
   int threads() const override { return options_.threads; }
   int input_size() const { return spec_.sizes.front(); }
   const EngineOptions& options() const { return options_; }
-  void set_options(EngineOptions options) { options_ = options; }
+  void set_options(EngineOptions options) {
+    options.validate();
+    options_ = options;
+  }
 
   // theta: (P, D) row-major. loss: (P) mean loss over the samples. grad: (P, D)
   // mean gradient, or nullptr for the loss alone. accuracy: (P) fraction of samples
