@@ -92,6 +92,62 @@ class Interrupt(Exception):
     pass
 
 
+EDITS = [
+    # (array, edit, message): a checkpoint with intact metadata and edited arrays
+    ("best_train_epoch", lambda a: a.__setitem__(0, 2**30), "best_train_epoch"),
+    ("best_train_epoch", lambda a: a.__setitem__(0, 300), "best_train_epoch"),
+    ("best_test_epoch", lambda a: a.__setitem__(1, -7), "best_test_epoch"),
+    ("status", lambda a: a.__setitem__(0, 42), "status 42"),
+    ("theta", lambda a: a.__setitem__((0, 0), np.nan), "parameters are not finite"),
+    ("train_loss", lambda a: a.__setitem__((0, -1), 0.5), "beyond epoch"),
+    ("lbfgs_count", lambda a: a.__setitem__(0, 99), "history size 99"),
+    ("lbfgs_nit", lambda a: a.__setitem__(0, -3), "counters"),
+    ("lbfgs_g", lambda a: a.__setitem__((0, 0), np.inf), "L-BFGS state is not finite"),
+]
+
+
+@pytest.mark.parametrize("array, edit, message", EDITS, ids=[e[2] for e in EDITS])
+def test_edited_checkpoint_is_refused(array, edit, message, tmp_path):
+    """Arrays restored into the core are checked there before use (no crash, no wrong
+    Table I from an edited best epoch)."""
+    import json
+
+    from losstopo._io import atomic_savez, load_npz
+
+    X, y = losstopo.datasets.synthetic(120, 6, 3, seed=4)
+    kw = dict(method="lbfgs", runs=2, seed=9, epochs=8, progress=False, checkpoint_every=2)
+    ck = tmp_path / "run.ckpt.npz"
+    with pytest.raises(Interrupt):
+        _interrupted(ck, X, y, kw)
+    data = load_npz(ck)
+    meta = json.loads(str(data["meta"]))
+    assert 0 < meta["epoch"] < 8
+    arr = data[array].copy()
+    edit(arr)
+    data[array] = arr
+    atomic_savez(ck, data)
+    with pytest.raises(ValueError, match=message):
+        train(NET, (X, y), (X[:40], y[:40]), checkpoint=ck, **kw)
+
+
+def _interrupted(ck, X, y, kw):
+    """Trains with a checkpoint and stops after epoch 4 (the checkpoint holds epoch 4)."""
+    from losstopo import progress as prog
+
+    real_set = prog.Progress.set
+
+    def set_and_die(self, n, postfix=None):
+        real_set(self, n, postfix)
+        if n == 4:
+            raise Interrupt()
+
+    prog.Progress.set = set_and_die
+    try:
+        train(NET, (X, y), (X[:40], y[:40]), checkpoint=ck, **kw)
+    finally:
+        prog.Progress.set = real_set
+
+
 @pytest.mark.parametrize("method", ["sgd", "lbfgs"])
 def test_checkpoint_resume_is_bitwise(method, tmp_path, monkeypatch):
     X, y = losstopo.datasets.synthetic(200, 6, 3, seed=4)

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 #include <stdexcept>
+#include <string>
 
 namespace losstopo {
 
@@ -140,13 +141,100 @@ typename Trainer<T>::LBFGSState Trainer<T>::lbfgs_state() const {
   return st;
 }
 
+namespace {
+[[noreturn]] void bad_checkpoint(const std::string& what) {
+  throw std::invalid_argument("checkpoint: " + what);
+}
+
+template <typename V>
+void check_size(const V& v, size_t n, const char* name) {
+  if (v.size() != n)
+    bad_checkpoint(std::string(name) + " has " + std::to_string(v.size()) + " values, expected " +
+                   std::to_string(n));
+}
+
+template <typename T>
+bool all_finite(const T* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i)
+    if (!std::isfinite(x[i])) return false;
+  return true;
+}
+}  // namespace
+
+// Everything restore() takes from a checkpoint is checked here before the trainer
+// indexes with it: sizes, the epoch, status codes, finiteness of the running runs'
+// parameters, curves not measured beyond the epoch, and the best epochs being where
+// the recorded curves have their minima (the rule record() follows).
+template <typename T>
+void Trainer<T>::check_restored(int epoch, const LBFGSState* st) const {
+  const int64_t R = R_, D = D_, E1 = p_.epochs + 1;
+  if (epoch < 0 || epoch > p_.epochs)
+    bad_checkpoint("epoch " + std::to_string(epoch) + " outside [0, " +
+                   std::to_string(p_.epochs) + "]");
+  check_size(theta, size_t(R * D), "theta");
+  check_size(best_train_theta, size_t(R * D), "best_train_theta");
+  check_size(best_test_theta, size_t(R * D), "best_test_theta");
+  if (!velocity.empty()) check_size(velocity, size_t(R * D), "velocity");
+  for (auto* c : {&train_loss, &test_loss, &train_acc, &test_acc})
+    check_size(*c, size_t(R * E1), "curves");
+  check_size(best_train_epoch, size_t(R), "best_train_epoch");
+  check_size(best_test_epoch, size_t(R), "best_test_epoch");
+  check_size(status, size_t(R), "status");
+  for (int64_t r = 0; r < R; ++r) {
+    const std::string run = "run " + std::to_string(r) + ": ";
+    if (status[r] < 0 || status[r] > int32_t(Status::Stopped))
+      bad_checkpoint(run + "status " + std::to_string(status[r]) + " is not a status code");
+    if (status[r] == 0 && !all_finite(&theta[r * D], D))
+      bad_checkpoint(run + "a running run's parameters are not finite");
+    if (!velocity.empty() && status[r] == 0 && !all_finite(&velocity[r * D], D))
+      bad_checkpoint(run + "a running run's velocity is not finite");
+    auto check_best = [&](const std::vector<double>& loss, int32_t be, bool measured,
+                          const std::vector<T>& best, const char* name) {
+      for (int64_t e = epoch + 1; e < E1; ++e)
+        if (!std::isnan(loss[r * E1 + e]))
+          bad_checkpoint(run + name + " curve holds values beyond epoch " + std::to_string(epoch));
+      int32_t want = -1;  // the first epoch of the lowest finite value (record()'s rule)
+      for (int64_t e = 0; measured && e <= epoch; ++e) {
+        const double v = loss[r * E1 + e];
+        if (std::isfinite(v) && (want < 0 || v < loss[r * E1 + want])) want = int32_t(e);
+      }
+      if (be != want)
+        bad_checkpoint(run + "best_" + name + "_epoch is " + std::to_string(be) +
+                       ", but the recorded curve has its minimum at " + std::to_string(want));
+      if (be >= 0 && !all_finite(&best[r * D], D))
+        bad_checkpoint(run + "best_" + name + "_theta is not finite");
+    };
+    check_best(train_loss, best_train_epoch[r], true, best_train_theta, "train");
+    check_best(test_loss, best_test_epoch[r], test_ != nullptr, best_test_theta, "test");
+  }
+  if (!lbfgs_ || epoch == 0) return;
+  if (!st) bad_checkpoint("missing L-BFGS state");
+  const int m = p_.lbfgs.history;
+  check_size(st->f, size_t(R), "lbfgs_f");
+  check_size(st->g, size_t(R * D), "lbfgs_g");
+  check_size(st->S, size_t(R) * m * D, "lbfgs_S");
+  check_size(st->Y, size_t(R) * m * D, "lbfgs_Y");
+  for (auto* v : {&st->count, &st->nit, &st->nfev, &st->njev}) check_size(*v, size_t(R), "lbfgs");
+  for (int64_t r = 0; r < R; ++r) {
+    const std::string run = "run " + std::to_string(r) + ": ";
+    if (st->count[r] < 0 || st->count[r] > m)
+      bad_checkpoint(run + "L-BFGS history size " + std::to_string(st->count[r]) +
+                     " outside [0, " + std::to_string(m) + "]");
+    if (st->nit[r] < 0 || st->nit[r] > epoch || st->nfev[r] < 0 || st->njev[r] < 0)
+      bad_checkpoint(run + "L-BFGS counters out of range");
+    if (status[r] == 0 &&
+        (!std::isfinite(st->f[r]) || !all_finite(&st->g[r * D], D) ||
+         !all_finite(&st->S[size_t(r) * m * D], int64_t(st->count[r]) * D) ||
+         !all_finite(&st->Y[size_t(r) * m * D], int64_t(st->count[r]) * D)))
+      bad_checkpoint(run + "a running run's L-BFGS state is not finite");
+  }
+}
+
 template <typename T>
 void Trainer<T>::restore(int epoch, const LBFGSState* st) {
-  if (epoch < 0 || epoch > p_.epochs) throw std::invalid_argument("checkpoint: bad epoch");
+  check_restored(epoch, st);
   epoch_ = epoch;
   if (!lbfgs_ || epoch == 0) return;
-  if (!st || st->f.size() != size_t(R_))
-    throw std::invalid_argument("checkpoint: missing L-BFGS state");
   const int m = p_.lbfgs.history;
   lbfgs_->prepare(theta.data(), R_);
   for (int64_t r = 0; r < R_; ++r) {

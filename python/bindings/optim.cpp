@@ -278,8 +278,6 @@ void bind_trainer(py::module_& m, const char* name) {
           set_rows(st.nit, d["lbfgs_nit"], "lbfgs_nit");
           set_rows(st.nfev, d["lbfgs_nfev"], "lbfgs_nfev");
           set_rows(st.njev, d["lbfgs_njev"], "lbfgs_njev");
-          for (int32_t c : st.count)
-            if (c < 0 || c > m) throw std::invalid_argument("checkpoint: bad L-BFGS history size");
         }
         self.restore(epoch, st.f.empty() ? nullptr : &st);
       });

@@ -227,7 +227,19 @@ def _restore(trainer, path, config_hash):
             f"checkpoint {path} was written by a run with a different configuration; "
             "use another path or delete it to start afresh"
         )
-    trainer.restore(int(meta["epoch"]), data)
+    epoch = meta.get("epoch")
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or not 0 <= epoch < 2**31:
+        raise ValueError(f"checkpoint {path}: epoch {epoch!r} is not an epoch; "
+                         "delete it to start afresh")
+    missing = [k for k in ("theta", "velocity", "best_train_theta", "best_test_theta",
+                           "train_loss", "test_loss", "train_acc", "test_acc",
+                           "best_train_epoch", "best_test_epoch", "status") if k not in data]
+    if missing:
+        raise ValueError(f"checkpoint {path}: arrays {missing} missing; delete it to start afresh")
+    try:  # the core checks everything it restores (Trainer::check_restored)
+        trainer.restore(epoch, data)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"checkpoint {path}: {e}; delete it to start afresh") from e
 
 
 def _run_ids(runs) -> np.ndarray:

@@ -67,8 +67,11 @@ class Trainer {
     std::vector<int32_t> count, nit, nfev, njev;
   };
   LBFGSState lbfgs_state() const;
-  // Restores a checkpoint: the public state vectors must already be set.
+  // Restores a checkpoint: the public state vectors must already be set. Everything
+  // restored is checked first (check_restored): std::invalid_argument says what is
+  // wrong, before the trainer uses any of it.
   void restore(int epoch, const LBFGSState* lbfgs);
+  void check_restored(int epoch, const LBFGSState* lbfgs) const;
 
  private:
   void record(int e);
