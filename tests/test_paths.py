@@ -216,6 +216,17 @@ def test_barrier_matrix_file_is_keyed_by_the_landscape(tmp_path):
     with pytest.raises(ValueError, match="different configuration"):  # other settings
         barrier_matrix(Landscape(net, X[:40], y[:40], dtype="float64"), thetas, out=out,
                        **dict(kw, lam=0.5))
+    # an edited file (metadata intact) is refused, not read out of bounds
+    from losstopo._io import atomic_savez, load_npz
+
+    for key, edit in (("done", lambda a: a[:1]), ("pairs", lambda a: a[::-1]),
+                      ("losses", lambda a: a[:, :2])):
+        d = load_npz(out)
+        atomic_savez(out, dict(d, **{key: edit(d[key])}))
+        with pytest.raises(ValueError, match=f"array '{key}'"):
+            barrier_matrix(Landscape(net, X[:40], y[:40], dtype="float64"), thetas, out=out,
+                           **kw)
+        atomic_savez(out, d)
 
 
 @pytest.mark.parametrize("objective", ["sum", "minimax"])

@@ -215,6 +215,19 @@ def test_ensemble_select_save_load(tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"not an npz")
     with pytest.raises(ValueError, match="ensemble"):
         Ensemble.load(tmp_path / "bad.npz")
+    # an edited file: its arrays are checked against each other
+    from losstopo._io import atomic_savez, load_npz
+
+    for name, value, message in (("epoch_best_train", 2**30, "epoch_best_train"),
+                                 ("epoch_best_train", 1, "minimum"),
+                                 ("status", 99, "status"),
+                                 ("theta_best_test", np.nan, "not finite")):
+        d = load_npz(p)
+        arr = d[name].copy()
+        arr[0] = value
+        atomic_savez(tmp_path / "edited.npz", dict(d, **{name: arr}))
+        with pytest.raises(ValueError, match=message):
+            Ensemble.load(tmp_path / "edited.npz")
 
 
 @pytest.mark.parametrize(

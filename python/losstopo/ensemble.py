@@ -106,16 +106,50 @@ class Ensemble:
             nd = meta.pop("net")
             net = MLP.from_dict(nd) if isinstance(nd, dict) else None
             kw = {name: data[name] for name in ARRAYS}
-        except (KeyError, ValueError, OSError, json.JSONDecodeError) as e:
+            _check_arrays(kw, net)
+        except Exception as e:  # a truncated, foreign or edited file
             raise ValueError(f"{path}: not a valid losstopo ensemble file ({e})") from e
-        R, D = kw["theta_final"].shape
-        if (net is not None and D != net.num_params) or any(len(kw[n]) != R for n in ARRAYS):
-            raise ValueError(f"{path}: inconsistent array shapes")
         return cls(net=net, meta=meta, **kw)
 
     def __repr__(self) -> str:
         return (f"Ensemble({self.meta.get('method', '?')}, runs={self.runs}, "
                 f"epochs={self.train_loss.shape[1] - 1}, net={self.net!r})")
+
+
+def _check_arrays(kw: dict, net) -> None:
+    """Shapes, dtypes, ranges and consistency of an ensemble's arrays (ValueError):
+    the best epochs must be where the curves have their first minimum, as training
+    records them, so an edited file cannot yield another table silently."""
+    th = kw["theta_final"]
+    if th.ndim != 2 or th.dtype.kind != "f":
+        raise ValueError(f"theta_final: expected a float array (R, D), got {th.dtype} {th.shape}")
+    R, D = th.shape
+    if net is not None and D != net.num_params:
+        raise ValueError(f"theta_final: {D} parameters, the network has {net.num_params}")
+    for name in ("theta_best_train", "theta_best_test"):
+        if kw[name].shape != (R, D) or kw[name].dtype.kind != "f":
+            raise ValueError(f"{name}: expected a float array ({R}, {D})")
+    E1 = kw["train_loss"].shape[1] if kw["train_loss"].ndim == 2 else -1
+    for name in ("train_loss", "test_loss", "train_acc", "test_acc"):
+        if kw[name].shape != (R, E1) or kw[name].dtype.kind != "f" or E1 < 1:
+            raise ValueError(f"{name}: expected a float array ({R}, epochs + 1)")
+    for name in ("epoch_best_train", "epoch_best_test", "status", "run_ids"):
+        if kw[name].shape != (R,) or kw[name].dtype.kind not in "iu":
+            raise ValueError(f"{name}: expected an integer array ({R},)")
+    if ((kw["status"] < 0) | (kw["status"] > 6)).any():
+        raise ValueError("status: values outside the status codes 0..6")
+    if (kw["run_ids"] < 0).any() or len(set(kw["run_ids"].tolist())) != R:
+        raise ValueError("run_ids: expected distinct non-negative run indices")
+    for kind in ("train", "test"):
+        curves, best = kw[f"{kind}_loss"], kw[f"epoch_best_{kind}"]
+        for r in range(R):
+            finite = np.isfinite(curves[r])
+            want = int(np.argmin(np.where(finite, curves[r], np.inf))) if finite.any() else -1
+            if best[r] != want:
+                raise ValueError(f"epoch_best_{kind}[{r}] = {best[r]}, but the {kind}-loss "
+                                 f"curve has its minimum at epoch {want}")
+            if want >= 0 and not np.isfinite(kw[f"theta_best_{kind}"][r]).all():
+                raise ValueError(f"theta_best_{kind}[{r}]: not finite")
 
 
 def _at(curves: np.ndarray, epochs: np.ndarray) -> np.ndarray:

@@ -353,8 +353,14 @@ def barrier_matrix(landscape, thetas, pairs=300, seed: int = 0, out=None,
         if meta.get("config_hash") != chash:
             raise ValueError(f"out {out} holds pairs of a different configuration (landscape, "
                              "solutions, pairs or path settings); use another path or delete it")
-        for key in res:
-            res[key] = old[key]
+        for key in res:  # the arrays must be the ones this call would write
+            got = old.get(key)
+            if (got is None or got.shape != res[key].shape
+                    or got.dtype.kind != res[key].dtype.kind
+                    or (key == "pairs" and not np.array_equal(got, idx))):
+                raise ValueError(f"out {out}: array {key!r} is not what barrier_matrix wrote "
+                                 "for these pairs; delete the file to start afresh")
+            res[key] = got
     D = landscape.num_params if isinstance(landscape, Landscape) else None
     dtype = landscape.dtype if isinstance(landscape, Landscape) else np.float64
     todo = np.nonzero(~res["done"])[0]
