@@ -127,3 +127,43 @@ def test_compiled_layer_rejects_bad_shapes_without_crashing():
                           (Y + 5).astype(np.int32))
     with pytest.raises(ValueError, match="samples"):
         eng.evaluate(np.zeros((1, NET.num_params)), False, False, np.array([100]))
+
+
+def test_smaller_gaps_give_clear_errors():
+    from losstopo import KernelPCA, barrier_matrix, find_path, minimize, train
+    from losstopo.analytic import toy_gaussians
+
+    toy = toy_gaussians()
+    a, b = toy.endpoints
+    with pytest.raises(TypeError, match="real numbers"):
+        KernelPCA(2).fit(np.ones((4, 3)) + 1j)
+    with pytest.raises(ValueError, match="D >= 1"):
+        KernelPCA(1).fit(np.ones((4, 0)))
+    for bad in (np.nan, np.inf, -1.0):
+        with pytest.raises(ValueError, match="init_scale"):
+            find_path(toy, a, b, steps=1, init_scale=bad, progress=False)
+    with pytest.raises(ValueError, match="n_points"):
+        find_path(toy, a, b, steps=1, n_points=2**40, progress=False)
+    with pytest.raises(ValueError, match="pairs: no pairs"):
+        barrier_matrix(toy, np.stack([a, b, a + b]), pairs=np.zeros((0, 2), dtype=int),
+                       progress=False)
+    with pytest.raises(ValueError, match="golden_init"):
+        minimize(lambda x: (float(x @ x), 2 * x), np.ones(3), options=dict(golden_init=-1.0))
+    with pytest.raises(ValueError, match="wolfe_c2"):
+        minimize(lambda x: (float(x @ x), 2 * x), np.ones(3), line_search="strong_wolfe",
+                 options=dict(wolfe_c1=0.5, wolfe_c2=0.4))
+    for seed in (1.5, -1, 2**70):
+        with pytest.raises(ValueError, match="seed"):
+            train(NET, (X, Y), epochs=1, seed=seed, progress=False)
+    with pytest.raises(ValueError, match="epochs"):
+        train(NET, (X, Y), epochs=2**40, progress=False)
+
+
+def test_many_solutions_draw_pairs_without_listing_them_all():
+    from losstopo.paths import _pairs
+
+    idx = _pairs(5, 100_000, seed=3)  # 5e9 possible pairs
+    assert idx.shape == (5, 2) and (idx[:, 0] < idx[:, 1]).all()
+    assert len({tuple(p) for p in idx.tolist()}) == 5
+    np.testing.assert_array_equal(idx, _pairs(5, 100_000, seed=3))  # reproducible
+    np.testing.assert_array_equal(_pairs(3, 10, seed=1), _pairs(3, 10, seed=1))

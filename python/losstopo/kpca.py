@@ -59,9 +59,9 @@ class KernelPCA:
         """X: (n_samples, D). Returns self."""
         if self.kernel not in KERNELS:
             raise ValueError(f"kernel: expected one of {KERNELS}, got {self.kernel!r}")
-        X = np.asarray(X)
-        if X.ndim != 2 or X.shape[0] < 2:
-            raise ValueError(f"X: expected shape (n >= 2, D), got {X.shape}")
+        X = _real_matrix(X)
+        if X.ndim != 2 or X.shape[0] < 2 or X.shape[1] < 1:
+            raise ValueError(f"X: expected shape (n >= 2, D >= 1), got {X.shape}")
         if not np.isfinite(X).all():
             raise ValueError("X: contains NaN or Inf")
         n = X.shape[0]
@@ -88,7 +88,7 @@ class KernelPCA:
         """Projects new points (m, D) -> (m, n_components) (out-of-sample)."""
         if not hasattr(self, "X_fit_"):
             raise RuntimeError("KernelPCA: call fit first")
-        X = np.asarray(X)
+        X = _real_matrix(X)
         if X.ndim != 2 or X.shape[1] != self.X_fit_.shape[1]:
             raise ValueError(f"X: expected shape (m, {self.X_fit_.shape[1]}), got {X.shape}")
         K = self._kernel(X, self.X_fit_)
@@ -106,3 +106,11 @@ class KernelPCA:
         K = self._kernel(self.X_fit_, self.X_fit_)
         Kc = K - self._col_means[None, :] - self._col_means[:, None] + self._all_mean
         return self.eigenvalues_ / np.trace(Kc)
+
+
+def _real_matrix(X) -> np.ndarray:
+    """X as an array of real numbers (complex, boolean, object or string input refused)."""
+    X = np.asarray(X)
+    if X.dtype.kind not in "fiu":
+        raise TypeError(f"X: expected real numbers, got dtype {X.dtype}")
+    return X

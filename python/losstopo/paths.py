@@ -157,7 +157,7 @@ def _path_params(n_modes, n_points, lam, optimizer, lr, steps, objective, temper
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer: expected one of {OPTIMIZERS}, got {optimizer!r}")
     for name, v in (("n_modes", n_modes), ("n_points", n_points), ("steps", steps)):
-        check_int(name, v, -(2**31))
+        check_int(name, v, -(2**31), 2**31 - 1)
     p = dict(n_modes=int(n_modes), n_points=int(n_points), lam=float(lam), optimizer=optimizer,
              lr=float(lr), steps=int(steps), objective=objective)
     if temperature is not None:
@@ -258,6 +258,10 @@ def find_path(
     dtype = landscape.dtype if isinstance(landscape, Landscape) else np.float64
     a = _endpoint("a", a, D, dtype)
     b = _endpoint("b", b, a.size, dtype)
+    if not (isinstance(init_scale, (int, float, np.number)) and np.isfinite(init_scale)
+            and init_scale >= 0):
+        raise ValueError(f"init_scale: must be a finite non-negative number, got {init_scale!r}")
+    check_int("seed", seed, minimum=0)
     return _find_paths(landscape, a[None], b[None], params, refine, seed, init_scale,
                        progress=progress)[0]
 
@@ -405,13 +409,27 @@ def _pairs(pairs, n, seed) -> np.ndarray:
     if isinstance(pairs, (int, np.integer)) and not isinstance(pairs, bool):
         if pairs < 1:
             raise ValueError(f"pairs: must be at least 1, got {pairs}")
-        iu = np.stack(np.triu_indices(n, 1), axis=1)
+        total = n * (n - 1) // 2
         rng = np.random.default_rng(seed)
-        sel = rng.permutation(len(iu))[: min(int(pairs), len(iu))]
-        return iu[np.sort(sel)]
+        if total <= 2_000_000:  # all pairs, a random selection of them
+            iu = np.stack(np.triu_indices(n, 1), axis=1)
+            sel = rng.permutation(len(iu))[: min(int(pairs), len(iu))]
+            return iu[np.sort(sel)]
+        # Too many to list: draw distinct pairs (i < j) without materializing them.
+        k = min(int(pairs), total)
+        if k > 1_000_000:
+            raise ValueError(f"pairs: {k} pairs is more than a study can run; ask for fewer")
+        chosen = set()
+        while len(chosen) < k:
+            i, j = rng.integers(0, n, 2)
+            if i != j:
+                chosen.add((int(min(i, j)), int(max(i, j))))
+        return np.array(sorted(chosen), dtype=np.int64)
     idx = np.asarray(pairs)
     if idx.ndim != 2 or idx.shape[1] != 2 or idx.dtype.kind not in "iu":
         raise ValueError("pairs: expected an int or an integer array of shape (k, 2)")
+    if idx.shape[0] == 0:
+        raise ValueError("pairs: no pairs given")
     if idx.min() < 0 or idx.max() >= n or (idx[:, 0] == idx[:, 1]).any():
         raise ValueError(f"pairs: indices must lie in [0, {n}) and differ within a pair")
     return idx.astype(np.int64)

@@ -124,8 +124,9 @@ def train(
     run_ids = _run_ids(runs)
     if epochs is None:
         epochs = DEFAULT_EPOCHS[method]
-    check_int("epochs", epochs, minimum=0)
-    check_int("batch_size", batch_size)
+    check_int("seed", seed, minimum=0, maximum=2**63 - 1)
+    check_int("epochs", epochs, minimum=0, maximum=2**31 - 1)
+    check_int("batch_size", batch_size, maximum=2**31 - 1)
     sgd = core.SGDParams(lr=float(lr), momentum=float(momentum), batch_size=int(batch_size),
                          shared_order=bool(shared_order))
     sgd.validate()
