@@ -4,7 +4,6 @@ documented Python exceptions (ValueError, TypeError); none may crash the interpr
 or hang."""
 
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
