@@ -47,10 +47,100 @@ def atomic_write_text(path, text: str) -> None:
 
 def load_npz(path) -> dict:
     """All arrays of an .npz as a dict (no pickles)."""
-    with np.load(os.fspath(path), allow_pickle=False) as f:
-        return {k: f[k] for k in f.files}
+    with open(os.fspath(path), "rb") as fh:  # closed even when the file is truncated
+        d = np.load(fh, allow_pickle=False)
+        if not hasattr(d, "files"):  # a single .npy array
+            raise ValueError(f"{os.fspath(path)}: not an .npz archive")
+        with d as f:
+            return {k: f[k] for k in f.files}
 
 
 def config_hash(config) -> str:
     """A short, stable hash of a JSON-serializable configuration."""
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class UnsafePathError(ValueError):
+    """A write that would leave its folder or follow a symbolic link."""
+
+
+class Folder:
+    """Every write of a study goes through one of these: file names relative to the
+    folder, checked before each write.
+
+    A name must be relative, must not climb out (``..``), and neither the file nor any
+    folder between it and the root may be a symbolic link; the resolved path must lie
+    inside the resolved root. Writes are atomic (a unique temporary file made with
+    mkstemp in the same folder, which never follows a link, then a rename, which
+    replaces a link rather than following it); appends open with O_NOFOLLOW.
+    """
+
+    def __init__(self, root, create: bool = True):
+        root = os.path.abspath(os.fspath(root))
+        if os.path.lexists(root) and not os.path.isdir(root):
+            raise UnsafePathError(f"{root} is a file, not a folder; choose another folder")
+        if create:
+            os.makedirs(root, exist_ok=True)
+        self.root = root
+        self.real = os.path.realpath(root)  # a link at the root itself is the user's choice
+
+    def __repr__(self) -> str:
+        return f"Folder({self.root!r})"
+
+    def path(self, name, kind: str = "file") -> str:
+        """The checked absolute path of ``name`` (refuses links and escapes)."""
+        name = os.fspath(name)
+        parts = name.replace(os.sep, "/").split("/")
+        if (not name or os.path.isabs(name) or any(p in ("", ".", "..") for p in parts)):
+            raise UnsafePathError(f"{self.root}: refusing the file name {name!r} "
+                                  "(not a plain name inside the folder)")
+        p = self.root
+        for part in parts:
+            p = os.path.join(p, part)
+            if os.path.islink(p):
+                raise UnsafePathError(
+                    f"{p} is a symbolic link; the study writes only plain files inside "
+                    f"{self.root}: remove the link (or choose another folder)")
+        real = os.path.realpath(p)
+        if os.path.commonpath([real, self.real]) != self.real or real == self.real:
+            raise UnsafePathError(f"{p} resolves to {real}, outside {self.root}; refusing "
+                                  "to write there")
+        if os.path.lexists(p) and kind == "file" and not os.path.isfile(p):
+            raise UnsafePathError(f"{p} exists and is not a plain file; remove it")
+        return p
+
+    def makedirs(self, name) -> str:
+        p = self.path(name, kind="dir")
+        if os.path.lexists(p) and not os.path.isdir(p):
+            raise UnsafePathError(f"{p} exists and is not a folder; remove it")
+        os.makedirs(p, exist_ok=True)
+        return self.path(name, kind="dir")  # checked again after the creation
+
+    def write_text(self, name, text: str) -> str:
+        p = self._parent_ok(name)
+        atomic_write_text(p, text)
+        return p
+
+    def write_bytes(self, name, data: bytes) -> str:
+        p = self._parent_ok(name)
+        _atomic(p, lambda f: f.write(data), "wb")
+        return p
+
+    def savez(self, name, arrays: dict) -> str:
+        p = self._parent_ok(name)
+        atomic_savez(p, arrays)
+        return p
+
+    def open_append(self, name):
+        """A text stream appending to ``name``; never follows a link."""
+        p = self._parent_ok(name)
+        fd = os.open(p, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0),
+                     0o644)
+        return os.fdopen(fd, "a")
+
+    def _parent_ok(self, name) -> str:
+        p = self.path(name)
+        parent = os.path.dirname(p)
+        if parent != self.root and not os.path.isdir(parent):
+            self.makedirs(os.path.relpath(parent, self.root))
+        return self.path(name)

@@ -91,11 +91,8 @@ def _study(args, stages):
                          n_test=args.n_test, path_steps=args.path_steps, seed=args.seed)
         config = make_config(args.network or "fcp", args.preset, data=args.data,
                              device=args.device, **overrides)
-    study = Study(args.out, config, force=args.force, quiet=args.quiet)
-    try:
+    with Study(args.out, config, force=args.force, quiet=args.quiet) as study:
         study.run(stages)
-    finally:
-        study.close()
     if args.command in ("reproduce", "plot") and not args.quiet:
         print(f"report: {study.path('report.md')}")
     return 0
@@ -196,8 +193,14 @@ def main(argv=None) -> int:
         print("losstopo: interrupted; finished work is kept, rerun to continue",
               file=sys.stderr)
         return 130
-    except (ValueError, TypeError, FileNotFoundError, ConnectionError, RuntimeError) as e:
+    except (ValueError, TypeError, ConnectionError, RuntimeError) as e:
         print(f"losstopo: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a read-only folder, a full disk, a file where a folder should be
+        where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+        what = e.strerror or str(e) or type(e).__name__
+        print(f"losstopo: error: {where}{what} ({type(e).__name__}); check the path and its "
+              "permissions, or choose another --out", file=sys.stderr)
         return 2
 
 

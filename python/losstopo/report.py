@@ -27,6 +27,21 @@ PAPER_TABLES1 = {  # SGD-train, LBFGS-train, SGD-test, LBFGS-test: (mean, std)
 
 
 
+def _barrier_keys() -> list:
+    """The barrier table's rows in the study's own order (sets, then landscapes): a
+    resumed study's report, whose results went through JSON with sorted keys, reads
+    byte for byte like an uninterrupted one's."""
+    from .study import SETS, landscapes_of
+
+    return [f"{name}@{lname}" for name in SETS for lname in landscapes_of(name)]
+
+
+def _separation_keys() -> list:
+    from .study import COMBOS, KERNELS
+
+    return [(a, b, kernel) for a, b in COMBOS for kernel in KERNELS]
+
+
 def _fmt(x) -> str:
     return "-" if x is None or (isinstance(x, float) and not np.isfinite(x)) else f"{x:.3g}"
 
@@ -75,7 +90,10 @@ def render_report(config: dict, results: dict) -> str:
         lines += ["## Barriers along found paths (absolute H = max loss on the path)", "",
                   "| set @ landscape | pairs | median | 25% - 75% | median H - max endpoint | "
                   "median refined | median straight line |", "|---|---|---|---|---|---|---|"]
-        for key, v in bars.items():
+        for key in _barrier_keys():  # the code's order, never the manifest's dict order
+            v = bars.get(key)
+            if v is None:
+                continue
             lines.append(f"| {key} | {v['pairs']} | {_fmt(v['median'])} | {_fmt(v['q25'])} - "
                          f"{_fmt(v['q75'])} | {_fmt(v['median_rel'])} | "
                          f"{_fmt(v['median_refined'])} | {_fmt(v['median_straight'])} |")
@@ -95,8 +113,10 @@ def render_report(config: dict, results: dict) -> str:
         lines += ["## Kernel PCA: separation of the two sets along PC1", "",
                   "| sets | kernel | AUC (1 = separated, 0.5 = mixed) | Fisher ratio |",
                   "|---|---|---|---|"]
-        for key, v in seps.items():
-            a, b, kernel = key.split("|")
+        for a, b, kernel in _separation_keys():  # the code's order, as above
+            v = seps.get(f"{a}|{b}|{kernel}")
+            if v is None:
+                continue
             lines.append(f"| {a} + {b} | {kernel} | {v['auc']:.3f} | {_fmt(v['fisher'])} |")
         lines.append("")
         rbf = seps.get("LBFGS-train|SGD-train|rbf")

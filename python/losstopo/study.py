@@ -9,17 +9,18 @@ continues where the last one stopped and never redoes a finished stage or pair.
 
 from __future__ import annotations
 
+import glob
+import io
 import json
 import logging
 import os
-import shutil
 import time
 from typing import Optional
 
 import numpy as np
 
 from . import __version__
-from ._io import atomic_savez, atomic_write_text, config_hash, load_npz
+from ._io import Folder, UnsafePathError, config_hash, load_npz
 from .ensemble import Ensemble
 from .geometry import centroid_distances, separation, weight_stats
 from .kpca import KernelPCA
@@ -43,6 +44,54 @@ PRESETS = {
 NETWORKS = ("fcp", "autoencoder", "lenet", "lstm")
 SETS = ("SGD-train", "SGD-test", "LBFGS-train", "LBFGS-test")
 STAGES = ("train", "embed", "paths", "plot")
+# The kernel-PCA pairs of sets and kernels, in the order of the embedding, the figures
+# and the report (file names and the report's rows come from these lists, never from
+# the keys of a file read back).
+COMBOS = (("LBFGS-train", "SGD-train"), ("LBFGS-test", "SGD-test"),
+          ("LBFGS-train", "SGD-test"))
+KERNELS = ("rbf", "linear")
+METHODS = ("sgd", "lbfgs")
+
+
+def landscapes_of(name: str) -> tuple:
+    """The landscapes a set's paths run on: the training one, and the test one for the
+    test sets."""
+    return ("train", "test") if name.endswith("test") else ("train",)
+
+
+def embedding_key(a: str, b: str, kernel: str) -> str:
+    """The array name in embedding.npz (and the figure's stem) of one pair and kernel."""
+    return f"{a}__{b}__{kernel}".replace("-", "_")
+
+
+def _figure_stems() -> list:
+    stems = ["fig2_loss_curves", "fig3_toy_paths"]
+    for lname in ("train", "test"):
+        stems += [f"fig4_barriers_{lname}", f"loss_profiles_{lname}"]
+    stems += ["fig5_distances_train", "fig5_distances_test"]
+    stems += [f"fig6_kpca_{embedding_key(a, b, k)}" for a, b in COMBOS for k in KERNELS]
+    return stems
+
+
+def study_files() -> frozenset:
+    """Every name a study can write (relative to its folder): the only names --force
+    ever removes, and then only those its manifest lists."""
+    names = {"manifest.json", "log.txt", "report.md", "sets.npz", "embedding.npz"}
+    for m in METHODS:
+        names |= {f"ensemble_{m}.npz", f"checkpoint_{m}.npz"}
+    for name in SETS:
+        names |= {f"paths_{name}_{lname}.npz" for lname in landscapes_of(name)}
+    for stem in _figure_stems():
+        names |= {f"figures/{stem}.png", f"figures/{stem}.pdf"}
+    return frozenset(names)
+
+
+# The settings of a configuration and their types (a manifest is checked against it).
+_INT = ("runs", "keep", "sgd_epochs", "lbfgs_iters", "batch_size", "pairs", "n_points",
+        "n_modes", "path_steps", "seed")
+_FLOAT = ("lr", "lam", "path_lr")
+_OPT_INT = ("n_train", "n_test")
+_STR = ("network", "preset", "data", "device")
 
 class StudyError(RuntimeError):
     """A study cannot go on (a changed configuration, a missing stage, ...)."""
@@ -83,7 +132,33 @@ def make_config(network_name="fcp", preset="quick", data="mnist", device="cpu", 
     if cfg["keep"] < 2:
         raise StudyError("keep: need at least 2 solutions per set for paths")
     cfg.update(network=network_name, preset=preset, data=data, device=device)
+    _check_config(cfg, "configuration")
     return cfg
+
+
+def _check_config(cfg, where: str) -> None:
+    """Raises StudyError unless ``cfg`` has every setting with the right type."""
+    if not isinstance(cfg, dict):
+        raise StudyError(f"{where}: the configuration is not a mapping")
+    expected = set(_INT + _FLOAT + _OPT_INT + _STR)
+    if set(cfg) != expected:
+        missing, extra = sorted(expected - set(cfg)), sorted(set(cfg) - expected)
+        raise StudyError(f"{where}: configuration settings missing {missing}, unknown {extra}")
+
+    def is_int(v):
+        return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+    bad = [k for k in _INT if not is_int(cfg[k])]
+    bad += [k for k in _FLOAT if isinstance(cfg[k], bool)
+            or not isinstance(cfg[k], (int, float, np.integer, np.floating))]
+    bad += [k for k in _OPT_INT if cfg[k] is not None and not is_int(cfg[k])]
+    bad += [k for k in _STR if not isinstance(cfg[k], str)]
+    if bad:
+        raise StudyError(f"{where}: settings of the wrong type: "
+                         + ", ".join(f"{k}={cfg[k]!r}" for k in bad))
+    for k in _OPT_INT:
+        if cfg[k] is not None and cfg[k] < 1:
+            raise StudyError(f"{where}: {k} must be a positive integer, got {cfg[k]}")
 
 
 class Study:
@@ -93,68 +168,188 @@ class Study:
     ----------
     out : folder for every file of the study (created).
     config : from :func:`make_config`; None reads it from ``out``'s manifest.
-    force : start afresh when the folder holds a study of another configuration.
+    force : start afresh when the folder holds a study of another configuration (the
+        files the old study wrote, as its manifest lists them, are removed; nothing else).
     quiet : no progress bars or log lines on stderr (the log file is kept).
+
+    A Study holds an exclusive lock on its folder (``out/.lock``) until :meth:`close`
+    (or the end of the process): a second run on the same folder stops at once.
+    Every file it writes goes through one :class:`~losstopo._io.Folder`, which refuses
+    symbolic links and paths outside the folder, and is listed in the manifest.
     """
 
     def __init__(self, out, config: Optional[dict] = None, force: bool = False,
                  quiet: bool = False):
         self.out = os.fspath(out)
-        os.makedirs(self.out, exist_ok=True)
         self.quiet = quiet
-        self.manifest_path = os.path.join(self.out, "manifest.json")
+        self._lockfile = None
+        self.log = None
+        try:
+            self.folder = Folder(self.out)
+        except UnsafePathError as e:
+            raise StudyError(str(e)) from e
+        except OSError as e:
+            raise StudyError(f"{self.out}: cannot create the study's folder ({_why(e)}); "
+                             "choose another --out") from e
+        try:
+            self._open(config, force)
+        except UnsafePathError as e:
+            self.close()
+            raise StudyError(str(e)) from e
+        except OSError as e:
+            self.close()
+            raise StudyError(f"{self.out}: cannot write in the study's folder ({_why(e)}); "
+                             "choose a writable --out") from e
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self, config, force):
+        self._lock()
+        self.manifest_path = self.folder.path("manifest.json")
         manifest = self._read_manifest()
         if config is None:
             if manifest is None:
                 raise StudyError(f"{self.out}: no study here yet (run `losstopo reproduce`)")
             config = manifest["config"]
+        else:
+            _check_config(config, "configuration")
         chash = config_hash(config)
         if manifest is not None and manifest["config_hash"] != chash:
+            if config is manifest["config"]:
+                raise StudyError(f"{self.manifest_path}: its configuration does not match its "
+                                 "hash (edited by hand?); restore it, or start afresh with "
+                                 "`losstopo reproduce --force`")
             if not force:
                 raise StudyError(
                     f"{self.out} holds a study with another configuration "
                     f"({_diff(manifest['config'], config)}); use --force to start afresh "
                     "or choose another --out"
                 )
-            self._wipe()
+            self._wipe(manifest)
             manifest = None
         self.config = config
         if manifest is None:
             manifest = dict(config=config, config_hash=chash, stages={}, results={},
-                            version=__version__)
+                            files=[], version=__version__)
+        manifest.setdefault("files", [])
         self.manifest = manifest
-        self._write_manifest()
+        self._own("manifest.json", "log.txt")
         self.log = self._logger()
         self._data = None
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
     # ------------------------------------------------------------- plumbing
+    def _lock(self):
+        """An exclusive OS lock on the folder for the life of this Study (released by
+        close() or when the process ends)."""
+        try:
+            import fcntl
+        except ImportError:  # Windows: no flock; studies there run unlocked
+            return
+        try:
+            p = self.folder.path(".lock")
+            fd = os.open(p, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        except UnsafePathError as e:
+            raise StudyError(str(e)) from e
+        except OSError as e:
+            raise StudyError(f"{self.out}: cannot write in the study's folder ({_why(e)}); "
+                             "choose a writable --out") from e
+        f = os.fdopen(fd, "r+")
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = f.read().strip() or "unknown process"
+            f.close()
+            raise StudyError(f"{self.out} is in use by another losstopo run ({holder}); wait "
+                             "for it to finish or stop it, or choose another --out") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        f.flush()
+        self._lockfile = f
+
     def _read_manifest(self):
-        if not os.path.exists(self.manifest_path):
+        p = self.manifest_path
+        if not os.path.lexists(p):
             return None
         try:
-            with open(self.manifest_path) as f:
+            with open(p) as f:
                 m = json.load(f)
-            m["config_hash"], m["config"], m["stages"]
-        except (ValueError, KeyError, OSError) as e:
-            raise StudyError(f"{self.manifest_path}: unreadable ({e}); use --force") from e
+        except (ValueError, OSError) as e:
+            raise StudyError(f"{p}: unreadable ({_why(e)}); move it away or choose another "
+                             "--out") from e
+        problems = []
+        if not isinstance(m, dict):
+            problems.append("not a JSON object")
+        else:
+            for key, types in (("config", dict), ("config_hash", str), ("stages", dict),
+                               ("results", dict), ("files", list)):
+                if key not in m and key != "files":
+                    problems.append(f"no {key!r}")
+                elif key in m and not isinstance(m[key], types):
+                    problems.append(f"{key!r} is a {type(m[key]).__name__}, "
+                                    f"not a {types.__name__}")
+            if isinstance(m.get("files"), list) and not all(isinstance(x, str)
+                                                            for x in m["files"]):
+                problems.append("'files' holds names that are not strings")
+        if problems:
+            raise StudyError(f"{p}: not a study manifest ({'; '.join(problems)}); move it "
+                             "away or choose another --out")
+        _check_config(m["config"], p)
         return m
 
     def _write_manifest(self):
-        atomic_write_text(self.manifest_path, json.dumps(self.manifest, indent=1, sort_keys=True))
+        try:
+            self.folder.write_text("manifest.json",
+                                   json.dumps(self.manifest, indent=1, sort_keys=True))
+        except UnsafePathError as e:
+            raise StudyError(str(e)) from e
 
-    def _wipe(self):
-        for name in os.listdir(self.out):
-            p = os.path.join(self.out, name)
-            if name in ("figures",) and os.path.isdir(p):
-                shutil.rmtree(p)
-            elif name.endswith((".npz", ".json", ".md", ".txt", ".tmp")):
-                os.remove(p)
+    def _own(self, *names):
+        """Lists ``names`` in the manifest (before they are written): --force removes
+        exactly these."""
+        files = self.manifest["files"]
+        new = [n for n in names if n not in files]
+        for n in new:
+            if n not in study_files():  # every name comes from the code
+                raise ValueError(f"{n!r} is not one of the study's file names")
+            files.append(n)
+        if new or not os.path.exists(self.manifest_path):
+            self._write_manifest()
+
+    def _wipe(self, manifest):
+        """Removes the files the old study wrote: the names its manifest lists (a
+        manifest of an older version without a list: the names a study writes), each
+        only if it is one of the code's own names and a plain file, plus the leftover
+        temporaries of their atomic writes; the figures folder only if then empty."""
+        listed = manifest.get("files")
+        names = study_files() if listed is None else study_files() & set(listed)
+        for name in sorted(names - {"manifest.json"}) + ["manifest.json"]:
+            try:
+                p = self.folder.path(name)
+            except UnsafePathError:
+                continue  # a link or a folder where a file was: not ours to remove
+            d, base = os.path.split(p)
+            for q in [p] + glob.glob(os.path.join(glob.escape(d),
+                                                  glob.escape(f".{base}.") + "*.tmp")):
+                if os.path.isfile(q) and not os.path.islink(q):
+                    os.remove(q)
+        figs = os.path.join(self.out, "figures")
+        if os.path.isdir(figs) and not os.path.islink(figs) and not os.listdir(figs):
+            os.rmdir(figs)
 
     def _logger(self):
         log = logging.getLogger(f"losstopo.study.{id(self)}")
         log.setLevel(logging.INFO)
         log.propagate = False
-        fh = logging.FileHandler(os.path.join(self.out, "log.txt"))
+        self._logstream = self.folder.open_append("log.txt")
+        fh = logging.StreamHandler(self._logstream)
         fh.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
         log.addHandler(fh)
         if not self.quiet:
@@ -164,12 +359,58 @@ class Study:
         return log
 
     def close(self):
-        for h in list(self.log.handlers):
-            h.close()
-            self.log.removeHandler(h)
+        if self.log is not None:
+            for h in list(self.log.handlers):
+                h.close()
+                self.log.removeHandler(h)
+            self._logstream.close()
+            self.log = None
+        if self._lockfile is not None:
+            self._lockfile.close()  # releases the flock
+            self._lockfile = None
 
     def path(self, name) -> str:
-        return os.path.join(self.out, name)
+        """The checked path of one of the study's files (refuses links and escapes)."""
+        try:
+            return self.folder.path(name)
+        except UnsafePathError as e:
+            raise StudyError(str(e)) from e
+
+    def _write(self, name, kind, payload):
+        """Every write of the study: listed in the manifest first, then written through
+        the folder's checks."""
+        self._own(name)
+        try:
+            if kind == "text":
+                return self.folder.write_text(name, payload)
+            if kind == "bytes":
+                return self.folder.write_bytes(name, payload)
+            return self.folder.savez(name, payload)
+        except UnsafePathError as e:
+            raise StudyError(str(e)) from e
+
+    def _load(self, name, stage, check=None) -> dict:
+        """The arrays of one of the study's .npz files, checked; a clear StudyError
+        (naming the file and what to do) for a missing, truncated or foreign file."""
+        p = self.path(name)
+        if not os.path.exists(p):
+            raise StudyError(f"{p}: missing; run `losstopo {stage} --out {self.out}`")
+        try:
+            d = load_npz(p)
+            if check is not None:
+                check(d)
+        except Exception as e:  # a truncated, foreign or malformed file
+            raise StudyError(f"{p}: unreadable or not the study's ({_why(e)}); delete it and "
+                             f"run `losstopo {stage} --out {self.out}` to make it again") from e
+        return d
+
+    def _ensemble(self, method) -> Ensemble:
+        p = self.path(f"ensemble_{method}.npz")
+        try:
+            return Ensemble.load(p)
+        except (ValueError, OSError) as e:
+            raise StudyError(f"{e}; delete it and run `losstopo train --out {self.out}` to "
+                             "train it again") from e
 
     def done(self, stage) -> bool:
         return bool(self.manifest["stages"].get(stage))
@@ -201,6 +442,12 @@ class Study:
             tr, te = (X[:k], y[:k]), (X[k:], y[k:])
         else:
             raise StudyError(f"data: expected 'mnist' or 'synthetic', got {c['data']!r}")
+        for key, part, flag in (("n_train", tr, "--n-train"), ("n_test", te, "--n-test")):
+            if c[key] and c[key] > len(part[0]):
+                raise StudyError(
+                    f"{flag} {c[key]}: the {c['data']} data has only {len(part[0])} "
+                    f"{key[2:]} samples; choose at most {len(part[0])} (or leave it out "
+                    "for all of them)")
         if c["n_train"]:
             tr = (tr[0][: c["n_train"]], tr[1][: c["n_train"]])
         if c["n_test"]:
@@ -231,34 +478,51 @@ class Study:
         self.log.info("study finished in %.1f s; report: %s", time.perf_counter() - t0,
                       self.path("report.md"))
 
+    def _trained(self, method) -> bool:
+        return bool(self.manifest["stages"].get(f"train_{method}")) and os.path.exists(
+            self.path(f"ensemble_{method}.npz"))
+
     def stage_train(self):
-        if self.done("train"):
+        if self.done("train") and os.path.exists(self.path("sets.npz")) and all(
+                self._trained(m) for m in METHODS):
             self.log.info("train: done already")
             return
         c = self.config
+        # The inputs first: a finished population's file is checked before the other
+        # population trains (not found broken after hours), and the data's sizes.
+        for method in METHODS:
+            if self._trained(method):
+                self._ensemble(method)
         net = network(c["network"])
         train_ls, test_ls = self.landscapes()
         # Independent initializations for the two optimizers, as in the paper.
         seeds = {"sgd": 2 * c["seed"], "lbfgs": 2 * c["seed"] + 1}
         for method, epochs in (("sgd", c["sgd_epochs"]), ("lbfgs", c["lbfgs_iters"])):
-            target = self.path(f"ensemble_{method}.npz")
-            if os.path.exists(target) and self.manifest["stages"].get(f"train_{method}"):
+            if self._trained(method):
                 continue
+            target = f"ensemble_{method}.npz"
+            checkpoint = f"checkpoint_{method}.npz"
+            self._own(checkpoint, target)
             self.log.info("train: %s, %d runs, %d %s", method, c["runs"], epochs,
                           "epochs" if method == "sgd" else "iterations")
             t = time.perf_counter()
-            ens = train(net, train_ls, test_ls, method=method, runs=c["runs"], seed=seeds[method],
-                        epochs=epochs, lr=c["lr"], batch_size=c["batch_size"],
-                        checkpoint=self.path(f"checkpoint_{method}.npz"),
-                        progress=not self.quiet)
-            ens.save(target)
+            try:
+                ens = train(net, train_ls, test_ls, method=method, runs=c["runs"],
+                            seed=seeds[method], epochs=epochs, lr=c["lr"],
+                            batch_size=c["batch_size"], checkpoint=self.path(checkpoint),
+                            progress=not self.quiet)
+            except ValueError as e:
+                if "checkpoint" not in str(e):
+                    raise
+                raise StudyError(str(e)) from e
+            ens.save(self.path(target))
             self.log.info("train: %s finished in %.1f s", method, time.perf_counter() - t)
             self._finish(f"train_{method}")
-        sgd = Ensemble.load(self.path("ensemble_sgd.npz")).select(c["keep"])
-        lb = Ensemble.load(self.path("ensemble_lbfgs.npz")).select(c["keep"])
+        sgd = self._ensemble("sgd").select(c["keep"])
+        lb = self._ensemble("lbfgs").select(c["keep"])
         sets = {"SGD-train": sgd.theta_best_train, "SGD-test": sgd.theta_best_test,
                 "LBFGS-train": lb.theta_best_train, "LBFGS-test": lb.theta_best_test}
-        atomic_savez(self.path("sets.npz"), {k.replace("-", "_"): v for k, v in sets.items()})
+        self._write("sets.npz", "npz", {k.replace("-", "_"): v for k, v in sets.items()})
         table1 = dict(
             train_lbfgs=float(np.mean(lb.best_train_loss)),
             train_sgd=float(np.mean(sgd.best_train_loss)),
@@ -270,8 +534,19 @@ class Study:
 
     def sets(self) -> dict:
         if not os.path.exists(self.path("sets.npz")):
-            raise StudyError(f"{self.out}: the train stage has not finished")
-        d = load_npz(self.path("sets.npz"))
+            raise StudyError(f"{self.out}: the train stage has not finished "
+                             f"(run `losstopo train --out {self.out}`)")
+        keys = {k.replace("-", "_") for k in SETS}
+
+        def check(d):
+            if set(d) != keys:
+                raise ValueError(f"arrays {sorted(d)}, expected {sorted(keys)}")
+            shapes = {d[k].shape[1:] for k in keys if d[k].ndim == 2}
+            if len(shapes) != 1 or any(d[k].ndim != 2 or len(d[k]) < 2
+                                       or d[k].dtype.kind != "f" for k in keys):
+                raise ValueError("expected four float arrays (runs, parameters) of one width")
+
+        d = self._load("sets.npz", "train", check)
         return {k: d[k.replace("-", "_")] for k in SETS}
 
     def stage_embed(self):
@@ -279,23 +554,36 @@ class Study:
             self.log.info("embed: done already")
             return
         sets = self.sets()
-        combos = (("LBFGS-train", "SGD-train"), ("LBFGS-test", "SGD-test"),
-                  ("LBFGS-train", "SGD-test"))
         arrays, seps, dists = {}, {}, {}
-        for a, b in combos:
+        for a, b in COMBOS:
             X = np.concatenate([sets[a], sets[b]])
-            for kernel in ("rbf", "linear"):
+            for kernel in KERNELS:
                 emb = KernelPCA(2, kernel=kernel).fit_transform(X)
-                key = f"{a}|{b}|{kernel}"
-                arrays[key.replace("|", "__").replace("-", "_")] = emb
-                seps[key] = separation(emb[: len(sets[a])], emb[len(sets[a]):])
+                arrays[embedding_key(a, b, kernel)] = emb
+                seps[f"{a}|{b}|{kernel}"] = separation(emb[: len(sets[a])], emb[len(sets[a]):])
         for a, b in (("LBFGS-train", "SGD-train"), ("LBFGS-test", "SGD-test")):
             da, db = centroid_distances(sets[a], sets[b])
             dists[a], dists[b] = da.tolist(), db.tolist()
-        atomic_savez(self.path("embedding.npz"), arrays)
+        self._write("embedding.npz", "npz", arrays)
         self.log.info("embed: PC1 separation (AUC) %s",
                       {k: round(v["auc"], 3) for k, v in seps.items()})
         self._finish("embed", separation=seps, centroid_distances=dists)
+
+    def _path_files(self) -> list:
+        return [(name, lname, f"paths_{name}_{lname}.npz")
+                for name in SETS for lname in landscapes_of(name)]
+
+    def _load_paths(self, fname) -> dict:
+        def check(d):
+            for k in ("barrier", "done", "losses"):
+                if k not in d:
+                    raise ValueError(f"no array {k!r}")
+            n = len(d["done"])
+            if (d["done"].dtype != bool or d["barrier"].shape != (n,)
+                    or d["losses"].ndim != 2 or len(d["losses"]) != n):
+                raise ValueError("arrays of inconsistent shapes or types")
+
+        return self._load(fname, "paths", check)
 
     def stage_paths(self):
         if self.done("paths"):
@@ -303,40 +591,75 @@ class Study:
             return
         c = self.config
         sets = self.sets()
+        for _, _, fname in self._path_files():  # a broken file stops us now, not hours in
+            if os.path.exists(self.path(fname)):
+                self._load_paths(fname)
         train_ls, test_ls = self.landscapes()
         kw = dict(n_points=c["n_points"], n_modes=c["n_modes"], lam=c["lam"], lr=c["path_lr"],
                   steps=c["path_steps"], refine=True)
         summary = {}
-        for name in SETS:
-            on = [("train", train_ls)] + ([("test", test_ls)] if name.endswith("test") else [])
-            for lname, ls in on:
-                key = f"{name}@{lname}"
-                self.log.info("paths: %s, %s pairs on the %s landscape", name, c["pairs"], lname)
+        for name, lname, fname in self._path_files():
+            ls = train_ls if lname == "train" else test_ls
+            key = f"{name}@{lname}"
+            self.log.info("paths: %s, %s pairs on the %s landscape", name, c["pairs"], lname)
+            self._own(fname)
+            try:
                 res = barrier_matrix(ls, sets[name], pairs=c["pairs"], seed=c["seed"],
-                                     out=self.path(f"paths_{name}_{lname}.npz"),
-                                     progress=not self.quiet, **kw)
-                b = res["barrier"]
-                summary[key] = dict(
-                    median=float(np.median(b)), q25=float(np.percentile(b, 25)),
-                    q75=float(np.percentile(b, 75)), mean=float(np.mean(b)),
-                    median_rel=float(np.median(res["barrier_rel"])),
-                    median_refined=float(np.median(res["barrier_refined"])),
-                    median_straight=float(np.median(res["straight_barrier"])),
-                    pairs=int(len(b)),
-                )
+                                     out=self.path(fname), progress=not self.quiet, **kw)
+            except ValueError as e:
+                if "out " not in str(e):
+                    raise
+                raise StudyError(str(e)) from e
+            b = res["barrier"]
+            summary[key] = dict(
+                median=float(np.median(b)), q25=float(np.percentile(b, 25)),
+                q75=float(np.percentile(b, 75)), mean=float(np.mean(b)),
+                median_rel=float(np.median(res["barrier_rel"])),
+                median_refined=float(np.median(res["barrier_refined"])),
+                median_straight=float(np.median(res["straight_barrier"])),
+                pairs=int(len(b)),
+            )
         self._finish("paths", barriers=summary)
+
+    def _load_embedding(self, sets) -> dict:
+        """embedding.npz, checked: exactly the code's own keys, each (na + nb, 2)."""
+        expected = {embedding_key(a, b, k): (a, b) for a, b in COMBOS for k in KERNELS}
+
+        def check(d):
+            if set(d) != set(expected):
+                raise ValueError(f"arrays {sorted(d)[:8]}, expected {sorted(expected)}")
+            for key, (a, b) in expected.items():
+                if d[key].shape != (len(sets[a]) + len(sets[b]), 2):
+                    raise ValueError(f"{key}: shape {d[key].shape}")
+
+        return self._load("embedding.npz", "embed", check)
+
+    def _figure(self, fig, stem) -> list:
+        """fig as figures/<stem>.png and .pdf, written through the folder's checks."""
+        names = []
+        for ext in ("png", "pdf"):
+            buf = io.BytesIO()
+            fig.savefig(buf, format=ext, dpi=150, bbox_inches="tight")
+            name = f"figures/{stem}.{ext}"
+            self._write(name, "bytes", buf.getvalue())
+            names.append(name)
+        return names
 
     def stage_plot(self):
         from . import plots
         from .analytic import toy_gaussians
 
-        figs = self.path("figures")
-        os.makedirs(figs, exist_ok=True)
+        # Every input is read and checked before the first figure is drawn.
+        ens = {"SGD": self._ensemble("sgd"), "LBFGS": self._ensemble("lbfgs")}
+        paths = {(name, lname): self._load_paths(fname)
+                 for name, lname, fname in self._path_files()
+                 if os.path.exists(self.path(fname))}
+        emb = sets = None
+        if os.path.exists(self.path("embedding.npz")):
+            sets = self.sets()
+            emb = self._load_embedding(sets)
         written = []
-        ens = {"SGD": Ensemble.load(self.path("ensemble_sgd.npz")),
-               "LBFGS": Ensemble.load(self.path("ensemble_lbfgs.npz"))}
-        written += plots.save_figure(plots.plot_loss_curves(ens), os.path.join(figs,
-                                                                               "fig2_loss_curves"))
+        written += self._figure(plots.plot_loss_curves(ens), "fig2_loss_curves")
         toy = toy_gaussians()
         res = {
             "sum (paper)": find_path(toy, *toy.endpoints, n_points=100, lam=10.0,
@@ -347,47 +670,56 @@ class Study:
             "minimax (ours)": find_path(toy, *toy.endpoints, n_points=100, lam=10.0, lr=0.01,
                                         steps=300, objective="minimax", progress=False),
         }
-        written += plots.save_figure(plots.plot_landscape_paths(toy, res),
-                                     os.path.join(figs, "fig3_toy_paths"))
+        written += self._figure(plots.plot_landscape_paths(toy, res), "fig3_toy_paths")
         for lname in ("train", "test"):
             bars, profiles = {}, {}
             for name in SETS:
-                p = self.path(f"paths_{name}_{lname}.npz")
-                if os.path.exists(p):
-                    d = load_npz(p)
+                d = paths.get((name, lname))
+                if d is not None:
                     bars[name] = d["barrier"][d["done"]]
                     if d["done"].any():
                         i = int(np.argmax(d["done"]))
                         profiles[name] = (np.linspace(0, 1, d["losses"].shape[1]), d["losses"][i])
             if bars:
-                written += plots.save_figure(plots.plot_barrier_histograms(bars),
-                                             os.path.join(figs, f"fig4_barriers_{lname}"))
-                written += plots.save_figure(plots.plot_loss_profiles(profiles),
-                                             os.path.join(figs, f"loss_profiles_{lname}"))
+                written += self._figure(plots.plot_barrier_histograms(bars),
+                                        f"fig4_barriers_{lname}")
+                written += self._figure(plots.plot_loss_profiles(profiles),
+                                        f"loss_profiles_{lname}")
         dists = self.manifest["results"].get("centroid_distances", {})
         for kind in ("train", "test"):
-            sel = {k: v for k, v in dists.items() if k.endswith(kind)}
+            sel = {k: dists[k] for k in SETS if k.endswith(kind) and k in dists}
             if sel:
-                written += plots.save_figure(plots.plot_distance_histograms(sel),
-                                             os.path.join(figs, f"fig5_distances_{kind}"))
-        if os.path.exists(self.path("embedding.npz")):
-            emb = load_npz(self.path("embedding.npz"))
-            sets = self.sets()
-            for key, E in emb.items():
-                a, b, kernel = key.split("__")
-                a, b = a.replace("_", "-"), b.replace("_", "-")
+                written += self._figure(plots.plot_distance_histograms(sel),
+                                        f"fig5_distances_{kind}")
+        if emb is not None:
+            for a, b in COMBOS:  # names from the code's own lists, never from the file
                 na = len(sets[a])
-                fig = plots.plot_embedding({a: E[:na], b: E[na:]}, title=f"{kernel} kernel PCA")
-                written += plots.save_figure(fig, os.path.join(figs, f"fig6_kpca_{key}"))
-        self.log.info("plot: %d files in %s", len(written), figs)
-        self._finish("plot", figures=[os.path.relpath(w, self.out) for w in written])
+                for kernel in KERNELS:
+                    key = embedding_key(a, b, kernel)
+                    E = emb[key]
+                    fig = plots.plot_embedding({a: E[:na], b: E[na:]},
+                                               title=f"{kernel} kernel PCA")
+                    written += self._figure(fig, f"fig6_kpca_{key}")
+        self.log.info("plot: %d files in %s", len(written), os.path.join(self.out, "figures"))
+        self._finish("plot", figures=written)
         self.report()
 
     # --------------------------------------------------------------- report
     def report(self) -> str:
-        text = render_report(self.config, self.manifest["results"])
-        atomic_write_text(self.path("report.md"), text)
+        try:
+            text = render_report(self.config, self.manifest["results"])
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+            raise StudyError(f"{self.manifest_path}: results of the wrong form ({_why(e)}); "
+                             "move it away and rerun the study") from e
+        self._write("report.md", "text", text)
         return text
+
+
+def _why(e: BaseException) -> str:
+    """An exception's message without the traceback, for one-line errors."""
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror + (f": {e.filename}" if e.filename else "")
+    return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
 
 
 def _diff(old, new) -> str:
