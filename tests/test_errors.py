@@ -157,6 +157,10 @@ def test_smaller_gaps_give_clear_errors():
             train(NET, (X, Y), epochs=1, seed=seed, progress=False)
     with pytest.raises(ValueError, match="epochs"):
         train(NET, (X, Y), epochs=2**40, progress=False)
+    with pytest.raises(ValueError, match="runs"):
+        train(NET, (X, Y), epochs=1, runs=2**40, progress=False)
+    with pytest.raises(ValueError, match="chunk"):
+        Landscape(NET, X, Y, chunk=2**70)
 
 
 def test_many_solutions_draw_pairs_without_listing_them_all():

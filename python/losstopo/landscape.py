@@ -114,7 +114,7 @@ class Landscape:
             )
         self.fingerprint = _fingerprint(X, labels, targets)
         threads = check_int("threads", threads, maximum=MAX_THREADS, allow_none=True)
-        chunk = check_int("chunk", chunk, allow_none=True)
+        chunk = check_int("chunk", chunk, maximum=2**31 - 1, allow_none=True)
         if precision not in ("fp32", "tf32"):
             raise ValueError(f"precision: expected 'fp32' or 'tf32', got {precision!r}")
         args = (net.sizes, net.activations, net.output, net.bias, net.loss, X, labels, targets)
@@ -169,7 +169,8 @@ class Landscape:
     @chunk.setter
     def chunk(self, value: Optional[int]) -> None:
         self._needs_cpu("chunk")
-        self._engine.chunk = check_int("chunk", value, allow_none=True) or 0
+        self._engine.chunk = check_int("chunk", value, maximum=2**31 - 1,
+                                       allow_none=True) or 0
 
     # ------------------------------------------------------------ evaluation
     def _theta(self, theta):

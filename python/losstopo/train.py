@@ -19,6 +19,7 @@ from .optimize import _options, lbfgs_params
 from .progress import Progress
 
 METHODS = ("sgd", "lbfgs")
+MAX_RUNS = 2**20  # runs of one population (each holds its parameters and curves)
 DEFAULT_EPOCHS = {"sgd": 20, "lbfgs": 1000}
 
 
@@ -245,9 +246,7 @@ def _restore(trainer, path, config_hash):
 
 def _run_ids(runs) -> np.ndarray:
     if isinstance(runs, (int, np.integer)) and not isinstance(runs, bool):
-        if runs < 1:
-            raise ValueError(f"runs: must be at least 1, got {runs}")
-        return np.arange(int(runs))
+        return np.arange(check_int("runs", runs, 1, MAX_RUNS))
     try:
         ids = np.asarray(list(runs))
     except TypeError:
