@@ -115,7 +115,7 @@ class PathResult:
         for key in ("seed", "init_scale"):
             params.pop(key, None)
         params["steps"] = 0
-        pb, _ = _path_batch(landscape, self.path.a[None], self.path.b[None], params)
+        pb = _path_batch(landscape, self.path.a[None], self.path.b[None], params)
         coeffs = np.ascontiguousarray(self.path.coeffs, dtype=pb.coeffs.dtype)[None]
         return _results(pb, coeffs, self.history[None], self.settings, refine, 0)[0]
 
@@ -181,20 +181,33 @@ def _core_params(p: dict):
     return params
 
 
+def _kind(landscape):
+    """(dtype, parameter count or None, what the core evaluates) of a Landscape (its
+    engine) or a batched callable (float64, called back)."""
+    if isinstance(landscape, Landscape):
+        return landscape.dtype, landscape.num_params, landscape.engine
+    if callable(landscape):
+        return np.dtype(np.float64), None, landscape
+    raise TypeError(f"landscape: expected a Landscape or a callable, got "
+                    f"{type(landscape).__name__}")
+
+
 def _path_batch(landscape, A, B, params: dict):
-    """A core PathBatch over a Landscape's engine or a batched callable; and its dtype."""
+    """A core PathBatch over a Landscape's engine or a batched callable."""
     from ._native import for_dtype
 
-    if isinstance(landscape, Landscape):
-        dtype, target = landscape.dtype, landscape.engine
-    elif callable(landscape):
-        dtype, target = np.dtype(np.float64), landscape
-    else:
-        raise TypeError(f"landscape: expected a Landscape or a callable, got "
-                        f"{type(landscape).__name__}")
+    dtype, _, target = _kind(landscape)
     A = np.ascontiguousarray(A, dtype=dtype)
     B = np.ascontiguousarray(B, dtype=dtype)
-    return for_dtype("PathBatch", dtype)(target, A, B, _core_params(params)), dtype
+    return for_dtype("PathBatch", dtype)(target, A, B, _core_params(params))
+
+
+def _check_start(seed, init_scale) -> None:
+    """The initial coefficients' settings: seed an int >= 0, init_scale finite, >= 0."""
+    if not (isinstance(init_scale, (int, float, np.number)) and np.isfinite(init_scale)
+            and init_scale >= 0):
+        raise ValueError(f"init_scale: must be a finite non-negative number, got {init_scale!r}")
+    check_int("seed", seed, minimum=0)
 
 
 def _endpoint(name, v, D, dtype):
@@ -254,14 +267,10 @@ def find_path(
     """
     params = _path_params(n_modes, n_points, lam, optimizer, lr, steps, objective, temperature,
                           line_search)
-    D = landscape.num_params if isinstance(landscape, Landscape) else None
-    dtype = landscape.dtype if isinstance(landscape, Landscape) else np.float64
+    dtype, D, _ = _kind(landscape)
     a = _endpoint("a", a, D, dtype)
     b = _endpoint("b", b, a.size, dtype)
-    if not (isinstance(init_scale, (int, float, np.number)) and np.isfinite(init_scale)
-            and init_scale >= 0):
-        raise ValueError(f"init_scale: must be a finite non-negative number, got {init_scale!r}")
-    check_int("seed", seed, minimum=0)
+    _check_start(seed, init_scale)
     return _find_paths(landscape, a[None], b[None], params, refine, seed, init_scale,
                        progress=progress)[0]
 
@@ -275,7 +284,7 @@ def _find_paths(landscape, A, B, params: dict, refine: bool, seed: int, init_sca
                 progress: bool = False, seeds=None) -> list:
     """Optimizes the paths A[r] -> B[r] together in one core PathBatch (each path takes
     the steps it would take alone) and measures them; a list of PathResults."""
-    pb, _ = _path_batch(landscape, A, B, params)
+    pb = _path_batch(landscape, A, B, params)
     R, K, D = len(A), params["n_modes"], A.shape[1]
     if init_scale:
         seeds = [seed] * R if seeds is None else seeds
@@ -365,8 +374,8 @@ def barrier_matrix(landscape, thetas, pairs=300, seed: int = 0, out=None,
                 raise ValueError(f"out {out}: array {key!r} is not what barrier_matrix wrote "
                                  "for these pairs; delete the file to start afresh")
             res[key] = got
-    D = landscape.num_params if isinstance(landscape, Landscape) else None
-    dtype = landscape.dtype if isinstance(landscape, Landscape) else np.float64
+    dtype, D, _ = _kind(landscape)
+    _check_start(args["seed"], args["init_scale"])
     todo = np.nonzero(~res["done"])[0]
     bar = Progress(k, desc="pairs", enabled=progress)
     bar.set(int(res["done"].sum()))

@@ -3,6 +3,7 @@ no display needed); ``save_figure`` writes it as PNG and PDF."""
 
 from __future__ import annotations
 
+import io
 import os
 from typing import Dict, Optional, Sequence
 
@@ -19,15 +20,29 @@ def _color(name: str) -> Optional[str]:
     return None
 
 
-def save_figure(fig: Figure, path_stem, formats=("png", "pdf"), dpi: int = 150) -> list:
+FORMATS = ("png", "pdf")
+
+
+def figure_bytes(fig: Figure, formats=FORMATS, dpi: int = 150) -> Dict[str, bytes]:
+    """The figure rendered in each format: {extension: file contents}."""
+    out = {}
+    for ext in formats:
+        buf = io.BytesIO()
+        fig.savefig(buf, format=ext, dpi=dpi, bbox_inches="tight")
+        out[ext] = buf.getvalue()
+    return out
+
+
+def save_figure(fig: Figure, path_stem, formats=FORMATS, dpi: int = 150) -> list:
     """Writes ``path_stem.png`` and ``path_stem.pdf``; returns the paths."""
     out = []
     d = os.path.dirname(os.fspath(path_stem))
     if d:
         os.makedirs(d, exist_ok=True)
-    for ext in formats:
+    for ext, data in figure_bytes(fig, formats, dpi).items():
         p = f"{os.fspath(path_stem)}.{ext}"
-        fig.savefig(p, dpi=dpi, bbox_inches="tight")
+        with open(p, "wb") as f:
+            f.write(data)
         out.append(p)
     return out
 

@@ -10,7 +10,6 @@ continues where the last one stopped and never redoes a finished stage or pair.
 from __future__ import annotations
 
 import glob
-import io
 import json
 import logging
 import os
@@ -51,6 +50,7 @@ COMBOS = (("LBFGS-train", "SGD-train"), ("LBFGS-test", "SGD-test"),
           ("LBFGS-train", "SGD-test"))
 KERNELS = ("rbf", "linear")
 METHODS = ("sgd", "lbfgs")
+FIGURE_FORMATS = ("png", "pdf")  # what every figure of the study is written as
 
 
 def landscapes_of(name: str) -> tuple:
@@ -73,16 +73,21 @@ def _figure_stems() -> list:
     return stems
 
 
+def path_files() -> list:
+    """(set, landscape, file name) of every path file, in the order of the stage."""
+    return [(name, lname, f"paths_{name}_{lname}.npz")
+            for name in SETS for lname in landscapes_of(name)]
+
+
 def study_files() -> frozenset:
     """Every name a study can write (relative to its folder): the only names --force
     ever removes, and then only those its manifest lists."""
     names = {"manifest.json", "log.txt", "report.md", "sets.npz", "embedding.npz"}
     for m in METHODS:
         names |= {f"ensemble_{m}.npz", f"checkpoint_{m}.npz"}
-    for name in SETS:
-        names |= {f"paths_{name}_{lname}.npz" for lname in landscapes_of(name)}
+    names |= {fname for _, _, fname in path_files()}
     for stem in _figure_stems():
-        names |= {f"figures/{stem}.png", f"figures/{stem}.pdf"}
+        names |= {f"figures/{stem}.{ext}" for ext in FIGURE_FORMATS}
     return frozenset(names)
 
 
@@ -569,10 +574,6 @@ class Study:
                       {k: round(v["auc"], 3) for k, v in seps.items()})
         self._finish("embed", separation=seps, centroid_distances=dists)
 
-    def _path_files(self) -> list:
-        return [(name, lname, f"paths_{name}_{lname}.npz")
-                for name in SETS for lname in landscapes_of(name)]
-
     def _load_paths(self, fname) -> dict:
         def check(d):
             for k in ("barrier", "done", "losses"):
@@ -591,14 +592,14 @@ class Study:
             return
         c = self.config
         sets = self.sets()
-        for _, _, fname in self._path_files():  # a broken file stops us now, not hours in
+        for _, _, fname in path_files():  # a broken file stops us now, not hours in
             if os.path.exists(self.path(fname)):
                 self._load_paths(fname)
         train_ls, test_ls = self.landscapes()
         kw = dict(n_points=c["n_points"], n_modes=c["n_modes"], lam=c["lam"], lr=c["path_lr"],
                   steps=c["path_steps"], refine=True)
         summary = {}
-        for name, lname, fname in self._path_files():
+        for name, lname, fname in path_files():
             ls = train_ls if lname == "train" else test_ls
             key = f"{name}@{lname}"
             self.log.info("paths: %s, %s pairs on the %s landscape", name, c["pairs"], lname)
@@ -636,12 +637,12 @@ class Study:
 
     def _figure(self, fig, stem) -> list:
         """fig as figures/<stem>.png and .pdf, written through the folder's checks."""
+        from .plots import figure_bytes
+
         names = []
-        for ext in ("png", "pdf"):
-            buf = io.BytesIO()
-            fig.savefig(buf, format=ext, dpi=150, bbox_inches="tight")
+        for ext, data in figure_bytes(fig, FIGURE_FORMATS).items():
             name = f"figures/{stem}.{ext}"
-            self._write(name, "bytes", buf.getvalue())
+            self._write(name, "bytes", data)
             names.append(name)
         return names
 
@@ -652,7 +653,7 @@ class Study:
         # Every input is read and checked before the first figure is drawn.
         ens = {"SGD": self._ensemble("sgd"), "LBFGS": self._ensemble("lbfgs")}
         paths = {(name, lname): self._load_paths(fname)
-                 for name, lname, fname in self._path_files()
+                 for name, lname, fname in path_files()
                  if os.path.exists(self.path(fname))}
         emb = sets = None
         if os.path.exists(self.path("embedding.npz")):
