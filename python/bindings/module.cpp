@@ -148,6 +148,7 @@ PYBIND11_MODULE(_core, m) {
   bind_landscape<double>(m);
   bind_optim(m);
   bind_path(m);
+  m.attr("MAX_THREADS") = EngineOptions::kMaxThreads;
   m.def(
       "num_params",
       [](const std::vector<int>& sizes, bool bias) {

@@ -8,7 +8,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['GoldenParams', 'LBFGSParams', 'LandscapeF32', 'LandscapeF64', 'ObjectiveF32', 'ObjectiveF64', 'PathBatchF32', 'PathBatchF64', 'PathParams', 'SGDParams', 'TrainerF32', 'TrainerF64', 'WolfeParams', 'line_search_1d', 'minimize_lbfgs_f32', 'minimize_lbfgs_f64', 'num_params', 'permutation', 'status_messages']
+__all__: list[str] = ['GoldenParams', 'LBFGSParams', 'LandscapeF32', 'LandscapeF64', 'MAX_THREADS', 'ObjectiveF32', 'ObjectiveF64', 'PathBatchF32', 'PathBatchF64', 'PathParams', 'SGDParams', 'TrainerF32', 'TrainerF64', 'WolfeParams', 'line_search_1d', 'minimize_lbfgs_f32', 'minimize_lbfgs_f64', 'num_params', 'permutation', 'status_messages']
 class GoldenParams:
     """
     Golden-section line search settings.
@@ -475,4 +475,5 @@ def num_params(sizes: collections.abc.Sequence[typing.SupportsInt | typing.Suppo
     ...
 def permutation(seed: typing.SupportsInt | typing.SupportsIndex, stream: typing.SupportsInt | typing.SupportsIndex, epoch: typing.SupportsInt | typing.SupportsIndex, n: typing.SupportsInt | typing.SupportsIndex) -> numpy.typing.NDArray[numpy.int64]:
     ...
+MAX_THREADS: int = 1024
 status_messages: dict = {0: 'running', 1: 'gradient below gtol', 2: 'relative reduction of f below ftol', 3: 'maximum number of iterations reached', 4: 'line search found no descent along steepest descent', 5: 'non-finite function value or gradient', 6: 'stopped by the caller'}

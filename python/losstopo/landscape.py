@@ -10,8 +10,6 @@ import numpy as np
 from ._checks import check_int
 from .models import MLP, _dtype
 
-#: The most engine threads a Landscape takes (each thread holds its own workspaces).
-MAX_THREADS = 1024
 
 
 def _check_device(device: str) -> str:
@@ -62,7 +60,7 @@ class Landscape:
         Precision of the data, the parameters and the results.
     device : "cpu", "cuda" or "cuda:N"
     threads : int or None
-        Engine threads (None: all available cores), at most ``MAX_THREADS`` (1024).
+        Engine threads (None: all available cores), at most ``losstopo._core.MAX_THREADS`` (1024, the core's bound).
     chunk : int or None
         Samples per streamed chunk (None: chosen from the network and P). Results
         are deterministic for a given thread count and chunk size.
@@ -79,7 +77,7 @@ class Landscape:
         chunk: Optional[int] = None,
         precision: str = "fp32",
     ):
-        from ._native import engine_class
+        from ._native import core, engine_class
 
         if not isinstance(net, MLP):
             raise TypeError(f"net: expected a losstopo.MLP, got {type(net).__name__}")
@@ -113,7 +111,7 @@ class Landscape:
                 f"sizes[-1] == sizes[0] (got {net.sizes[-1]} and {net.sizes[0]})"
             )
         self.fingerprint = _fingerprint(X, labels, targets)
-        threads = check_int("threads", threads, maximum=MAX_THREADS, allow_none=True)
+        threads = check_int("threads", threads, maximum=core.MAX_THREADS, allow_none=True)
         chunk = check_int("chunk", chunk, maximum=2**31 - 1, allow_none=True)
         if precision not in ("fp32", "tf32"):
             raise ValueError(f"precision: expected 'fp32' or 'tf32', got {precision!r}")
@@ -159,7 +157,9 @@ class Landscape:
     @threads.setter
     def threads(self, value: Optional[int]) -> None:
         self._needs_cpu("threads")
-        self._engine.threads = check_int("threads", value, maximum=MAX_THREADS,
+        from ._native import core
+
+        self._engine.threads = check_int("threads", value, maximum=core.MAX_THREADS,
                                          allow_none=True) or 0
 
     @property
