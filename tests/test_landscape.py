@@ -215,14 +215,20 @@ def test_evaluate_each_gives_every_vector_its_own_samples(dtype):
         np.testing.assert_allclose(grad[p], gp, rtol=tol, atol=tol * np.abs(gp).max())
 
 
-@pytest.mark.parametrize("net", [NETS[2], NETS[12], NETS[-1]], ids=repr)
-def test_line_values_equal_full_evaluations(net):
+def lines_case(net):
+    """A float64 landscape and five points on three lines x_l - u d_l (two repeated)."""
     X, y = make_data(net, n=150)
     ls = Landscape(net, X, y, dtype="float64", chunk=40)
     x = net.init(3, seed=1, dtype="float64")
     d = np.random.default_rng(2).standard_normal(x.shape)
     lines = np.array([0, 2, 1, 2, 0])
     u = np.array([0.0, 0.3, 0.05, 1.7, 2.0])
+    return ls, X, y, x, d, lines, u
+
+
+@pytest.mark.parametrize("net", [NETS[2], NETS[12], NETS[-1]], ids=repr)
+def test_line_values_equal_full_evaluations(net):
+    ls, X, y, x, d, lines, u = lines_case(net)
     got = ls.engine.line_values(x, d, lines, u)
     want, want_grad = ls.loss_and_grad(x[lines] - u[:, None] * d[lines])
     np.testing.assert_allclose(got, want, rtol=1e-12)
@@ -298,12 +304,7 @@ def test_fused_vector_equals_scalar_and_blas(net, dtype, monkeypatch):
 def test_fused_line_values_and_evaluate_each(mode, monkeypatch):
     monkeypatch.setenv("LOSSTOPO_FUSED", mode)
     net = MLP([8, 13, 7, 3], activation="softplus", bias=True)
-    X, y = make_data(net, n=150)
-    ls = Landscape(net, X, y, dtype="float64", chunk=40)
-    x = net.init(3, seed=1, dtype="float64")
-    d = np.random.default_rng(2).standard_normal(x.shape)
-    lines = np.array([0, 2, 1, 2, 0])
-    u = np.array([0.0, 0.3, 0.05, 1.7, 2.0])
+    ls, X, y, x, d, lines, u = lines_case(net)
     pts = x[lines] - u[:, None] * d[lines]
     got, grad = ls.engine.line_values(x, d, lines, u, grad=True)
     for k in range(len(lines)):
