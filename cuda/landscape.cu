@@ -896,9 +896,11 @@ template <typename T>
 void CudaLandscape<T>::evaluate_combination(const T* points, int64_t P, const T* V, int64_t Q,
                                             const int32_t* index, const T* coef, int nnz,
                                             T* loss_out, const T* proj, int64_t K,
-                                            T* proj_grad) const {
+                                            T* proj_grad, const int64_t* samples,
+                                            int64_t n_samples) const {
   Impl& m = *impl_;
   math::check_vectors(points, P, m.h1);
+  if (samples) math::check_samples(samples, n_samples, m.n);
   if (!V || !index || !coef) throw std::invalid_argument("basis: need V, index and coef");
   math::check_combination(P, Q, index, nnz);
   const bool want_grad = proj && proj_grad && K > 0;
@@ -907,10 +909,12 @@ void CudaLandscape<T>::evaluate_combination(const T* points, int64_t P, const T*
   std::lock_guard<std::mutex> lock(m.mutex);
   m.use_device();
   const int d0 = m.d0, h1 = m.h1;
-  const int64_t D = m.D, W1 = m.W1, N = m.n, width1 = P * h1, wq = Q * h1, wk = K * h1;
+  const int64_t D = m.D, W1 = m.W1, N = samples ? n_samples : m.n, width1 = P * h1,
+                wq = Q * h1, wk = K * h1;
   cublasHandle_t h = m.handle;
   const T* basis = m.basis.upload(V, size_t(Q) * D);
   const int32_t* index_dev = m.index.upload(index, size_t(P) * nnz);
+  const int64_t* idx = samples ? m.idx.upload(samples, N) : nullptr;
   const T* coef_dev = m.coef.upload(coef, size_t(P) * nnz);
   // The points sum_k coef[p, k] V[index[p, k]] (P, D), formed here.
   T* pts = m.theta.reserve(size_t(P) * D);
@@ -933,7 +937,13 @@ void CudaLandscape<T>::evaluate_combination(const T* points, int64_t P, const T*
   T* a1 = m.a1.get();
   for (int64_t r0 = 0; r0 < N; r0 += C) {
     const int nc = int(std::min<int64_t>(C, N - r0));
-    const typename Impl::Rows rows = m.dataset_rows(r0, nc);
+    typename Impl::Rows rows;
+    if (idx) {
+      m.gather(idx + r0, nc);
+      rows = m.gathered_rows(0, nc, 0);
+    } else {
+      rows = m.dataset_rows(r0, nc);
+    }
     // The Q basis products y (nc, Q*h1) = X V1^T, then each point's combination of
     // them: a1 (nc, P*h1).
     check(gemm(h, false, true, nc, int(wq), d0, T(1), rows.x, d0, m.w1.get(), d0, T(0), y,

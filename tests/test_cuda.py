@@ -170,6 +170,14 @@ def test_combinations_equal_cpu(net, chunk):
     np.testing.assert_allclose(e2, cpu.loss(W), rtol=1e-10)
     with pytest.raises(ValueError, match="index"):
         gpu.engine.evaluate_combination(V, np.full((6, 3), 4, dtype=np.int32), coef)
+    # on a subset of the samples (stochastic path steps), in chunks when chunk is set
+    samples = np.sort(rng.choice(cpu.num_samples, 70, replace=False)).astype(np.int64)
+    s1 = cpu.engine.evaluate_combination(V, index, coef, samples=samples)
+    s2 = gpu.engine.evaluate_combination(V, index, coef, samples=samples)
+    np.testing.assert_allclose(s2, s1, rtol=1e-10)
+    np.testing.assert_allclose(s2, cpu.loss(W, samples=samples), rtol=1e-10)
+    with pytest.raises(ValueError, match="samples"):
+        gpu.engine.evaluate_combination(V, index, coef, samples=np.array([10**6]))
 
 
 @pytest.mark.parametrize("objective", ["sum", "minimax"])
@@ -185,6 +193,17 @@ def test_path_gradients_on_cuda_equal_cpu(net, objective):
     assert r2.barrier == pytest.approx(r1.barrier, rel=1e-8)
     np.testing.assert_allclose(r2.path.coeffs, r1.path.coeffs, rtol=1e-7, atol=1e-10)
     np.testing.assert_allclose(r2.history, r1.history, rtol=1e-8)
+
+
+def test_stochastic_path_steps_on_cuda_equal_cpu():
+    net = NETS[0]
+    cpu, gpu = pair(net, n=150)
+    a, b = net.init(2, seed=4, dtype="float64")
+    kw = dict(n_points=10, n_modes=3, steps=5, progress=False, batch_size=40, seed=3,
+              refine=False)
+    r1, r2 = losstopo.find_path(cpu, a, b, **kw), losstopo.find_path(gpu, a, b, **kw)
+    np.testing.assert_allclose(r2.history, r1.history, rtol=1e-8)
+    np.testing.assert_allclose(r2.path.coeffs, r1.path.coeffs, rtol=1e-7, atol=1e-10)
 
 
 def test_golden_lbfgs_on_cuda_equals_cpu():

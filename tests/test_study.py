@@ -92,6 +92,42 @@ def test_changed_configuration_is_refused_unless_forced(tmp_path):
     assert m["config"]["runs"] == 4
 
 
+def test_stochastic_path_steps_in_the_study(tmp_path, monkeypatch):
+    out = tmp_path / "s"
+    from losstopo import paths as paths_mod
+
+    real = paths_mod._path_batch
+    seen = []
+
+    def recording(landscape, A, B, params, seed=0):
+        if isinstance(landscape, losstopo.Landscape):
+            seen.append((landscape.num_samples, params.get("batch_size")))
+        return real(landscape, A, B, params, seed)
+
+    monkeypatch.setattr(paths_mod, "_path_batch", recording)
+    assert cli.main(["reproduce", "--out", str(out), "--path-batch", "100"] + TINY) == 0
+    # 100 of the 300 training samples per step; the 100 test samples are all of them
+    assert (300, 100) in seen and (100, None) in seen
+    assert not [s for s in seen if s[0] == 300 and s[1] is None]
+    assert "100 samples drawn per step" in (out / "report.md").read_text()
+    with pytest.raises(SystemExit):  # argparse: must be a positive integer
+        cli.main(["train", "--out", str(out), "--path-batch", "0"] + TINY)
+
+
+def test_a_study_written_before_path_batch_resumes(tmp_path):
+    """A manifest without the later settings (an older release's) still matches."""
+    from losstopo._io import config_hash
+
+    out = tmp_path / "s"
+    assert cli.main(["train", "--out", str(out)] + TINY) == 0
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["config"].pop("path_batch") is None
+    assert m["config_hash"] == config_hash(m["config"])  # the hash an older release wrote
+    (out / "manifest.json").write_text(json.dumps(m))
+    assert cli.main(["train", "--out", str(out)] + TINY) == 0
+    assert cli.main(["train", "--out", str(out), "--path-batch", "50"] + TINY) == 2  # changed
+
+
 def test_study_errors(tmp_path):
     with pytest.raises(StudyError, match="no study"):
         Study(tmp_path / "empty")

@@ -690,8 +690,9 @@ template <typename T>
 void Landscape<T>::evaluate_combination(const T* points, int64_t P, const T* V, int64_t Q,
                                         const int32_t* index, const T* coef, int nnz,
                                         T* loss_out, const T* proj, int64_t K,
-                                        T* proj_grad) const {
-  check_call(points, P, nullptr, 0);
+                                        T* proj_grad, const int64_t* samples,
+                                        int64_t n_samples) const {
+  check_call(points, P, samples, n_samples);
   math::check_combination(P, Q, index, nnz);
   const MLPSpec& s = spec_;
   const int d0 = s.sizes[0], h1 = s.sizes[1];
@@ -707,10 +708,10 @@ void Landscape<T>::evaluate_combination(const T* points, int64_t P, const T* V, 
   for (int64_t q = 0; q < Q; ++q) std::memcpy(v1 + q * W1, V + q * D, sizeof(T) * W1);
   for (int64_t p = 0; s.bias && p < P; ++p)
     std::memcpy(b1 + p * h1, points + p * D + s.bias_offset(0), sizeof(T) * h1);
-  const int64_t N = n_;
+  const int64_t N = samples ? n_samples : n_;
   const Split sp = split_samples(N, chunk_size(P), nt, true);
   nt = sp.nt;
-  Pass<T> ps = make_pass(points, P, nullptr, b1, nullptr, N, sp.C, want_grad);
+  Pass<T> ps = make_pass(points, P, nullptr, b1, samples, N, sp.C, want_grad);
   ps.comb_v1 = v1;
   ps.comb_Q = Q;
   ps.comb_index = index;

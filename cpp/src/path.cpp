@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "blas.hpp"
+#include "losstopo/sgd.hpp"  // permutation
 
 namespace losstopo {
 
@@ -109,8 +110,25 @@ void PathBatch<T>::points(const T* C, const double* t, int64_t nt, T* W,
 }
 
 template <typename T>
+std::vector<int64_t> PathBatch<T>::step_samples(int step) const {
+  if (!obj_) throw std::invalid_argument("batch_size: stochastic steps need a landscape's samples");
+  const int64_t N = obj_->num_samples(), B = p_.batch_size;
+  if (B < 1 || B > N)
+    throw std::invalid_argument("batch_size: must lie in [1, " + std::to_string(N) +
+                                "] (the landscape's samples), got " + std::to_string(B));
+  // Stream 1 keeps the draws apart from the SGD minibatch orders (stream 0).
+  std::vector<int64_t> order(N);
+  permutation(p_.batch_seed, 1, uint64_t(step), N, order.data());
+  order.resize(B);
+  std::sort(order.begin(), order.end());  // in data order: contiguous reads
+  return order;
+}
+
+template <typename T>
 void PathBatch<T>::objective(const T* C, const std::vector<int64_t>& rows_in, T* value, T* grad,
-                             T* energies) {
+                             T* energies, const int64_t* samples, int64_t n_samples) {
+  if (samples && !obj_)
+    throw std::invalid_argument("samples: a batched function has no samples to choose");
   std::vector<int64_t> rows = rows_in;
   if (rows.empty())
     for (int64_t r = 0; r < R_; ++r) rows.push_back(r);
@@ -151,13 +169,35 @@ void PathBatch<T>::objective(const T* C, const std::vector<int64_t>& rows_in, T*
       const bool direct = grad && sum;  // the weights are known before the pass
       obj_->evaluate_combination(&W_[size_t(j) * Mi * D_], Mi, basis.data(), Q, index.data(),
                                  coef.data(), Q, &E[j * Mi], direct ? &S_[K_] : nullptr,
-                                 direct ? K_ : 0, direct ? grad + j * KD : nullptr);
+                                 direct ? K_ : 0, direct ? grad + j * KD : nullptr, samples,
+                                 n_samples);
     }
   } else {
     if (grad) G_.resize(size_t(n) * Mi * D_);
-    energy_(W_.data(), n * Mi, E.data(), grad ? G_.data() : nullptr);
+    if (samples)
+      obj_->evaluate(W_.data(), n * Mi, E.data(), grad ? G_.data() : nullptr, nullptr, samples,
+                     n_samples);
+    else
+      energy_(W_.data(), n * Mi, E.data(), grad ? G_.data() : nullptr);
   }
   energy_points += n * Mi;
+  // The endpoints' energies: fixed on all samples, or on this step's samples.
+  std::vector<double> ends(2 * n);
+  if (samples) {
+    std::vector<T> X(size_t(2) * n * D_), e(2 * n);
+    for (int64_t j = 0; j < n; ++j) {
+      std::copy(&A_[rows[j] * D_], &A_[(rows[j] + 1) * D_], &X[size_t(2 * j) * D_]);
+      std::copy(&B_[rows[j] * D_], &B_[(rows[j] + 1) * D_], &X[size_t(2 * j + 1) * D_]);
+    }
+    obj_->evaluate(X.data(), 2 * n, e.data(), nullptr, nullptr, samples, n_samples);
+    std::copy(e.begin(), e.end(), ends.begin());
+    energy_points += 2 * n;
+  } else {
+    for (int64_t j = 0; j < n; ++j) {
+      ends[2 * j] = end_energy[2 * rows[j]];
+      ends[2 * j + 1] = end_energy[2 * rows[j] + 1];
+    }
+  }
   const double lam = p_.lam;
   // Scratch for the smoothness gradient: the generic gradients' buffer when free.
   if (grad && native) G_.resize(size_t(Mi) * D_);
@@ -170,8 +210,8 @@ void PathBatch<T>::objective(const T* C, const std::vector<int64_t>& rows_in, T*
     const T* w = &W_[size_t(j) * Mi * D_];
     // Energies at all M points, endpoints included.
     std::vector<double> e(M_);
-    e[0] = end_energy[2 * r];
-    e[M_ - 1] = end_energy[2 * r + 1];
+    e[0] = ends[2 * j];
+    e[M_ - 1] = ends[2 * j + 1];
     for (int64_t m = 0; m < Mi; ++m) e[m + 1] = double(E[j * Mi + m]);
     if (energies)
       for (int m = 0; m < M_; ++m) energies[j * M_ + m] = T(e[m]);
@@ -215,7 +255,7 @@ void PathBatch<T>::objective(const T* C, const std::vector<int64_t>& rows_in, T*
       set_basis(j);
       std::vector<T> e2(Mi);
       obj_->evaluate_combination(w, Mi, basis.data(), Q, index.data(), coef.data(), Q, e2.data(),
-                                 proj.data(), K_, gj);
+                                 proj.data(), K_, gj, samples, n_samples);
     } else if (!native) {
       T* g = &G_[size_t(j) * Mi * D_];
       for (int64_t m = 0; m < Mi; ++m) {
@@ -243,13 +283,15 @@ void PathBatch<T>::objective(const T* C, const std::vector<int64_t>& rows_in, T*
 
 template <typename T>
 void PathBatch<T>::track(const std::vector<int64_t>& rows, const T* C, const T* energies,
-                         const T* value, int step) {
+                         const T* value, int step, bool last) {
   const size_t KD = size_t(K_) * D_;
   for (size_t j = 0; j < rows.size(); ++j) {
     const int64_t r = rows[j];
     double sum = 0.0;
     for (int m = 0; m < M_; ++m) sum += double(energies[j * M_ + m]);
-    if (std::isfinite(sum) && sum < best_sum[r]) {
+    // Stochastic steps keep the last iterate (measured on all samples).
+    const bool stochastic = p_.batch_size > 0;
+    if (stochastic ? last : std::isfinite(sum) && sum < best_sum[r]) {
       best_sum[r] = sum;
       std::copy(C + j * KD, C + (j + 1) * KD, &best_coeffs[r * KD]);
     }
@@ -268,7 +310,10 @@ void PathBatch<T>::optimize(const std::function<bool(int)>& on_step) {
     const T b1 = T(p_.beta1), b2 = T(p_.beta2), eps = T(p_.eps), lr = T(p_.lr);
     int step = steps_done;
     for (; step < p_.steps && K_ > 0; ++step) {
-      objective(coeffs.data(), all, value.data(), grad.data(), E.data());
+      const std::vector<int64_t> batch =
+          p_.batch_size > 0 ? step_samples(step) : std::vector<int64_t>();
+      objective(coeffs.data(), all, value.data(), grad.data(), E.data(),
+                batch.empty() ? nullptr : batch.data(), int64_t(batch.size()));
       track(all, coeffs.data(), E.data(), value.data(), step);
       const T c1 = T(1) - T(std::pow(p_.beta1, step + 1));
       const T c2 = T(1) - T(std::pow(p_.beta2, step + 1));
@@ -282,7 +327,7 @@ void PathBatch<T>::optimize(const std::function<bool(int)>& on_step) {
       if (on_step && !on_step(step + 1)) break;
     }
     objective(coeffs.data(), all, value.data(), nullptr, E.data());
-    track(all, coeffs.data(), E.data(), value.data(), steps_done);
+    track(all, coeffs.data(), E.data(), value.data(), steps_done, true);
     return;
   }
   // L-BFGS: one problem per path (each still one batched call over its points).

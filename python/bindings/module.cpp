@@ -3,6 +3,8 @@
 // subclass), the CPU Landscape, the settings structs, and the optimizer and path
 // bindings of optim.cpp and path.cpp. Argument checks that guard memory safety live
 // here; the rules of the settings live in their C++ validate().
+#include <optional>
+
 #include "common.hpp"
 #include "losstopo/landscape.hpp"
 
@@ -63,7 +65,8 @@ void bind_objective(py::module_& m) {
           "capability.")
       .def(
           "evaluate_combination",
-          [](const OB& self, carray<T> V, carray<int32_t> index, carray<T> coef) {
+          [](const OB& self, carray<T> V, carray<int32_t> index, carray<T> coef,
+             std::optional<carray<int64_t>> samples) {
             const int64_t D = self.num_params();
             if (V.ndim() != 2 || V.shape(1) != D || V.shape(0) < 1)
               throw std::invalid_argument("V: expected shape (Q, D)");
@@ -88,11 +91,13 @@ void bind_objective(py::module_& m) {
             {
               py::gil_scoped_release release;
               self.evaluate_combination(W.data(), P, V.data(), Q, index.data(), coef.data(), nnz,
-                                        out.mutable_data());
+                                        out.mutable_data(), nullptr, 0, nullptr,
+                                        samples ? samples->data() : nullptr,
+                                        samples ? samples->size() : 0);
             }
             return out;
           },
-          py::arg("V"), py::arg("index"), py::arg("coef"),
+          py::arg("V"), py::arg("index"), py::arg("coef"), py::arg("samples") = py::none(),
           "Losses at the points sum_k coef[p, k] V[index[p, k]] through the combinations "
           "capability.");
 }

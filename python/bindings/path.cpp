@@ -1,4 +1,6 @@
 // Bindings of the Fourier path finder.
+#include <optional>
+
 #include "common.hpp"
 #include "losstopo/path.hpp"
 
@@ -87,7 +89,8 @@ void bind_path(py::module_& m, const char* name) {
           py::arg("coeffs"), py::arg("t"), py::arg("rows") = std::vector<int64_t>{})
       .def(
           "objective",
-          [](PB& self, carray<T> C, std::vector<int64_t> rows, bool grad) {
+          [](PB& self, carray<T> C, std::vector<int64_t> rows, bool grad,
+             std::optional<carray<int64_t>> samples) {
             const int64_t n = rows.empty() ? self.size() : int64_t(rows.size());
             for (int64_t r : rows)
               if (r < 0 || r >= self.size()) throw std::invalid_argument("rows: out of range");
@@ -104,13 +107,25 @@ void bind_path(py::module_& m, const char* name) {
             const T* cp = C.data();
             T* vp = value.mutable_data();
             T* ep = energies.mutable_data();
+            const int64_t* sp = samples ? samples->data() : nullptr;
+            const int64_t ns = samples ? samples->size() : 0;
             {
               py::gil_scoped_release release;
-              self.objective(cp, rows, vp, gp, ep);
+              self.objective(cp, rows, vp, gp, ep, sp, ns);
             }
             return py::make_tuple(value, g, energies);
           },
-          py::arg("coeffs"), py::arg("rows") = std::vector<int64_t>{}, py::arg("grad") = true)
+          py::arg("coeffs"), py::arg("rows") = std::vector<int64_t>{}, py::arg("grad") = true,
+          py::arg("samples") = py::none(),
+          "Objective (value, gradient, energies) of the paths `rows`, on all samples or on "
+          "the given sample indices.")
+      .def(
+          "step_samples",
+          [](const PB& self, int step) {
+            std::vector<int64_t> s = self.step_samples(step);
+            return to_array(s, {int64_t(s.size())});
+          },
+          py::arg("step"), "The sample indices of stochastic step `step` (batch_size, sorted).")
       .def("use_generic_evaluation", &PB::use_generic_evaluation,
            "Evaluates every path point in full, without the objective's combinations.")
       .def_property_readonly("uses_combinations", &PB::uses_combinations)

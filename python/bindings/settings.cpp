@@ -100,6 +100,8 @@ void bind_settings(py::module_& m) {
       .def_readwrite("beta2", &PathParams::beta2)
       .def_readwrite("eps", &PathParams::eps)
       .def_readwrite("lbfgs", &PathParams::lbfgs)
+      .def_readwrite("batch_size", &PathParams::batch_size)
+      .def_readwrite("batch_seed", &PathParams::batch_seed)
       .def_property(
           "objective",
           [](const PathParams& p) {

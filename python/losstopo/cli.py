@@ -88,7 +88,8 @@ def _study(args, stages):
     if args.command in ("reproduce", "train") or args.network is not None:
         overrides = dict(runs=args.runs, keep=args.keep, pairs=args.pairs,
                          sgd_epochs=args.epochs, lbfgs_iters=args.iters, n_train=args.n_train,
-                         n_test=args.n_test, path_steps=args.path_steps, seed=args.seed)
+                         n_test=args.n_test, path_steps=args.path_steps,
+                         path_batch=args.path_batch, seed=args.seed)
         config = make_config(args.network or "fcp", args.preset, data=args.data,
                              device=args.device, **overrides)
     with Study(args.out, config, force=args.force, quiet=args.quiet) as study:
@@ -116,6 +117,8 @@ def _add_study_args(p, full: bool):
                         ("pairs", "path pairs per set"), ("epochs", "SGD epochs"),
                         ("iters", "L-BFGS iterations"), ("n-train", "training samples"),
                         ("n-test", "test samples"), ("path-steps", "Adam steps per path"),
+                        ("path-batch", "samples drawn per path step (stochastic steps; "
+                         "default: all samples; barriers are always measured on all)"),
                         ("seed", "random seed")):
         p.add_argument(f"--{name}", type=int, default=None, help=help_)
 
@@ -179,7 +182,7 @@ def main(argv=None) -> int:
         parser.print_help()
         return 0
     for name in ("n", "points", "threads", "runs", "keep", "pairs", "epochs", "iters",
-                 "n_train", "n_test"):
+                 "n_train", "n_test", "path_batch"):
         v = getattr(args, name, None)
         if v is not None and v < 1:
             parser.error(f"--{name.replace('_', '-')} must be a positive integer")

@@ -149,7 +149,7 @@ def _results(pb, coeffs, history, settings, refine, evaluations) -> list:
 
 
 def _path_params(n_modes, n_points, lam, optimizer, lr, steps, objective, temperature,
-                 line_search) -> dict:
+                 line_search, batch_size=None) -> dict:
     """The path settings as a plain dict (hashable into a configuration); the core's
     ``PathParams.validate()`` checks them, here only types and choices."""
     if objective not in OBJECTIVES:
@@ -164,14 +164,20 @@ def _path_params(n_modes, n_points, lam, optimizer, lr, steps, objective, temper
         p["temperature"] = float(temperature)
     if optimizer == "lbfgs":
         p["lbfgs"] = _options(line_search, 10, int(steps), 0.0, 0.0, None)
+    if batch_size is not None:
+        p["batch_size"] = check_int("batch_size", batch_size)
     _core_params(p)  # validates
     return p
 
 
-def _core_params(p: dict):
+def _core_params(p: dict, seed: int = 0):
+    """The core's PathParams of the settings ``p``; ``seed`` draws the samples of
+    stochastic steps."""
     from ._native import core
 
     kw = {k: v for k, v in p.items() if k != "lbfgs"}
+    if "batch_size" in kw:
+        kw["batch_seed"] = int(seed)
     if "temperature" not in kw:
         kw["auto_temperature"] = True  # 1% of each straight line's barrier
     params = core.PathParams(**kw)
@@ -192,14 +198,21 @@ def _kind(landscape):
                     f"{type(landscape).__name__}")
 
 
-def _path_batch(landscape, A, B, params: dict):
+def _path_batch(landscape, A, B, params: dict, seed: int = 0):
     """A core PathBatch over a Landscape's engine or a batched callable."""
     from ._native import for_dtype
 
     dtype, _, target = _kind(landscape)
+    if params.get("batch_size") is not None:
+        if not isinstance(landscape, Landscape):
+            raise ValueError("batch_size: stochastic path steps need a Landscape (a callable "
+                             "energy has no samples to draw)")
+        if params["batch_size"] > landscape.num_samples:
+            raise ValueError(f"batch_size: {params['batch_size']} is more than the landscape's "
+                             f"{landscape.num_samples} samples")
     A = np.ascontiguousarray(A, dtype=dtype)
     B = np.ascontiguousarray(B, dtype=dtype)
-    return for_dtype("PathBatch", dtype)(target, A, B, _core_params(params))
+    return for_dtype("PathBatch", dtype)(target, A, B, _core_params(params, seed))
 
 
 def _check_start(seed, init_scale) -> None:
@@ -238,6 +251,7 @@ def find_path(
     seed: int = 0,
     init_scale: float = 0.0,
     line_search: str = "strong_wolfe",
+    batch_size: Optional[int] = None,
     progress: bool = True,
 ) -> PathResult:
     """Finds a low path from a to b (FourierPathFinder, Yu & Morozov, Algorithm 2).
@@ -260,13 +274,18 @@ def find_path(
         golden-section search in t (``barrier_refined``, ``t_max``).
     seed, init_scale : initial coefficients ~ N(0, init_scale^2) (0: the straight
         line, as in the paper).
+    batch_size : stochastic steps (Adam only; a Landscape only; not the paper's and
+        never the default): every step evaluates the path on ``batch_size`` samples
+        drawn anew from ``seed`` and the step number, as Garipov et al. train their
+        curves. The returned path is then the last iterate, and every reported
+        number (energies, barriers) is measured on all samples.
     progress : a progress bar on stderr.
 
     Every step evaluates all path points in one batched call; the best path seen
     (lowest summed energy, without the smoothness term) is returned.
     """
     params = _path_params(n_modes, n_points, lam, optimizer, lr, steps, objective, temperature,
-                          line_search)
+                          line_search, batch_size)
     dtype, D, _ = _kind(landscape)
     a = _endpoint("a", a, D, dtype)
     b = _endpoint("b", b, a.size, dtype)
@@ -284,7 +303,7 @@ def _find_paths(landscape, A, B, params: dict, refine: bool, seed: int, init_sca
                 progress: bool = False, seeds=None) -> list:
     """Optimizes the paths A[r] -> B[r] together in one core PathBatch (each path takes
     the steps it would take alone) and measures them; a list of PathResults."""
-    pb = _path_batch(landscape, A, B, params)
+    pb = _path_batch(landscape, A, B, params, seed)
     R, K, D = len(A), params["n_modes"], A.shape[1]
     if init_scale:
         seeds = [seed] * R if seeds is None else seeds
@@ -347,7 +366,7 @@ def barrier_matrix(landscape, thetas, pairs=300, seed: int = 0, out=None,
     args = {**_FIND_PATH_ARGS, **fp}
     params = _path_params(*(args[a] for a in ("n_modes", "n_points", "lam", "optimizer", "lr",
                                               "steps", "objective", "temperature",
-                                              "line_search")))
+                                              "line_search", "batch_size")))
     M = params["n_points"]
     res["losses"] = np.full((k, M), np.nan)  # the energy profile along each path
     # The file is keyed by everything its numbers depend on: the landscape (data,

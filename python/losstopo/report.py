@@ -56,7 +56,10 @@ def render_report(config: dict, results: dict) -> str:
         f"{config['keep']} kept; SGD {config['sgd_epochs']} epochs (lr {config['lr']}, batch "
         f"{config['batch_size']}); L-BFGS-GSS {config['lbfgs_iters']} iterations; "
         f"{config['pairs']} pairs per set, M = {config['n_points']}, lambda = {config['lam']}, "
-        f"Adam lr {config['path_lr']} x {config['path_steps']} steps. losstopo {__version__}.")
+        f"Adam lr {config['path_lr']} x {config['path_steps']} steps"
+        + (f" on {config['path_batch']} samples drawn per step (barriers measured on all)"
+           if config.get("path_batch") else "")
+        + f". losstopo {__version__}.")
     lines.append("")
     claims = []
     t1 = results.get("table1")

@@ -34,11 +34,12 @@ PRESETS = {
     # small populations, few pairs, short paths.
     "quick": dict(n_train=5000, n_test=1000, runs=8, keep=6, sgd_epochs=30, lbfgs_iters=150,
                   lr=0.1, batch_size=64, pairs=5, n_points=20, n_modes=10, lam=1e-4,
-                  path_lr=1e-3, path_steps=20, seed=0),
+                  path_lr=1e-3, path_steps=20, path_batch=None, seed=0),
     # The paper's settings (SGD's epochs are not reported; 100 is our default).
     "paper": dict(n_train=None, n_test=None, runs=75, keep=48, sgd_epochs=100,
                   lbfgs_iters=1000, lr=0.1, batch_size=64, pairs=300, n_points=50,
-                  n_modes=10, lam=1e-4, path_lr=1e-3, path_steps=100, seed=0),
+                  n_modes=10, lam=1e-4, path_lr=1e-3, path_steps=100, path_batch=None,
+                  seed=0),
 }
 NETWORKS = ("fcp", "autoencoder", "lenet", "lstm")
 SETS = ("SGD-train", "SGD-test", "LBFGS-train", "LBFGS-test")
@@ -95,8 +96,17 @@ def study_files() -> frozenset:
 _INT = ("runs", "keep", "sgd_epochs", "lbfgs_iters", "batch_size", "pairs", "n_points",
         "n_modes", "path_steps", "seed")
 _FLOAT = ("lr", "lam", "path_lr")
-_OPT_INT = ("n_train", "n_test")
+_OPT_INT = ("n_train", "n_test", "path_batch")
 _STR = ("network", "preset", "data", "device")
+# Settings added after the first release, with the value that reproduces the studies
+# written before them: a manifest without them reads as that value, and a setting at
+# that value stays out of the configuration's hash, so those studies still resume.
+_LATER = dict(path_batch=None)
+
+
+def _study_hash(cfg: dict) -> str:
+    return config_hash({k: v for k, v in cfg.items()
+                        if not (k in _LATER and v == _LATER[k])})
 
 class StudyError(RuntimeError):
     """A study cannot go on (a changed configuration, a missing stage, ...)."""
@@ -146,6 +156,8 @@ def _check_config(cfg, where: str) -> None:
     if not isinstance(cfg, dict):
         raise StudyError(f"{where}: the configuration is not a mapping")
     expected = set(_INT + _FLOAT + _OPT_INT + _STR)
+    for k, v in _LATER.items():
+        cfg.setdefault(k, v)
     if set(cfg) != expected:
         missing, extra = sorted(expected - set(cfg)), sorted(set(cfg) - expected)
         raise StudyError(f"{where}: configuration settings missing {missing}, unknown {extra}")
@@ -219,7 +231,7 @@ class Study:
             config = manifest["config"]
         else:
             _check_config(config, "configuration")
-        chash = config_hash(config)
+        chash = _study_hash(config)
         if manifest is not None and manifest["config_hash"] != chash:
             if config is manifest["config"]:
                 raise StudyError(f"{self.manifest_path}: its configuration does not match its "
@@ -601,6 +613,12 @@ class Study:
         summary = {}
         for name, lname, fname in path_files():
             ls = train_ls if lname == "train" else test_ls
+            # Stochastic steps draw path_batch samples; a landscape with no more samples
+            # than that runs every step on all of them.
+            if c["path_batch"] is not None and c["path_batch"] < ls.num_samples:
+                kw["batch_size"] = c["path_batch"]
+            else:
+                kw.pop("batch_size", None)
             key = f"{name}@{lname}"
             self.log.info("paths: %s, %s pairs on the %s landscape", name, c["pairs"], lname)
             self._own(fname)

@@ -295,9 +295,11 @@ class TestObjective final : public Objective<double> {
   bool offers_combinations() const override { return capable_; }
   void evaluate_combination(const double* points, int64_t P, const double* V, int64_t Q,
                             const int32_t* index, const double* coef, int nnz, double* loss,
-                            const double* proj, int64_t K, double* proj_grad) const override {
+                            const double* proj, int64_t K, double* proj_grad,
+                            const int64_t* samples, int64_t n_samples) const override {
     ++c_.combination_calls;
-    ls_.evaluate_combination(points, P, V, Q, index, coef, nnz, loss, proj, K, proj_grad);
+    ls_.evaluate_combination(points, P, V, Q, index, coef, nnz, loss, proj, K, proj_grad,
+                             samples, n_samples);
   }
   // Asked for whole epochs; declines (after counting), so the generic loop runs.
   bool run_sgd_epoch(double*, double*, int64_t, uint8_t*, const SGDParams&,

@@ -108,12 +108,14 @@ class Landscape final : public Objective<T> {
   // `points`) = sum_k coef[p*nnz + k] V[index[p*nnz + k]], V (Q, D). The first layer is
   // then computed from the Q basis products instead of P products. loss (P). With
   // proj (P, K), also proj_grad (K, D) = sum_p proj[p, n] grad_p, whose first-layer
-  // part is accumulated after projection (K products instead of P).
+  // part is accumulated after projection (K products instead of P). Over all samples
+  // or the n_samples indices in samples.
   bool offers_combinations() const override { return true; }
   void evaluate_combination(const T* points, int64_t P, const T* V, int64_t Q,
                             const int32_t* index, const T* coef, int nnz, T* loss,
-                            const T* proj = nullptr, int64_t K = 0,
-                            T* proj_grad = nullptr) const override;
+                            const T* proj = nullptr, int64_t K = 0, T* proj_grad = nullptr,
+                            const int64_t* samples = nullptr,
+                            int64_t n_samples = 0) const override;
 
   // Chunk size evaluate() uses for P vectors.
   int64_t chunk_size(int64_t P) const;

@@ -39,6 +39,14 @@ struct PathParams {
   int steps = 100;            // Adam steps or L-BFGS iterations
   double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8;  // Adam
   LBFGSParams lbfgs;          // L-BFGS (max_iter is replaced by steps)
+  // Stochastic steps (Adam only; never the default): each step evaluates the path's
+  // points and endpoints on batch_size samples drawn without replacement, shared by
+  // all paths of the batch and a pure function of (batch_seed, step), so a path's
+  // steps do not depend on the pairs batched with it. 0: every step on all samples.
+  // The returned path is the last iterate (a best-so-far on noisy minibatch energies
+  // would favour lucky batches); measure() always uses all samples.
+  int64_t batch_size = 0;
+  uint64_t batch_seed = 0;
   // Throws std::invalid_argument naming the first setting out of range.
   void validate() const {
     detail::require(n_modes >= 0, "n_modes", "non-negative", n_modes);
@@ -51,6 +59,9 @@ struct PathParams {
     detail::require(beta1 >= 0.0 && beta1 < 1.0, "beta1", "in [0, 1)", beta1);
     detail::require(beta2 >= 0.0 && beta2 < 1.0, "beta2", "in [0, 1)", beta2);
     detail::require(std::isfinite(eps) && eps > 0.0, "eps", "a positive number", eps);
+    detail::require(batch_size >= 0, "batch_size", "non-negative (0: all samples)", batch_size);
+    if (batch_size > 0 && optimizer != PathOptimizer::Adam)
+      throw std::invalid_argument("batch_size: stochastic path steps need optimizer 'adam'");
     if (optimizer == PathOptimizer::LBFGS) lbfgs.validate();
   }
 };
@@ -103,9 +114,13 @@ class PathBatch {
 
   // Objective of the paths `rows` (all when empty) with coefficients C (R', K, D):
   // value (R'), gradient (R', K, D) (or null) and per-point energies (R', M)
-  // (endpoints included; or null).
+  // (endpoints included; or null). On all samples, or with samples (n_samples
+  // indices; objectives only) on those, endpoints included.
   void objective(const T* C, const std::vector<int64_t>& rows, T* value, T* grad,
-                 T* energies);
+                 T* energies, const int64_t* samples = nullptr, int64_t n_samples = 0);
+
+  // The samples of stochastic step `step` (params().batch_size of them, sorted).
+  std::vector<int64_t> step_samples(int step) const;
 
   // Optimizes all paths from the coefficients in coeffs. on_step(step) is called
   // after every step (Adam) or iteration (L-BFGS); returning false stops.
@@ -132,8 +147,10 @@ class PathBatch {
   int64_t energy_points = 0;  // points evaluated so far
 
  private:
+  // Records the objective of step `step` and the best path so far (last: the final
+  // evaluation, on all samples).
   void track(const std::vector<int64_t>& rows, const T* C, const T* energies, const T* value,
-             int step);
+             int step, bool last = false);
   void init();
   // Energies at the parameters t of path r (coefficients Cr (K, D)), or of its
   // straight line where line[i] is set: one engine call, through the objective's
