@@ -166,6 +166,18 @@ class PathParams:
     def validate(self) -> None:
         ...
     @property
+    def batch_seed(self) -> int:
+        ...
+    @batch_seed.setter
+    def batch_seed(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def batch_size(self) -> int:
+        ...
+    @batch_size.setter
+    def batch_size(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
     def beta1(self) -> float:
         ...
     @beta1.setter
@@ -225,7 +237,7 @@ class ObjectiveF32:
     """
     def evaluate(self, theta: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], grad: bool = False, accuracy: bool = False, samples: typing.Annotated[numpy.typing.ArrayLike, numpy.int64] | None = None) -> tuple:
         ...
-    def evaluate_combination(self, V: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], index: typing.Annotated[numpy.typing.ArrayLike, numpy.int32], coef: typing.Annotated[numpy.typing.ArrayLike, numpy.float32]) -> numpy.typing.NDArray[numpy.float32]:
+    def evaluate_combination(self, V: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], index: typing.Annotated[numpy.typing.ArrayLike, numpy.int32], coef: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], samples: typing.Annotated[numpy.typing.ArrayLike, numpy.int64] | None = None) -> numpy.typing.NDArray[numpy.float32]:
         """
         Losses at the points sum_k coef[p, k] V[index[p, k]] through the combinations capability.
         """
@@ -256,7 +268,7 @@ class ObjectiveF64:
     """
     def evaluate(self, theta: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], grad: bool = False, accuracy: bool = False, samples: typing.Annotated[numpy.typing.ArrayLike, numpy.int64] | None = None) -> tuple:
         ...
-    def evaluate_combination(self, V: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], index: typing.Annotated[numpy.typing.ArrayLike, numpy.int32], coef: typing.Annotated[numpy.typing.ArrayLike, numpy.float64]) -> numpy.typing.NDArray[numpy.float64]:
+    def evaluate_combination(self, V: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], index: typing.Annotated[numpy.typing.ArrayLike, numpy.int32], coef: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], samples: typing.Annotated[numpy.typing.ArrayLike, numpy.int64] | None = None) -> numpy.typing.NDArray[numpy.float64]:
         """
         Losses at the points sum_k coef[p, k] V[index[p, k]] through the combinations capability.
         """
@@ -368,14 +380,20 @@ class PathBatchF32:
         """
         Energies on the grid (and errors for a classifier), the straight line, and the refined maxima of both; at most 5 engine calls per path.
         """
-    def objective(self, coeffs: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], rows: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex] = [], grad: bool = True) -> tuple[numpy.typing.NDArray[numpy.float32], typing.Any, numpy.typing.NDArray[numpy.float32]]:
-        ...
+    def objective(self, coeffs: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], rows: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex] = [], grad: bool = True, samples: typing.Annotated[numpy.typing.ArrayLike, numpy.int64] | None = None) -> tuple[numpy.typing.NDArray[numpy.float32], typing.Any, numpy.typing.NDArray[numpy.float32]]:
+        """
+        Objective (value, gradient, energies) of the paths `rows`, on all samples or on the given sample indices.
+        """
     def optimize(self, callback: typing.Any = None) -> None:
         ...
     def points(self, coeffs: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], t: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], rows: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex] = []) -> numpy.typing.NDArray[numpy.float32]:
         ...
     def set_coeffs(self, coeffs: typing.Annotated[numpy.typing.ArrayLike, numpy.float32]) -> None:
         ...
+    def step_samples(self, step: typing.SupportsInt | typing.SupportsIndex) -> numpy.typing.NDArray[numpy.int64]:
+        """
+        The sample indices of stochastic step `step` (batch_size, sorted).
+        """
     def use_generic_evaluation(self) -> None:
         """
         Evaluates every path point in full, without the objective's combinations.
@@ -420,14 +438,20 @@ class PathBatchF64:
         """
         Energies on the grid (and errors for a classifier), the straight line, and the refined maxima of both; at most 5 engine calls per path.
         """
-    def objective(self, coeffs: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], rows: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex] = [], grad: bool = True) -> tuple[numpy.typing.NDArray[numpy.float64], typing.Any, numpy.typing.NDArray[numpy.float64]]:
-        ...
+    def objective(self, coeffs: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], rows: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex] = [], grad: bool = True, samples: typing.Annotated[numpy.typing.ArrayLike, numpy.int64] | None = None) -> tuple[numpy.typing.NDArray[numpy.float64], typing.Any, numpy.typing.NDArray[numpy.float64]]:
+        """
+        Objective (value, gradient, energies) of the paths `rows`, on all samples or on the given sample indices.
+        """
     def optimize(self, callback: typing.Any = None) -> None:
         ...
     def points(self, coeffs: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], t: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], rows: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex] = []) -> numpy.typing.NDArray[numpy.float64]:
         ...
     def set_coeffs(self, coeffs: typing.Annotated[numpy.typing.ArrayLike, numpy.float64]) -> None:
         ...
+    def step_samples(self, step: typing.SupportsInt | typing.SupportsIndex) -> numpy.typing.NDArray[numpy.int64]:
+        """
+        The sample indices of stochastic step `step` (batch_size, sorted).
+        """
     def use_generic_evaluation(self) -> None:
         """
         Evaluates every path point in full, without the objective's combinations.
