@@ -135,7 +135,19 @@ void bind_landscape(py::module_& m) {
             o.chunk = c;
             self.set_options(o);
           })
-      .def("chunk_size", &LS::chunk_size, py::arg("P"));
+      .def("chunk_size", &LS::chunk_size, py::arg("P"))
+      .def(
+          "dataset",
+          [](const LS& self) {
+            const int64_t n = self.num_samples();
+            const int64_t d_out = self.spec().sizes.back();
+            py::object y = py::none(), t = py::none();
+            if (!self.labels().empty()) y = to_array(self.labels(), {n});
+            if (!self.targets().empty()) t = to_array(self.targets(), {n, d_out});
+            return py::make_tuple(to_array(self.inputs(), {n, int64_t(self.input_size())}), y,
+                                  t);
+          },
+          "Copies of the data: (X, labels or None, targets or None).");
 }
 
 }  // namespace

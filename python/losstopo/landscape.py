@@ -233,6 +233,25 @@ class Landscape:
             f"device={self.device!r})"
         )
 
+    def __reduce__(self):
+        """Pickled as its network, data and settings (the engine is rebuilt where it is
+        unpickled: a worker process of a cluster, say). CPU landscapes only."""
+        if self.device != "cpu":
+            raise TypeError(f"a {self.device} Landscape cannot be pickled; build it where it "
+                            "runs (its data live on the device)")
+        X, labels, targets = self._engine.dataset()
+        y = labels if labels is not None else targets
+        return (_rebuild, (self.net.to_dict(), X, y, self.dtype.name, self.threads or None,
+                           self.chunk or None, self.fingerprint))
+
+
+def _rebuild(net: dict, X, y, dtype, threads, chunk, fingerprint) -> "Landscape":
+    ls = Landscape(MLP.from_dict(net), X, y, dtype=dtype, threads=threads, chunk=chunk)
+    if ls.fingerprint != fingerprint:
+        raise ValueError("Landscape: the unpickled data do not match their fingerprint "
+                         "(corrupted in transit?)")
+    return ls
+
 
 def _fingerprint(*arrays) -> str:
     """A short hash of a dataset as the engine holds it (for ensembles and checkpoints)."""

@@ -323,8 +323,35 @@ def _find_paths(landscape, A, B, params: dict, refine: bool, seed: int, init_sca
     return out
 
 
+_RECORD = ("barrier", "barrier_rel", "barrier_mean", "barrier_refined", "length",
+           "straight_barrier", "error_barrier", "losses")
+
+
+def _pair_records(landscape, thetas, pairs, params: dict, refine: bool, seed: int,
+                  init_scale: float) -> list:
+    """The numbers barrier_matrix records for the pairs (k, 2) of thetas, found
+    together in one core batch: one dict per pair (NaN where not defined)."""
+    dtype, D, _ = _kind(landscape)
+    A = np.stack([_endpoint("a", thetas[i], D, dtype) for i in pairs[:, 0]])
+    B = np.stack([_endpoint("b", thetas[j], A.shape[1], dtype) for j in pairs[:, 1]])
+    out = []
+    for r in _find_paths(landscape, A, B, params, refine, seed, init_scale):
+        out.append(dict(
+            barrier=r.barrier, barrier_rel=r.barrier_rel, barrier_mean=r.barrier_mean,
+            barrier_refined=np.nan if r.barrier_refined is None else r.barrier_refined,
+            length=r.length, straight_barrier=r.straight_barrier,
+            error_barrier=np.nan if r.error_barrier is None else r.error_barrier,
+            losses=r.losses))
+    return out
+
+
+def _pair_task(landscape, thetas, params, refine, seed, init_scale, pairs):
+    """One cluster task: _pair_records of a chunk of pairs (the shared arguments first)."""
+    return _pair_records(landscape, thetas, pairs, params, refine, seed, init_scale)
+
+
 def barrier_matrix(landscape, thetas, pairs=300, seed: int = 0, out=None,
-                   progress: bool = True, chunk: int = 4, **find_path_kwargs):
+                   progress: bool = True, chunk: int = 4, client=None, **find_path_kwargs):
     """Paths and barriers for pairs of a set of solutions.
 
     Parameters
@@ -337,6 +364,12 @@ def barrier_matrix(landscape, thetas, pairs=300, seed: int = 0, out=None,
         the same arguments skips finished pairs, so an interrupted run resumes.
     chunk : pairs optimized together in one core call (each path's numbers are those
         it would have alone, so the chunk size changes speed and memory only).
+    client : a ``dask.distributed.Client``, optional
+        Runs the chunks as tasks on its cluster: the landscape and the solutions
+        travel to each worker once, each worker's engine uses the cores it was given,
+        and finished chunks are written to ``out`` here as they arrive (only this
+        process writes). The numbers equal a single-process run whose engine has the
+        workers' thread count. Needs ``pip install "losstopo[distributed]"``.
     find_path_kwargs : passed to :func:`find_path` (progress is per chunk here).
 
     Returns
@@ -395,31 +428,36 @@ def barrier_matrix(landscape, thetas, pairs=300, seed: int = 0, out=None,
             res[key] = got
     dtype, D, _ = _kind(landscape)
     _check_start(args["seed"], args["init_scale"])
+    for i in np.unique(idx):  # every endpoint checked before any work starts
+        _endpoint("thetas[%d]" % i, thetas[i], D, dtype)
     todo = np.nonzero(~res["done"])[0]
+    chunks = [todo[c0:c0 + chunk] for c0 in range(0, len(todo), chunk)]
+    shared = (params, bool(args["refine"]), args["seed"], args["init_scale"])
+    if client is None:
+        finished = ((c, _pair_records(landscape, thetas, idx[rows], *shared))
+                    for c, rows in enumerate(chunks))
+    else:
+        from .cluster import as_finished, check_client
+
+        finished = as_finished(check_client(client), _pair_task,
+                               (landscape, np.ascontiguousarray(thetas)) + shared,
+                               [idx[rows] for rows in chunks], key="losstopo-pairs")
     bar = Progress(k, desc="pairs", enabled=progress)
     bar.set(int(res["done"].sum()))
     try:
-        for c0 in range(0, len(todo), chunk):
-            rows = todo[c0:c0 + chunk]
-            A = np.stack([_endpoint("a", thetas[idx[j, 0]], D, dtype) for j in rows])
-            B = np.stack([_endpoint("b", thetas[idx[j, 1]], A.shape[1], dtype) for j in rows])
-            found = _find_paths(landscape, A, B, params, args["refine"], args["seed"],
-                                args["init_scale"])
-            for j, r in zip(rows, found):
-                res["barrier"][j] = r.barrier
-                res["barrier_rel"][j] = r.barrier_rel
-                res["barrier_mean"][j] = r.barrier_mean
-                res["barrier_refined"][j] = (np.nan if r.barrier_refined is None
-                                             else r.barrier_refined)
-                res["length"][j] = r.length
-                res["straight_barrier"][j] = r.straight_barrier
-                res["error_barrier"][j] = np.nan if r.error_barrier is None else r.error_barrier
-                res["losses"][j] = r.losses
+        for c, records in finished:
+            rows = chunks[c]
+            for j, rec in zip(rows, records):
+                for key in _RECORD:
+                    res[key][j] = rec[key]
                 res["done"][j] = True
             if out is not None:
                 atomic_savez(out, dict(res, meta=np.array(json.dumps(dict(config_hash=chash)))))
-            bar.update(len(rows), postfix=f"barrier {found[-1].barrier:.4g}")
+            bar.update(len(rows), postfix=f"barrier {records[-1]['barrier']:.4g}")
     finally:
+        close = getattr(finished, "close", None)
+        if close is not None:
+            close()  # cancels what is still running on the cluster
         bar.close()
     return res
 

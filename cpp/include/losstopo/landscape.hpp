@@ -73,6 +73,11 @@ class Landscape final : public Objective<T> {
   int threads() const override { return options_.threads; }
   int input_size() const { return spec_.sizes.front(); }
   const EngineOptions& options() const { return options_; }
+  // The data as held (copies of the constructor's): X (n, sizes[0]), labels (n)
+  // for cross-entropy, targets (n, sizes.back()) when given; empty where absent.
+  const std::vector<T>& inputs() const { return X_; }
+  const std::vector<int32_t>& labels() const { return labels_; }
+  const std::vector<T>& targets() const { return targets_; }
   void set_options(EngineOptions options) {
     options.validate();
     options_ = options;
