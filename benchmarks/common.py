@@ -1,97 +1,53 @@
-"""Shared helpers for the benchmarks: timing, the machine's description, and the
-results log benchmarks/RESULTS.md."""
+"""Shared pieces of the benchmark scripts: the results log benchmarks/RESULTS.md, and
+the timing, table, machine and data helpers, which live in the package
+(losstopo.bench) so that `losstopo bench` and these scripts measure alike."""
 
 from __future__ import annotations
 
+import argparse
 import datetime
-import os
-import platform
-import time
 from pathlib import Path
 
-import numpy as np
+from losstopo.bench import (  # noqa: F401  (re-exported for the scripts)
+    best_time,
+    fmt,
+    machine,
+    markdown_table,
+    mnist_like,
+    software,
+    suite_markdown,
+    version_info,
+    versions,
+)
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 
 
-def best_time(fn, repeat=3, warmup=1):
-    """Best wall-clock time of ``fn()`` in seconds over ``repeat`` runs."""
-    for _ in range(warmup):
-        fn()
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} logical cores, {platform.system()} {platform.release()}"
-
-
-def versions(*modules) -> str:
-    out = [f"python {platform.python_version()}", f"numpy {np.__version__}"]
-    for m in modules:
-        if m is not None:
-            out.append(f"{m.__name__} {m.__version__}")
-    return ", ".join(out)
-
-
-def gemm_ceiling(dtype=np.float32, n=3072, repeat=3) -> float:
-    """numpy's large square GEMM throughput in GFLOP/s: the machine's practical ceiling."""
-    rng = np.random.default_rng(0)
-    a = rng.random((n, n)).astype(dtype)
-    b = rng.random((n, n)).astype(dtype)
-    t = best_time(lambda: a @ b, repeat=repeat)
-    return 2.0 * n**3 / t / 1e9
-
-
-def markdown_table(headers, rows) -> str:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    for r in rows:
-        lines.append("| " + " | ".join(str(c) for c in r) + " |")
-    return "\n".join(lines)
-
-
-def append_results(title: str, body: str, extra_modules=()) -> None:
+def append_results(title: str, body: str, extra_modules=(), software_line=None) -> None:
+    """Appends a section to RESULTS.md: the title, the machine, the software (the
+    versions of ``extra_modules``, or ``software_line`` when given) and ``body``."""
     stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     text = (
         f"\n## {title} ({stamp})\n\nMachine: {machine()}  \n"
-        f"Software: {versions(*extra_modules)}\n\n{body}\n"
+        f"Software: {software_line or versions(*extra_modules)}\n\n{body}\n"
     )
     with open(RESULTS, "a") as f:
         f.write(text)
     print(f"appended to {RESULTS}")
 
 
-def fmt(x, digits=3):
-    if x is None:
-        return "-"
-    if isinstance(x, float):
-        return f"{x:.{digits}g}"
-    return str(x)
+def suite_parser(doc: str) -> argparse.ArgumentParser:
+    """The command line of a script that runs one of the package's suites."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    ap.add_argument("--no-append", action="store_true", help="do not write RESULTS.md")
+    return ap
 
 
-def mnist_like(n, seed=0):
-    """The first n MNIST training images when cached, else random MNIST-shaped data.
-
-    Returns (X (n, 784) float32, y (n,) int, source name).
-    """
-    import losstopo
-
-    try:
-        X, y = losstopo.datasets.mnist(download=False, progress=False).train
-        return X[:n], y[:n], "MNIST"
-    except (FileNotFoundError, ConnectionError, ValueError):
-        rng = np.random.default_rng(seed)
-        return rng.random((n, 784), dtype=np.float32), rng.integers(0, 10, n), "random"
+def report_suite(title: str, result: dict, append: bool) -> None:
+    """Prints a suite's result and, when ``append``, logs it in RESULTS.md."""
+    body = suite_markdown(result)
+    print(body)
+    if append:
+        append_results(title, body,
+                       software_line=software(dict(version_info(), **result["versions"])))

@@ -81,6 +81,20 @@ def _data(args) -> int:
     return 0
 
 
+def _bench(args) -> int:
+    from . import bench
+
+    size = "tiny" if args.tiny else "quick" if args.quick else "full"
+    suites = bench.SUITES if args.suite == "all" else (args.suite,)
+    report = bench.run(suites, size=size, threads=args.threads, progress=not args.quiet)
+    print(bench.report_markdown(report), end="")
+    if args.json is not None:
+        bench.write_json(args.json, report)
+        if not args.quiet:
+            print(f"wrote {args.json}", file=sys.stderr)
+    return 0
+
+
 def _study(args, stages):
     from .study import Study, make_config
 
@@ -157,6 +171,23 @@ def build_parser() -> argparse.ArgumentParser:
         q = sub.add_parser(name, help=help_)
         _add_study_args(q, full=name in ("reproduce", "train"))
         q.set_defaults(func=lambda a, st=st: _study(a, st))
+
+    from .bench import json_file, thread_count
+
+    b = sub.add_parser("bench", help="measure this machine: losstopo against the installed "
+                       "peers (JAX, torch), as a markdown table")
+    b.add_argument("suite", nargs="?", default="all",
+                   choices=["landscape", "train", "paths", "all"],
+                   help="which suite to run (default: all)")
+    b.add_argument("--quick", action="store_true",
+                   help="small sizes (well under a minute per suite on 2 cores)")
+    b.add_argument("--json", metavar="FILE", type=json_file, default=None,
+                   help="also write all numbers (machine, versions, timings, ratios) as JSON")
+    b.add_argument("--threads", metavar="N", type=thread_count, default=None,
+                   help="engine (and torch) threads (default: all cores)")
+    b.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    b.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # the tests' sizes
+    b.set_defaults(func=_bench)
 
     g = sub.add_parser("data", help="manage datasets")
     g.add_argument("action", choices=["fetch"])
