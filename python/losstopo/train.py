@@ -12,7 +12,7 @@ import numpy as np
 from . import __version__
 from ._checks import check_int
 from ._io import atomic_savez, config_hash, load_npz
-from .ensemble import Ensemble
+from .ensemble import ARRAYS, Ensemble, _check_arrays
 from .landscape import Landscape
 from .models import MLP, _dtype
 from .optimize import _options, lbfgs_params
@@ -76,6 +76,8 @@ def train(
     gtol: float = 0.0,
     options: Optional[dict] = None,
     theta0=None,
+    group: Optional[int] = None,
+    client=None,
 ) -> Ensemble:
     """Trains a population of networks, all runs advanced together by the engine.
 
@@ -106,6 +108,17 @@ def train(
         A progress bar on stderr.
     theta0 : array (R, D), optional
         Starting points instead of the runs' random initializations.
+    group : int, optional
+        Runs per engine batch: the runs are trained in consecutive groups of this
+        many, each group batched on its own (None: all runs in one batch). A run's
+        numbers can depend on the width of its batch (the order of the floating-point
+        sums), never on where its group runs. With a checkpoint, finished groups are
+        saved as they finish and a rerun trains only the others.
+    client : a ``dask.distributed.Client``, optional
+        Trains the groups as tasks on its cluster (the data travel to each worker
+        once; only this process writes files). The numbers equal a single-process
+        run with the same ``group`` and the workers' thread count per engine. Needs
+        ``pip install "losstopo[distributed]"``.
 
     A run whose loss becomes NaN or Inf stops (``status``/``messages`` say so);
     the others go on.
@@ -116,6 +129,14 @@ def train(
     """
     from ._native import core
 
+    if group is not None or client is not None:
+        return _train_groups(net, train, test, runs, group, client, checkpoint, progress,
+                             theta0, dict(
+                                 method=method, seed=seed, epochs=epochs, lr=lr,
+                                 momentum=momentum, batch_size=batch_size, history=history,
+                                 line_search=line_search, dtype=dtype, device=device,
+                                 shared_order=shared_order, threads=threads, gtol=gtol,
+                                 options=options))
     native = not _is_objective(train) or isinstance(train, Landscape)
     if native and not isinstance(net, MLP):
         raise TypeError(f"net: expected a losstopo.MLP, got {type(net).__name__}")
@@ -216,6 +237,111 @@ def train(
         test_loss=st["test_loss"], train_acc=st["train_acc"], test_acc=st["test_acc"],
         status=st["status"], run_ids=np.asarray(run_ids, dtype=np.int64), meta=meta,
     )
+
+
+def _group_task(net, train_ls, test_ls, kw, item):
+    """One group of runs (ids, theta0 rows or None), trained in one engine batch."""
+    ids, theta0 = item
+    return train(net, train_ls, test_ls, runs=ids, theta0=theta0, progress=False, **kw)
+
+
+def _train_groups(net, train_data, test_data, runs, group, client, checkpoint, progress,
+                  theta0, kw) -> Ensemble:
+    """train() in groups of runs, one after another here or as tasks of a cluster;
+    finished groups are kept in ``checkpoint`` (written by this process only)."""
+    run_ids = _run_ids(runs)
+    group = len(run_ids) if group is None else check_int("group", group, 1, MAX_RUNS)
+    if not isinstance(net, MLP):
+        raise TypeError("group, client: grouped training needs a losstopo.MLP and its "
+                        "native Landscape")
+    dt = _dtype(kw["dtype"])
+    train_ls, train_fp = _landscape("train", train_data, net, dt, kw["device"], kw["threads"])
+    test_ls, test_fp = (None, None) if test_data is None else _landscape(
+        "test", test_data, net, dt, kw["device"], kw["threads"])
+    for ls in (train_ls, test_ls):
+        if ls is not None and not isinstance(ls, Landscape):
+            raise TypeError("group, client: grouped training needs native Landscapes")
+    starts = [None] * len(run_ids)
+    if theta0 is not None:
+        theta0 = np.asarray(theta0)
+        if theta0.ndim != 2 or len(theta0) != len(run_ids):
+            raise ValueError(f"theta0: expected shape ({len(run_ids)}, D), got {theta0.shape}")
+        starts = list(theta0)
+    items = []
+    for g0 in range(0, len(run_ids), group):
+        ids = run_ids[g0:g0 + group]
+        t0 = None if theta0 is None else np.stack(starts[g0:g0 + group])
+        items.append((ids, t0))
+    settings = {k: v for k, v in kw.items() if k not in ("device", "threads")}
+    config = dict(settings, dtype=dt.name, run_ids=run_ids.tolist(), group=group,
+                  net=net.to_dict(), train_data=train_fp, test_data=test_fp,
+                  theta0=None if theta0 is None else
+                  hashlib.sha256(np.ascontiguousarray(theta0).tobytes()).hexdigest()[:16])
+    chash = config_hash(config)
+    parts = {}  # group index -> Ensemble
+    if checkpoint is not None:
+        checkpoint = os.fspath(checkpoint)
+        if os.path.exists(checkpoint):
+            parts = _load_parts(checkpoint, chash, net)
+
+    def save():
+        if checkpoint is None:
+            return
+        arrays = {f"g{k}__{name}": getattr(e, name) for k, e in parts.items() for name in ARRAYS}
+        arrays["meta"] = np.array(json.dumps(dict(config_hash=chash, groups=sorted(parts),
+                                                  metas={str(k): e.meta
+                                                         for k, e in parts.items()})))
+        atomic_savez(checkpoint, arrays)
+
+    todo = [k for k in range(len(items)) if k not in parts]
+    if client is None:
+        finished = ((k, _group_task(net, train_ls, test_ls, kw, items[k])) for k in todo)
+    else:
+        from .cluster import as_finished, check_client
+
+        finished = ((todo[i], e) for i, e in as_finished(
+            check_client(client), _group_task, (net, train_ls, test_ls, kw),
+            [items[k] for k in todo], key=f"losstopo-train-{kw['method']}"))
+    bar = Progress(len(run_ids), desc=f"{kw['method']} x{len(run_ids)} in groups of {group}",
+                   enabled=progress)
+    bar.set(sum(len(items[k][0]) for k in parts))
+    try:
+        for k, ens in finished:
+            parts[k] = ens
+            save()
+            bar.update(len(items[k][0]))
+    finally:
+        close = getattr(finished, "close", None)
+        if close is not None:
+            close()
+        bar.close()
+    ens = [parts[k] for k in range(len(items))]
+    arrays = {name: np.concatenate([getattr(e_, name) for e_ in ens]) for name in ARRAYS}
+    meta = dict(ens[0].meta, run_ids=run_ids.tolist(), group=group, config_hash=chash,
+                step_seconds=sum(e_.meta.get("step_seconds", 0.0) for e_ in ens),
+                eval_seconds=sum(e_.meta.get("eval_seconds", 0.0) for e_ in ens))
+    return Ensemble(net=net, meta=meta, **arrays)
+
+
+def _load_parts(path, chash, net) -> dict:
+    """The finished groups kept in a grouped training's checkpoint."""
+    try:
+        data = load_npz(path)
+        meta = json.loads(str(data.pop("meta")))
+        if meta.get("config_hash") != chash:
+            raise ValueError("written by a run with a different configuration; use another "
+                             "path or delete it to start afresh")
+        parts = {}
+        for k in meta["groups"]:
+            kw = {name: data[f"g{int(k)}__{name}"] for name in ARRAYS}
+            _check_arrays(kw, net)
+            parts[int(k)] = Ensemble(net=net, meta=meta["metas"][str(k)], **kw)
+    except ValueError as e:
+        raise ValueError(f"checkpoint {path}: {e}") from e
+    except Exception as e:  # a truncated or foreign file
+        raise ValueError(f"checkpoint {path}: unreadable ({e}); delete it to start "
+                         "afresh") from e
+    return parts
 
 
 def _restore(trainer, path, config_hash):
