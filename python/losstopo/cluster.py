@@ -71,7 +71,7 @@ class Cluster:
                 cores = os.cpu_count() or 1
                 self._cluster = distributed.LocalCluster(
                     n_workers=value, threads_per_worker=max(1, cores // value), processes=True,
-                    dashboard_address=None, silence_logs=40)
+                    dashboard_address=":0", silence_logs=40)
                 self.client = distributed.Client(self._cluster, timeout=timeout)
             elif kind == "address":
                 self.client = distributed.Client(value, timeout=timeout)
