@@ -214,3 +214,23 @@ def test_landscape_pickles_with_its_data_and_settings():
     a = Landscape(ae, X, dtype="float64")
     np.testing.assert_array_equal(pickle.loads(pickle.dumps(a)).loss(ae.init(2, dtype="float64")),
                                   a.loss(ae.init(2, dtype="float64")))
+
+
+def test_study_on_a_cluster_equals_one_process(tmp_path):
+    """`losstopo reproduce --cluster local:2` writes the numbers of a one-thread run."""
+    from losstopo import cli
+
+    tiny = ["--data", "synthetic", "--n-train", "300", "--n-test", "100", "--runs", "3",
+            "--keep", "2", "--epochs", "2", "--iters", "3", "--pairs", "2", "--path-steps",
+            "3", "--train-group", "2", "--quiet"]
+    one, many = tmp_path / "one", tmp_path / "many"
+    assert cli.main(["reproduce", "--out", str(one), "--threads", "1"] + tiny) == 0
+    assert cli.main(["reproduce", "--out", str(many), "--cluster", "local:2"] + tiny) == 0
+    names = sorted(f for f in os.listdir(one) if f.endswith(".npz") and "checkpoint" not in f)
+    assert "paths_SGD-train_train.npz" in names and "ensemble_lbfgs.npz" in names
+    for name in names:
+        a, b = losstopo._io.load_npz(one / name), losstopo._io.load_npz(many / name)
+        for key in a:
+            if key != "meta":
+                np.testing.assert_array_equal(a[key], b[key], err_msg=f"{name}:{key}")
+    assert cli.main(["paths", "--out", str(many), "--cluster", "tcp://nowhere"]) == 2

@@ -114,14 +114,15 @@ def test_stochastic_path_steps_in_the_study(tmp_path, monkeypatch):
         cli.main(["train", "--out", str(out), "--path-batch", "0"] + TINY)
 
 
-def test_a_study_written_before_path_batch_resumes(tmp_path):
+def test_a_study_written_before_the_later_settings_resumes(tmp_path):
     """A manifest without the later settings (an older release's) still matches."""
     from losstopo._io import config_hash
 
     out = tmp_path / "s"
     assert cli.main(["train", "--out", str(out)] + TINY) == 0
     m = json.loads((out / "manifest.json").read_text())
-    assert m["config"].pop("path_batch") is None
+    for later in ("path_batch", "train_group"):
+        assert m["config"].pop(later) is None
     assert m["config_hash"] == config_hash(m["config"])  # the hash an older release wrote
     (out / "manifest.json").write_text(json.dumps(m))
     assert cli.main(["train", "--out", str(out)] + TINY) == 0

@@ -103,11 +103,23 @@ def _study(args, stages):
         overrides = dict(runs=args.runs, keep=args.keep, pairs=args.pairs,
                          sgd_epochs=args.epochs, lbfgs_iters=args.iters, n_train=args.n_train,
                          n_test=args.n_test, path_steps=args.path_steps,
-                         path_batch=args.path_batch, seed=args.seed)
+                         path_batch=args.path_batch, train_group=args.train_group,
+                         seed=args.seed)
         config = make_config(args.network or "fcp", args.preset, data=args.data,
                              device=args.device, **overrides)
-    with Study(args.out, config, force=args.force, quiet=args.quiet) as study:
-        study.run(stages)
+    if args.cluster is None:
+        with Study(args.out, config, force=args.force, quiet=args.quiet,
+                   threads=args.threads) as study:
+            study.run(stages)
+    else:  # connected (or refused) before any work starts
+        from .cluster import Cluster
+
+        with Cluster(args.cluster) as cluster:
+            if not args.quiet:
+                print(f"losstopo: cluster {cluster.describe()}", file=sys.stderr)
+            with Study(args.out, config, force=args.force, quiet=args.quiet,
+                       client=cluster.client, threads=args.threads) as study:
+                study.run(stages)
     if args.command in ("reproduce", "plot") and not args.quiet:
         print(f"report: {study.path('report.md')}")
     return 0
@@ -116,6 +128,12 @@ def _study(args, stages):
 def _add_study_args(p, full: bool):
     p.add_argument("--out", required=True, help="the study's folder (created; resumable)")
     p.add_argument("--quiet", action="store_true", help="no progress bars or log on stderr")
+    p.add_argument("--cluster", default=None, metavar="SPEC",
+                   help="run training groups and path pairs on a Dask cluster: local:N (N "
+                   "worker processes here), tcp://HOST:PORT or a scheduler .json file "
+                   "(pip install \"losstopo[distributed]\")")
+    p.add_argument("--threads", type=int, default=None,
+                   help="engine threads in this process (default: all cores)")
     if not full:
         p.add_argument("--network", default=None, help=argparse.SUPPRESS)
         p.add_argument("--force", action="store_true", help=argparse.SUPPRESS)
@@ -133,6 +151,8 @@ def _add_study_args(p, full: bool):
                         ("n-test", "test samples"), ("path-steps", "Adam steps per path"),
                         ("path-batch", "samples drawn per path step (stochastic steps; "
                          "default: all samples; barriers are always measured on all)"),
+                        ("train-group", "runs per engine batch in training (default: all "
+                         "runs in one; set it to spread training over a --cluster)"),
                         ("seed", "random seed")):
         p.add_argument(f"--{name}", type=int, default=None, help=help_)
 
@@ -213,7 +233,7 @@ def main(argv=None) -> int:
         parser.print_help()
         return 0
     for name in ("n", "points", "threads", "runs", "keep", "pairs", "epochs", "iters",
-                 "n_train", "n_test", "path_batch"):
+                 "n_train", "n_test", "path_batch", "train_group"):
         v = getattr(args, name, None)
         if v is not None and v < 1:
             parser.error(f"--{name.replace('_', '-')} must be a positive integer")
@@ -227,7 +247,7 @@ def main(argv=None) -> int:
         print("losstopo: interrupted; finished work is kept, rerun to continue",
               file=sys.stderr)
         return 130
-    except (ValueError, TypeError, ConnectionError, RuntimeError) as e:
+    except (ValueError, TypeError, ConnectionError, RuntimeError, ImportError) as e:
         print(f"losstopo: error: {e}", file=sys.stderr)
         return 2
     except OSError as e:  # a read-only folder, a full disk, a file where a folder should be

@@ -34,12 +34,12 @@ PRESETS = {
     # small populations, few pairs, short paths.
     "quick": dict(n_train=5000, n_test=1000, runs=8, keep=6, sgd_epochs=30, lbfgs_iters=150,
                   lr=0.1, batch_size=64, pairs=5, n_points=20, n_modes=10, lam=1e-4,
-                  path_lr=1e-3, path_steps=20, path_batch=None, seed=0),
+                  path_lr=1e-3, path_steps=20, path_batch=None, train_group=None, seed=0),
     # The paper's settings (SGD's epochs are not reported; 100 is our default).
     "paper": dict(n_train=None, n_test=None, runs=75, keep=48, sgd_epochs=100,
                   lbfgs_iters=1000, lr=0.1, batch_size=64, pairs=300, n_points=50,
                   n_modes=10, lam=1e-4, path_lr=1e-3, path_steps=100, path_batch=None,
-                  seed=0),
+                  train_group=None, seed=0),
 }
 NETWORKS = ("fcp", "autoencoder", "lenet", "lstm")
 SETS = ("SGD-train", "SGD-test", "LBFGS-train", "LBFGS-test")
@@ -96,12 +96,12 @@ def study_files() -> frozenset:
 _INT = ("runs", "keep", "sgd_epochs", "lbfgs_iters", "batch_size", "pairs", "n_points",
         "n_modes", "path_steps", "seed")
 _FLOAT = ("lr", "lam", "path_lr")
-_OPT_INT = ("n_train", "n_test", "path_batch")
+_OPT_INT = ("n_train", "n_test", "path_batch", "train_group")
 _STR = ("network", "preset", "data", "device")
 # Settings added after the first release, with the value that reproduces the studies
 # written before them: a manifest without them reads as that value, and a setting at
 # that value stays out of the configuration's hash, so those studies still resume.
-_LATER = dict(path_batch=None)
+_LATER = dict(path_batch=None, train_group=None)
 
 
 def _study_hash(cfg: dict) -> str:
@@ -188,6 +188,12 @@ class Study:
     force : start afresh when the folder holds a study of another configuration (the
         files the old study wrote, as its manifest lists them, are removed; nothing else).
     quiet : no progress bars or log lines on stderr (the log file is kept).
+    client : a ``dask.distributed.Client``, optional: the training groups and the path
+        pairs run as tasks on its cluster (the numbers are those of one process; only
+        this process writes the folder).
+    threads : engine threads in this process (None: all cores); on a cluster each
+        worker's engine uses the cores the worker was given. The numbers are those of
+        any run with the same threads per engine.
 
     A Study holds an exclusive lock on its folder (``out/.lock``) until :meth:`close`
     (or the end of the process): a second run on the same folder stops at once.
@@ -196,9 +202,11 @@ class Study:
     """
 
     def __init__(self, out, config: Optional[dict] = None, force: bool = False,
-                 quiet: bool = False):
+                 quiet: bool = False, client=None, threads: Optional[int] = None):
         self.out = os.fspath(out)
         self.quiet = quiet
+        self.client = client
+        self.threads = threads
         self._lockfile = None
         self.log = None
         try:
@@ -484,8 +492,10 @@ class Study:
             module = getattr(torch_adapter, name)()
             return (torch_adapter.TorchLandscape(module, Xtr, ytr),
                     torch_adapter.TorchLandscape(module, Xte, yte))
-        return (Landscape(net, Xtr, ytr, device=self.config["device"]),
-                Landscape(net, Xte, yte, device=self.config["device"]))
+        dev = self.config["device"]
+        threads = self.threads if dev == "cpu" else None
+        return (Landscape(net, Xtr, ytr, device=dev, threads=threads),
+                Landscape(net, Xte, yte, device=dev, threads=threads))
 
     # --------------------------------------------------------------- stages
     def run(self, stages=STAGES):
@@ -527,7 +537,8 @@ class Study:
                 ens = train(net, train_ls, test_ls, method=method, runs=c["runs"],
                             seed=seeds[method], epochs=epochs, lr=c["lr"],
                             batch_size=c["batch_size"], checkpoint=self.path(checkpoint),
-                            progress=not self.quiet)
+                            progress=not self.quiet, group=c["train_group"],
+                            client=self.client)
             except ValueError as e:
                 if "checkpoint" not in str(e):
                     raise
@@ -624,7 +635,8 @@ class Study:
             self._own(fname)
             try:
                 res = barrier_matrix(ls, sets[name], pairs=c["pairs"], seed=c["seed"],
-                                     out=self.path(fname), progress=not self.quiet, **kw)
+                                     out=self.path(fname), progress=not self.quiet,
+                                     client=self.client, **kw)
             except ValueError as e:
                 if "out " not in str(e):
                     raise
