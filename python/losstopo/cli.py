@@ -107,6 +107,8 @@ def _study(args, stages):
                          seed=args.seed)
         config = make_config(args.network or "fcp", args.preset, data=args.data,
                              device=args.device, **overrides)
+    if getattr(args, "estimate", False):
+        return _estimate(args, config)
     if args.cluster is None:
         with Study(args.out, config, force=args.force, quiet=args.quiet,
                    threads=args.threads) as study:
@@ -122,6 +124,27 @@ def _study(args, stages):
                 study.run(stages)
     if args.command in ("reproduce", "plot") and not args.quiet:
         print(f"report: {study.path('report.md')}")
+    return 0
+
+
+def _estimate(args, config) -> int:
+    """Calibrates each stage briefly and prints the projected time; runs nothing else
+    and writes nothing."""
+    from . import estimate
+    from .study import study_data, study_landscapes
+
+    workers = None
+    if args.cluster is not None:
+        from .cluster import Cluster
+
+        with Cluster(args.cluster) as cluster:
+            workers = len(cluster.client.scheduler_info().get("workers", {}))
+    train_ls, test_ls = study_landscapes(config, study_data(config, progress=not args.quiet),
+                                         args.threads)
+    cal = estimate.calibrate(config, train_ls, test_ls, progress=not args.quiet)
+    print(f"Projected time of `losstopo reproduce --preset {config['preset']}` "
+          f"({config['network']}):\n")
+    print(estimate.report(config, cal, workers), end="")
     return 0
 
 
@@ -141,6 +164,10 @@ def _add_study_args(p, full: bool):
     p.add_argument("--network", default="fcp",
                    choices=["fcp", "autoencoder", "lenet", "lstm"])
     p.add_argument("--preset", default="quick", choices=["quick", "paper"])
+    p.add_argument("--estimate", action="store_true",
+                   help="calibrate each stage briefly on this machine and print the study's "
+                   "projected time (here, on 16 and 64 such workers, and on --cluster); "
+                   "runs nothing else")
     p.add_argument("--data", default="mnist", choices=["mnist", "synthetic"])
     p.add_argument("--device", default="cpu")
     p.add_argument("--force", action="store_true",

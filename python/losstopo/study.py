@@ -178,6 +178,56 @@ def _check_config(cfg, where: str) -> None:
             raise StudyError(f"{where}: {k} must be a positive integer, got {cfg[k]}")
 
 
+def study_data(c: dict, progress: bool = True):
+    """(train (X, y), test (X, y)) as the configuration ``c`` says."""
+    net = network(c["network"])
+    d_in = 784 if net is None else net.sizes[0]
+    if c["data"] == "mnist":
+        from .datasets import mnist
+
+        d = mnist(progress=progress)
+        tr, te = d.train, d.test
+    elif str(c["data"]).startswith("synthetic"):
+        from .datasets import synthetic
+
+        n = (c["n_train"] or 2000) + (c["n_test"] or 500)
+        X, y = synthetic(n, d_in, 10, seed=c["seed"])
+        k = c["n_train"] or 2000
+        tr, te = (X[:k], y[:k]), (X[k:], y[k:])
+    else:
+        raise StudyError(f"data: expected 'mnist' or 'synthetic', got {c['data']!r}")
+    for key, part, flag in (("n_train", tr, "--n-train"), ("n_test", te, "--n-test")):
+        if c[key] and c[key] > len(part[0]):
+            raise StudyError(
+                f"{flag} {c[key]}: the {c['data']} data has only {len(part[0])} "
+                f"{key[2:]} samples; choose at most {len(part[0])} (or leave it out "
+                "for all of them)")
+    if c["n_train"]:
+        tr = (tr[0][: c["n_train"]], tr[1][: c["n_train"]])
+    if c["n_test"]:
+        te = (te[0][: c["n_test"]], te[1][: c["n_test"]])
+    if net is not None and net.loss == "mse":  # the autoencoder reconstructs its input
+        tr, te = (tr[0], None), (te[0], None)
+    return tr, te
+
+
+def study_landscapes(c: dict, data, threads=None):
+    """The training and test landscapes of configuration ``c`` on ``data``."""
+    (Xtr, ytr), (Xte, yte) = data
+    name = c["network"]
+    net = network(name)
+    if net is None:  # a PyTorch model
+        from . import torch_adapter
+
+        module = getattr(torch_adapter, name)()
+        return (torch_adapter.TorchLandscape(module, Xtr, ytr),
+                torch_adapter.TorchLandscape(module, Xte, yte))
+    dev = c["device"]
+    threads = threads if dev == "cpu" else None
+    return (Landscape(net, Xtr, ytr, device=dev, threads=threads),
+            Landscape(net, Xte, yte, device=dev, threads=threads))
+
+
 class Study:
     """One study in one output folder.
 
@@ -448,54 +498,12 @@ class Study:
     # ----------------------------------------------------------------- data
     def data(self):
         """(train (X, y), test (X, y)) as the configuration says."""
-        if self._data is not None:
-            return self._data
-        c = self.config
-        net = network(c["network"])
-        d_in = 784 if net is None else net.sizes[0]
-        if c["data"] == "mnist":
-            from .datasets import mnist
-
-            d = mnist(progress=not self.quiet)
-            tr, te = d.train, d.test
-        elif str(c["data"]).startswith("synthetic"):
-            from .datasets import synthetic
-
-            n = (c["n_train"] or 2000) + (c["n_test"] or 500)
-            X, y = synthetic(n, d_in, 10, seed=c["seed"])
-            k = c["n_train"] or 2000
-            tr, te = (X[:k], y[:k]), (X[k:], y[k:])
-        else:
-            raise StudyError(f"data: expected 'mnist' or 'synthetic', got {c['data']!r}")
-        for key, part, flag in (("n_train", tr, "--n-train"), ("n_test", te, "--n-test")):
-            if c[key] and c[key] > len(part[0]):
-                raise StudyError(
-                    f"{flag} {c[key]}: the {c['data']} data has only {len(part[0])} "
-                    f"{key[2:]} samples; choose at most {len(part[0])} (or leave it out "
-                    "for all of them)")
-        if c["n_train"]:
-            tr = (tr[0][: c["n_train"]], tr[1][: c["n_train"]])
-        if c["n_test"]:
-            te = (te[0][: c["n_test"]], te[1][: c["n_test"]])
-        if net is not None and net.loss == "mse":  # the autoencoder reconstructs its input
-            tr, te = (tr[0], None), (te[0], None)
-        self._data = (tr, te)
+        if self._data is None:
+            self._data = study_data(self.config, progress=not self.quiet)
         return self._data
 
     def landscapes(self):
-        (Xtr, ytr), (Xte, yte) = self.data()
-        name = self.config["network"]
-        net = network(name)
-        if net is None:  # a PyTorch model
-            from . import torch_adapter
-
-            module = getattr(torch_adapter, name)()
-            return (torch_adapter.TorchLandscape(module, Xtr, ytr),
-                    torch_adapter.TorchLandscape(module, Xte, yte))
-        dev = self.config["device"]
-        threads = self.threads if dev == "cpu" else None
-        return (Landscape(net, Xtr, ytr, device=dev, threads=threads),
-                Landscape(net, Xte, yte, device=dev, threads=threads))
+        return study_landscapes(self.config, self.data(), self.threads)
 
     # --------------------------------------------------------------- stages
     def run(self, stages=STAGES):

@@ -1,0 +1,145 @@
+"""How long a study will take: a short calibration of each stage on the study's own
+data and network, projected to its whole configuration, on this machine and on a
+cluster of workers like it."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from .landscape import Landscape
+from .paths import _path_batch, _path_params
+from .progress import Progress
+from .study import network, path_files
+from .train import train
+
+
+def _timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def calibrate(config: dict, train_ls: Landscape, test_ls: Landscape, runs: int = 4,
+              progress: bool = True) -> dict:
+    """Seconds per unit of work, measured on the study's landscapes: an SGD epoch, an
+    L-BFGS iteration (both per run, curves included), a path step and a path's
+    measurement (per pair, on the training landscape)."""
+    c = config
+    net = network(c["network"])
+    if net is None:
+        raise ValueError("estimate: the projection needs a native network (fcp or autoencoder)")
+    R = max(1, min(runs, c["runs"]))
+    bar = Progress(4, desc="calibrating", enabled=progress)
+    out = {}
+    try:
+        # SGD: minibatch steps of R runs, then the per-epoch curves (loss of every run on
+        # the training and test sets).
+        th = net.init(R, seed=0, dtype=train_ls.dtype)
+        rng = np.random.default_rng(0)
+        B = min(c["batch_size"], train_ls.num_samples)
+        samples = rng.integers(0, train_ls.num_samples, (R, B))
+        train_ls.evaluate_each(th, samples)  # warm up
+        k = 20
+        t_steps = _timed(lambda: [train_ls.evaluate_each(th, samples) for _ in range(k)]) / k
+        t_curves = _timed(lambda: (train_ls.loss(th), test_ls.loss(th)))
+        steps = math.ceil(train_ls.num_samples / B)
+        out["sgd_epoch_per_run"] = (steps * t_steps + t_curves) / R
+        bar.update(1)
+        # L-BFGS-GSS: the difference of two short runs is the cost of iterations alone.
+        kw = dict(method="lbfgs", runs=R, seed=1, progress=False)
+        t2 = _timed(lambda: train(net, train_ls, test_ls, epochs=2, **kw))
+        t5 = _timed(lambda: train(net, train_ls, test_ls, epochs=5, **kw))
+        out["lbfgs_iter_per_run"] = max(t5 - t2, 1e-9) / 3 / R
+        bar.update(1)
+        # Paths: the objective and gradient of one pair's path (an Adam step), on a
+        # step's samples with stochastic steps, and the path's measurement.
+        a, b = net.init(2, seed=2, dtype=train_ls.dtype)
+        params = _path_params(c["n_modes"], c["n_points"], c["lam"], "adam", c["path_lr"], 1,
+                              "sum", None, "strong_wolfe", c.get("path_batch")
+                              if (c.get("path_batch") or 0) < train_ls.num_samples else None)
+        pb = _path_batch(train_ls, a[None], b[None], params)
+        C = 1e-3 * rng.standard_normal((1, c["n_modes"], net.num_params)).astype(train_ls.dtype)
+        batch = pb.step_samples(0) if "batch_size" in params else None
+        pb.objective(C, samples=batch)  # warm up
+        out["path_step"] = _timed(lambda: [pb.objective(C, samples=batch) for _ in range(3)]) / 3
+        bar.update(1)
+        out["path_measure"] = _timed(lambda: pb.measure(C, [], True))
+        bar.update(1)
+    finally:
+        bar.close()
+    out["n_train"], out["n_test"] = train_ls.num_samples, test_ls.num_samples
+    out["calibration_runs"] = R
+    return out
+
+
+def project(config: dict, cal: dict, workers: int = 1) -> dict:
+    """Projected seconds of each stage for ``workers`` workers like this machine (1:
+    this machine alone). Tasks are whole training groups and chunks of 4 pairs; a
+    stage takes as many rounds as its tasks need, a set's pairs finishing before the
+    next set's start (as the study runs them)."""
+    c = config
+    R = c["runs"]
+    group = c.get("train_group") or R
+    groups = [min(group, R - g0) for g0 in range(0, R, group)]
+
+    def rounds(task_seconds):
+        # tasks of (nearly) equal size, `workers` at a time
+        if not task_seconds:
+            return 0.0
+        n = math.ceil(len(task_seconds) / workers)
+        return n * max(task_seconds)
+
+    sgd = rounds([g * c["sgd_epochs"] * cal["sgd_epoch_per_run"] for g in groups])
+    lbfgs = rounds([g * c["lbfgs_iters"] * cal["lbfgs_iter_per_run"] for g in groups])
+    steps = c["path_steps"]
+    paths = 0.0
+    for _, lname, _ in path_files():
+        # cost of a path scales with the samples it runs on
+        scale = 1.0 if lname == "train" else cal["n_test"] / cal["n_train"]
+        pair = scale * (steps * cal["path_step"] + cal["path_measure"])
+        n_chunks = math.ceil(c["pairs"] / 4)
+        paths += rounds([4 * pair] * n_chunks) if c["pairs"] >= 4 else c["pairs"] * pair
+    return dict(sgd=sgd, lbfgs=lbfgs, paths=paths, total=sgd + lbfgs + paths)
+
+
+def _human(s: float) -> str:
+    if s < 120:
+        return f"{s:.0f} s"
+    if s < 7200:
+        return f"{s / 60:.0f} min"
+    if s < 3 * 86400:
+        return f"{s / 3600:.1f} h"
+    return f"{s / 86400:.1f} days"
+
+
+def report(config: dict, cal: dict, cluster_workers=None) -> str:
+    """A markdown table of the projections for this machine, 16 and 64 workers like it,
+    and the named cluster's worker count."""
+    counts = [1, 16, 64]
+    if cluster_workers and cluster_workers not in counts:
+        counts.append(cluster_workers)
+    proj = {w: project(config, cal, w) for w in counts}
+    head = ["stage"] + [("this machine" if w == 1 else f"{w} workers"
+                         + (" (--cluster)" if w == cluster_workers else "")) for w in counts]
+    rows = [
+        ("SGD population", "sgd"), ("L-BFGS-GSS population", "lbfgs"),
+        ("paths (all sets)", "paths"), ("total", "total")]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for label, key in rows:
+        lines.append("| " + " | ".join([label] + [_human(proj[w][key]) for w in counts]) + " |")
+    c = config
+    notes = (
+        f"Calibrated on this machine with the study's data ({cal['n_train']} training, "
+        f"{cal['n_test']} test samples) and {cal['calibration_runs']} runs: SGD epoch "
+        f"{cal['sgd_epoch_per_run']:.3g} s per run, L-BFGS iteration "
+        f"{cal['lbfgs_iter_per_run']:.3g} s per run, path step {cal['path_step']:.3g} s and "
+        f"measurement {cal['path_measure']:.3g} s per pair. Workload: {c['runs']} runs per "
+        f"optimizer ({c['sgd_epochs']} epochs, {c['lbfgs_iters']} iterations), "
+        f"{c['pairs']} pairs per set x {len(path_files())} landscapes, {c['path_steps']} steps "
+        "each. Workers are assumed to be machines like this one; training spreads over them "
+        "only with --train-group (one group otherwise), and scheduling overhead is not "
+        "counted.")
+    return "\n".join(lines) + "\n\n" + notes + "\n"

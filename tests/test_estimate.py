@@ -1,0 +1,38 @@
+"""The projected time of a study (losstopo reproduce --estimate)."""
+
+import pytest
+
+from losstopo import cli, estimate
+from losstopo.study import make_config
+
+CAL = dict(sgd_epoch_per_run=2.0, lbfgs_iter_per_run=0.5, path_step=1.0, path_measure=10.0,
+           n_train=1000, n_test=250, calibration_runs=4)
+
+
+def test_projection_arithmetic():
+    c = make_config(data="synthetic", runs=8, keep=4, sgd_epochs=3, lbfgs_iters=10, pairs=8,
+                    path_steps=5)
+    one = estimate.project(c, CAL, 1)
+    assert one["sgd"] == pytest.approx(8 * 3 * 2.0)
+    assert one["lbfgs"] == pytest.approx(8 * 10 * 0.5)
+    # 4 training-landscape files at full cost, 2 test-landscape files at a quarter
+    pair = 5 * 1.0 + 10.0
+    assert one["paths"] == pytest.approx(8 * pair * (4 + 2 * 0.25))
+    assert one["total"] == pytest.approx(one["sgd"] + one["lbfgs"] + one["paths"])
+    two = estimate.project(c, CAL, 2)  # 2 chunks of 4 pairs per file, in one round
+    assert two["paths"] == pytest.approx(one["paths"] / 2)
+    assert two["sgd"] == one["sgd"]  # one training group: no spread
+    grouped = estimate.project(dict(c, train_group=2), CAL, 4)
+    assert grouped["sgd"] == pytest.approx(one["sgd"] / 4)
+    assert grouped["lbfgs"] == pytest.approx(one["lbfgs"] / 4)
+
+
+def test_estimate_from_the_command_line(capsys, tmp_path):
+    out = tmp_path / "never"
+    args = ["reproduce", "--out", str(out), "--estimate", "--quiet", "--data", "synthetic",
+            "--n-train", "400", "--n-test", "100", "--runs", "3", "--keep", "2", "--pairs",
+            "2", "--path-steps", "3"]
+    assert cli.main(args) == 0
+    text = capsys.readouterr().out
+    assert "| total |" in text and "64 workers" in text and "path step" in text
+    assert not out.exists()  # nothing written
