@@ -44,7 +44,7 @@ def main():
     th = net.init(8, seed=0)
     kw = dict(pairs=a.pairs, n_points=50, n_modes=10, steps=a.steps, progress=False, chunk=4)
     t = time.perf_counter()
-    one = losstopo.barrier_matrix(ls, th, **kw)
+    losstopo.barrier_matrix(ls, th, **kw)
     t_one = time.perf_counter() - t
     t = time.perf_counter()
     with Cluster(f"local:{a.workers}") as c:

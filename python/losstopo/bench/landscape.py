@@ -85,12 +85,7 @@ def jax_fn(net, X, y):
     shapes = _layers(net)
 
     def loss(theta):
-        a = Xj
-        for l, (k, o, i, nb) in enumerate(shapes):
-            a = a @ theta[k : k + o * i].reshape(o, i).T
-            if nb:
-                a = a + theta[k + o * i : k + o * i + nb]
-            a = acts[names[l]](a)
+        a = _forward(Xj, theta, shapes, names, acts)
         if net.loss == "cross_entropy":
             lse = jax.scipy.special.logsumexp(a, axis=1)
             return jnp.mean(lse - jnp.take_along_axis(a, yj[:, None], axis=1)[:, 0])
@@ -98,6 +93,17 @@ def jax_fn(net, X, y):
 
     f = jax.jit(jax.vmap(jax.value_and_grad(loss)))
     return lambda th: jax.block_until_ready(f(th))
+
+
+def _forward(a, theta, shapes, names, acts):
+    """The network's output for inputs ``a`` at one flat theta, in whichever array
+    framework ``a``, ``theta`` and the activations ``acts`` belong to."""
+    for l, (k, o, i, nb) in enumerate(shapes):
+        a = a @ theta[k : k + o * i].reshape(o, i).T
+        if nb:
+            a = a + theta[k + o * i : k + o * i + nb]
+        a = acts[names[l]](a)
+    return a
 
 
 def torch_loss(net, X, y):
@@ -117,12 +123,7 @@ def torch_loss(net, X, y):
     shapes = _layers(net)
 
     def loss(theta):
-        a = Xt
-        for l, (k, o, i, nb) in enumerate(shapes):
-            a = a @ theta[k : k + o * i].reshape(o, i).T
-            if nb:
-                a = a + theta[k + o * i : k + o * i + nb]
-            a = acts[names[l]](a)
+        a = _forward(Xt, theta, shapes, names, acts)
         if net.loss == "cross_entropy":
             return torch.nn.functional.cross_entropy(a, yt)
         return torch.mean((a - Xt) ** 2)
