@@ -102,13 +102,13 @@ def test_a_killed_worker_loses_nothing(tmp_path, cluster):
             time.sleep(0.02)
         pid = sorted(pids.values())[0]
         os.kill(pid, signal.SIGKILL)
-        killed.append(pid)
+        killed.append(int(losstopo._io.load_npz(out)["done"].sum()))
 
     t = threading.Thread(target=killer)
     t.start()
     got = barrier_matrix(ls, th, pairs=10, out=out, client=cluster.client, **kw)
     t.join()
-    assert killed
+    assert killed and killed[0] < 10, "the worker was killed after the run had finished"
     assert got["done"].all()
     saved = losstopo._io.load_npz(out)
     assert saved["done"].all() and len(saved["pairs"]) == 10
@@ -138,8 +138,10 @@ def test_a_killed_client_resumes_only_missing_work(tmp_path, monkeypatch):
     out = tmp_path / "pairs.npz"
     script = tmp_path / "client.py"
     script.write_text(CLIENT_SCRIPT)
-    proc = subprocess.Popen([sys.executable, str(script), str(out)], start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = tmp_path / "client.log"
+    with open(log, "w") as f:
+        proc = subprocess.Popen([sys.executable, str(script), str(out)],
+                                start_new_session=True, stdout=f, stderr=subprocess.STDOUT)
     try:
         t0 = time.time()
         while not out.exists() and time.time() - t0 < 120 and proc.poll() is None:
@@ -147,7 +149,7 @@ def test_a_killed_client_resumes_only_missing_work(tmp_path, monkeypatch):
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the client and its worker processes
         proc.wait()
-    assert out.exists(), "the client wrote nothing before it was killed"
+    assert out.exists(), f"the client wrote nothing before it was killed: {log.read_text()}"
     done_before = losstopo._io.load_npz(out)["done"]
     assert 0 < done_before.sum() < 10
     ls = _landscape(n=3000)
@@ -173,11 +175,54 @@ def test_a_killed_client_resumes_only_missing_work(tmp_path, monkeypatch):
 @pytest.mark.parametrize("spec, match", [
     ("local:0", "local:N"), ("local:x", "local:N"), ("tcp://host", "tcp://HOST:PORT"),
     ("tcp://host:99999", "port"), ("nowhere", "expected local:N"), ("", "expected"),
-    ("missing-scheduler.json", "not found"),
+    ("missing-scheduler.json", "not found"), ("local:99999", "local:N"),
 ])
 def test_malformed_cluster_specs(spec, match):
     with pytest.raises(ValueError, match=match):
         cluster_mod.Cluster(spec)
+
+
+def test_bad_scheduler_files(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(ValueError, match="not a Dask scheduler file"):
+        cluster_mod.Cluster(str(bad))
+    bad.write_text('{"id": "x"}')
+    with pytest.raises(ValueError, match="no scheduler address"):
+        cluster_mod.Cluster(str(bad))
+
+
+def test_lost_data_is_sent_again(tmp_path):
+    """With one worker, killing it loses the shared data too: they are sent again to
+    its replacement and the unfinished pairs resubmitted."""
+    ls = _landscape(n=3000)
+    th = NET.init(5, seed=3)
+    kw = dict(PATH_KW, steps=40)
+    ref = barrier_matrix(ls, th, pairs=6, **kw)
+    out = tmp_path / "pairs.npz"
+    with cluster_mod.Cluster("local:1") as c:
+        pid = list(c.client.run(os.getpid).values())[0]
+        done = []
+
+        def killer():  # after the first pair
+            t0 = time.time()
+            while not out.exists() and time.time() - t0 < 60:
+                time.sleep(0.02)
+            os.kill(pid, signal.SIGKILL)
+            done.append(int(losstopo._io.load_npz(out)["done"].sum()))
+
+        t = threading.Thread(target=killer)
+        t.start()
+        got = barrier_matrix(ls, th, pairs=6, client=c.client, out=out, **kw)
+        t.join()
+    assert done and done[0] < 6
+    np.testing.assert_array_equal(got["barrier"], ref["barrier"])
+
+
+def test_train_on_a_cluster_needs_groups(cluster):
+    X, y = losstopo.datasets.synthetic(100, 12, 3, seed=1)
+    with pytest.raises(ValueError, match="group"):
+        losstopo.train(NET, (X, y), runs=2, epochs=1, client=cluster.client, progress=False)
 
 
 def test_unreachable_scheduler_fails_fast():
@@ -225,7 +270,8 @@ def test_study_on_a_cluster_equals_one_process(tmp_path):
             "3", "--train-group", "2", "--quiet"]
     one, many = tmp_path / "one", tmp_path / "many"
     assert cli.main(["reproduce", "--out", str(one), "--threads", "1"] + tiny) == 0
-    assert cli.main(["reproduce", "--out", str(many), "--cluster", "local:2"] + tiny) == 0
+    assert cli.main(["reproduce", "--out", str(many), "--cluster", "local:2", "--threads", "1"]
+                    + tiny) == 0
     names = sorted(f for f in os.listdir(one) if f.endswith(".npz") and "checkpoint" not in f)
     assert "paths_SGD-train_train.npz" in names and "ensemble_lbfgs.npz" in names
     for name in names:

@@ -10,7 +10,7 @@ CAL = dict(sgd_epoch_per_run=2.0, lbfgs_iter_per_run=0.5, path_step=1.0, path_me
 
 
 def test_projection_arithmetic():
-    c = make_config(data="synthetic", runs=8, keep=4, sgd_epochs=3, lbfgs_iters=10, pairs=8,
+    c = make_config(data="synthetic", runs=8, keep=5, sgd_epochs=3, lbfgs_iters=10, pairs=8,
                     path_steps=5)
     one = estimate.project(c, CAL, 1)
     assert one["sgd"] == pytest.approx(8 * 3 * 2.0)
@@ -25,6 +25,15 @@ def test_projection_arithmetic():
     grouped = estimate.project(dict(c, train_group=2), CAL, 4)
     assert grouped["sgd"] == pytest.approx(one["sgd"] / 4)
     assert grouped["lbfgs"] == pytest.approx(one["lbfgs"] / 4)
+    # a smaller last chunk costs less; pairs beyond those of `keep` solutions are not run
+    assert estimate.project(dict(c, pairs=5), CAL, 1)["paths"] == pytest.approx(
+        5 * pair * (4 + 2 * 0.25))
+    assert estimate.project(dict(c, pairs=99), CAL, 1)["paths"] == pytest.approx(
+        10 * pair * (4 + 2 * 0.25))
+    # stochastic steps: the step's cost follows the samples drawn (all 250 test samples
+    # are fewer than 500), the measurement all samples
+    sto = estimate.project(dict(c, path_batch=500), CAL, 1)["paths"]
+    assert sto == pytest.approx(8 * ((5 * 1.0 + 10.0) * 4 + 2 * (5 * 0.5 + 10.0 * 0.25)))
 
 
 def test_estimate_from_the_command_line(capsys, tmp_path):

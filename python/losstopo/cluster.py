@@ -5,13 +5,23 @@ here imports it until a cluster is asked for."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import threading
+import uuid
 from typing import Callable, Iterable, Iterator, Optional, Tuple
 
 EXTRA = 'pip install "losstopo[distributed]"'
 _ADDRESS = re.compile(r"^(tcp|tls|ws|wss|inproc|ucx)://\[?[A-Za-z0-9_.:-]+\]?:(\d{1,5})$")
+
+
+def cores() -> int:
+    """The cores this process may run on (its affinity, not the machine's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
 
 
 def distributed_module():
@@ -33,9 +43,9 @@ def parse(spec: str) -> Tuple[str, object]:
     spec = spec.strip()
     if spec.startswith("local:"):
         n = spec[6:]
-        if not n.isdigit() or not 1 <= int(n) <= 4096:
-            raise ValueError(f"cluster: local:N needs a worker count N from 1 to 4096, got "
-                             f"{spec!r}")
+        if not re.fullmatch(r"[0-9]{1,4}", n) or not 1 <= int(n) <= cores():
+            raise ValueError(f"cluster: local:N needs a worker count N from 1 to this "
+                             f"machine's {cores()} cores, got {spec!r}")
         return "local", int(n)
     if "://" in spec:
         m = _ADDRESS.match(spec)
@@ -47,6 +57,14 @@ def parse(spec: str) -> Tuple[str, object]:
         if not os.path.isfile(spec):
             raise ValueError(f"cluster: scheduler file {spec} not found (a Dask scheduler "
                              "writes it with --scheduler-file)")
+        try:
+            with open(spec) as f:
+                address = json.load(f).get("address")
+        except (OSError, ValueError, AttributeError) as e:
+            raise ValueError(f"cluster: scheduler file {spec} is not a Dask scheduler file "
+                             f"({e})") from e
+        if not isinstance(address, str) or not _ADDRESS.match(address):
+            raise ValueError(f"cluster: scheduler file {spec} holds no scheduler address")
         return "file", spec
     raise ValueError(f"cluster: expected local:N, tcp://HOST:PORT or a scheduler .json file, "
                      f"got {spec!r}")
@@ -68,26 +86,28 @@ class Cluster:
         self._cluster = None
         try:
             if kind == "local":
-                cores = os.cpu_count() or 1
                 self._cluster = distributed.LocalCluster(
-                    n_workers=value, threads_per_worker=max(1, cores // value), processes=True,
-                    dashboard_address=":0", silence_logs=40)
+                    n_workers=value, threads_per_worker=max(1, cores() // value),
+                    processes=True, dashboard_address=":0", silence_logs=40)
                 self.client = distributed.Client(self._cluster, timeout=timeout)
             elif kind == "address":
                 self.client = distributed.Client(value, timeout=timeout)
             else:
                 self.client = distributed.Client(scheduler_file=value, timeout=timeout)
-        except (OSError, TimeoutError) as e:
+        except Exception as e:  # OSError, (asyncio.)TimeoutError, a scheduler's refusal
             if self._cluster is not None:
                 self._cluster.close()
             raise ConnectionError(f"cluster: cannot reach the Dask scheduler of {spec!r} "
-                                  f"within {timeout:g} s ({e})") from e
+                                  f"within {timeout:g} s ({type(e).__name__}: {e})") from e
+
+    @property
+    def local(self) -> bool:
+        """Whether the workers are processes of this machine (local:N)."""
+        return self._cluster is not None
 
     def describe(self) -> str:
-        info = self.client.scheduler_info()
-        workers = info.get("workers", {})
-        threads = sum(w.get("nthreads", 0) for w in workers.values())
-        return f"{self.spec}: {len(workers)} workers, {threads} threads"
+        nthreads = self.client.nthreads()
+        return f"{self.spec}: {len(nthreads)} workers, {sum(nthreads.values())} threads"
 
     def close(self) -> None:
         self.client.close()
@@ -111,50 +131,109 @@ def check_client(client):
 
 
 # One engine call at a time per worker process: a worker with k task threads would
-# otherwise run k engines of `cores` threads each.
+# otherwise run k engines of `threads` threads each.
 _ENGINE_LOCK = threading.Lock()
 
 
-def worker_cores() -> int:
-    """Threads the current Dask worker was given (1 outside a worker)."""
-    try:
-        from distributed import get_worker
+def engine_threads(client, shared: tuple) -> int:
+    """The engine threads of every task: a landscape's own setting when it has one,
+    else the smallest worker's thread count. Fixed for the whole call, so a task's
+    numbers never depend on the worker it lands on (or lands on again)."""
+    from .landscape import Landscape
 
-        return max(1, int(get_worker().state.nthreads))
-    except (ImportError, ValueError, AttributeError):
-        return 1
+    asked = [s.threads for s in shared if isinstance(s, Landscape) and s.threads > 0]
+    if asked:
+        return max(asked)
+    nthreads = client.nthreads()
+    if not nthreads:
+        raise RuntimeError("cluster: the scheduler has no workers")
+    return max(1, min(nthreads.values()))
 
 
-def _run(fn: Callable, shared: tuple, item):
-    """fn(*shared, item) on a worker, its landscapes' engines within the worker's cores
-    (a landscape asking for fewer threads keeps its number)."""
+def _run(fn: Callable, shared: tuple, item, threads: int):
+    """fn(*shared, item) on a worker with its landscapes' engines at ``threads``
+    threads (restored afterwards: in a threaded in-process cluster the landscape is
+    the caller's own)."""
     from .landscape import Landscape
 
     with _ENGINE_LOCK:
-        cores = worker_cores()
-        for s in shared:
-            if isinstance(s, Landscape) and s.device == "cpu" and not 0 < s.threads <= cores:
-                s.threads = cores
-        return fn(*shared, item)
+        engines = [s for s in shared if isinstance(s, Landscape) and s.device == "cpu"]
+        before = [s.threads for s in engines]
+        try:
+            for s in engines:
+                s.threads = threads
+            return fn(*shared, item)
+        finally:
+            for s, t in zip(engines, before):
+                s.threads = t or None
+
+
+class TasksLost(RuntimeError):
+    """Tasks could not be completed on the cluster (their workers and data were lost
+    more often than allowed); finished work is kept, a rerun resumes."""
+
+
+def _lost_errors(distributed) -> tuple:
+    """The exceptions of a task lost with its worker or its data (not of its code)."""
+    import concurrent.futures
+
+    names = [("distributed.client", "FutureCancelledError"),
+             ("distributed.scheduler", "KilledWorker"),
+             ("distributed.comm.core", "CommClosedError")]
+    out = [concurrent.futures.CancelledError, OSError]
+    for mod, name in names:
+        try:
+            m = __import__(mod, fromlist=[name])
+            out.append(getattr(m, name))
+        except (ImportError, AttributeError):
+            pass
+    return tuple(out)
 
 
 def as_finished(client, fn: Callable, shared: tuple, items: Iterable,
-                key: Optional[str] = None) -> Iterator:
+                key: Optional[str] = None, attempts: int = 3) -> Iterator:
     """Runs fn(*shared, item) for every item on the cluster and yields
-    (position of the item, result) as the tasks finish. The shared objects (a
-    landscape, the solutions) travel to each worker once, not with every task; a task
-    whose worker dies is run again on another."""
+    (position of the item, result) as the tasks finish.
+
+    The shared objects (a landscape, the solutions) travel to each worker once, not
+    with every task. A task whose worker dies is run again on another by the
+    scheduler; when the shared data themselves are lost (every worker holding them
+    died), they are sent again and the unfinished items resubmitted, up to
+    ``attempts`` times, then :class:`TasksLost` is raised. Every task runs its
+    engines at :func:`engine_threads` threads.
+    """
     distributed = distributed_module()
     items = list(items)
-    shared_f = tuple(client.scatter([s], broadcast=True, hash=False)[0] for s in shared)
-    prefix = key or getattr(fn, "__name__", "task")
-    futures = {}
-    for i, item in enumerate(items):
-        f = client.submit(_run, fn, shared_f, item, pure=False, key=f"{prefix}-{i}-{os.getpid()}"
-                          f"-{id(items)}")
-        futures[f] = i
-    try:
-        for f in distributed.as_completed(list(futures)):
-            yield futures[f], f.result()
-    finally:
-        client.cancel(list(futures))
+    if not items:
+        return
+    lost = _lost_errors(distributed)
+    threads = engine_threads(client, shared)
+    prefix = f"{key or getattr(fn, '__name__', 'task')}-{uuid.uuid4().hex}"
+    pending = list(range(len(items)))
+    for attempt in range(1, attempts + 1):
+        futures = {}
+        try:
+            try:
+                if attempt > 1:  # a lost worker's replacement may still be starting
+                    client.wait_for_workers(1, timeout=120)
+                shared_f = tuple(client.scatter([s], broadcast=True, hash=False)[0]
+                                 for s in shared)
+            except lost:  # (a TimeoutError waiting for workers is an OSError too)
+                continue
+            for i in pending:
+                f = client.submit(_run, fn, shared_f, items[i], threads, pure=False,
+                                  key=f"{prefix}-{attempt}-{i}")
+                futures[f] = i
+            for f in distributed.as_completed(list(futures)):
+                try:
+                    result = f.result()
+                except lost:
+                    break  # data or workers lost: send again, resubmit what is left
+                pending.remove(futures[f])
+                yield futures[f], result
+        finally:
+            client.cancel(list(futures))
+        if not pending:
+            return
+    raise TasksLost(f"cluster: {len(pending)} of {len(items)} tasks were lost with their "
+                    f"workers {attempts} times; finished work is kept, rerun to resume")

@@ -4,6 +4,7 @@ cluster of workers like it."""
 
 from __future__ import annotations
 
+import heapq
 import math
 import time
 
@@ -85,23 +86,25 @@ def project(config: dict, cal: dict, workers: int = 1) -> dict:
     group = c.get("train_group") or R
     groups = [min(group, R - g0) for g0 in range(0, R, group)]
 
-    def rounds(task_seconds):
-        # tasks of (nearly) equal size, `workers` at a time
-        if not task_seconds:
-            return 0.0
-        n = math.ceil(len(task_seconds) / workers)
-        return n * max(task_seconds)
+    def schedule(tasks):
+        # each task to the worker that is free first, in order (as the scheduler does)
+        free = [0.0] * max(1, workers)
+        for t in tasks:
+            heapq.heapreplace(free, free[0] + t)
+        return max(free)
 
-    sgd = rounds([g * c["sgd_epochs"] * cal["sgd_epoch_per_run"] for g in groups])
-    lbfgs = rounds([g * c["lbfgs_iters"] * cal["lbfgs_iter_per_run"] for g in groups])
-    steps = c["path_steps"]
-    paths = 0.0
+    sgd = schedule([g * c["sgd_epochs"] * cal["sgd_epoch_per_run"] for g in groups])
+    lbfgs = schedule([g * c["lbfgs_iters"] * cal["lbfgs_iter_per_run"] for g in groups])
+    pairs = min(c["pairs"], c["keep"] * (c["keep"] - 1) // 2)
+    batch = c.get("path_batch")
+    n_tr, paths = cal["n_train"], 0.0
     for _, lname, _ in path_files():
-        # cost of a path scales with the samples it runs on
-        scale = 1.0 if lname == "train" else cal["n_test"] / cal["n_train"]
-        pair = scale * (steps * cal["path_step"] + cal["path_measure"])
-        n_chunks = math.ceil(c["pairs"] / 4)
-        paths += rounds([4 * pair] * n_chunks) if c["pairs"] >= 4 else c["pairs"] * pair
+        # a step costs in proportion to the samples it runs on, a measurement to all
+        n = n_tr if lname == "train" else cal["n_test"]
+        step = cal["path_step"] * min(batch or n, n) / min(batch or n_tr, n_tr)
+        pair = c["path_steps"] * step + cal["path_measure"] * n / n_tr
+        chunks = [min(4, pairs - p0) * pair for p0 in range(0, pairs, 4)]
+        paths += schedule(chunks)  # a set's pairs finish before the next set's start
     return dict(sgd=sgd, lbfgs=lbfgs, paths=paths, total=sgd + lbfgs + paths)
 
 
@@ -117,13 +120,14 @@ def _human(s: float) -> str:
 
 def report(config: dict, cal: dict, cluster_workers=None) -> str:
     """A markdown table of the projections for this machine, 16 and 64 workers like it,
-    and the named cluster's worker count."""
+    and the named cluster (``cluster_workers``: its threads in machines like this
+    one)."""
     counts = [1, 16, 64]
     if cluster_workers and cluster_workers not in counts:
         counts.append(cluster_workers)
     proj = {w: project(config, cal, w) for w in counts}
-    head = ["stage"] + [("this machine" if w == 1 else f"{w} workers"
-                         + (" (--cluster)" if w == cluster_workers else "")) for w in counts]
+    head = ["stage"] + [("this machine" if w == 1 else f"{w} workers")
+                        + (" (--cluster)" if w == cluster_workers else "") for w in counts]
     rows = [
         ("SGD population", "sgd"), ("L-BFGS-GSS population", "lbfgs"),
         ("paths (all sets)", "paths"), ("total", "total")]

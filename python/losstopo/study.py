@@ -540,13 +540,16 @@ class Study:
             self._own(checkpoint, target)
             self.log.info("train: %s, %d runs, %d %s", method, c["runs"], epochs,
                           "epochs" if method == "sgd" else "iterations")
+            if self.client is not None and not c["train_group"]:
+                self.log.info("train: in this process, all runs in one batch (set "
+                              "--train-group to spread training over the cluster)")
             t = time.perf_counter()
             try:
                 ens = train(net, train_ls, test_ls, method=method, runs=c["runs"],
                             seed=seeds[method], epochs=epochs, lr=c["lr"],
                             batch_size=c["batch_size"], checkpoint=self.path(checkpoint),
                             progress=not self.quiet, group=c["train_group"],
-                            client=self.client)
+                            client=self.client if c["train_group"] else None)
             except ValueError as e:
                 if "checkpoint" not in str(e):
                     raise

@@ -114,7 +114,7 @@ def train(
         numbers can depend on the width of its batch (the order of the floating-point
         sums), never on where its group runs. With a checkpoint, finished groups are
         saved as they finish and a rerun trains only the others.
-    client : a ``dask.distributed.Client``, optional
+    client : a ``dask.distributed.Client``, optional (with ``group``)
         Trains the groups as tasks on its cluster (the data travel to each worker
         once; only this process writes files). The numbers equal a single-process
         run with the same ``group`` and the workers' thread count per engine. Needs
@@ -129,7 +129,10 @@ def train(
     """
     from ._native import core
 
-    if group is not None or client is not None:
+    if client is not None and group is None:
+        raise ValueError("client: training on a cluster needs group= (runs per task; the "
+                         "numbers then equal a single-process run with the same group)")
+    if group is not None:
         return _train_groups(net, train, test, runs, group, client, checkpoint, progress,
                              theta0, dict(
                                  method=method, seed=seed, epochs=epochs, lr=lr,
@@ -250,7 +253,7 @@ def _train_groups(net, train_data, test_data, runs, group, client, checkpoint, p
     """train() in groups of runs, one after another here or as tasks of a cluster;
     finished groups are kept in ``checkpoint`` (written by this process only)."""
     run_ids = _run_ids(runs)
-    group = len(run_ids) if group is None else check_int("group", group, 1, MAX_RUNS)
+    group = check_int("group", group, 1, MAX_RUNS)
     if not isinstance(net, MLP):
         raise TypeError("group, client: grouped training needs a losstopo.MLP and its "
                         "native Landscape")
