@@ -156,7 +156,8 @@ def _add_study_args(p, full: bool):
                    "worker processes here), tcp://HOST:PORT or a scheduler .json file "
                    "(pip install \"losstopo[distributed]\")")
     p.add_argument("--threads", type=int, default=None,
-                   help="engine threads in this process (default: all cores)")
+                   help="engine threads, here and in every cluster task (default: all "
+                   "cores here; on a cluster the smallest worker's threads)")
     if not full:
         p.add_argument("--network", default=None, help=argparse.SUPPRESS)
         p.add_argument("--force", action="store_true", help=argparse.SUPPRESS)
