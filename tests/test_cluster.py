@@ -85,6 +85,12 @@ def test_grouped_training_resumes_finished_groups(tmp_path, monkeypatch):
     np.testing.assert_array_equal(got.theta_final, ref.theta_final)
     with pytest.raises(ValueError, match="checkpoint.*different configuration"):
         losstopo.train(NET, ls, checkpoint=ck, **dict(kw, group=3))
+    # a group that is not its runs (an edited file) is refused, not used
+    d = losstopo._io.load_npz(ck)
+    d["g0__run_ids"] = d["g0__run_ids"][::-1].copy()
+    losstopo._io.atomic_savez(ck, d)
+    with pytest.raises(ValueError, match="group 0"):
+        losstopo.train(NET, ls, checkpoint=ck, **kw)
 
 
 def test_a_killed_worker_loses_nothing(tmp_path, cluster):

@@ -285,7 +285,9 @@ def _train_groups(net, train_data, test_data, runs, group, client, checkpoint, p
     if checkpoint is not None:
         checkpoint = os.fspath(checkpoint)
         if os.path.exists(checkpoint):
-            parts = _load_parts(checkpoint, chash, net)
+            parts = _load_parts(checkpoint, chash, net, [ids for ids, _ in items],
+                                int(kw["epochs"] if kw["epochs"] is not None
+                                    else DEFAULT_EPOCHS[kw["method"]]))
 
     def save():
         if checkpoint is None:
@@ -326,8 +328,9 @@ def _train_groups(net, train_data, test_data, runs, group, client, checkpoint, p
     return Ensemble(net=net, meta=meta, **arrays)
 
 
-def _load_parts(path, chash, net) -> dict:
-    """The finished groups kept in a grouped training's checkpoint."""
+def _load_parts(path, chash, net, groups, epochs) -> dict:
+    """The finished groups kept in a grouped training's checkpoint, each checked to be
+    its group's runs over all epochs."""
     try:
         data = load_npz(path)
         meta = json.loads(str(data.pop("meta")))
@@ -338,6 +341,11 @@ def _load_parts(path, chash, net) -> dict:
         for k in meta["groups"]:
             kw = {name: data[f"g{int(k)}__{name}"] for name in ARRAYS}
             _check_arrays(kw, net)
+            if (not 0 <= int(k) < len(groups)
+                    or not np.array_equal(kw["run_ids"], groups[int(k)])
+                    or kw["train_loss"].shape[1] != epochs + 1):
+                raise ValueError(f"group {k} does not hold its runs' {epochs} epochs; "
+                                 "delete it to start afresh")
             parts[int(k)] = Ensemble(net=net, meta=meta["metas"][str(k)], **kw)
     except ValueError as e:
         raise ValueError(f"checkpoint {path}: {e}") from e
