@@ -34,6 +34,15 @@ def cluster():
         yield c
 
 
+def test_local_workers_take_one_task_and_their_share_of_cores(cluster):
+    assert set(cluster.client.nthreads().values()) == {1}
+    share = max(1, cluster_mod.cores() // 2)
+    assert set(cluster_mod.worker_threads(cluster.client).values()) == {share}
+    assert cluster_mod.engine_threads(cluster.client, (_landscape(),)) == 1  # its own
+    assert cluster_mod.engine_threads(cluster.client, ()) == share
+    assert "2 workers" in cluster.describe()
+
+
 def test_barrier_matrix_on_a_cluster_equals_one_process(cluster):
     ls = _landscape()
     th = NET.init(5, seed=1)

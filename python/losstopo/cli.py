@@ -135,10 +135,10 @@ def _estimate(args, config) -> int:
 
     workers = None
     if args.cluster is not None:
-        from .cluster import Cluster, cores
+        from .cluster import Cluster, cores, worker_threads
 
         with Cluster(args.cluster) as cluster:  # in machines like this one
-            workers = max(1, round(sum(cluster.client.nthreads().values()) / cores()))
+            workers = max(1, round(sum(worker_threads(cluster.client).values()) / cores()))
     train_ls, test_ls = study_landscapes(config, study_data(config, progress=not args.quiet),
                                          args.threads)
     cal = estimate.calibrate(config, train_ls, test_ls, progress=not args.quiet)

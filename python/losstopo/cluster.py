@@ -13,6 +13,10 @@ import uuid
 from typing import Callable, Iterable, Iterator, Optional, Tuple
 
 EXTRA = 'pip install "losstopo[distributed]"'
+# A worker resource: the engine threads a worker offers (its cores), for workers
+# started with one task thread (`dask worker --nthreads 1 --resources
+# losstopo_threads=32`); without it a worker offers its task threads.
+RESOURCE = "losstopo_threads"
 _ADDRESS = re.compile(r"^(tcp|tls|ws|wss|inproc|ucx)://\[?[A-Za-z0-9_.:-]+\]?:(\d{1,5})$")
 
 
@@ -86,9 +90,12 @@ class Cluster:
         self._cluster = None
         try:
             if kind == "local":
+                # One task at a time per worker (none waits on a busy worker while
+                # another is idle), its engine on the worker's share of the cores.
                 self._cluster = distributed.LocalCluster(
-                    n_workers=value, threads_per_worker=max(1, cores() // value),
-                    processes=True, dashboard_address=":0", silence_logs=40)
+                    n_workers=value, threads_per_worker=1,
+                    resources={RESOURCE: max(1, cores() // value)}, processes=True,
+                    dashboard_address=":0", silence_logs=40)
                 self.client = distributed.Client(self._cluster, timeout=timeout)
             elif kind == "address":
                 self.client = distributed.Client(value, timeout=timeout)
@@ -106,8 +113,10 @@ class Cluster:
         return self._cluster is not None
 
     def describe(self) -> str:
-        nthreads = self.client.nthreads()
-        return f"{self.spec}: {len(nthreads)} workers, {sum(nthreads.values())} threads"
+        threads = worker_threads(self.client)
+        return (f"{self.spec}: {len(threads)} workers, engine threads "
+                f"{min(threads.values(), default=0)}-{max(threads.values(), default=0)} "
+                f"({sum(threads.values())} in all)")
 
     def close(self) -> None:
         self.client.close()
@@ -144,10 +153,21 @@ def engine_threads(client, shared: tuple) -> int:
     asked = [s.threads for s in shared if isinstance(s, Landscape) and s.threads > 0]
     if asked:
         return max(asked)
-    nthreads = client.nthreads()
-    if not nthreads:
+    threads = worker_threads(client)
+    if not threads:
         raise RuntimeError("cluster: the scheduler has no workers")
-    return max(1, min(nthreads.values()))
+    return max(1, min(threads.values()))
+
+
+def worker_threads(client) -> dict:
+    """Engine threads each worker offers: its losstopo_threads resource, else its
+    task threads."""
+    try:
+        info = client.scheduler_info(n_workers=-1)  # all of them, not the first few
+    except TypeError:  # releases before the n_workers argument list all workers
+        info = client.scheduler_info()
+    return {a: int((w.get("resources") or {}).get(RESOURCE, w.get("nthreads", 1)))
+            for a, w in info.get("workers", {}).items()}
 
 
 def _run(fn: Callable, shared: tuple, item, threads: int):
