@@ -40,6 +40,10 @@ def test_local_workers_take_one_task_and_their_share_of_cores(cluster):
     assert set(cluster_mod.worker_threads(cluster.client).values()) == {share}
     assert cluster_mod.engine_threads(cluster.client, (_landscape(),)) == 1  # its own
     assert cluster_mod.engine_threads(cluster.client, ()) == share
+    # tasks claim their engine threads of the resource (one engine per worker) when
+    # every worker offers enough of it, and nothing they could wait on forever
+    assert cluster_mod._task_resources(cluster.client, share) == {"losstopo_threads": share}
+    assert cluster_mod._task_resources(cluster.client, share + 1) is None
     assert "2 workers" in cluster.describe()
 
 

@@ -90,8 +90,7 @@ class Cluster:
         self._cluster = None
         try:
             if kind == "local":
-                # One task at a time per worker (none waits on a busy worker while
-                # another is idle), its engine on the worker's share of the cores.
+                # Each worker offers its share of the cores to one engine at a time.
                 self._cluster = distributed.LocalCluster(
                     n_workers=value, threads_per_worker=1,
                     resources={RESOURCE: max(1, cores() // value)}, processes=True,
@@ -159,15 +158,30 @@ def engine_threads(client, shared: tuple) -> int:
     return max(1, min(threads.values()))
 
 
-def worker_threads(client) -> dict:
-    """Engine threads each worker offers: its losstopo_threads resource, else its
-    task threads."""
+def _workers(client) -> dict:
     try:
         info = client.scheduler_info(n_workers=-1)  # all of them, not the first few
     except TypeError:  # releases before the n_workers argument list all workers
         info = client.scheduler_info()
+    return info.get("workers", {})
+
+
+def worker_threads(client) -> dict:
+    """Engine threads each worker offers: its losstopo_threads resource, else its
+    task threads."""
     return {a: int((w.get("resources") or {}).get(RESOURCE, w.get("nthreads", 1)))
-            for a, w in info.get("workers", {}).items()}
+            for a, w in _workers(client).items()}
+
+
+def _task_resources(client, threads: int) -> Optional[dict]:
+    """When every worker offers the losstopo_threads resource (enough for one task),
+    each task claims its threads of it: a worker then holds one task per engine and
+    the scheduler keeps the rest for whichever worker frees first. Else None (the
+    per-process engine lock serializes a worker's tasks)."""
+    offers = [(w.get("resources") or {}).get(RESOURCE) for w in _workers(client).values()]
+    if offers and all(o is not None and o >= threads for o in offers):
+        return {RESOURCE: threads}
+    return None
 
 
 def _run(fn: Callable, shared: tuple, item, threads: int):
@@ -228,6 +242,7 @@ def as_finished(client, fn: Callable, shared: tuple, items: Iterable,
         return
     lost = _lost_errors(distributed)
     threads = engine_threads(client, shared)
+    resources = _task_resources(client, threads)
     prefix = f"{key or getattr(fn, '__name__', 'task')}-{uuid.uuid4().hex}"
     pending = list(range(len(items)))
     for attempt in range(1, attempts + 1):
@@ -242,7 +257,7 @@ def as_finished(client, fn: Callable, shared: tuple, items: Iterable,
                 continue
             for i in pending:
                 f = client.submit(_run, fn, shared_f, items[i], threads, pure=False,
-                                  key=f"{prefix}-{attempt}-{i}")
+                                  key=f"{prefix}-{attempt}-{i}", resources=resources)
                 futures[f] = i
             for f in distributed.as_completed(list(futures)):
                 try:
