@@ -5,7 +5,8 @@ import pytest
 
 import losstopo
 from losstopo import KernelPCA
-from losstopo.geometry import centroid_distances, pairwise_distances, separation, weight_stats
+from losstopo.geometry import (GAMMA_D, bandwidth_sweep, centroid_distances, pairwise_distances,
+                               separation, set_geometry, weight_stats)
 
 
 def two_clouds(seed=0, n=12, d=30):
@@ -97,6 +98,27 @@ def test_geometry():
     assert mixed["auc"] == 0.75
 
 
+def test_bandwidth_sweep_and_set_geometry():
+    rng = np.random.default_rng(3)
+    A = rng.normal(0.0, 0.1, (12, 40))
+    B = rng.normal(0.0, 0.1, (10, 40)) + 0.05
+    sweep = bandwidth_sweep(A, B)
+    assert [r["gamma_d"] for r in sweep] == list(GAMMA_D)
+    for r in sweep:  # each entry is kernel PCA at that bandwidth, measured directly
+        E = KernelPCA(2, kernel="rbf", gamma=r["gamma_d"] / 40).fit_transform(
+            np.concatenate([A, B]))
+        ref = separation(E[:12], E[12:])
+        assert r["auc"] == pytest.approx(ref["auc"]) and r["fisher"] == pytest.approx(ref["fisher"])
+        assert 0.5 <= r["auc"] <= 1.0
+    g = set_geometry(A)
+    d = [np.linalg.norm(A[i] - A[j]) for i in range(12) for j in range(i + 1, 12)]
+    assert g["dist_median"] == pytest.approx(np.median(d))
+    assert g["dist_rms_per_param"] == pytest.approx(np.sqrt(np.mean(np.square(d)) / 40))
+    assert g["norm_median"] == pytest.approx(np.median(np.linalg.norm(A, axis=1)))
+    with pytest.raises(ValueError, match="lengths"):
+        bandwidth_sweep(A, B[:, :5])
+
+
 def test_every_figure_function_returns_a_figure(tmp_path):
     from losstopo import plots
 
@@ -113,6 +135,7 @@ def test_every_figure_function_returns_a_figure(tmp_path):
         plots.plot_distance_histograms({"SGD-train": [1.0, 2.0], "LBFGS-train": [3.0, 4.0]}),
         plots.plot_embedding({"a": A[:, :2], "b": B[:, :2]}, paths={"p": A[:3, :2]}),
         plots.plot_loss_profiles({"found": r, "line": (r.t, r.straight["losses"])}),
+        plots.plot_bandwidth({"a + b": bandwidth_sweep(A, B)}),
     ]
     for i, fig in enumerate(figs):
         assert fig.axes and any(ax.has_data() for ax in fig.axes)

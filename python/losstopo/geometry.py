@@ -56,3 +56,36 @@ def separation(Ea, Eb, axis: int = 0) -> dict:
     var = a.var() + b.var()
     fisher = float((a.mean() - b.mean()) ** 2 / var) if var > 0 else float("inf")
     return dict(auc=float(auc), fisher=fisher)
+
+
+# RBF bandwidths of the sweep, as gamma * D (1: the paper's 2 sigma^2 = D).
+GAMMA_D = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
+
+
+def bandwidth_sweep(A, B, gamma_d=GAMMA_D) -> list:
+    """PC1 separation of two sets by RBF kernel PCA at each bandwidth gamma = g / D:
+    a list of dicts (gamma_d, auc, fisher)."""
+    from .kpca import KernelPCA
+
+    A, B = _set("A", A), _set("B", B)
+    if A.shape[1] != B.shape[1]:
+        raise ValueError("A, B: vectors of different lengths")
+    X = np.concatenate([A, B]).astype(np.float64)
+    out = []
+    for g in gamma_d:
+        E = KernelPCA(2, kernel="rbf", gamma=float(g) / X.shape[1]).fit_transform(X)
+        out.append(dict(gamma_d=float(g), **separation(E[: len(A)], E[len(A):])))
+    return out
+
+
+def set_geometry(thetas) -> dict:
+    """Scale of a set of solutions: the median norm, the median and quartiles of the
+    mutual distances, and the RMS mutual distance per parameter (d / sqrt(D), the
+    scale the RBF kernel's gamma * D compares with)."""
+    T = _set("thetas", thetas).astype(np.float64)
+    norms = np.linalg.norm(T, axis=1)
+    iu = np.triu_indices(len(T), 1)
+    d = pairwise_distances(T)[iu] if len(T) > 1 else np.zeros(1)
+    return dict(norm_median=float(np.median(norms)), dist_median=float(np.median(d)),
+                dist_q25=float(np.percentile(d, 25)), dist_q75=float(np.percentile(d, 75)),
+                dist_rms_per_param=float(np.sqrt(np.mean(d ** 2) / T.shape[1])))

@@ -126,6 +126,7 @@ def render_report(config: dict, results: dict) -> str:
         if rbf:
             claims.append(("RBF kernel PCA separates SGD from L-BFGS solutions along PC1 "
                            "(train sets, AUC >= 0.9)", rbf["auc"] >= 0.9))
+    lines += _bandwidth_section(results)
     d = results.get("centroid_distances")
     if d and "LBFGS-train" in d and "SGD-train" in d:
         claims.append(("L-BFGS solutions lie farther from the common centroid (Fig. 5)",
@@ -141,3 +142,67 @@ def render_report(config: dict, results: dict) -> str:
         lines += [f"![{f}]({f})" for f in figs if f.endswith(".png")]
         lines.append("")
     return "\n".join(lines)
+
+
+def _bandwidth_section(results) -> list:
+    """Kernel PCA's separation against the RBF bandwidth, the sets' scales, and what
+    the numbers say drives the separation."""
+    sweep, scales = results.get("bandwidth"), results.get("set_geometry")
+    if not sweep:
+        return []
+    from .study import COMBOS, SETS
+
+    pairs = [f"{a}|{b}" for a, b in COMBOS if f"{a}|{b}" in sweep]  # the code's order
+    if not pairs:
+        return []
+    gds = [r["gamma_d"] for r in sweep[pairs[0]]]
+    lines = ["## Kernel PCA against the RBF bandwidth", "",
+             "PC1 AUC (Fisher ratio) of RBF kernel PCA with gamma = g / D; g = 1 is the "
+             "paper's 2 sigma^2 = D.", "",
+             "| sets | " + " | ".join(f"g = {g:g}" for g in gds) + " |",
+             "|---|" + "---|" * len(gds)]
+    first = {}
+    for key in pairs:
+        rows = sweep[key]
+        lines.append(f"| {key.replace('|', ' + ')} | "
+                     + " | ".join(f"{r['auc']:.2f} ({_fmt(r['fisher'])})" for r in rows) + " |")
+        hit = [r["gamma_d"] for r in rows if r["auc"] >= 0.9]
+        first[key] = hit[0] if hit else None
+    lines.append("")
+    if scales:
+        lines += ["| set | median norm | median mutual distance (quartiles) | RMS distance "
+                  "per parameter r |", "|---|---|---|---|"]
+        for name in (n for n in SETS if n in scales):
+            g = scales[name]
+            lines.append(f"| {name} | {_fmt(g['norm_median'])} | {_fmt(g['dist_median'])} "
+                         f"({_fmt(g['dist_q25'])} - {_fmt(g['dist_q75'])}) | "
+                         f"{_fmt(g['dist_rms_per_param'])} |")
+        lines.append("")
+        key = pairs[0]
+        a, b = key.split("|")
+        if a in scales and b in scales:
+            r = 0.5 * (scales[a]["dist_rms_per_param"] + scales[b]["dist_rms_per_param"])
+            k1 = float(np.exp(-(r ** 2)))
+            g = first[key]
+            aucs = [row["auc"] for row in sweep[key]]
+            lo, hi = min(aucs), max(aucs)
+            spread = hi - lo
+            tail = (f"AUC first reaches 0.9 at g = {g:g}, where the kernel between two "
+                    f"typical solutions is exp(-g r^2) = {np.exp(-g * r ** 2):.3g}"
+                    if g is not None else
+                    f"AUC stays below 0.9 up to g = {gds[-1]:g}")
+            lines += [
+                f"What drives the separation ({a} + {b}): the RBF kernel compares squared "
+                f"distances with 1 / gamma = D / g, so it sees the solutions through "
+                f"exp(-g r^2), r the RMS mutual distance per parameter (here r = {r:.3g}). "
+                f"At the paper's g = 1 that is {k1:.3g}: "
+                + ("every pair of solutions looks nearly alike, the kernel is close to "
+                   "constant and PC1 carries little of the sets' difference; "
+                   if k1 > 0.8 else "the kernel already resolves the distances; ")
+                + tail + ". " + (
+                    "The separation is thus a property of the bandwidth against the "
+                    "solutions' distances, and the paper's claim holds or fails with the "
+                    "bandwidth it chose." if spread > 0.1 else
+                    f"Here the AUC hardly changes with the bandwidth ({lo:.2f} to {hi:.2f}), "
+                    "so the bandwidth is not what decides the separation in this run."), ""]
+    return lines

@@ -21,7 +21,8 @@ import numpy as np
 from . import __version__
 from ._io import Folder, UnsafePathError, config_hash, load_npz
 from .ensemble import Ensemble
-from .geometry import centroid_distances, separation, weight_stats
+from .geometry import (bandwidth_sweep, centroid_distances, separation, set_geometry,
+                       weight_stats)
 from .kpca import KernelPCA
 from .landscape import Landscape
 from .models import autoencoder, fcp
@@ -71,6 +72,7 @@ def _figure_stems() -> list:
         stems += [f"fig4_barriers_{lname}", f"loss_profiles_{lname}"]
     stems += ["fig5_distances_train", "fig5_distances_test"]
     stems += [f"fig6_kpca_{embedding_key(a, b, k)}" for a, b in COMBOS for k in KERNELS]
+    stems.append("fig6_kpca_bandwidth")
     return stems
 
 
@@ -603,10 +605,14 @@ class Study:
         for a, b in (("LBFGS-train", "SGD-train"), ("LBFGS-test", "SGD-test")):
             da, db = centroid_distances(sets[a], sets[b])
             dists[a], dists[b] = da.tolist(), db.tolist()
+        # The separation against the RBF bandwidth, and the sets' scales beside it.
+        sweep = {f"{a}|{b}": bandwidth_sweep(sets[a], sets[b]) for a, b in COMBOS}
+        scales = {name: set_geometry(sets[name]) for name in SETS}
         self._write("embedding.npz", "npz", arrays)
         self.log.info("embed: PC1 separation (AUC) %s",
                       {k: round(v["auc"], 3) for k, v in seps.items()})
-        self._finish("embed", separation=seps, centroid_distances=dists)
+        self._finish("embed", separation=seps, centroid_distances=dists,
+                     bandwidth=sweep, set_geometry=scales)
 
     def _load_paths(self, fname) -> dict:
         def check(d):
@@ -742,6 +748,11 @@ class Study:
                     fig = plots.plot_embedding({a: E[:na], b: E[na:]},
                                                title=f"{kernel} kernel PCA")
                     written += self._figure(fig, f"fig6_kpca_{key}")
+        sweep = self.manifest["results"].get("bandwidth")
+        if sweep:
+            written += self._figure(plots.plot_bandwidth(
+                {f"{a} + {b}": sweep[f"{a}|{b}"] for a, b in COMBOS if f"{a}|{b}" in sweep}),
+                "fig6_kpca_bandwidth")
         self.log.info("plot: %d files in %s", len(written), os.path.join(self.out, "figures"))
         self._finish("plot", figures=written)
         self.report()
