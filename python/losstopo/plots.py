@@ -135,9 +135,20 @@ def plot_histograms(values: Dict[str, Sequence[float]], xlabel: str, title: str 
     return fig
 
 
-def plot_barrier_histograms(barriers: Dict[str, Sequence[float]], log: bool = True) -> Figure:
-    """Barrier heights per set, SGD against L-BFGS (the paper's Fig. 4)."""
-    return plot_histograms(barriers, "barrier height H", "barriers along found paths", log=log)
+# The three barrier levels, by their names in barrier_matrix's results.
+BARRIER_LEVELS = {"barrier": "absolute barrier H = max loss (the paper's)",
+                  "barrier_rel": "H - higher endpoint loss",
+                  "barrier_mean": "H - mean endpoint loss"}
+
+
+def plot_barrier_histograms(barriers: Dict[str, Sequence[float]], log: bool = True,
+                            level: str = "barrier") -> Figure:
+    """Barrier heights per set, SGD against L-BFGS (the paper's Fig. 4), at one of the
+    levels of BARRIER_LEVELS."""
+    if level not in BARRIER_LEVELS:
+        raise ValueError(f"level: expected one of {tuple(BARRIER_LEVELS)}, got {level!r}")
+    return plot_histograms(barriers, BARRIER_LEVELS[level], "barriers along found paths",
+                           log=log)
 
 
 def plot_distance_histograms(distances: Dict[str, Sequence[float]]) -> Figure:

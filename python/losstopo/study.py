@@ -66,10 +66,15 @@ def embedding_key(a: str, b: str, kernel: str) -> str:
     return f"{a}__{b}__{kernel}".replace("-", "_")
 
 
+# Figure-name suffixes of the three barrier levels (plots.BARRIER_LEVELS).
+_LEVEL_STEMS = {"barrier": "", "barrier_rel": "_minus_max", "barrier_mean": "_minus_mean"}
+
+
 def _figure_stems() -> list:
     stems = ["fig2_loss_curves", "fig3_toy_paths"]
     for lname in ("train", "test"):
-        stems += [f"fig4_barriers_{lname}", f"loss_profiles_{lname}"]
+        stems += [f"fig4_barriers_{lname}{_LEVEL_STEMS[lv]}" for lv in _LEVEL_STEMS]
+        stems.append(f"loss_profiles_{lname}")
     stems += ["fig5_distances_train", "fig5_distances_test"]
     stems += [f"fig6_kpca_{embedding_key(a, b, k)}" for a, b in COMBOS for k in KERNELS]
     stems.append("fig6_kpca_bandwidth")
@@ -663,6 +668,7 @@ class Study:
                 median=float(np.median(b)), q25=float(np.percentile(b, 25)),
                 q75=float(np.percentile(b, 75)), mean=float(np.mean(b)),
                 median_rel=float(np.median(res["barrier_rel"])),
+                median_mean=float(np.median(res["barrier_mean"])),
                 median_refined=float(np.median(res["barrier_refined"])),
                 median_straight=float(np.median(res["straight_barrier"])),
                 pairs=int(len(b)),
@@ -720,17 +726,22 @@ class Study:
         }
         written += self._figure(plots.plot_landscape_paths(toy, res), "fig3_toy_paths")
         for lname in ("train", "test"):
-            bars, profiles = {}, {}
+            bars, profiles = {lv: {} for lv in _LEVEL_STEMS}, {}
             for name in SETS:
                 d = paths.get((name, lname))
                 if d is not None:
-                    bars[name] = d["barrier"][d["done"]]
+                    for lv in _LEVEL_STEMS:
+                        if lv in d:
+                            bars[lv][name] = d[lv][d["done"]]
                     if d["done"].any():
                         i = int(np.argmax(d["done"]))
                         profiles[name] = (np.linspace(0, 1, d["losses"].shape[1]), d["losses"][i])
-            if bars:
-                written += self._figure(plots.plot_barrier_histograms(bars),
-                                        f"fig4_barriers_{lname}")
+            for lv, stem in _LEVEL_STEMS.items():
+                if bars[lv]:
+                    written += self._figure(
+                        plots.plot_barrier_histograms(bars[lv], log=lv == "barrier", level=lv),
+                        f"fig4_barriers_{lname}{stem}")
+            if profiles:
                 written += self._figure(plots.plot_loss_profiles(profiles),
                                         f"loss_profiles_{lname}")
         dists = self.manifest["results"].get("centroid_distances", {})
