@@ -224,6 +224,16 @@ def _lost_errors(distributed) -> tuple:
     return tuple(out)
 
 
+def run_tasks(client, fn: Callable, shared: tuple, items: Iterable,
+              key: Optional[str] = None) -> Iterator:
+    """(position of the item, fn(*shared, item)) for every item: one after another in
+    this process without a client, as tasks of its cluster with one (see
+    :func:`as_finished`). Closing the iterator cancels what still runs."""
+    if client is None:
+        return ((i, fn(*shared, item)) for i, item in enumerate(items))
+    return as_finished(check_client(client), fn, shared, items, key)
+
+
 def as_finished(client, fn: Callable, shared: tuple, items: Iterable,
                 key: Optional[str] = None, attempts: int = 3) -> Iterator:
     """Runs fn(*shared, item) for every item on the cluster and yields

@@ -13,6 +13,7 @@ import numpy as np
 
 from ._checks import check_int
 from ._io import atomic_savez, config_hash, load_npz
+from .cluster import run_tasks
 from .landscape import Landscape
 from .optimize import _options, lbfgs_params
 from .progress import Progress
@@ -327,13 +328,12 @@ _RECORD = ("barrier", "barrier_rel", "barrier_mean", "barrier_refined", "length"
            "straight_barrier", "error_barrier", "losses")
 
 
-def _pair_records(landscape, thetas, pairs, params: dict, refine: bool, seed: int,
-                  init_scale: float) -> list:
-    """The numbers barrier_matrix records for the pairs (k, 2) of thetas, found
-    together in one core batch: one dict per pair (NaN where not defined)."""
-    dtype, D, _ = _kind(landscape)
-    A = np.stack([_endpoint("a", thetas[i], D, dtype) for i in pairs[:, 0]])
-    B = np.stack([_endpoint("b", thetas[j], A.shape[1], dtype) for j in pairs[:, 1]])
+def _pair_records(landscape, thetas, params: dict, refine: bool, seed: int,
+                  init_scale: float, pairs) -> list:
+    """The numbers barrier_matrix records for the pairs (k, 2) of thetas (checked, in
+    the landscape's dtype), found together in one core batch: one dict per pair (NaN
+    where not defined). A task of its own: the shared arguments first."""
+    A, B = thetas[pairs[:, 0]], thetas[pairs[:, 1]]
     out = []
     for r in _find_paths(landscape, A, B, params, refine, seed, init_scale):
         out.append(dict(
@@ -343,11 +343,6 @@ def _pair_records(landscape, thetas, pairs, params: dict, refine: bool, seed: in
             error_barrier=np.nan if r.error_barrier is None else r.error_barrier,
             losses=r.losses))
     return out
-
-
-def _pair_task(landscape, thetas, params, refine, seed, init_scale, pairs):
-    """One cluster task: _pair_records of a chunk of pairs (the shared arguments first)."""
-    return _pair_records(landscape, thetas, pairs, params, refine, seed, init_scale)
 
 
 def barrier_matrix(landscape, thetas, pairs=300, seed: int = 0, out=None,
@@ -432,16 +427,10 @@ def barrier_matrix(landscape, thetas, pairs=300, seed: int = 0, out=None,
         _endpoint("thetas[%d]" % i, thetas[i], D, dtype)
     todo = np.nonzero(~res["done"])[0]
     chunks = [todo[c0:c0 + chunk] for c0 in range(0, len(todo), chunk)]
-    shared = (params, bool(args["refine"]), args["seed"], args["init_scale"])
-    if client is None:
-        finished = ((c, _pair_records(landscape, thetas, idx[rows], *shared))
-                    for c, rows in enumerate(chunks))
-    else:
-        from .cluster import as_finished, check_client
-
-        finished = as_finished(check_client(client), _pair_task,
-                               (landscape, np.ascontiguousarray(thetas)) + shared,
-                               [idx[rows] for rows in chunks], key="losstopo-pairs")
+    shared = (landscape, np.ascontiguousarray(thetas, dtype=dtype), params,
+              bool(args["refine"]), args["seed"], args["init_scale"])
+    finished = run_tasks(client, _pair_records, shared, [idx[rows] for rows in chunks],
+                         key="losstopo-pairs")
     bar = Progress(k, desc="pairs", enabled=progress)
     bar.set(int(res["done"].sum()))
     try:
@@ -455,9 +444,7 @@ def barrier_matrix(landscape, thetas, pairs=300, seed: int = 0, out=None,
                 atomic_savez(out, dict(res, meta=np.array(json.dumps(dict(config_hash=chash)))))
             bar.update(len(rows), postfix=f"barrier {records[-1]['barrier']:.4g}")
     finally:
-        close = getattr(finished, "close", None)
-        if close is not None:
-            close()  # cancels what is still running on the cluster
+        finished.close()  # cancels what still runs on a cluster
         bar.close()
     return res
 

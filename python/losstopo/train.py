@@ -12,6 +12,7 @@ import numpy as np
 from . import __version__
 from ._checks import check_int
 from ._io import atomic_savez, config_hash, load_npz
+from .cluster import run_tasks
 from .ensemble import ARRAYS, Ensemble, _check_arrays
 from .landscape import Landscape
 from .models import MLP, _dtype
@@ -264,17 +265,12 @@ def _train_groups(net, train_data, test_data, runs, group, client, checkpoint, p
     for ls in (train_ls, test_ls):
         if ls is not None and not isinstance(ls, Landscape):
             raise TypeError("group, client: grouped training needs native Landscapes")
-    starts = [None] * len(run_ids)
     if theta0 is not None:
         theta0 = np.asarray(theta0)
         if theta0.ndim != 2 or len(theta0) != len(run_ids):
             raise ValueError(f"theta0: expected shape ({len(run_ids)}, D), got {theta0.shape}")
-        starts = list(theta0)
-    items = []
-    for g0 in range(0, len(run_ids), group):
-        ids = run_ids[g0:g0 + group]
-        t0 = None if theta0 is None else np.stack(starts[g0:g0 + group])
-        items.append((ids, t0))
+    items = [(run_ids[g0:g0 + group], None if theta0 is None else theta0[g0:g0 + group])
+             for g0 in range(0, len(run_ids), group)]
     settings = {k: v for k, v in kw.items() if k not in ("device", "threads")}
     config = dict(settings, dtype=dt.name, run_ids=run_ids.tolist(), group=group,
                   net=net.to_dict(), train_data=train_fp, test_data=test_fp,
@@ -299,26 +295,18 @@ def _train_groups(net, train_data, test_data, runs, group, client, checkpoint, p
         atomic_savez(checkpoint, arrays)
 
     todo = [k for k in range(len(items)) if k not in parts]
-    if client is None:
-        finished = ((k, _group_task(net, train_ls, test_ls, kw, items[k])) for k in todo)
-    else:
-        from .cluster import as_finished, check_client
-
-        finished = ((todo[i], e) for i, e in as_finished(
-            check_client(client), _group_task, (net, train_ls, test_ls, kw),
-            [items[k] for k in todo], key=f"losstopo-train-{kw['method']}"))
+    finished = run_tasks(client, _group_task, (net, train_ls, test_ls, kw),
+                         [items[k] for k in todo], key=f"losstopo-train-{kw['method']}")
     bar = Progress(len(run_ids), desc=f"{kw['method']} x{len(run_ids)} in groups of {group}",
                    enabled=progress)
     bar.set(sum(len(items[k][0]) for k in parts))
     try:
-        for k, ens in finished:
-            parts[k] = ens
+        for i, ens in finished:
+            parts[todo[i]] = ens
             save()
-            bar.update(len(items[k][0]))
+            bar.update(len(items[todo[i]][0]))
     finally:
-        close = getattr(finished, "close", None)
-        if close is not None:
-            close()
+        finished.close()  # cancels what still runs on a cluster
         bar.close()
     ens = [parts[k] for k in range(len(items))]
     arrays = {name: np.concatenate([getattr(e_, name) for e_ in ens]) for name in ARRAYS}
