@@ -107,6 +107,16 @@ def plot_landscape_paths(landscape, results: Dict[str, object], grid: int = 200)
     return fig
 
 
+def _finish(fig: Figure, ax, xlabel: str, ylabel: str, title: str) -> Figure:
+    """Labels, title and legend of a single-axes figure, laid out."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def plot_histograms(values: Dict[str, Sequence[float]], xlabel: str, title: str = "",
                     bins: int = 20, log: bool = False) -> Figure:
     """Overlaid histograms of several sets (barriers: Fig. 4; distances: Fig. 5)."""
@@ -127,12 +137,7 @@ def plot_histograms(values: Dict[str, Sequence[float]], xlabel: str, title: str 
             ax.hist(v, bins=edges, alpha=0.9 if outline else 0.5,
                     histtype="step" if outline else "bar", linewidth=2 if outline else None,
                     label=f"{name} (median {np.median(v):.3g})", color=_color(name))
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("count")
-    ax.set_title(title)
-    ax.legend(frameon=False, fontsize=8)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax, xlabel, "count", title)
 
 
 # The three barrier levels, by their names in barrier_matrix's results.
@@ -169,12 +174,7 @@ def plot_embedding(embeddings: Dict[str, np.ndarray], paths: Optional[Dict[str, 
         P = np.asarray(P)
         ax.plot(P[:, 0], P[:, 1], "-", lw=0.8, color="0.4", alpha=0.7,
                 label=name if i == 0 else None)
-    ax.set_xlabel("PC1")
-    ax.set_ylabel("PC2")
-    ax.set_title(title)
-    ax.legend(frameon=False, fontsize=8)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax, "PC1", "PC2", title)
 
 
 def plot_loss_profiles(profiles: Dict[str, tuple]) -> Figure:
@@ -187,12 +187,7 @@ def plot_loss_profiles(profiles: Dict[str, tuple]) -> Figure:
         else:
             t, e = prof
         ax.plot(t, e, lw=1.2, color=_color(name) or f"C{i}", label=name)
-    ax.set_xlabel("t")
-    ax.set_ylabel("loss")
-    ax.set_title("loss along paths")
-    ax.legend(frameon=False, fontsize=8)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax, "t", "loss", "loss along paths")
 
 
 def plot_bandwidth(sweeps: Dict[str, list]) -> Figure:
@@ -206,9 +201,5 @@ def plot_bandwidth(sweeps: Dict[str, list]) -> Figure:
     ax.axvline(1.0, color="0.6", lw=0.8, ls=":")
     ax.set_xscale("log")
     ax.set_ylim(0.45, 1.02)
-    ax.set_xlabel("gamma * D (1: the paper's 2 sigma^2 = D)")
-    ax.set_ylabel("PC1 AUC (1: separated, 0.5: mixed)")
-    ax.set_title("kernel PCA against the RBF bandwidth")
-    ax.legend(frameon=False, fontsize=8)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax, "gamma * D (1: the paper's 2 sigma^2 = D)",
+                   "PC1 AUC (1: separated, 0.5: mixed)", "kernel PCA against the RBF bandwidth")
