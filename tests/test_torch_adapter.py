@@ -85,3 +85,108 @@ def test_unrolled_lstm_equals_torch_lstm():
     x = torch.rand(5, 28, 28)
     out, _ = ref(x)
     torch.testing.assert_close(m.lstm(x), out[:, -1], rtol=1e-5, atol=1e-6)
+
+
+def test_lstm_permutation_is_the_authors():
+    # The authors' LSTM (NN_arch.py in their repository) permutes the pixels by
+    # torch.randperm(784, generator=torch.Generator().manual_seed(1234)); the digest
+    # below was recorded from that expression. A torch release that draws randperm
+    # differently fails here: the published LSTM solutions would then not evaluate.
+    import hashlib
+
+    from losstopo.torch_adapter import lstm_permutation
+
+    p = lstm_permutation()
+    assert np.array_equal(np.sort(p), np.arange(784))
+    assert hashlib.sha256(p.astype("<i8").tobytes()).hexdigest() == (
+        "896d818f9cc067047b73b5f1f343e237e69f303a1b138f8cc15c064d7399b275")
+    assert not np.array_equal(lstm_permutation(0), p)
+
+
+def test_lstm_equals_the_authors_module_on_flat_vectors():
+    # Their forward: x[:, perm] -> (n, 28, 28) -> nn.LSTM -> last state -> Linear(48, 10,
+    # bias=False); parameters in nn.Module order. A flat vector of theirs evaluates the
+    # same in ours.
+    class Authors(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.perm = torch.randperm(784, generator=torch.Generator().manual_seed(1234))
+            self.gru = torch.nn.LSTM(input_size=28, hidden_size=48, batch_first=True)
+            self.fc = torch.nn.Linear(48, 10, bias=False)
+
+        def forward(self, x):
+            out, _ = self.gru(x[:, self.perm].view(x.size(0), 28, 28))
+            return self.fc(out[:, -1, :])
+
+    torch.manual_seed(0)
+    ref = Authors().double()
+    flat = torch.nn.utils.parameters_to_vector(ref.parameters()).detach().numpy()
+    X = np.random.default_rng(0).random((40, 784))
+    y = np.arange(40) % 10
+    expected = torch.nn.functional.cross_entropy(ref(torch.from_numpy(X)),
+                                                 torch.from_numpy(y)).item()
+    tl = TorchLandscape(lstm(), X, y, dtype="float64")
+    assert tl.num_params == flat.size
+    assert tl.loss(flat) == pytest.approx(expected, rel=1e-12)
+    with pytest.raises(ValueError, match="perm"):
+        lstm(perm=np.zeros(784, dtype=int))
+
+
+@pytest.mark.parametrize("activation", ["softplus", "relu"])
+def test_lenet_matches_the_authors_layout(activation):
+    F = torch.nn.functional
+    act = F.softplus if activation == "softplus" else F.relu
+    m = lenet(activation).double()
+    flat = torch.nn.utils.parameters_to_vector(m.parameters()).detach()
+    # The authors' forward written out, on their parameter order (conv1, conv2, fc1-3).
+    shapes = [(6, 1, 5, 5), (6,), (16, 6, 5, 5), (16,), (120, 400), (120,), (84, 120), (84,),
+              (10, 84), (10,)]
+    ps, k = [], 0
+    for s in shapes:
+        n = int(np.prod(s))
+        ps.append(flat[k:k + n].reshape(s))
+        k += n
+    assert k == flat.numel() == 61706
+    x = torch.rand(7, 784, dtype=torch.float64)
+    h = F.avg_pool2d(act(F.conv2d(x.view(-1, 1, 28, 28), ps[0], ps[1], padding=2)), 2)
+    h = F.avg_pool2d(act(F.conv2d(h, ps[2], ps[3])), 2).flatten(1)
+    h = act(F.linear(act(F.linear(h, ps[4], ps[5])), ps[6], ps[7]))
+    torch.testing.assert_close(m(x), F.linear(h, ps[8], ps[9]))
+    with pytest.raises(ValueError, match="activation"):
+        lenet("gelu")
+
+
+def test_calls_are_cut_within_the_memory_budget():
+    module, net, X, y = pair(n=90)
+    theta = net.init(7, seed=2, dtype="float64")
+    whole = TorchLandscape(module, X, y, dtype="float64")
+    l0, g0 = whole.loss_and_grad(theta)
+    assert whole._plan(7, 90, True) == (7, 90)  # a tiny network: one call
+    # A budget of a few (vector, sample) pairs cuts over vectors and samples alike.
+    tiny = TorchLandscape(module, X, y, dtype="float64",
+                          memory_mb=5 * whole.sample_bytes() / 2**20)
+    assert tiny._plan(7, 90, True) == (1, 5)
+    assert tiny._plan(7, 90, False) == (1, 15)
+    l1, g1 = tiny.loss_and_grad(theta)
+    np.testing.assert_allclose(l1, l0, rtol=1e-12)
+    np.testing.assert_allclose(g1, g0, rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(tiny.loss(theta), l0, rtol=1e-12)
+    np.testing.assert_allclose(tiny.accuracy(theta), whole.accuracy(theta))
+    s = np.stack([np.arange(10) + p for p in range(7)])
+    for a, b in zip(tiny.evaluate_each(theta, s), whole.evaluate_each(theta, s)):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-14)
+    with pytest.raises(ValueError, match="memory_mb"):
+        TorchLandscape(module, X, y, memory_mb=0)
+
+
+def test_lenet_sample_bytes_are_its_activations():
+    # LeNet keeps at least its conv activations per sample for the backward pass
+    # (6 x 28 x 28 + 16 x 10 x 10 floats), and not absurdly more.
+    X = np.zeros((8, 784), dtype=np.float32)
+    tl = TorchLandscape(lenet(), X, np.zeros(8, dtype=np.int64))
+    floor = 3 * 4 * (6 * 28 * 28 + 16 * 10 * 10)
+    assert floor <= tl.sample_bytes() <= 20 * floor
+
+
+def test_top_level_import():
+    assert losstopo.TorchLandscape is TorchLandscape

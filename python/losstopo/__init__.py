@@ -24,6 +24,10 @@ def __getattr__(name):
         import importlib
 
         return importlib.import_module(f".{name}", __name__)
+    if name == "TorchLandscape":  # torch is imported only when asked for
+        from .torch_adapter import TorchLandscape
+
+        return TorchLandscape
     raise AttributeError(f"module 'losstopo' has no attribute {name!r}")
 
 

@@ -34,11 +34,17 @@ class TorchLandscape:
         (MSE against the input).
     loss : "cross_entropy" or "mse"
     dtype : "float32" or "float64"
-    chunk : samples per vmapped chunk (bounds memory).
+    chunk : at most this many samples per vmapped call.
+    memory_mb : what one vmapped call may hold, in MiB. Calls are cut over parameter
+        vectors as well as samples so that (vectors x samples) x the bytes one sample
+        keeps for the backward pass (measured once, on the module itself) stays
+        within it: memory no longer grows with the number of vectors of a call
+        (the points of a path, its 10x refinement grid). Results do not depend on it
+        beyond rounding.
     """
 
     def __init__(self, module, X, y=None, loss: str = "cross_entropy", dtype="float32",
-                 chunk: int = 2048, threads: Optional[int] = None):
+                 chunk: int = 2048, threads: Optional[int] = None, memory_mb: float = 512):
         torch = _torch()
         if loss not in ("cross_entropy", "mse"):
             raise ValueError(f"loss: expected 'cross_entropy' or 'mse', got {loss!r}")
@@ -68,7 +74,14 @@ class TorchLandscape:
         self.sizes = [int(np.prod(s)) for s in self.shapes]
         self.num_params = int(sum(self.sizes))
         self.num_samples = n
+        if int(chunk) < 1:
+            raise ValueError(f"chunk: must be a positive integer, got {chunk!r}")
+        if not (isinstance(memory_mb, (int, float)) and np.isfinite(memory_mb)
+                and memory_mb > 0):
+            raise ValueError(f"memory_mb: must be a positive number, got {memory_mb!r}")
         self.chunk = int(chunk)
+        self.memory_mb = float(memory_mb)
+        self._sample_bytes = None  # bytes one (vector, sample) keeps for backward
         self.threads = threads
         self.net = None  # not a native MLP
         f = self._loss_fn
@@ -114,34 +127,82 @@ class TorchLandscape:
             raise ValueError("theta: contains NaN or Inf")
         return torch.from_numpy(t), single
 
-    def _batches(self, samples):
+    def sample_bytes(self) -> int:
+        """Bytes one (parameter vector, sample) keeps for the backward pass: what
+        autograd saves for one gradient of the loss on a few samples, per sample,
+        counted once with saved-tensor hooks."""
+        if self._sample_bytes is None:
+            torch = _torch()
+            b = min(8, self.num_samples)
+            flat = torch.zeros(self.num_params, dtype=self.X.dtype)
+            with torch.no_grad():
+                flat.copy_(torch.nn.utils.parameters_to_vector(self.module.parameters()))
+            flat.requires_grad_(True)
+            total = [0]
+
+            def pack(t):
+                total[0] += t.numel() * t.element_size()
+                return t
+
+            yb = None if self.y is None else self.y[:b]
+            with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+                self._loss_fn(flat, self.X[:b], yb)
+            # The saved tensors, their gradients in the backward pass and the
+            # forward's temporaries: about three times what is saved.
+            self._sample_bytes = max(1, 3 * total[0] // b)
+        return self._sample_bytes
+
+    def _plan(self, P: int, n: int, grad: bool):
+        """(vectors, samples) per vmapped call within ``memory_mb``; a forward pass
+        without gradients keeps about a third of what a gradient keeps."""
+        pairs = max(1, int(self.memory_mb * 2**20 / self.sample_bytes() * (1 if grad else 3)))
+        s = max(1, min(n, self.chunk, pairs))
+        return max(1, min(P, pairs // s)), s
+
+    def _batches(self, samples, size):
         torch = _torch()
         idx = torch.arange(self.num_samples) if samples is None else torch.from_numpy(
             np.asarray(samples, dtype=np.int64))
-        for s in range(0, len(idx), self.chunk):
-            j = idx[s:s + self.chunk]
+        for s in range(0, len(idx), size):
+            j = idx[s:s + size]
             yield len(j), self.X[j], (None if self.y is None else self.y[j])
+
+    def _threads(self):
+        """A context that runs torch with this landscape's threads (when set)."""
+        import contextlib
+
+        torch = _torch()
+
+        @contextlib.contextmanager
+        def ctx():
+            before = torch.get_num_threads()
+            if self.threads:
+                torch.set_num_threads(self.threads)
+            try:
+                yield
+            finally:
+                torch.set_num_threads(before)
+
+        return ctx()
 
     def _run(self, theta, grad: bool, samples=None):
         torch = _torch()
         t, single = self._theta(theta)
         n = self.num_samples if samples is None else len(samples)
-        loss = torch.zeros(t.shape[0], dtype=t.dtype)
+        P = t.shape[0]
+        loss = torch.zeros(P, dtype=t.dtype)
         g = torch.zeros_like(t) if grad else None
-        threads = torch.get_num_threads()
-        if self.threads:
-            torch.set_num_threads(self.threads)
-        try:
-            with torch.no_grad() if not grad else torch.enable_grad():
-                for m, xb, yb in self._batches(samples):
+        pv, ps = self._plan(P, n, grad)
+        with self._threads(), (torch.enable_grad() if grad else torch.no_grad()):
+            for v in range(0, P, pv):
+                tv = t[v:v + pv]
+                for m, xb, yb in self._batches(samples, ps):
                     if grad:
-                        gb, lb = self._vg(t, xb, yb)
-                        g += (m / n) * gb
+                        gb, lb = self._vg(tv, xb, yb)
+                        g[v:v + pv] += (m / n) * gb
                     else:
-                        lb = self._v(t, xb, yb)
-                    loss += (m / n) * lb
-        finally:
-            torch.set_num_threads(threads)
+                        lb = self._v(tv, xb, yb)
+                    loss[v:v + pv] += (m / n) * lb
         loss = loss.numpy()
         g = None if g is None else g.numpy()
         if single:
@@ -160,11 +221,15 @@ class TorchLandscape:
         if not self.classifier:
             raise ValueError("accuracy: only defined for cross_entropy (classifier) landscapes")
         t, single = self._theta(theta)
-        correct = torch.zeros(t.shape[0], dtype=torch.float64)
+        P = t.shape[0]
+        correct = torch.zeros(P, dtype=torch.float64)
         n = self.num_samples if samples is None else len(samples)
-        with torch.no_grad():
-            for _, xb, yb in self._batches(samples):
-                correct += (self._out(t, xb).argmax(-1) == yb).sum(-1).double()
+        pv, ps = self._plan(P, n, False)
+        with self._threads(), torch.no_grad():
+            for v in range(0, P, pv):
+                for _, xb, yb in self._batches(samples, ps):
+                    out = self._out(t[v:v + pv], xb)
+                    correct[v:v + pv] += (out.argmax(-1) == yb).sum(-1).double()
         acc = (correct / n).numpy().astype(self.dtype)
         return acc[0] if single else acc
 
@@ -173,9 +238,18 @@ class TorchLandscape:
         torch = _torch()
         t, _ = self._theta(theta)
         s = torch.from_numpy(np.asarray(samples, dtype=np.int64))
-        yb = None if self.y is None else self.y[s]
-        g, lossv = self._vg_each(t, self.X[s], yb)
-        return lossv.numpy(), g.numpy()
+        if s.ndim != 2 or s.shape[0] != t.shape[0]:
+            raise ValueError(f"samples: expected shape ({t.shape[0]}, B), got {tuple(s.shape)}")
+        P, B = s.shape
+        pv = self._plan(P, B, True)[0] if B <= self.chunk else 1
+        losses, grads = np.empty(P, dtype=self.dtype), np.empty(t.shape, dtype=self.dtype)
+        with self._threads():
+            for v in range(0, P, pv):
+                sv = s[v:v + pv]
+                yb = None if self.y is None else self.y[sv]
+                g, lossv = self._vg_each(t[v:v + pv], self.X[sv], yb)
+                losses[v:v + pv], grads[v:v + pv] = lossv.numpy(), g.numpy()
+        return losses, grads
 
     def __call__(self, theta):
         return self.loss_and_grad(theta)
@@ -198,9 +272,31 @@ class TorchLandscape:
                 f"D={self.num_params}, loss={self.loss_name!r})")
 
 
-def lenet():
+ACTIVATIONS = ("softplus", "relu", "tanh", "sigmoid")
+# The pixel permutation of the authors' LSTM: torch.randperm(784) drawn from a
+# generator seeded with this (their NN_arch.py), so that the solutions published with
+# the paper evaluate as they should.
+AUTHORS_PERMUTATION_SEED = 1234
+
+
+def _activation(name: str):
+    torch = _torch()
+    layers = dict(softplus=torch.nn.Softplus, relu=torch.nn.ReLU, tanh=torch.nn.Tanh,
+                  sigmoid=torch.nn.Sigmoid)
+    if name not in layers:
+        raise ValueError(f"activation: expected one of {ACTIVATIONS}, got {name!r}")
+    return layers[name]()
+
+
+def lenet(activation: str = "softplus"):
     """The paper's LeNet: conv 6@5x5 pad 2, avgpool 2; conv 16@5x5, avgpool 2;
-    FC 400-120-84-10, ReLU, biases (61,706 parameters). Takes flat 784-pixel rows."""
+    FC 400-120-84-10, biases (61,706 parameters). Takes flat 784-pixel rows.
+
+    ``activation`` after each conv and hidden FC layer: softplus, as in the authors'
+    code (the paper's text says ReLU: ``activation="relu"``). The parameters are laid
+    out as in the authors' module (conv1, conv2, fc1, fc2, fc3; weight, then bias), so
+    their flat vectors load directly.
+    """
     torch = _torch()
     nn = torch.nn
 
@@ -208,11 +304,11 @@ def lenet():
         def __init__(self):
             super().__init__()
             self.features = nn.Sequential(
-                nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.AvgPool2d(2),
-                nn.Conv2d(6, 16, 5), nn.ReLU(), nn.AvgPool2d(2))
+                nn.Conv2d(1, 6, 5, padding=2), _activation(activation), nn.AvgPool2d(2),
+                nn.Conv2d(6, 16, 5), _activation(activation), nn.AvgPool2d(2))
             self.classifier = nn.Sequential(
-                nn.Flatten(), nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(),
-                nn.Linear(84, 10))
+                nn.Flatten(), nn.Linear(400, 120), _activation(activation), nn.Linear(120, 84),
+                _activation(activation), nn.Linear(84, 10))
 
         def forward(self, x):
             return self.classifier(self.features(x.reshape(-1, 1, 28, 28)))
@@ -220,10 +316,22 @@ def lenet():
     return LeNet()
 
 
-def lstm(seed: int = 0):
-    """The paper's LSTM: pixels permuted by a fixed permutation (``seed``), read as 28
-    steps of 28 features, hidden 48, last state -> linear 10 without bias (15,456
-    parameters). Takes flat 784-pixel rows.
+def lstm_permutation(seed: int = AUTHORS_PERMUTATION_SEED) -> np.ndarray:
+    """The LSTM's pixel order: ``torch.randperm(784)`` from a generator seeded with
+    ``seed`` (the authors' default 1234 gives their permutation)."""
+    torch = _torch()
+    g = torch.Generator().manual_seed(int(seed))
+    return torch.randperm(784, generator=g).numpy()
+
+
+def lstm(seed: int = AUTHORS_PERMUTATION_SEED, perm=None):
+    """The paper's LSTM: pixels permuted by a fixed permutation, read as 28 steps of 28
+    features, hidden 48, last state -> linear 10 without bias (15,456 parameters).
+    Takes flat 784-pixel rows.
+
+    The permutation is ``perm`` (784 indices) when given, else
+    :func:`lstm_permutation` of ``seed``; the default is the authors' (seed 1234), under
+    which their published solutions reach the paper's training loss.
 
     The recurrence is written out with tensor operations (same parameters, names,
     layout, gate order i, f, g, o and initialization as ``nn.LSTM``), because
@@ -231,7 +339,13 @@ def lstm(seed: int = 0):
     """
     torch = _torch()
     nn = torch.nn
-    perm = torch.from_numpy(np.random.RandomState(seed).permutation(784))
+    if perm is None:
+        perm = lstm_permutation(seed)
+    perm = np.asarray(perm)
+    if perm.shape != (784,) or perm.dtype.kind not in "iu" or not np.array_equal(
+            np.sort(perm), np.arange(784)):
+        raise ValueError("perm: expected a permutation of the 784 pixel indices")
+    perm = torch.from_numpy(perm.astype(np.int64))
 
     class UnrolledLSTM(nn.Module):
         def __init__(self, n_in=28, hidden=48):
