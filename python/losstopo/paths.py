@@ -62,6 +62,19 @@ class FourierPath:
         W = self.at(np.linspace(0.0, 1.0, n)).astype(np.float64)
         return float(np.linalg.norm(np.diff(W, axis=0), axis=1).sum())
 
+    def backtracking(self, n: int = 2001) -> float:
+        """The fraction of the path's length that runs backwards, against the
+        direction from a to b: 0 for a path that only ever advances, larger for one
+        that loops back on itself."""
+        W = self.at(np.linspace(0.0, 1.0, n)).astype(np.float64)
+        d = np.diff(W, axis=0)
+        u = (self.b - self.a).astype(np.float64)
+        step = np.linalg.norm(d, axis=1)
+        total = step.sum()
+        if total == 0 or not np.any(u):
+            return 0.0
+        return float(step[d @ u < 0].sum() / total)
+
     def save(self, path) -> None:
         atomic_savez(path, dict(a=self.a, b=self.b, coeffs=self.coeffs))
 

@@ -107,6 +107,34 @@ def plot_landscape_paths(landscape, results: Dict[str, object], grid: int = 200)
     return fig
 
 
+def plot_toy_lambdas(landscape, results: Dict[float, object], grid: int = 200) -> Figure:
+    """Paths found at several stretching penalties side by side (the paper's Fig. 3):
+    results maps lambda -> PathResult. Each panel draws the straight line, the path
+    and its M points, so that points crowding into the wells show."""
+    (x0, x1), (y0, y1) = landscape.bounds
+    xs, ys = np.linspace(x0, x1, grid), np.linspace(y0, y1, grid)
+    XX, YY = np.meshgrid(xs, ys)
+    Z = landscape.energy(np.stack([XX.ravel(), YY.ravel()], axis=1)).reshape(XX.shape)
+    fig = Figure(figsize=(4.2 * len(results), 4.0))
+    axes = np.atleast_1d(fig.subplots(1, len(results), sharey=True))
+    t = np.linspace(0, 1, 400)
+    for ax, (lam, r) in zip(axes, results.items()):
+        ax.contourf(XX, YY, Z, levels=40, cmap="viridis")
+        line = r.path.at(np.array([0.0, 1.0]))
+        ax.plot(line[:, 0], line[:, 1], "w--", lw=1.0)
+        W = r.path.at(t)
+        ax.plot(W[:, 0], W[:, 1], color="C1", lw=1.6)
+        P = r.path.at(r.t)
+        ax.plot(P[:, 0], P[:, 1], ".", color="w", ms=3)
+        H = r.barrier_refined if r.barrier_refined is not None else r.barrier
+        ax.set_title(f"lambda = {lam:g}: H = {H:.3f}, "
+                     f"{100 * r.path.backtracking():.0f}% backwards", fontsize=9)
+        ax.set_xlabel("x")
+    axes[0].set_ylabel("y")
+    fig.tight_layout()
+    return fig
+
+
 def _finish(fig: Figure, ax, xlabel: str, ylabel: str, title: str) -> Figure:
     """Labels, title and legend of a single-axes figure, laid out."""
     ax.set_xlabel(xlabel)

@@ -26,7 +26,7 @@ from .geometry import (bandwidth_sweep, centroid_distances, separation, set_geom
 from .kpca import KernelPCA
 from .landscape import Landscape
 from .models import autoencoder, fcp
-from .paths import barrier_matrix, find_path
+from .paths import barrier_matrix
 from .report import render_report
 from .train import train
 
@@ -71,7 +71,7 @@ _LEVEL_STEMS = {"barrier": "", "barrier_rel": "_minus_max", "barrier_mean": "_mi
 
 
 def _figure_stems() -> list:
-    stems = ["fig2_loss_curves", "fig3_toy_paths"]
+    stems = ["fig2_loss_curves", "fig3_toy_lambdas", "fig3_toy_paths"]
     for lname in ("train", "test"):
         stems += [f"fig4_barriers_{lname}{_LEVEL_STEMS[lv]}" for lv in _LEVEL_STEMS]
         stems.append(f"loss_profiles_{lname}")
@@ -702,6 +702,7 @@ class Study:
     def stage_plot(self):
         from . import plots
         from .analytic import toy_gaussians
+        from .toy import lambda_paths, objective_paths
 
         # Every input is read and checked before the first figure is drawn.
         ens = {"SGD": self._ensemble("sgd"), "LBFGS": self._ensemble("lbfgs")}
@@ -714,17 +715,11 @@ class Study:
             emb = self._load_embedding(sets)
         written = []
         written += self._figure(plots.plot_loss_curves(ens), "fig2_loss_curves")
-        toy = toy_gaussians()
-        res = {
-            "sum (paper)": find_path(toy, *toy.endpoints, n_points=100, lam=10.0,
-                                     progress=False),
-            "sum of squares (authors' notebook)": find_path(
-                toy, *toy.endpoints, n_points=101, n_modes=15, lam=10.0, lr=0.01, steps=300,
-                objective="sum_squares", progress=False),
-            "minimax (ours)": find_path(toy, *toy.endpoints, n_points=100, lam=10.0, lr=0.01,
-                                        steps=300, objective="minimax", progress=False),
-        }
-        written += self._figure(plots.plot_landscape_paths(toy, res), "fig3_toy_paths")
+        toy_paths, toy_summary = lambda_paths()
+        written += self._figure(plots.plot_toy_lambdas(toy_gaussians(), toy_paths),
+                                "fig3_toy_lambdas")
+        res = objective_paths()
+        written += self._figure(plots.plot_landscape_paths(toy_gaussians(), res), "fig3_toy_paths")
         for lname in ("train", "test"):
             bars, profiles = {lv: {} for lv in _LEVEL_STEMS}, {}
             for name in SETS:
@@ -765,7 +760,7 @@ class Study:
                 {f"{a} + {b}": sweep[f"{a}|{b}"] for a, b in COMBOS if f"{a}|{b}" in sweep}),
                 "fig6_kpca_bandwidth")
         self.log.info("plot: %d files in %s", len(written), os.path.join(self.out, "figures"))
-        self._finish("plot", figures=written)
+        self._finish("plot", figures=written, toy=toy_summary)
         self.report()
 
     # --------------------------------------------------------------- report
