@@ -13,7 +13,7 @@ from losstopo.study import Study, StudyError, make_config
 
 TINY = ["--data", "synthetic", "--n-train", "300", "--n-test", "100", "--runs", "3",
         "--keep", "2", "--epochs", "2", "--iters", "3", "--pairs", "1", "--path-steps", "2",
-        "--quiet"]
+        "--converge-pairs", "0", "--quiet"]
 
 
 def test_cli_study_every_stage_and_file(tmp_path):
@@ -172,3 +172,32 @@ def test_lstm_study_on_the_torch_adapter(tmp_path):
     assert cli.main(["reproduce", "--out", str(out), "--network", "lstm"] + tiny) == 0
     report = (out / "report.md").read_text()
     assert "lstm" in report and "Barriers" in report
+
+
+def test_convergence_stage(tmp_path, monkeypatch):
+    from losstopo import convergence
+
+    monkeypatch.setattr(convergence, "STEPS", (1, 2, 4))
+    out = tmp_path / "c"
+    args = [a for a in TINY]
+    args[args.index("--converge-pairs") + 1] = "1"
+    assert cli.main(["reproduce", "--out", str(out)] + args) == 0
+    m = json.loads((out / "manifest.json").read_text())
+    conv = m["results"]["convergence"]
+    assert set(conv) == {"SGD-train", "SGD-test", "LBFGS-train", "LBFGS-test"}
+    d = np.load(out / "convergence.npz")
+    for name, v in conv.items():
+        key = name.replace("-", "_")
+        assert v["steps"] == [1, 2, 4] and v["pairs"] == 1
+        np.testing.assert_allclose(v["median"], np.median(d[f"{key}__barrier_refined"], axis=0))
+        # The pair is the first of the set's paths stage, and its barrier after the
+        # paths stage's 2 steps is the one the paths stage recorded.
+        paths = np.load(out / f"paths_{name}_train.npz")
+        assert d[f"{key}__pairs"].tolist() == paths["pairs"][:1].tolist()
+        assert d[f"{key}__barrier"][0, 1] == paths["barrier"][0]
+    report = (out / "report.md").read_text()
+    assert "## Path convergence" in report and "minimax reference" in report
+    assert (out / "figures" / "path_convergence.png").exists()
+    # The stage is done: a rerun does not repeat it.
+    monkeypatch.setattr(convergence, "path_convergence", None)
+    assert cli.main(["paths", "--out", str(out), "--quiet"]) == 0

@@ -190,3 +190,20 @@ def test_lenet_sample_bytes_are_its_activations():
 
 def test_top_level_import():
     assert losstopo.TorchLandscape is TorchLandscape
+
+
+def test_large_chunks_take_gradients_vector_by_vector():
+    from losstopo import torch_adapter
+
+    module, net, X, y = pair(n=2 * torch_adapter.PLAIN_GRAD_SAMPLES + 7)
+    tl = TorchLandscape(module, X, y, dtype="float64", chunk=torch_adapter.PLAIN_GRAD_SAMPLES)
+    ls = Landscape(net, X, y, dtype="float64")
+    theta = net.init(3, seed=4, dtype="float64")
+    calls = []
+    real = tl._g
+    tl._g = lambda *a: calls.append(1) or real(*a)
+    l1, g1 = tl.loss_and_grad(theta)
+    assert len(calls) == 3 * 3  # 3 vectors x 3 sample chunks, no vmap
+    l2, g2 = ls.loss_and_grad(theta)
+    np.testing.assert_allclose(l1, l2, rtol=1e-12)
+    np.testing.assert_allclose(g1, g2, rtol=1e-10, atol=1e-14)

@@ -231,3 +231,18 @@ def plot_bandwidth(sweeps: Dict[str, list]) -> Figure:
     ax.set_ylim(0.45, 1.02)
     return _finish(fig, ax, "gamma * D (1: the paper's 2 sigma^2 = D)",
                    "PC1 AUC (1: separated, 0.5: mixed)", "kernel PCA against the RBF bandwidth")
+
+
+def plot_convergence(sets: Dict[str, dict]) -> Figure:
+    """Median refined barrier against the number of path steps, one line per set,
+    with its minimax reference dashed: name -> dict(steps, median, reference)."""
+    fig = Figure(figsize=(5.5, 3.8))
+    ax = fig.subplots()
+    for name, v in sets.items():
+        color = _color(name)
+        ax.plot(v["steps"], v["median"], "o-", lw=1.2, color=color, label=name)
+        ax.axhline(v["reference"], color=color, lw=0.9, ls="--")
+    ax.axvline(100, color="0.6", lw=0.8, ls=":")
+    ax.set_xscale("log", base=2)
+    return _finish(fig, ax, "Adam steps (dotted: the paper's 100)",
+                   "median barrier H (dashed: minimax reference)", "path convergence")

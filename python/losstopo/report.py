@@ -98,6 +98,7 @@ def render_report(config: dict, results: dict) -> str:
                          f"{_fmt(v.get('median_mean', float('nan')))} | "
                          f"{_fmt(v['median_refined'])} | {_fmt(v['median_straight'])} |")
         lines.append("")
+    lines += _convergence_section(results)
     seps = results.get("separation")
     if seps:
         lines += ["## Kernel PCA: separation of the two sets along PC1", "",
@@ -332,3 +333,53 @@ def claims_of(net: str, results: dict) -> list:
     else:
         out.append(_claim(text, None))
     return out
+
+
+def _convergence_section(results) -> list:
+    """The barrier against the path's step budget, the minimax reference, and whether
+    the paper's budget converges and the SGD < L-BFGS ordering depends on it."""
+    conv = results.get("convergence")
+    if not conv:
+        return []
+    from .study import SETS
+
+    names = [n for n in SETS if n in conv]
+    steps = conv[names[0]]["steps"]
+    lines = ["## Path convergence: the barrier against the number of Adam steps", "",
+             "Median refined barrier H of the same pairs after each budget (the paper's is "
+             "100 steps), from one optimization per pair, on the training landscape; the "
+             "minimax objective run for the longest budget is the converged reference.", "",
+             "| set | pairs | " + " | ".join(f"{k} steps" for k in steps)
+             + " | minimax reference |", "|---|---|" + "---|" * (len(steps) + 1)]
+    for name in names:
+        v = conv[name]
+        lines.append(f"| {name} | {v['pairs']} | " + " | ".join(_fmt(h) for h in v["median"])
+                     + f" | {_fmt(v['reference'])} |")
+    lines.append("")
+    sentences = []
+    if 100 in steps:
+        i, j = steps.index(100), len(steps) - 1
+        drop = [(conv[n]["median"][i] - conv[n]["median"][j]) / conv[n]["median"][j]
+                for n in names]
+        gap = [(conv[n]["median"][j] - conv[n]["reference"]) / conv[n]["reference"]
+               for n in names]
+        sentences.append(
+            f"At the paper's 100 steps the median barrier lies {100 * min(drop):.1f}% to "
+            f"{100 * max(drop):.1f}% above its value after {steps[j]} steps, "
+            + ("so the paper's budget has converged the barrier" if max(drop) < 0.05 else
+               "so the paper's budget has not converged the barrier")
+            + f"; after {steps[j]} steps it differs from the minimax reference by "
+            f"{100 * min(gap):+.1f}% to {100 * max(gap):+.1f}%.")
+    for kind in ("train", "test"):
+        a, b = conv.get(f"SGD-{kind}"), conv.get(f"LBFGS-{kind}")
+        if a and b:
+            order = [x < y for x, y in zip(a["median"], b["median"])]
+            sentences.append(
+                f"SGD < L-BFGS ({kind} sets): "
+                + ("holds at every budget." if all(order) else
+                   "fails at every budget." if not any(order) else
+                   "depends on the budget (holds at "
+                   + ", ".join(str(k) for k, o in zip(steps, order) if o) + " steps).")
+                + f" With the minimax reference: {'holds' if a['reference'] < b['reference'] else 'fails'}.")
+    lines += [" ".join(sentences), ""]
+    return lines

@@ -35,16 +35,24 @@ PRESETS = {
     # small populations, few pairs, short paths.
     "quick": dict(n_train=5000, n_test=1000, runs=8, keep=6, sgd_epochs=30, lbfgs_iters=150,
                   lr=0.1, batch_size=64, pairs=5, n_points=20, n_modes=10, lam=1e-4,
-                  path_lr=1e-3, path_steps=20, path_batch=None, train_group=None, seed=0),
+                  path_lr=1e-3, path_steps=20, path_batch=None, train_group=None,
+                  converge_pairs=1, seed=0),
     # The paper's settings (SGD's epochs are not reported; 100 is our default).
     "paper": dict(n_train=None, n_test=None, runs=75, keep=48, sgd_epochs=100,
                   lbfgs_iters=1000, lr=0.1, batch_size=64, pairs=300, n_points=50,
                   n_modes=10, lam=1e-4, path_lr=1e-3, path_steps=100, path_batch=None,
-                  train_group=None, seed=0),
+                  train_group=None, converge_pairs=5, seed=0),
 }
+# The quick preset of the PyTorch networks (LeNet, LSTM): their passes run at roughly
+# a tenth of the native engine's speed on a CPU (measured: about 0.1 s per
+# loss+gradient of one parameter vector on 1,000 images), so fewer images, runs,
+# iterations and pairs; the paths keep M = 20 and 20 steps.
+TORCH_QUICK = dict(n_train=1000, n_test=500, runs=4, keep=3, sgd_epochs=20, lbfgs_iters=60,
+                   pairs=1, converge_pairs=None)
+NETWORK_PRESETS = {("quick", "lenet"): TORCH_QUICK, ("quick", "lstm"): TORCH_QUICK}
 NETWORKS = ("fcp", "autoencoder", "lenet", "lstm")
 SETS = ("SGD-train", "SGD-test", "LBFGS-train", "LBFGS-test")
-STAGES = ("train", "embed", "paths", "plot")
+STAGES = ("train", "embed", "paths", "converge", "plot")
 # The kernel-PCA pairs of sets and kernels, in the order of the embedding, the figures
 # and the report (file names and the report's rows come from these lists, never from
 # the keys of a file read back).
@@ -78,6 +86,7 @@ def _figure_stems() -> list:
     stems += ["fig5_distances_train", "fig5_distances_test"]
     stems += [f"fig6_kpca_{embedding_key(a, b, k)}" for a, b in COMBOS for k in KERNELS]
     stems.append("fig6_kpca_bandwidth")
+    stems.append("path_convergence")
     return stems
 
 
@@ -90,7 +99,8 @@ def path_files() -> list:
 def study_files() -> frozenset:
     """Every name a study can write (relative to its folder): the only names --force
     ever removes, and then only those its manifest lists."""
-    names = {"manifest.json", "log.txt", "report.md", "sets.npz", "embedding.npz"}
+    names = {"manifest.json", "log.txt", "report.md", "sets.npz", "embedding.npz",
+             "convergence.npz"}
     for m in METHODS:
         names |= {f"ensemble_{m}.npz", f"checkpoint_{m}.npz"}
     names |= {fname for _, _, fname in path_files()}
@@ -103,12 +113,12 @@ def study_files() -> frozenset:
 _INT = ("runs", "keep", "sgd_epochs", "lbfgs_iters", "batch_size", "pairs", "n_points",
         "n_modes", "path_steps", "seed")
 _FLOAT = ("lr", "lam", "path_lr")
-_OPT_INT = ("n_train", "n_test", "path_batch", "train_group")
+_OPT_INT = ("n_train", "n_test", "path_batch", "train_group", "converge_pairs")
 _STR = ("network", "preset", "data", "device")
 # Settings added after the first release, with the value that reproduces the studies
 # written before them: a manifest without them reads as that value, and a setting at
 # that value stays out of the configuration's hash, so those studies still resume.
-_LATER = dict(path_batch=None, train_group=None)
+_LATER = dict(path_batch=None, train_group=None, converge_pairs=None)
 
 
 def _study_hash(cfg: dict) -> str:
@@ -142,7 +152,7 @@ def make_config(network_name="fcp", preset="quick", data="mnist", device="cpu", 
     if preset not in PRESETS:
         raise StudyError(f"preset: expected one of {tuple(PRESETS)}, got {preset!r}")
     network(network_name)  # validates
-    cfg = dict(PRESETS[preset])
+    cfg = dict(PRESETS[preset], **NETWORK_PRESETS.get((preset, network_name), {}))
     for k, v in overrides.items():
         if v is None:
             continue
@@ -181,8 +191,9 @@ def _check_config(cfg, where: str) -> None:
         raise StudyError(f"{where}: settings of the wrong type: "
                          + ", ".join(f"{k}={cfg[k]!r}" for k in bad))
     for k in _OPT_INT:
-        if cfg[k] is not None and cfg[k] < 1:
-            raise StudyError(f"{where}: {k} must be a positive integer, got {cfg[k]}")
+        low = 0 if k == "converge_pairs" else 1  # 0: no convergence stage
+        if cfg[k] is not None and cfg[k] < low:
+            raise StudyError(f"{where}: {k} must be an integer >= {low}, got {cfg[k]}")
 
 
 def study_data(c: dict, progress: bool = True):
@@ -227,8 +238,8 @@ def study_landscapes(c: dict, data, threads=None):
         from . import torch_adapter
 
         module = getattr(torch_adapter, name)()
-        return (torch_adapter.TorchLandscape(module, Xtr, ytr),
-                torch_adapter.TorchLandscape(module, Xte, yte))
+        return (torch_adapter.TorchLandscape(module, Xtr, ytr, threads=threads),
+                torch_adapter.TorchLandscape(module, Xte, yte, threads=threads))
     dev = c["device"]
     threads = threads if dev == "cpu" else None
     return (Landscape(net, Xtr, ytr, device=dev, threads=threads),
@@ -675,6 +686,43 @@ class Study:
             )
         self._finish("paths", barriers=summary)
 
+    def stage_converge(self):
+        """Path convergence: the first ``converge_pairs`` pairs of each set's paths on
+        the training landscape, their barriers after each budget of STEPS and the
+        minimax reference (convergence.npz; results "convergence")."""
+        from .convergence import STEPS, path_convergence
+        from .paths import _pairs
+
+        c = self.config
+        if not c["converge_pairs"]:
+            self.log.info("converge: not asked for (--converge-pairs)")
+            return
+        if self.done("converge"):
+            self.log.info("converge: done already")
+            return
+        sets = self.sets()
+        train_ls, _ = self.landscapes()
+        arrays, summary = {}, {}
+        self._own("convergence.npz")
+        for name in SETS:
+            idx = _pairs(c["pairs"], len(sets[name]), c["seed"])[: c["converge_pairs"]]
+            self.log.info("converge: %s, %d pairs, %s steps and the minimax reference", name,
+                          len(idx), "/".join(map(str, STEPS)))
+            th = sets[name]
+            res = path_convergence(train_ls, th[idx[:, 0]], th[idx[:, 1]], steps=STEPS,
+                                   n_points=c["n_points"], n_modes=c["n_modes"], lam=c["lam"],
+                                   lr=c["path_lr"], progress=not self.quiet)
+            key = name.replace("-", "_")
+            for k in ("barrier", "barrier_refined", "reference", "straight_barrier"):
+                arrays[f"{key}__{k}"] = res[k]
+            arrays[f"{key}__pairs"] = idx
+            summary[name] = dict(
+                steps=[int(k) for k in res["steps"]],
+                median=[float(v) for v in np.median(res["barrier_refined"], axis=0)],
+                reference=float(np.median(res["reference"])), pairs=int(len(idx)))
+        self._write("convergence.npz", "npz", arrays)
+        self._finish("converge", convergence=summary)
+
     def _load_embedding(self, sets) -> dict:
         """embedding.npz, checked: exactly the code's own keys, each (na + nb, 2)."""
         expected = {embedding_key(a, b, k): (a, b) for a, b in COMBOS for k in KERNELS}
@@ -754,6 +802,10 @@ class Study:
                     fig = plots.plot_embedding({a: E[:na], b: E[na:]},
                                                title=f"{kernel} kernel PCA")
                     written += self._figure(fig, f"fig6_kpca_{key}")
+        conv = self.manifest["results"].get("convergence")
+        if conv:
+            written += self._figure(plots.plot_convergence(
+                {k: conv[k] for k in SETS if k in conv}), "path_convergence")
         sweep = self.manifest["results"].get("bandwidth")
         if sweep:
             written += self._figure(plots.plot_bandwidth(
