@@ -18,7 +18,11 @@ def test_projection_arithmetic():
     # 4 training-landscape files at full cost, 2 test-landscape files at a quarter
     pair = 5 * 1.0 + 10.0
     assert one["paths"] == pytest.approx(8 * pair * (4 + 2 * 0.25))
-    assert one["total"] == pytest.approx(one["sgd"] + one["lbfgs"] + one["paths"])
+    # convergence (the quick preset: 1 pair per set): 2 x 400 full steps and 6 measures
+    assert one["converge"] == pytest.approx(4 * 1 * (2 * 400 * 1.0 + 6 * 10.0))
+    assert estimate.project(dict(c, converge_pairs=None), CAL, 1)["converge"] == 0
+    assert one["total"] == pytest.approx(one["sgd"] + one["lbfgs"] + one["paths"]
+                                         + one["converge"])
     two = estimate.project(c, CAL, 2)  # 2 chunks of 4 pairs per file, in one round
     assert two["paths"] == pytest.approx(one["paths"] / 2)
     assert two["sgd"] == one["sgd"]  # one training group: no spread
@@ -44,4 +48,5 @@ def test_estimate_from_the_command_line(capsys, tmp_path):
     assert cli.main(args) == 0
     text = capsys.readouterr().out
     assert "| total |" in text and "64 workers" in text and "path step" in text
+    assert "| path convergence |" in text
     assert not out.exists()  # nothing written

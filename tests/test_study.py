@@ -45,9 +45,16 @@ def test_cli_study_every_stage_and_file(tmp_path):
     assert set(m["stages"]) >= {"train", "embed", "paths", "plot"}
 
 
-def test_rerun_redoes_nothing_and_resumes_pairs(tmp_path, monkeypatch):
+@pytest.mark.parametrize("preset", ["quick", "medium"])
+def test_rerun_redoes_nothing_and_resumes_pairs(tmp_path, monkeypatch, preset):
     out = tmp_path / "s"
-    assert cli.main(["train", "--out", str(out)] + TINY) == 0
+    tiny = TINY + ["--preset", preset]
+    assert cli.main(["train", "--out", str(out)] + tiny) == 0
+    m = json.loads((out / "manifest.json").read_text())
+    if preset == "medium":  # the paper's path settings and set size, at tiny data
+        assert m["config"]["preset"] == "medium" and m["config"]["keep"] == 2
+        assert (m["config"]["n_points"], m["config"]["n_modes"], m["config"]["lam"]) == (
+            50, 10, 1e-4)
     assert cli.main(["embed", "--out", str(out), "--quiet"]) == 0
     from losstopo import paths as paths_mod
 
@@ -77,13 +84,13 @@ def test_rerun_redoes_nothing_and_resumes_pairs(tmp_path, monkeypatch):
 
     trained = []
     monkeypatch.setattr(study_mod, "train", lambda *a, **k: trained.append(1))
-    assert cli.main(["reproduce", "--out", str(out)] + TINY) == 0
+    assert cli.main(["reproduce", "--out", str(out)] + tiny) == 0
     assert trained == []  # training was not redone
     assert len(counted) == 6 - 1 - 0  # 6 chunks of one pair (4 sets + 2 test), 1 finished
     for f, t in before.items():
         assert os.path.getmtime(out / f) == t, f
     calls_again = len(counted)
-    assert cli.main(["reproduce", "--out", str(out)] + TINY) == 0
+    assert cli.main(["reproduce", "--out", str(out)] + tiny) == 0
     assert len(counted) == calls_again  # nothing left to do
 
 
@@ -163,15 +170,18 @@ def test_autoencoder_study(tmp_path):
         assert np.isnan(d["train_acc"]).all()  # no accuracy for a regression network
 
 
-def test_lstm_study_on_the_torch_adapter(tmp_path):
+@pytest.mark.parametrize("name", ["lstm", "lenet"])
+def test_torch_network_study_end_to_end(tmp_path, name):
     pytest.importorskip("torch", reason="PyTorch not installed (optional extra)")
-    out = tmp_path / "lstm"
+    out = tmp_path / name
     tiny = TINY.copy()
     tiny[tiny.index("--n-train") + 1] = "120"
     tiny[tiny.index("--n-test") + 1] = "40"
-    assert cli.main(["reproduce", "--out", str(out), "--network", "lstm"] + tiny) == 0
+    assert cli.main(["reproduce", "--out", str(out), "--network", name] + tiny) == 0
     report = (out / "report.md").read_text()
-    assert "lstm" in report and "Barriers" in report
+    assert name in report and "Barriers" in report and "**not tested**" not in report
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["config"]["network"] == name and set(m["stages"]) >= {"train", "paths", "plot"}
 
 
 def test_convergence_stage(tmp_path, monkeypatch):

@@ -164,7 +164,7 @@ def _add_study_args(p, full: bool):
         return
     p.add_argument("--network", default="fcp",
                    choices=["fcp", "autoencoder", "lenet", "lstm"])
-    p.add_argument("--preset", default="quick", choices=["quick", "paper"])
+    p.add_argument("--preset", default="quick", choices=["quick", "medium", "paper"])
     p.add_argument("--estimate", action="store_true",
                    help="calibrate each stage briefly on this machine and print the study's "
                    "projected time (here, on 16 and 64 such workers, and on --cluster); "

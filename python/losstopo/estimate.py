@@ -13,7 +13,7 @@ import numpy as np
 from .landscape import Landscape
 from .paths import _path_batch, _path_params
 from .progress import Progress
-from .study import network, path_files
+from .study import SETS, network, path_files
 from .train import train
 
 
@@ -105,7 +105,17 @@ def project(config: dict, cal: dict, workers: int = 1) -> dict:
         pair = c["path_steps"] * step + cal["path_measure"] * n / n_tr
         chunks = [min(4, pairs - p0) * pair for p0 in range(0, pairs, 4)]
         paths += schedule(chunks)  # a set's pairs finish before the next set's start
-    return dict(sgd=sgd, lbfgs=lbfgs, paths=paths, total=sgd + lbfgs + paths)
+    # Convergence, in this process: per pair the longest budget twice (the paper's
+    # objective, then the minimax reference), full batch, and a measurement per
+    # budget and of the reference, on the training landscape of each set.
+    from .convergence import STEPS
+
+    cp = min(c.get("converge_pairs") or 0, pairs)
+    full_step = cal["path_step"] * n_tr / min(batch or n_tr, n_tr)
+    converge = len(SETS) * cp * (2 * max(STEPS) * full_step
+                                 + (len(STEPS) + 1) * cal["path_measure"])
+    return dict(sgd=sgd, lbfgs=lbfgs, paths=paths, converge=converge,
+                total=sgd + lbfgs + paths + converge)
 
 
 def _human(s: float) -> str:
@@ -130,7 +140,7 @@ def report(config: dict, cal: dict, cluster_workers=None) -> str:
                         + (" (--cluster)" if w == cluster_workers else "") for w in counts]
     rows = [
         ("SGD population", "sgd"), ("L-BFGS-GSS population", "lbfgs"),
-        ("paths (all sets)", "paths"), ("total", "total")]
+        ("paths (all sets)", "paths"), ("path convergence", "converge"), ("total", "total")]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for label, key in rows:
         lines.append("| " + " | ".join([label] + [_human(proj[w][key]) for w in counts]) + " |")

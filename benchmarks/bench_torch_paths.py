@@ -1,0 +1,66 @@
+"""The PyTorch adapter's path costs (LeNet, LSTM) as multiples of one batched
+loss+grad of the path's points, and the memory a call holds.
+
+    python benchmarks/bench_torch_paths.py [--n 1000] [--points 20] [--no-append]
+
+For each network on N MNIST training images (synthetic pixels when MNIST is not
+cached): one batched loss+grad of the M - 2 interior points of a path, one path step
+(the same points, through the path finder) and one path measurement (the grid, the
+straight line and the refined maxima), all timed in the same process; and the peak
+resident memory of the process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+import common  # noqa: E402
+
+from losstopo import torch_adapter  # noqa: E402
+from losstopo.paths import _path_batch, _path_params  # noqa: E402
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--n", type=int, default=1000)
+    p.add_argument("--points", type=int, default=20)
+    p.add_argument("--no-append", action="store_true")
+    a = p.parse_args()
+    X, y, source = common.mnist_like(a.n)
+    rows = []
+    for name in ("lenet", "lstm"):
+        tl = torch_adapter.TorchLandscape(getattr(torch_adapter, name)(), X, y)
+        A, B = tl.init(2, seed=0)
+        params = _path_params(10, a.points, 1e-4, "adam", 1e-3, 1, "sum", None,
+                              "strong_wolfe")
+        pb = _path_batch(tl, A[None], B[None], params)
+        C = np.random.default_rng(0).standard_normal((1, 10, tl.num_params)) * 1e-2
+        W = pb.points(C.astype(pb.coeffs.dtype), pb.t[1:-1])[0]
+        t_grad = common.best_time(lambda: tl.loss_and_grad(W), repeat=2)
+        t_step = common.best_time(lambda: pb.objective(C.astype(pb.coeffs.dtype)), repeat=2)
+        t_meas = common.best_time(lambda: pb.measure(C.astype(pb.coeffs.dtype), [], True),
+                                  repeat=1, warmup=0)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        rows.append([name, f"{t_grad:.2f} s", f"{t_step:.2f} s ({t_step / t_grad:.2f}x)",
+                     f"{t_meas:.2f} s ({t_meas / t_grad:.2f}x)",
+                     f"{tl.sample_bytes() / 1024:.0f} KiB", f"{peak:.0f} MB"])
+    table = common.markdown_table(
+        ["network", f"loss+grad of {a.points - 2} points", "path step (x loss+grad)",
+         "path measurement (x loss+grad)", "kept per sample", "peak RSS so far"], rows)
+    body = (f"{source}, N = {a.n}, float32, M = {a.points} points, 10 modes; memory budget "
+            f"per call {tl.memory_mb:g} MiB.\n\n"
+            + table)
+    print(body)
+    if not a.no_append:
+        common.append_results("bench_torch_paths: PyTorch adapter path costs", body,
+                              extra_modules=("torch",))
+
+
+if __name__ == "__main__":
+    main()
