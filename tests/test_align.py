@@ -88,3 +88,26 @@ def test_bad_input():
         align(net, theta, np.full_like(theta, np.nan))
     with pytest.raises(ValueError, match="perms"):
         permute(net, theta, [np.array([0, 0, 1])])
+
+
+def test_paths_between_aligned_endpoints():
+    net = MLP([6, 8, 8, 3], activation="tanh", bias=True)
+    X, y = losstopo.datasets.synthetic(120, 6, 3, seed=3, dtype="float64")
+    ls = Landscape(net, X, y, dtype="float64")
+    a = net.init(1, seed=0, dtype="float64")[0]
+    b = permute(net, a, random_perms(net, 1))  # the same function, far away
+    kw = dict(n_points=9, n_modes=2, steps=3, progress=False)
+    plain = losstopo.find_path(ls, a, b, **kw)
+    al = losstopo.find_path(ls, a, b, align=True, **kw)
+    assert not plain.aligned and plain.distance_before is None
+    assert al.aligned and al.distance_before > 0 and al.distance_after == 0
+    # b aligned is a itself: the path is flat at the endpoints' loss
+    assert al.barrier == pytest.approx(al.endpoint_losses[0], rel=1e-12)
+    assert plain.straight_barrier > al.barrier
+    thetas = np.stack([a, b, permute(net, a, random_perms(net, 2))])
+    bm = losstopo.barrier_matrix(ls, thetas, pairs=3, align=True, **kw)
+    np.testing.assert_allclose(bm["distance_after"], 0, atol=1e-12)
+    assert (bm["distance_before"][bm["pairs"][:, 0] == 0] > 0).all()
+    assert "distance_before" not in losstopo.barrier_matrix(ls, thetas, pairs=1, **kw)
+    with pytest.raises(TypeError, match="MLP"):
+        losstopo.find_path(lambda X: (X.sum(1), np.ones_like(X)), a, b, align=True, **kw)

@@ -97,6 +97,8 @@ class PathResult:
     """A found path and the barrier measures along it.
 
     ``barrier`` is the paper's absolute H = max_m E(w(t_m)) over the M points;
+    ``aligned`` says whether b was permuted to match a first (``align=True``), with
+    the distance between the endpoints before and after;
     ``barrier_rel`` subtracts the higher endpoint energy, ``barrier_mean`` the mean of
     the two. With refinement, ``barrier_refined`` is the path's true maximum (at
     ``t_max``). ``straight`` holds the same measures for the straight line.
@@ -118,6 +120,9 @@ class PathResult:
     error_barrier: Optional[float] = None
     evaluations: int = 0
     settings: dict = field(default_factory=dict)
+    aligned: bool = False
+    distance_before: Optional[float] = None
+    distance_after: Optional[float] = None
 
     @property
     def straight_barrier(self) -> float:
@@ -266,6 +271,7 @@ def find_path(
     init_scale: float = 0.0,
     line_search: str = "strong_wolfe",
     batch_size: Optional[int] = None,
+    align: bool = False,
     progress: bool = True,
 ) -> PathResult:
     """Finds a low path from a to b (FourierPathFinder, Yu & Morozov, Algorithm 2).
@@ -293,6 +299,10 @@ def find_path(
         drawn anew from ``seed`` and the step number, as Garipov et al. train their
         curves. The returned path is then the last iterate, and every reported
         number (energies, barriers) is measured on all samples.
+    align : permute b's hidden units to match a first (weight matching,
+        :func:`losstopo.align.align`; a Landscape of an MLP only): the path then
+        joins a to the same function as b, in a's frame. Not the paper's (it does no
+        alignment).
     progress : a progress bar on stderr.
 
     Every step evaluates all path points in one batched call; the best path seen
@@ -304,8 +314,38 @@ def find_path(
     a = _endpoint("a", a, D, dtype)
     b = _endpoint("b", b, a.size, dtype)
     _check_start(seed, init_scale)
-    return _find_paths(landscape, a[None], b[None], params, refine, seed, init_scale,
-                       progress=progress)[0]
+    b, dist = _aligned(landscape, a[None], b[None], align)
+    res = _find_paths(landscape, a[None], b, params, refine, seed, init_scale,
+                      progress=progress)[0]
+    _record_alignment([res], dist)
+    return res
+
+
+def _aligned(landscape, A, B, align: bool):
+    """B with each row's hidden units permuted to match A's row (when ``align``), and
+    the distances (before, after) or None."""
+    if not align:
+        return B, None
+    from .align import align as weight_matching
+    from .models import MLP
+
+    net = getattr(landscape, "net", None)
+    if not isinstance(landscape, Landscape) or not isinstance(net, MLP):
+        raise TypeError("align: needs a Landscape of an MLP (its hidden units are permuted)")
+    out = np.empty_like(B)
+    before, after = np.empty(len(B)), np.empty(len(B))
+    for r in range(len(B)):
+        al = weight_matching(net, A[r], B[r])
+        out[r], before[r], after[r] = al.theta, al.distance_before, al.distance_after
+    return out, (before, after)
+
+
+def _record_alignment(results, dist) -> None:
+    if dist is None:
+        return
+    for r, res in enumerate(results):
+        res.aligned = True
+        res.distance_before, res.distance_after = float(dist[0][r]), float(dist[1][r])
 
 
 # find_path's settings and their defaults (what barrier_matrix passes on).
@@ -339,17 +379,23 @@ def _find_paths(landscape, A, B, params: dict, refine: bool, seed: int, init_sca
 
 _RECORD = ("barrier", "barrier_rel", "barrier_mean", "barrier_refined", "length",
            "straight_barrier", "error_barrier", "losses")
+_ALIGN_RECORD = ("distance_before", "distance_after")  # recorded with align=True
 
 
 def _pair_records(landscape, thetas, params: dict, refine: bool, seed: int,
-                  init_scale: float, pairs) -> list:
+                  init_scale: float, align: bool, pairs) -> list:
     """The numbers barrier_matrix records for the pairs (k, 2) of thetas (checked, in
     the landscape's dtype), found together in one core batch: one dict per pair (NaN
     where not defined). A task of its own: the shared arguments first."""
     A, B = thetas[pairs[:, 0]], thetas[pairs[:, 1]]
+    B, dist = _aligned(landscape, A, B, align)
+    results = _find_paths(landscape, A, B, params, refine, seed, init_scale)
+    _record_alignment(results, dist)
     out = []
-    for r in _find_paths(landscape, A, B, params, refine, seed, init_scale):
+    for r in results:
         out.append(dict(
+            distance_before=np.nan if r.distance_before is None else r.distance_before,
+            distance_after=np.nan if r.distance_after is None else r.distance_after,
             barrier=r.barrier, barrier_rel=r.barrier_rel, barrier_mean=r.barrier_mean,
             barrier_refined=np.nan if r.barrier_refined is None else r.barrier_refined,
             length=r.length, straight_barrier=r.straight_barrier,
@@ -385,7 +431,8 @@ def barrier_matrix(landscape, thetas, pairs=300, seed: int = 0, out=None,
     dict of arrays over the pairs: ``pairs`` (k, 2), ``barrier``, ``barrier_rel``,
     ``barrier_mean``, ``barrier_refined``, ``length``, ``straight_barrier``,
     ``error_barrier`` (NaN where not defined), ``losses`` (k, n_points) the energy
-    profiles, and ``done`` (bool).
+    profiles, and ``done`` (bool); with ``align=True`` (each pair's second endpoint
+    permuted to match the first) also ``distance_before`` and ``distance_after``.
     """
     thetas = np.asarray(thetas)
     if thetas.ndim != 2 or thetas.shape[0] < 2:
@@ -396,6 +443,8 @@ def barrier_matrix(landscape, thetas, pairs=300, seed: int = 0, out=None,
     k = len(idx)
     keys = ("barrier", "barrier_rel", "barrier_mean", "barrier_refined", "length",
             "straight_barrier", "error_barrier")
+    if find_path_kwargs.get("align"):
+        keys += _ALIGN_RECORD
     res = {key: np.full(k, np.nan) for key in keys}
     res["pairs"] = idx
     res["done"] = np.zeros(k, dtype=bool)
@@ -414,6 +463,7 @@ def barrier_matrix(landscape, thetas, pairs=300, seed: int = 0, out=None,
     # network, dtype), the solutions, the pairs and every path setting.
     config = dict(pairs=idx.tolist(), landscape=_landscape_key(landscape),
                   settings=dict(params, refine=bool(args["refine"]), seed=int(args["seed"]),
+                                **({"align": True} if args["align"] else {}),
                                 init_scale=float(args["init_scale"])),
                   thetas=hashlib.sha256(np.ascontiguousarray(thetas).tobytes()).hexdigest()[:16])
     chash = config_hash(config)
@@ -441,7 +491,7 @@ def barrier_matrix(landscape, thetas, pairs=300, seed: int = 0, out=None,
     todo = np.nonzero(~res["done"])[0]
     chunks = [todo[c0:c0 + chunk] for c0 in range(0, len(todo), chunk)]
     shared = (landscape, np.ascontiguousarray(thetas, dtype=dtype), params,
-              bool(args["refine"]), args["seed"], args["init_scale"])
+              bool(args["refine"]), args["seed"], args["init_scale"], bool(args["align"]))
     finished = run_tasks(client, _pair_records, shared, [idx[rows] for rows in chunks],
                          key="losstopo-pairs")
     bar = Progress(k, desc="pairs", enabled=progress)
@@ -450,7 +500,7 @@ def barrier_matrix(landscape, thetas, pairs=300, seed: int = 0, out=None,
         for c, records in finished:
             rows = chunks[c]
             for j, rec in zip(rows, records):
-                for key in _RECORD:
+                for key in _RECORD + (_ALIGN_RECORD if args["align"] else ()):
                     res[key][j] = rec[key]
                 res["done"][j] = True
             if out is not None:
