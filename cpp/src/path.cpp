@@ -13,12 +13,31 @@ namespace losstopo {
 namespace {
 constexpr double kPi = 3.141592653589793238462643383279502884;
 
+// S (nt, K): the curve family's basis functions at the parameters t.
 template <typename T>
-void sine_rows(const double* t, int64_t nt, int K, T* S) {
+void basis_rows(PathCurve curve, const double* t, int64_t nt, int K, T* S) {
   for (int64_t m = 0; m < nt; ++m)
-    for (int n = 0; n < K; ++n) S[m * K + n] = T(std::sin((n + 1) * kPi * t[m]));
+    for (int n = 0; n < K; ++n) S[m * K + n] = T(path_basis(curve, K, n + 1, t[m]));
 }
 }  // namespace
+
+double path_basis(PathCurve curve, int K, int k, double t) {
+  switch (curve) {
+    case PathCurve::Fourier:
+      return std::sin(k * kPi * t);
+    case PathCurve::Bezier: {
+      const int n = K + 1;  // degree
+      double binom = 1.0;   // C(n, k)
+      for (int i = 1; i <= k; ++i) binom = binom * (n - k + i) / i;
+      return binom * std::pow(t, k) * std::pow(1.0 - t, n - k);
+    }
+    case PathCurve::Polychain: {
+      const double h = 1.0 / (K + 1), tk = k * h;
+      return std::max(0.0, 1.0 - std::abs(t - tk) / h);
+    }
+  }
+  return 0.0;
+}
 
 template <typename T>
 PathBatch<T>::PathBatch(BatchFunction<T> energy, int64_t dim, int64_t R, const T* A, const T* B,
@@ -50,7 +69,7 @@ void PathBatch<T>::init() {
   t_.resize(M_);
   for (int m = 0; m < M_; ++m) t_[m] = double(m) / double(M_ - 1);
   S_.resize(size_t(M_) * std::max(K_, 1));
-  sine_rows(t_.data(), M_, K_, S_.data());
+  basis_rows(p_.curve, t_.data(), M_, K_, S_.data());
   coeffs.assign(size_t(R) * K_ * dim, T(0));
   best_coeffs = coeffs;
   best_sum.assign(R, std::numeric_limits<double>::infinity());
@@ -92,7 +111,7 @@ void PathBatch<T>::points(const T* C, const double* t, int64_t nt, T* W,
   const int64_t n = rows.empty() ? R_ : int64_t(rows.size());
   blas::SingleThreaded single_threaded_blas;  // small products; keep BLAS threads asleep
   std::vector<T> S(size_t(nt) * std::max(K_, 1));
-  sine_rows(t, nt, K_, S.data());
+  basis_rows(p_.curve, t, nt, K_, S.data());
   for (int64_t j = 0; j < n; ++j) {
     const int64_t r = rows.empty() ? j : rows[j];
     const T* a = &A_[r * D_];
@@ -372,7 +391,8 @@ void PathBatch<T>::curve_energies(int64_t r, const T* Cr, const std::vector<doub
     T* c = &coef[p * Q];
     c[0] = T(1.0 - t[p]);
     c[1] = T(t[p]);
-    for (int k = 0; k < K_; ++k) c[2 + k] = line[p] ? T(0) : T(std::sin((k + 1) * kPi * t[p]));
+    for (int k = 0; k < K_; ++k)
+      c[2 + k] = line[p] ? T(0) : T(path_basis(p_.curve, K_, k + 1, t[p]));
   }
   const T* a = &A_[r * D_];
   const T* b = &B_[r * D_];

@@ -129,6 +129,7 @@ void bind_path(py::module_& m, const char* name) {
       .def("use_generic_evaluation", &PB::use_generic_evaluation,
            "Evaluates every path point in full, without the objective's combinations.")
       .def_property_readonly("uses_combinations", &PB::uses_combinations)
+      .def_property_readonly("params", &PB::params, "The batch's settings (a copy).")
       .def_property_readonly("temperatures",
                              [](const PB& s) { return to_array(s.temperatures(), {s.size()}); })
       .def(

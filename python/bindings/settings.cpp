@@ -117,6 +117,20 @@ void bind_settings(py::module_& m) {
                                                 "objective");
           })
       .def_property(
+          "curve",
+          [](const PathParams& p) {
+            return p.curve == PathCurve::Fourier  ? "fourier"
+                   : p.curve == PathCurve::Bezier ? "bezier"
+                                                  : "polychain";
+          },
+          [](PathParams& p, const std::string& v) {
+            p.curve = choose<PathCurve>(v,
+                                        {{"fourier", PathCurve::Fourier},
+                                         {"bezier", PathCurve::Bezier},
+                                         {"polychain", PathCurve::Polychain}},
+                                        "curve");
+          })
+      .def_property(
           "optimizer",
           [](const PathParams& p) { return p.optimizer == PathOptimizer::Adam ? "adam" : "lbfgs"; },
           [](PathParams& p, const std::string& v) {

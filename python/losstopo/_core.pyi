@@ -158,6 +158,7 @@ class PathParams:
     FourierPathFinder settings.
     """
     auto_temperature: bool
+    curve: str
     lbfgs: LBFGSParams
     objective: str
     optimizer: str
@@ -298,6 +299,10 @@ class LandscapeF32(ObjectiveF32):
         ...
     def chunk_size(self, P: typing.SupportsInt | typing.SupportsIndex) -> int:
         ...
+    def dataset(self) -> tuple[numpy.typing.NDArray[numpy.float32], typing.Any, typing.Any]:
+        """
+        Copies of the data: (X, labels or None, targets or None).
+        """
     @property
     def chunk(self) -> int:
         ...
@@ -315,6 +320,10 @@ class LandscapeF64(ObjectiveF64):
         ...
     def chunk_size(self, P: typing.SupportsInt | typing.SupportsIndex) -> int:
         ...
+    def dataset(self) -> tuple[numpy.typing.NDArray[numpy.float64], typing.Any, typing.Any]:
+        """
+        Copies of the data: (X, labels or None, targets or None).
+        """
     @property
     def chunk(self) -> int:
         ...
@@ -420,6 +429,11 @@ class PathBatchF32:
     def history(self) -> numpy.typing.NDArray[numpy.float64]:
         ...
     @property
+    def params(self) -> PathParams:
+        """
+        The batch's settings (a copy).
+        """
+    @property
     def steps_done(self) -> int:
         ...
     @property
@@ -477,6 +491,11 @@ class PathBatchF64:
     @property
     def history(self) -> numpy.typing.NDArray[numpy.float64]:
         ...
+    @property
+    def params(self) -> PathParams:
+        """
+        The batch's settings (a copy).
+        """
     @property
     def steps_done(self) -> int:
         ...

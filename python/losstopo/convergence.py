@@ -34,6 +34,8 @@ def path_convergence(landscape, A, B, steps=STEPS, reference: bool = True,
     unknown = set(find_path_kwargs) - set(_FIND_PATH_ARGS)
     if unknown:
         raise TypeError(f"path_convergence: unknown argument(s) {sorted(unknown)}")
+    if kw["align"]:
+        raise ValueError("path_convergence: align the endpoints first (losstopo.align)")
     if kw["optimizer"] != "adam" or kw["batch_size"] is not None:
         raise ValueError("path_convergence: full-batch Adam steps only (the paper's)")
     dtype, D, _ = _kind(landscape)
@@ -45,7 +47,7 @@ def path_convergence(landscape, A, B, steps=STEPS, reference: bool = True,
 
     def params(objective, n):
         return _path_params(kw["n_modes"], kw["n_points"], kw["lam"], "adam", kw["lr"], n,
-                            objective, kw["temperature"], kw["line_search"])
+                            objective, kw["temperature"], kw["line_search"], curve=kw["curve"])
 
     if kw["init_scale"]:
         raise ValueError("path_convergence: paths start from the straight line (init_scale 0)")

@@ -19,19 +19,44 @@ from .optimize import _options, lbfgs_params
 from .progress import Progress
 
 OBJECTIVES = ("sum", "sum_squares", "minimax")
+CURVES = ("fourier", "bezier", "polychain")
+
+
+def basis(curve: str, K: int, t) -> np.ndarray:
+    """(len(t), K): the curve family's basis functions phi_1..phi_K at t (the core's
+    ``path_basis``): sines, the Bernstein polynomials of degree K + 1 without the two
+    end ones, or the hat functions of K evenly spaced bends. All vanish at 0 and 1."""
+    t = np.asarray(t, dtype=np.float64)[:, None]
+    k = np.arange(1, K + 1)[None, :]
+    if curve == "fourier":
+        return np.sin(k * np.pi * t)
+    if curve == "bezier":
+        from scipy.special import comb
+
+        return comb(K + 1, k) * t ** k * (1 - t) ** (K + 1 - k)
+    if curve == "polychain":
+        h = 1.0 / (K + 1)
+        return np.maximum(0.0, 1.0 - np.abs(t - k * h) / h)
+    raise ValueError(f"curve: expected one of {CURVES}, got {curve!r}")
 OPTIMIZERS = ("adam", "lbfgs")
 
 
 class FourierPath:
-    """w(t) = (1 - t) a + t b + sum_n coeffs[n] sin((n + 1) pi t), t in [0, 1].
+    """w(t) = (1 - t) a + t b + sum_n coeffs[n] phi_(n+1)(t), t in [0, 1]; phi the
+    sines sin((n + 1) pi t) (the paper's) or another curve family's basis
+    (:func:`basis`).
 
     Parameters
     ----------
     a, b : (D,) endpoints
     coeffs : (n_modes, D), optional (zeros: the straight line)
+    curve : "fourier", "bezier" or "polychain"
     """
 
-    def __init__(self, a, b, coeffs=None, n_modes: int = 10):
+    def __init__(self, a, b, coeffs=None, n_modes: int = 10, curve: str = "fourier"):
+        if curve not in CURVES:
+            raise ValueError(f"curve: expected one of {CURVES}, got {curve!r}")
+        self.curve = curve
         self.a = np.asarray(a)
         self.b = np.asarray(b)
         if self.a.ndim != 1 or self.a.shape != self.b.shape:
@@ -52,7 +77,7 @@ class FourierPath:
     def at(self, t) -> np.ndarray:
         """Points at t (scalar or array): (D,) or (len(t), D)."""
         t_arr = np.atleast_1d(np.asarray(t, dtype=np.float64))
-        S = np.sin(np.outer(t_arr, np.arange(1, self.n_modes + 1)) * np.pi)
+        S = basis(self.curve, self.n_modes, t_arr)
         W = (np.outer(1 - t_arr, self.a) + np.outer(t_arr, self.b) + S @ self.coeffs)
         W = W.astype(self.coeffs.dtype, copy=False)
         return W[0] if np.ndim(t) == 0 else W
@@ -76,15 +101,16 @@ class FourierPath:
         return float(step[d @ u < 0].sum() / total)
 
     def save(self, path) -> None:
-        atomic_savez(path, dict(a=self.a, b=self.b, coeffs=self.coeffs))
+        atomic_savez(path, dict(a=self.a, b=self.b, coeffs=self.coeffs,
+                                curve=np.array(self.curve)))
 
     @classmethod
     def load(cls, path) -> "FourierPath":
         d = load_npz(path)
-        return cls(d["a"], d["b"], d["coeffs"])
+        return cls(d["a"], d["b"], d["coeffs"], curve=str(d.get("curve", "fourier")))
 
     def __repr__(self) -> str:
-        return f"FourierPath(D={self.a.size}, n_modes={self.n_modes})"
+        return f"FourierPath(D={self.a.size}, n_modes={self.n_modes}, curve={self.curve!r})"
 
 
 def _measures(E: np.ndarray, e_a: float, e_b: float) -> dict:
@@ -147,7 +173,7 @@ def _results(pb, coeffs, history, settings, refine, evaluations) -> list:
     A, B = pb.endpoints
     out = []
     for j in range(coeffs.shape[0]):
-        path = FourierPath(A[j], B[j], coeffs[j])
+        path = FourierPath(A[j], B[j], coeffs[j], curve=pb.params.curve)
         E = m["energies"][j]
         e_a, e_b = float(E[0]), float(E[-1])
         Es = m["straight"][j]
@@ -168,11 +194,13 @@ def _results(pb, coeffs, history, settings, refine, evaluations) -> list:
 
 
 def _path_params(n_modes, n_points, lam, optimizer, lr, steps, objective, temperature,
-                 line_search, batch_size=None) -> dict:
+                 line_search, batch_size=None, curve="fourier") -> dict:
     """The path settings as a plain dict (hashable into a configuration); the core's
     ``PathParams.validate()`` checks them, here only types and choices."""
     if objective not in OBJECTIVES:
         raise ValueError(f"objective: expected one of {OBJECTIVES}, got {objective!r}")
+    if curve not in CURVES:
+        raise ValueError(f"curve: expected one of {CURVES}, got {curve!r}")
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer: expected one of {OPTIMIZERS}, got {optimizer!r}")
     for name, v in (("n_modes", n_modes), ("n_points", n_points), ("steps", steps)):
@@ -185,6 +213,8 @@ def _path_params(n_modes, n_points, lam, optimizer, lr, steps, objective, temper
         p["lbfgs"] = _options(line_search, 10, int(steps), 0.0, 0.0, None)
     if batch_size is not None:
         p["batch_size"] = check_int("batch_size", batch_size)
+    if curve != "fourier":  # kept out of the settings at the paper's, as before
+        p["curve"] = curve
     _core_params(p)  # validates
     return p
 
@@ -272,6 +302,7 @@ def find_path(
     line_search: str = "strong_wolfe",
     batch_size: Optional[int] = None,
     align: bool = False,
+    curve: str = "fourier",
     progress: bool = True,
 ) -> PathResult:
     """Finds a low path from a to b (FourierPathFinder, Yu & Morozov, Algorithm 2).
@@ -303,13 +334,19 @@ def find_path(
         :func:`losstopo.align.align`; a Landscape of an MLP only): the path then
         joins a to the same function as b, in a's frame. Not the paper's (it does no
         alignment).
+    curve : the curve family, all linear in their ``n_modes`` coefficient vectors and
+        all through the same batched steps: "fourier" (the paper's sine series),
+        "bezier" (Bernstein polynomials of degree n_modes + 1: n_modes = 1 is
+        Garipov et al.'s quadratic curve with one control point) or "polychain" (a
+        piecewise-linear chain through n_modes pivots at evenly spaced t, as a
+        fixed-pivot nudged elastic band). See :func:`basis`.
     progress : a progress bar on stderr.
 
     Every step evaluates all path points in one batched call; the best path seen
     (lowest summed energy, without the smoothness term) is returned.
     """
     params = _path_params(n_modes, n_points, lam, optimizer, lr, steps, objective, temperature,
-                          line_search, batch_size)
+                          line_search, batch_size, curve)
     dtype, D, _ = _kind(landscape)
     a = _endpoint("a", a, D, dtype)
     b = _endpoint("b", b, a.size, dtype)
@@ -456,7 +493,7 @@ def barrier_matrix(landscape, thetas, pairs=300, seed: int = 0, out=None,
     args = {**_FIND_PATH_ARGS, **fp}
     params = _path_params(*(args[a] for a in ("n_modes", "n_points", "lam", "optimizer", "lr",
                                               "steps", "objective", "temperature",
-                                              "line_search", "batch_size")))
+                                              "line_search", "batch_size", "curve")))
     M = params["n_points"]
     res["losses"] = np.full((k, M), np.nan)  # the energy profile along each path
     # The file is keyed by everything its numbers depend on: the landscape (data,

@@ -12,6 +12,18 @@
 // which tends to the sum for large tau and to M max_m E_m for small tau, so the
 // optimization drives the path's highest point down toward the saddle.
 // "SumSquares" (sum_m E_m^2) is the objective of the authors' 2-D notebook.
+//
+// Curve families: every path is (1 - t) a + t b + sum_k c_k phi_k(t) with basis
+// functions that vanish at t = 0 and 1, so the endpoints stay fixed and zero
+// coefficients are the straight line; only the phi_k differ (path_basis):
+//   Fourier    phi_k(t) = sin(k pi t), k = 1..K (the paper's);
+//   Bezier     phi_k(t) = C(K+1, k) t^k (1 - t)^(K+1-k), k = 1..K: the Bernstein
+//              basis of degree K + 1, whose control points are
+//              P_k = (1 - k/(K+1)) a + k/(K+1) b + c_k (K = 1: Garipov et al.'s
+//              quadratic curve with one control point);
+//   Polychain  phi_k(t) = the hat function of the bend t_k = k/(K+1): a
+//              piecewise-linear chain through K pivots a + t_k (b - a) + c_k
+//              (a fixed-pivot chain, as in nudged elastic bands).
 #pragma once
 
 #include <cstdint>
@@ -25,9 +37,14 @@ namespace losstopo {
 
 enum class PathObjective { Sum, SumSquares, Minimax };
 enum class PathOptimizer { Adam, LBFGS };
+enum class PathCurve { Fourier, Bezier, Polychain };
+
+// phi_k(t), k = 1..K, of a curve family (see above), at the parameter t in [0, 1].
+double path_basis(PathCurve curve, int K, int k, double t);
 
 struct PathParams {
-  int n_modes = 10;    // K
+  int n_modes = 10;    // K: sine modes, Bezier control points or chain pivots
+  PathCurve curve = PathCurve::Fourier;
   int n_points = 50;   // M, endpoints included
   double lam = 1e-4;   // smoothness weight
   PathObjective objective = PathObjective::Sum;
