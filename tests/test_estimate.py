@@ -21,8 +21,11 @@ def test_projection_arithmetic():
     # convergence (the quick preset: 1 pair per set): 2 x 400 full steps and 6 measures
     assert one["converge"] == pytest.approx(4 * 1 * (2 * 400 * 1.0 + 6 * 10.0))
     assert estimate.project(dict(c, converge_pairs=None), CAL, 1)["converge"] == 0
+    # alignment (the quick preset: 5 pairs per set) on the training landscape
+    assert one["align"] == pytest.approx(4 * 5 * pair)
+    assert estimate.project(dict(c, align_pairs=0), CAL, 1)["align"] == 0
     assert one["total"] == pytest.approx(one["sgd"] + one["lbfgs"] + one["paths"]
-                                         + one["converge"])
+                                         + one["converge"] + one["align"])
     two = estimate.project(c, CAL, 2)  # 2 chunks of 4 pairs per file, in one round
     assert two["paths"] == pytest.approx(one["paths"] / 2)
     assert two["sgd"] == one["sgd"]  # one training group: no spread

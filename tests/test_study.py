@@ -38,6 +38,19 @@ def test_cli_study_every_stage_and_file(tmp_path):
                     "Fig. 3: paths on the 2-D toy landscape"):
         assert section in report
     assert "**not tested**" not in report  # every stage ran: every claim is checked
+    assert "## Permutation alignment" in report and "survive" in report
+    m = json.loads((out / "manifest.json").read_text())
+    al = m["results"]["alignment"]
+    assert set(al) == {"SGD-train", "SGD-test", "LBFGS-train", "LBFGS-test"}
+    for name, v in al.items():
+        d = np.load(out / f"paths_{name}_train_aligned.npz")
+        plain = np.load(out / f"paths_{name}_train.npz")
+        assert d["pairs"].tolist() == plain["pairs"][:1].tolist()  # the same pair
+        assert v["median"] == pytest.approx(float(np.median(d["barrier"])))
+        assert v["distance_after"] <= v["distance_before"]
+    assert set(m["results"]["aligned_separation"]) == {
+        f"{a}|{b}|rbf" for a, b in (("LBFGS-train", "SGD-train"), ("LBFGS-test", "SGD-test"),
+                                    ("LBFGS-train", "SGD-test"))}
     m = json.loads((out / "manifest.json").read_text())
     for v in m["results"]["barriers"].values():  # the three levels, in their order
         assert v["median"] >= v["median_mean"] >= v["median_rel"] >= 0

@@ -104,7 +104,8 @@ def _study(args, stages):
                          sgd_epochs=args.epochs, lbfgs_iters=args.iters, n_train=args.n_train,
                          n_test=args.n_test, path_steps=args.path_steps,
                          path_batch=args.path_batch, train_group=args.train_group,
-                         converge_pairs=args.converge_pairs, seed=args.seed)
+                         converge_pairs=args.converge_pairs, align_pairs=args.align_pairs,
+                         seed=args.seed)
         config = make_config(args.network or "fcp", args.preset, data=args.data,
                              device=args.device, **overrides)
     if getattr(args, "estimate", False):
@@ -183,6 +184,9 @@ def _add_study_args(p, full: bool):
                          "runs in one; set it to spread training over a --cluster)"),
                         ("converge-pairs", "pairs per set whose barriers are followed over "
                          "25 - 400 path steps beside the minimax reference (0: none)"),
+                        ("align-pairs", "pairs per set whose paths are found again with the "
+                         "second endpoint permuted to match the first (weight matching; 0: "
+                         "none)"),
                         ("seed", "random seed")):
         p.add_argument(f"--{name}", type=int, default=None, help=help_)
 
@@ -210,12 +214,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     stages = {
         "reproduce": ("the whole study: train, embed, paths, figures and report.md",
-                      ("train", "embed", "paths", "converge", "plot")),
+                      ("train", "embed", "paths", "converge", "align", "plot")),
         "train": ("stage 1: SGD and L-BFGS populations and the four solution sets",
                   ("train",)),
         "embed": ("stage 2: kernel PCA and the geometry of the sets", ("embed",)),
         "paths": ("stage 3: paths and barriers for random pairs of each set, and the "
-                  "convergence of a few of them over the step budget", ("paths", "converge")),
+                  "convergence of a few of them over the step budget, and a few again "
+                  "after alignment", ("paths", "converge", "align")),
         "plot": ("stage 4: figures and report.md", ("plot",)),
     }
     for name, (help_, st) in stages.items():
@@ -268,7 +273,7 @@ def main(argv=None) -> int:
         v = getattr(args, name, None)
         if v is not None and v < 1:
             parser.error(f"--{name.replace('_', '-')} must be a positive integer")
-    for name in ("path_steps", "seed", "converge_pairs"):
+    for name in ("path_steps", "seed", "converge_pairs", "align_pairs"):
         v = getattr(args, name, None)
         if v is not None and v < 0:
             parser.error(f"--{name.replace('_', '-')} must be a non-negative integer")

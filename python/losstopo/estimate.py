@@ -114,8 +114,14 @@ def project(config: dict, cal: dict, workers: int = 1) -> dict:
     full_step = cal["path_step"] * n_tr / min(batch or n_tr, n_tr)
     converge = len(SETS) * cp * (2 * max(STEPS) * full_step
                                  + (len(STEPS) + 1) * cal["path_measure"])
-    return dict(sgd=sgd, lbfgs=lbfgs, paths=paths, converge=converge,
-                total=sgd + lbfgs + paths + converge)
+    # Alignment: the first pairs of each set again on the training landscape (the
+    # weight matching itself is negligible beside a path).
+    ap = min(c.get("align_pairs") or 0, pairs)
+    aligned = len(SETS) * schedule([min(4, ap - p0) * (c["path_steps"] * cal["path_step"]
+                                                       + cal["path_measure"])
+                                    for p0 in range(0, ap, 4)]) if ap else 0.0
+    return dict(sgd=sgd, lbfgs=lbfgs, paths=paths, converge=converge, align=aligned,
+                total=sgd + lbfgs + paths + converge + aligned)
 
 
 def _human(s: float) -> str:
@@ -140,7 +146,8 @@ def report(config: dict, cal: dict, cluster_workers=None) -> str:
                         + (" (--cluster)" if w == cluster_workers else "") for w in counts]
     rows = [
         ("SGD population", "sgd"), ("L-BFGS-GSS population", "lbfgs"),
-        ("paths (all sets)", "paths"), ("path convergence", "converge"), ("total", "total")]
+        ("paths (all sets)", "paths"), ("path convergence", "converge"),
+        ("aligned pairs", "align"), ("total", "total")]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for label, key in rows:
         lines.append("| " + " | ".join([label] + [_human(proj[w][key]) for w in counts]) + " |")

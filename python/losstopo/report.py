@@ -99,6 +99,7 @@ def render_report(config: dict, results: dict) -> str:
                          f"{_fmt(v['median_refined'])} | {_fmt(v['median_straight'])} |")
         lines.append("")
     lines += _convergence_section(results)
+    lines += _alignment_section(results)
     seps = results.get("separation")
     if seps:
         lines += ["## Kernel PCA: separation of the two sets along PC1", "",
@@ -382,4 +383,56 @@ def _convergence_section(results) -> list:
                    + ", ".join(str(k) for k, o in zip(steps, order) if o) + " steps).")
                 + f" With the minimax reference: {'holds' if a['reference'] < b['reference'] else 'fails'}.")
     lines += [" ".join(sentences), ""]
+    return lines
+
+
+def _alignment_section(results) -> list:
+    """Barriers and kernel PCA with and without permutation alignment (weight
+    matching), and whether the barrier ordering survives it."""
+    al = results.get("alignment")
+    if not al:
+        return []
+    from .study import COMBOS, SETS
+
+    names = [n for n in SETS if n in al]
+    lines = ["## Permutation alignment (not in the paper)", "",
+             "The same pairs on the training landscape, with the second endpoint's hidden "
+             "units permuted to match the first by weight matching (Git Re-Basin) before "
+             "the path is found; distances are between the two endpoints.", "",
+             "| set | pairs | median H unaligned | median H aligned | median H - max endpoint "
+             "unaligned / aligned | median distance before -> after |",
+             "|---|---|---|---|---|---|"]
+    for n in names:
+        v = al[n]
+        lines.append(f"| {n} | {v['pairs']} | {_fmt(v['median_unaligned'])} | "
+                     f"{_fmt(v['median'])} | {_fmt(v['median_rel_unaligned'])} / "
+                     f"{_fmt(v['median_rel'])} | {_fmt(v['distance_before'])} -> "
+                     f"{_fmt(v['distance_after'])} |")
+    lines.append("")
+    sentences = []
+    for kind in ("train", "test"):
+        a, b = al.get(f"SGD-{kind}"), al.get(f"LBFGS-{kind}")
+        if a and b:
+            before = a["median_unaligned"] < b["median_unaligned"]
+            after = a["median"] < b["median"]
+            sentences.append(
+                f"SGD < L-BFGS ({kind} sets): {'holds' if before else 'fails'} unaligned "
+                f"({_fmt(a['median_unaligned'])} against {_fmt(b['median_unaligned'])}) and "
+                f"{'holds' if after else 'fails'} aligned ({_fmt(a['median'])} against "
+                f"{_fmt(b['median'])}): the ordering "
+                + ("survives alignment." if before and after else
+                   "does not survive alignment." if before else
+                   "appears only after alignment." if after else "fails either way."))
+    lines += [" ".join(sentences), ""]
+    seps, plain = results.get("aligned_separation") or {}, results.get("separation") or {}
+    rows = [(a, b) for a, b in COMBOS if f"{a}|{b}|rbf" in seps]
+    if rows:
+        lines += ["RBF kernel PCA at the paper's bandwidth, unaligned and with every solution "
+                  "of the two sets aligned to a common reference (the first solution):", "",
+                  "| sets | PC1 AUC unaligned | PC1 AUC aligned |", "|---|---|---|"]
+        for a, b in rows:
+            u = plain.get(f"{a}|{b}|rbf")
+            lines.append(f"| {a} + {b} | {u['auc']:.3f} | " if u else f"| {a} + {b} | - | ")
+            lines[-1] += f"{seps[f'{a}|{b}|rbf']['auc']:.3f} |"
+        lines.append("")
     return lines

@@ -36,7 +36,7 @@ PRESETS = {
     "quick": dict(n_train=5000, n_test=1000, runs=8, keep=6, sgd_epochs=30, lbfgs_iters=150,
                   lr=0.1, batch_size=64, pairs=5, n_points=20, n_modes=10, lam=1e-4,
                   path_lr=1e-3, path_steps=20, path_batch=None, train_group=None,
-                  converge_pairs=1, seed=0),
+                  converge_pairs=1, align_pairs=5, seed=0),
     # The paper's methods at a scale that tests its claims in under 45 minutes on a
     # 2-core CPU (README): 48 kept runs per optimizer (the paper's set size, which
     # kernel PCA needs), the full 10k test set and the paper's path settings; fewer
@@ -44,23 +44,23 @@ PRESETS = {
     "medium": dict(n_train=10000, n_test=None, runs=56, keep=48, sgd_epochs=20,
                    lbfgs_iters=200, lr=0.1, batch_size=64, pairs=6, n_points=50, n_modes=10,
                    lam=1e-4, path_lr=1e-3, path_steps=100, path_batch=None, train_group=None,
-                   converge_pairs=1, seed=0),
+                   converge_pairs=1, align_pairs=2, seed=0),
     # The paper's settings (SGD's epochs are not reported; 100 is our default).
     "paper": dict(n_train=None, n_test=None, runs=75, keep=48, sgd_epochs=100,
                   lbfgs_iters=1000, lr=0.1, batch_size=64, pairs=300, n_points=50,
                   n_modes=10, lam=1e-4, path_lr=1e-3, path_steps=100, path_batch=None,
-                  train_group=None, converge_pairs=5, seed=0),
+                  train_group=None, converge_pairs=5, align_pairs=300, seed=0),
 }
 # The quick preset of the PyTorch networks (LeNet, LSTM): their passes run at roughly
 # a tenth of the native engine's speed on a CPU (measured: about 0.1 s per
 # loss+gradient of one parameter vector on 1,000 images), so fewer images, runs,
 # iterations and pairs; the paths keep M = 20 and 20 steps.
 TORCH_QUICK = dict(n_train=1000, n_test=500, runs=4, keep=3, sgd_epochs=20, lbfgs_iters=60,
-                   pairs=1, converge_pairs=None)
+                   pairs=1, converge_pairs=None, align_pairs=None)
 NETWORK_PRESETS = {("quick", "lenet"): TORCH_QUICK, ("quick", "lstm"): TORCH_QUICK}
 NETWORKS = ("fcp", "autoencoder", "lenet", "lstm")
 SETS = ("SGD-train", "SGD-test", "LBFGS-train", "LBFGS-test")
-STAGES = ("train", "embed", "paths", "converge", "plot")
+STAGES = ("train", "embed", "paths", "converge", "align", "plot")
 # The kernel-PCA pairs of sets and kernels, in the order of the embedding, the figures
 # and the report (file names and the report's rows come from these lists, never from
 # the keys of a file read back).
@@ -98,6 +98,11 @@ def _figure_stems() -> list:
     return stems
 
 
+def aligned_file(name: str) -> str:
+    """The file of a set's aligned pairs (training landscape)."""
+    return f"paths_{name}_train_aligned.npz"
+
+
 def path_files() -> list:
     """(set, landscape, file name) of every path file, in the order of the stage."""
     return [(name, lname, f"paths_{name}_{lname}.npz")
@@ -108,7 +113,8 @@ def study_files() -> frozenset:
     """Every name a study can write (relative to its folder): the only names --force
     ever removes, and then only those its manifest lists."""
     names = {"manifest.json", "log.txt", "report.md", "sets.npz", "embedding.npz",
-             "convergence.npz"}
+             "convergence.npz", "embedding_aligned.npz"}
+    names |= {aligned_file(name) for name in SETS}
     for m in METHODS:
         names |= {f"ensemble_{m}.npz", f"checkpoint_{m}.npz"}
     names |= {fname for _, _, fname in path_files()}
@@ -121,12 +127,12 @@ def study_files() -> frozenset:
 _INT = ("runs", "keep", "sgd_epochs", "lbfgs_iters", "batch_size", "pairs", "n_points",
         "n_modes", "path_steps", "seed")
 _FLOAT = ("lr", "lam", "path_lr")
-_OPT_INT = ("n_train", "n_test", "path_batch", "train_group", "converge_pairs")
+_OPT_INT = ("n_train", "n_test", "path_batch", "train_group", "converge_pairs", "align_pairs")
 _STR = ("network", "preset", "data", "device")
 # Settings added after the first release, with the value that reproduces the studies
 # written before them: a manifest without them reads as that value, and a setting at
 # that value stays out of the configuration's hash, so those studies still resume.
-_LATER = dict(path_batch=None, train_group=None, converge_pairs=None)
+_LATER = dict(path_batch=None, train_group=None, converge_pairs=None, align_pairs=None)
 
 
 def _study_hash(cfg: dict) -> str:
@@ -199,7 +205,7 @@ def _check_config(cfg, where: str) -> None:
         raise StudyError(f"{where}: settings of the wrong type: "
                          + ", ".join(f"{k}={cfg[k]!r}" for k in bad))
     for k in _OPT_INT:
-        low = 0 if k == "converge_pairs" else 1  # 0: no convergence stage
+        low = 0 if k in ("converge_pairs", "align_pairs") else 1  # 0: no such stage
         if cfg[k] is not None and cfg[k] < low:
             raise StudyError(f"{where}: {k} must be an integer >= {low}, got {cfg[k]}")
 
@@ -730,6 +736,62 @@ class Study:
                 reference=float(np.median(res["reference"])), pairs=int(len(idx)))
         self._write("convergence.npz", "npz", arrays)
         self._finish("converge", convergence=summary)
+
+    def stage_align(self):
+        """Barriers with the second endpoint of each pair aligned to the first (weight
+        matching) for the first ``align_pairs`` pairs of each set on the training
+        landscape, beside the same pairs unaligned; RBF kernel PCA of the solutions
+        aligned to a common reference (results "alignment", "aligned_separation")."""
+        from .align import align_to_common
+        from .models import MLP
+
+        c = self.config
+        if not c["align_pairs"]:
+            self.log.info("align: not asked for (--align-pairs)")
+            return
+        if self.done("align"):
+            self.log.info("align: done already")
+            return
+        net = network(c["network"])
+        if not isinstance(net, MLP):
+            self.log.info("align: weight matching needs an MLP; %s is not one", c["network"])
+            self._finish("align")
+            return
+        sets = self.sets()
+        train_ls, _ = self.landscapes()
+        kw = dict(n_points=c["n_points"], n_modes=c["n_modes"], lam=c["lam"], lr=c["path_lr"],
+                  steps=c["path_steps"], refine=True)
+        if c["path_batch"] is not None and c["path_batch"] < train_ls.num_samples:
+            kw["batch_size"] = c["path_batch"]
+        summary = {}
+        for name in SETS:
+            plain = self._load_paths(f"paths_{name}_train.npz")
+            k = min(c["align_pairs"], len(plain["pairs"]))
+            pairs = plain["pairs"][:k]
+            if not plain["done"][:k].all():
+                raise StudyError(f"{self.out}: the paths stage has not finished (run "
+                                 f"`losstopo paths --out {self.out}`)")
+            self.log.info("align: %s, %d pairs aligned on the train landscape", name, k)
+            fname = aligned_file(name)
+            self._own(fname)
+            res = barrier_matrix(train_ls, sets[name], pairs=pairs, seed=c["seed"],
+                                 out=self.path(fname), progress=not self.quiet, align=True,
+                                 client=self.client, **kw)
+            summary[name] = dict(
+                pairs=int(k), median=float(np.median(res["barrier"])),
+                median_unaligned=float(np.median(plain["barrier"][:k])),
+                median_rel=float(np.median(res["barrier_rel"])),
+                median_rel_unaligned=float(np.median(plain["barrier_rel"][:k])),
+                distance_before=float(np.median(res["distance_before"])),
+                distance_after=float(np.median(res["distance_after"])))
+        arrays, seps = {}, {}
+        for a, b in COMBOS:
+            al = align_to_common(net, np.concatenate([sets[a], sets[b]])).theta
+            emb = KernelPCA(2, kernel="rbf").fit_transform(al)
+            arrays[embedding_key(a, b, "rbf")] = emb
+            seps[f"{a}|{b}|rbf"] = separation(emb[: len(sets[a])], emb[len(sets[a]):])
+        self._write("embedding_aligned.npz", "npz", arrays)
+        self._finish("align", alignment=summary, aligned_separation=seps)
 
     def _load_embedding(self, sets) -> dict:
         """embedding.npz, checked: exactly the code's own keys, each (na + nb, 2)."""
