@@ -113,6 +113,7 @@ def render_report(config: dict, results: dict) -> str:
         lines.append("")
     lines += _bandwidth_section(results)
     lines += _toy_section(results)
+    lines += _curves_section(results)
     lines += ["## The paper's claims, checked on this run", "",
               "Every claim of the paper, in its order: held, did not hold, or not tested "
               "(its stage has not run), with the numbers behind it.", ""]
@@ -435,4 +436,41 @@ def _alignment_section(results) -> list:
             lines.append(f"| {a} + {b} | {u['auc']:.3f} | " if u else f"| {a} + {b} | - | ")
             lines[-1] += f"{seps[f'{a}|{b}|rbf']['auc']:.3f} |"
         lines.append("")
+    return lines
+
+
+def _curves_section(results) -> list:
+    """The barrier each curve family finds on the 2-D landscapes against the saddle."""
+    curves = results.get("curves")
+    if not curves:
+        return []
+    lines = ["## Curve families (not in the paper)", "",
+             "The same path finder with other bases: Bezier (Bernstein polynomials) and a "
+             "polygonal chain of fixed pivots, with as many coefficient vectors as the "
+             "paper's 10 modes, and Garipov et al.'s quadratic Bezier curve (K = 1). "
+             "Refined barrier, and its excess over the known saddle (the lowest barrier "
+             "any path can have).", "",
+             "| landscape | objective | " + " | ".join(
+                 f"{r['curve']} K={r['K']}" for r in next(iter(curves.values()))["rows"]
+                 if r["objective"] == "sum") + " |"]
+    head = [r for r in next(iter(curves.values()))["rows"] if r["objective"] == "sum"]
+    lines.append("|---|---|" + "---|" * len(head))
+    for name, v in curves.items():
+        for objective in ("sum", "minimax"):
+            rows = [r for r in v["rows"] if r["objective"] == objective]
+            lines.append(f"| {name} (saddle {v['saddle']:g}) | {objective} | " + " | ".join(
+                f"{r['barrier']:.4f} ({r['barrier'] - v['saddle']:+.4f})" for r in rows) + " |")
+    lines.append("")
+    words, excess = [], {}
+    for objective in ("sum", "minimax"):
+        excess[objective] = [r["barrier"] - v["saddle"] for v in curves.values()
+                             for r in v["rows"] if r["objective"] == objective and r["K"] > 1]
+        words.append(f"with the {objective} objective the families' barriers lie "
+                     f"{min(excess[objective]):+.4f} to {max(excess[objective]):+.4f} above "
+                     "the saddle")
+    tail = (" The objective decides more than the basis: the sum objective trades the "
+            "barrier for low energy elsewhere on the path, minimax aims at the saddle."
+            if max(excess["minimax"]) < min(excess["sum"]) else "")
+    lines += ["How the family changes the barrier (K = 10): " + "; ".join(words) + "." + tail,
+              ""]
     return lines

@@ -41,7 +41,7 @@ PRESETS = {
     # 2-core CPU (README): 48 kept runs per optimizer (the paper's set size, which
     # kernel PCA needs), the full 10k test set and the paper's path settings; fewer
     # training images, iterations, epochs and pairs.
-    "medium": dict(n_train=10000, n_test=None, runs=56, keep=48, sgd_epochs=20,
+    "medium": dict(n_train=10000, n_test=None, runs=56, keep=48, sgd_epochs=40,
                    lbfgs_iters=200, lr=0.1, batch_size=64, pairs=6, n_points=50, n_modes=10,
                    lam=1e-4, path_lr=1e-3, path_steps=100, path_batch=None, train_group=None,
                    converge_pairs=1, align_pairs=2, seed=0),
@@ -53,10 +53,10 @@ PRESETS = {
 }
 # The quick preset of the PyTorch networks (LeNet, LSTM): their passes run at roughly
 # a tenth of the native engine's speed on a CPU (measured: about 0.1 s per
-# loss+gradient of one parameter vector on 1,000 images), so fewer images, runs,
-# iterations and pairs; the paths keep M = 20 and 20 steps.
+# loss+gradient of one parameter vector of LeNet on 1,000 images, 0.3 s of the
+# LSTM), so fewer images, runs, iterations and pairs, and short coarse paths.
 TORCH_QUICK = dict(n_train=1000, n_test=500, runs=4, keep=3, sgd_epochs=20, lbfgs_iters=60,
-                   pairs=1, converge_pairs=None, align_pairs=None)
+                   pairs=1, n_points=12, path_steps=10, converge_pairs=None, align_pairs=None)
 NETWORK_PRESETS = {("quick", "lenet"): TORCH_QUICK, ("quick", "lstm"): TORCH_QUICK}
 NETWORKS = ("fcp", "autoencoder", "lenet", "lstm")
 SETS = ("SGD-train", "SGD-test", "LBFGS-train", "LBFGS-test")
@@ -820,7 +820,7 @@ class Study:
     def stage_plot(self):
         from . import plots
         from .analytic import toy_gaussians
-        from .toy import lambda_paths, objective_paths
+        from .toy import curve_families, lambda_paths, objective_paths
 
         # Every input is read and checked before the first figure is drawn.
         ens = {"SGD": self._ensemble("sgd"), "LBFGS": self._ensemble("lbfgs")}
@@ -882,7 +882,7 @@ class Study:
                 {f"{a} + {b}": sweep[f"{a}|{b}"] for a, b in COMBOS if f"{a}|{b}" in sweep}),
                 "fig6_kpca_bandwidth")
         self.log.info("plot: %d files in %s", len(written), os.path.join(self.out, "figures"))
-        self._finish("plot", figures=written, toy=toy_summary)
+        self._finish("plot", figures=written, toy=toy_summary, curves=curve_families())
         self.report()
 
     # --------------------------------------------------------------- report

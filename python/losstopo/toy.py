@@ -59,3 +59,32 @@ def objective_paths() -> dict:
         "minimax (ours)": find_path(toy, *toy.endpoints, n_points=100, lam=10.0, lr=0.01,
                                     steps=300, objective="minimax", progress=False),
     }
+
+
+# The curve families compared, each with the same number of coefficient vectors,
+# and Garipov et al.'s quadratic Bezier curve (one control point).
+FAMILIES = (("fourier", 10), ("bezier", 10), ("polychain", 10), ("bezier", 1))
+
+
+def curve_families() -> dict:
+    """The barrier each curve family finds on the toy landscape and on Muller-Brown
+    (x 0.01), with the paper's sum objective and with minimax, beside the known
+    saddle: {landscape: {"saddle": v, "rows": [dict(curve, K, objective, barrier)]}}."""
+    from .analytic import muller_brown
+
+    cases = {
+        "toy": (toy_gaussians(), 0.6242, dict(n_points=100, lam=10.0, lr=0.01, steps=300)),
+        "Muller-Brown x 0.01": (muller_brown(scale=0.01), -0.4066,
+                                dict(n_points=60, lam=0.1, lr=0.02, steps=500)),
+    }
+    out = {}
+    for name, (ls, saddle, kw) in cases.items():
+        rows = []
+        for objective in ("sum", "minimax"):
+            for curve, K in FAMILIES:
+                r = find_path(ls, *ls.endpoints, curve=curve, n_modes=K, objective=objective,
+                              progress=False, **kw)
+                rows.append(dict(curve=curve, K=K, objective=objective,
+                                 barrier=float(r.barrier_refined)))
+        out[name] = dict(saddle=saddle, rows=rows)
+    return out
