@@ -526,6 +526,10 @@ class Study:
         self.manifest["stages"][stage] = time.strftime("%Y-%m-%d %H:%M:%S")
         self.manifest["results"].update(results)
         self._write_manifest()
+        peak = _peak_memory_mb()
+        if peak is not None:
+            self.log.info("%s: finished; peak memory of this process so far %.0f MB", stage,
+                          peak)
 
     # ----------------------------------------------------------------- data
     def data(self):
@@ -894,6 +898,17 @@ class Study:
                              "move it away and rerun the study") from e
         self._write("report.md", "text", text)
         return text
+
+
+def _peak_memory_mb():
+    """The peak resident memory of this process in MB (None where not known)."""
+    try:
+        import resource
+        import sys
+    except ImportError:  # Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes / KiB
 
 
 def _why(e: BaseException) -> str:
