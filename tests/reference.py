@@ -73,3 +73,12 @@ def accuracy(net, theta, X, y):
     for l, (W, b) in enumerate(net.unflatten(np.asarray(theta, np.float64))):
         a = act(names[l], a @ W.T + (b if b is not None else 0.0))
     return np.mean(a.argmax(axis=1) == y)
+
+
+def path_gradient_check(pb, C, rng, h=1e-6):
+    """A core PathBatch's objective gradient at coefficients C against central finite
+    differences along a random direction."""
+    _, g, _ = pb.objective(C)
+    d = rng.standard_normal(C.shape)
+    fd = (pb.objective(C + h * d, grad=False)[0] - pb.objective(C - h * d, grad=False)[0]) / (2 * h)
+    np.testing.assert_allclose(np.sum(g * d, axis=(1, 2)), fd, rtol=1e-5, atol=1e-8)

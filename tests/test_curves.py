@@ -12,6 +12,8 @@ from losstopo._native import core
 from losstopo.analytic import muller_brown, toy_gaussians
 from losstopo.paths import basis
 
+import reference  # noqa: E402
+
 CURVES = ["fourier", "bezier", "polychain"]
 
 
@@ -75,14 +77,6 @@ def test_basis_definitions():
         find_path(toy_gaussians(), *toy_gaussians().endpoints, curve="spline")
 
 
-def _fd_check(pb, C, rng):
-    _, g, _ = pb.objective(C)
-    d = rng.standard_normal(C.shape)
-    h = 1e-6
-    fd = (pb.objective(C + h * d, grad=False)[0] - pb.objective(C - h * d, grad=False)[0]) / (2 * h)
-    np.testing.assert_allclose(np.sum(g * d, axis=(1, 2)), fd, rtol=1e-5, atol=1e-8)
-
-
 @pytest.mark.parametrize("curve", CURVES)
 @pytest.mark.parametrize("objective", ["sum", "sum_squares", "minimax"])
 def test_gradients_against_finite_differences(curve, objective):
@@ -92,7 +86,7 @@ def test_gradients_against_finite_differences(curve, objective):
     pb = core.PathBatchF64(toy, a, b, core.PathParams(n_modes=4, n_points=20, lam=3.0,
                                                       objective=objective, temperature=0.05,
                                                       curve=curve))
-    _fd_check(pb, 0.2 * rng.standard_normal((1, 4, 2)), rng)
+    reference.path_gradient_check(pb, 0.2 * rng.standard_normal((1, 4, 2)), rng)
     # and on the native engine, through its basis-combination fast path
     net = MLP([5, 4, 3], activation="softplus")
     X, y = losstopo.datasets.synthetic(60, 5, 3, seed=0, dtype="float64")
@@ -103,7 +97,7 @@ def test_gradients_against_finite_differences(curve, objective):
                                            temperature=0.1, curve=curve))
     assert pb.uses_combinations
     C = 0.1 * rng.standard_normal((2, 3, net.num_params))
-    _fd_check(pb, C, rng)
+    reference.path_gradient_check(pb, C, rng)
     _, _, E = pb.objective(C, grad=False)
     W = pb.points(C, pb.t)
     np.testing.assert_allclose(E, ls.loss(W.reshape(-1, net.num_params)).reshape(2, -1),

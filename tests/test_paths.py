@@ -82,42 +82,8 @@ def test_core_points_match_the_python_path():
                                rtol=1e-13, atol=1e-14)
 
 
-def _fd_check(pb, C, rng):
-    v, g, _ = pb.objective(C)
-    d = rng.standard_normal(C.shape)
-    h = 1e-6
-    fp = pb.objective(C + h * d, grad=False)[0]
-    fm = pb.objective(C - h * d, grad=False)[0]
-    fd = (fp - fm) / (2 * h)
-    np.testing.assert_allclose(np.sum(g * d, axis=(1, 2)), fd, rtol=1e-5, atol=1e-8)
-
-
-@pytest.mark.parametrize("objective", ["sum", "sum_squares", "minimax"])
-def test_path_gradient_callable(objective):
-    rng = np.random.default_rng(2)
-    a, b = np.stack(TOY.endpoints[:1]), np.stack(TOY.endpoints[1:])
-    pb = core.PathBatchF64(TOY, a, b, core.PathParams(n_modes=5, n_points=20, lam=3.0,
-                                           objective=objective, temperature=0.05))
-    _fd_check(pb, 0.2 * rng.standard_normal((1, 5, 2)), rng)
-
-
-@pytest.mark.parametrize("objective", ["sum", "minimax"])
-def test_path_gradient_native(objective):
-    rng = np.random.default_rng(3)
-    net = MLP([5, 4, 3], activation="softplus")
-    X, y = losstopo.datasets.synthetic(60, 5, 3, seed=0, dtype="float64")
-    ls = Landscape(net, X, y, dtype="float64")
-    th = net.init(4, seed=1, dtype="float64")
-    pb = core.PathBatchF64(ls.engine, th[:2], th[2:],
-                           core.PathParams(n_modes=4, n_points=12, lam=0.1, objective=objective,
-                                           temperature=0.1))
-    _fd_check(pb, 0.1 * rng.standard_normal((2, 4, net.num_params)), rng)
-    # and the energies are the landscape's losses at the points
-    C = 0.1 * rng.standard_normal((2, 4, net.num_params))
-    _, _, E = pb.objective(C, grad=False)
-    W = pb.points(C, pb.t)
-    np.testing.assert_allclose(E, ls.loss(W.reshape(-1, net.num_params)).reshape(2, -1),
-                               rtol=1e-12)
+# The path objective's gradients (every curve family and objective, on a callable and
+# on the native engine): tests/test_curves.py.
 
 
 def test_huge_lambda_keeps_the_straight_line():

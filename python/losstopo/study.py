@@ -704,6 +704,16 @@ class Study:
             )
         self._finish("paths", barriers=summary)
 
+    def _wanted(self, stage: str, setting: str) -> bool:
+        """Whether an optional stage runs: asked for by its setting and not done yet."""
+        if not self.config[setting]:
+            self.log.info("%s: not asked for (--%s)", stage, setting.replace("_", "-"))
+            return False
+        if self.done(stage):
+            self.log.info("%s: done already", stage)
+            return False
+        return True
+
     def stage_converge(self):
         """Path convergence: the first ``converge_pairs`` pairs of each set's paths on
         the training landscape, their barriers after each budget of STEPS and the
@@ -712,11 +722,7 @@ class Study:
         from .paths import _pairs
 
         c = self.config
-        if not c["converge_pairs"]:
-            self.log.info("converge: not asked for (--converge-pairs)")
-            return
-        if self.done("converge"):
-            self.log.info("converge: done already")
+        if not self._wanted("converge", "converge_pairs"):
             return
         sets = self.sets()
         train_ls, _ = self.landscapes()
@@ -750,11 +756,7 @@ class Study:
         from .models import MLP
 
         c = self.config
-        if not c["align_pairs"]:
-            self.log.info("align: not asked for (--align-pairs)")
-            return
-        if self.done("align"):
-            self.log.info("align: done already")
+        if not self._wanted("align", "align_pairs"):
             return
         net = network(c["network"])
         if not isinstance(net, MLP):
