@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 import common  # noqa: E402
 
 from losstopo import torch_adapter  # noqa: E402
-from losstopo.paths import _path_batch, _path_params  # noqa: E402
+from losstopo.paths import MEASURE_GRID, _path_batch, _path_params, measure_grid  # noqa: E402
 
 
 def main():
@@ -44,8 +44,9 @@ def main():
         W = pb.points(C.astype(pb.coeffs.dtype), pb.t[1:-1])[0]
         t_grad = common.best_time(lambda: tl.loss_and_grad(W), repeat=2)
         t_step = common.best_time(lambda: pb.objective(C.astype(pb.coeffs.dtype)), repeat=2)
-        t_meas = common.best_time(lambda: pb.measure(C.astype(pb.coeffs.dtype), [], True),
-                                  repeat=1, warmup=0)
+        grid = measure_grid(tl)
+        t_meas = common.best_time(lambda: pb.measure(C.astype(pb.coeffs.dtype), [], True,
+                                                     **grid), repeat=1, warmup=0)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         rows.append([name, f"{t_grad:.2f} s", f"{t_step:.2f} s ({t_step / t_grad:.2f}x)",
                      f"{t_meas:.2f} s ({t_meas / t_grad:.2f}x)",
@@ -54,12 +55,15 @@ def main():
         ["network", f"loss+grad of {a.points - 2} points", "path step (x loss+grad)",
          "path measurement (x loss+grad)", "kept per sample", "peak RSS so far"], rows)
     body = (f"{source}, N = {a.n}, float32, M = {a.points} points, 10 modes; memory budget "
-            f"per call {tl.memory_mb:g} MiB.\n\n"
+            f"per call {tl.memory_mb:g} MiB; a path's maximum located as "
+            f"{measure_grid(tl)} (the native engine: {MEASURE_GRID}).\n\n"
             + table)
     print(body)
     if not a.no_append:
+        import torch
+
         common.append_results("bench_torch_paths: PyTorch adapter path costs", body,
-                              extra_modules=("torch",))
+                              extra_modules=(torch,))
 
 
 if __name__ == "__main__":

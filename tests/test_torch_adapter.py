@@ -207,3 +207,20 @@ def test_large_chunks_take_gradients_vector_by_vector():
     l2, g2 = ls.loss_and_grad(theta)
     np.testing.assert_allclose(l1, l2, rtol=1e-12)
     np.testing.assert_allclose(g1, g2, rtol=1e-10, atol=1e-14)
+
+
+def test_paths_on_a_torch_landscape_measure_like_the_native_engine():
+    # Same network both ways; the adapter locates the maximum on a coarser grid (its
+    # measure_grid), which finds the same refined barrier here to 1e-6.
+    from losstopo.paths import measure_grid
+
+    module, net, X, y = pair()
+    tl = TorchLandscape(module, X, y, dtype="float64")
+    ls = Landscape(net, X, y, dtype="float64")
+    assert measure_grid(tl)["factor"] < measure_grid(ls)["factor"] == 10
+    a, b = net.init(2, seed=3, dtype="float64")
+    kw = dict(n_points=10, n_modes=2, steps=3, lr=0.05, progress=False)
+    rt, rn = losstopo.find_path(tl, a, b, **kw), losstopo.find_path(ls, a, b, **kw)
+    np.testing.assert_allclose(rt.losses, rn.losses, rtol=1e-10)
+    assert rt.barrier_refined == pytest.approx(rn.barrier_refined, rel=1e-6)
+    assert rt.barrier_refined >= rt.barrier - 1e-12

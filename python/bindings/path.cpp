@@ -41,14 +41,15 @@ void bind_path(py::module_& m, const char* name) {
           py::arg("callback") = py::none())
       .def(
           "measure",
-          [](const PB& self, carray<T> C, std::vector<int64_t> rows, bool refine) {
+          [](const PB& self, carray<T> C, std::vector<int64_t> rows, bool refine, int factor,
+             int rounds, int per_round) {
             const int64_t n = rows.empty() ? self.size() : int64_t(rows.size());
             if (C.size() != n * self.n_modes() * self.dim())
               throw std::invalid_argument("coeffs: expected shape (R, n_modes, D)");
             PathMeasures m;
             {
               py::gil_scoped_release release;
-              m = self.measure(C.data(), rows, refine);
+              m = self.measure(C.data(), rows, refine, factor, rounds, per_round);
             }
             const int64_t M = self.n_points();
             py::dict d;
@@ -64,8 +65,11 @@ void bind_path(py::module_& m, const char* name) {
             return d;
           },
           py::arg("coeffs"), py::arg("rows") = std::vector<int64_t>{}, py::arg("refine") = true,
+          py::arg("factor") = 10, py::arg("rounds") = 3, py::arg("per_round") = 32,
           "Energies on the grid (and errors for a classifier), the straight line, and the "
-          "refined maxima of both; at most 5 engine calls per path.")
+          "refined maxima of both: a grid `factor` times finer, then `rounds` rounds of "
+          "`per_round` points around the highest point; at most 2 + rounds engine calls "
+          "per path.")
       .def(
           "points",
           [](const PB& self, carray<T> C, carray<double> t, std::vector<int64_t> rows) {

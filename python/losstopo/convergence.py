@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 
 from ._checks import check_int
-from .paths import _FIND_PATH_ARGS, _endpoint, _kind, _path_batch, _path_params, _results
+from .paths import (_FIND_PATH_ARGS, _endpoint, _kind, _path_batch, _path_params, _results,
+                    measure_grid)
 from .progress import Progress
 
 STEPS = (25, 50, 100, 200, 400)  # the budgets compared (the paper's is 100)
@@ -68,12 +69,13 @@ def path_convergence(landscape, A, B, steps=STEPS, reference: bool = True,
     try:
         pb.optimize(on_step)
         snaps[last] = pb.best_coeffs
+        grid = measure_grid(landscape)
         R = len(A)
         out = dict(steps=np.array(steps), barrier=np.full((R, len(steps)), np.nan),
                    barrier_refined=np.full((R, len(steps)), np.nan),
                    straight_barrier=np.full(R, np.nan), reference=np.full(R, np.nan))
         for i, k in enumerate(steps):
-            for r, res in enumerate(_results(pb, snaps[k], pb.history, p, True, 0)):
+            for r, res in enumerate(_results(pb, snaps[k], pb.history, p, True, 0, grid)):
                 out["barrier"][r, i] = res.barrier
                 out["barrier_refined"][r, i] = res.barrier_refined
                 out["straight_barrier"][r] = res.straight_barrier
@@ -81,7 +83,8 @@ def path_convergence(landscape, A, B, steps=STEPS, reference: bool = True,
             pm = params("minimax", last)
             pr = _path_batch(landscape, A, B, pm, kw["seed"])
             pr.optimize(lambda s: bar.set(last + s) or True)
-            for r, res in enumerate(_results(pr, pr.best_coeffs, pr.history, pm, True, 0)):
+            for r, res in enumerate(_results(pr, pr.best_coeffs, pr.history, pm, True, 0,
+                                             grid)):
                 out["reference"][r] = res.barrier_refined
     finally:
         bar.close()

@@ -11,7 +11,7 @@ import time
 import numpy as np
 
 from .landscape import Landscape
-from .paths import _path_batch, _path_params
+from .paths import _path_batch, _path_params, measure_grid
 from .progress import Progress
 from .study import SETS, network, path_files
 from .train import train
@@ -67,7 +67,8 @@ def calibrate(config: dict, train_ls: Landscape, test_ls: Landscape, runs: int =
         pb.objective(C, samples=batch)  # warm up
         out["path_step"] = _timed(lambda: [pb.objective(C, samples=batch) for _ in range(3)]) / 3
         bar.update(1)
-        out["path_measure"] = _timed(lambda: pb.measure(C, [], True))
+        grid = measure_grid(train_ls)
+        out["path_measure"] = _timed(lambda: pb.measure(C, [], True, **grid))
         bar.update(1)
     finally:
         bar.close()

@@ -162,13 +162,26 @@ class PathResult:
         params["steps"] = 0
         pb = _path_batch(landscape, self.path.a[None], self.path.b[None], params)
         coeffs = np.ascontiguousarray(self.path.coeffs, dtype=pb.coeffs.dtype)[None]
-        return _results(pb, coeffs, self.history[None], self.settings, refine, 0)[0]
+        return _results(pb, coeffs, self.history[None], self.settings, refine, 0,
+                        measure_grid(landscape))[0]
 
 
-def _results(pb, coeffs, history, settings, refine, evaluations) -> list:
+# How finely a path's maximum is located (PathBatch.measure): a grid `factor` times
+# finer than the path's, then `rounds` rounds of `per_round` points around the
+# highest point. A landscape may ask for a cheaper search through its own
+# ``measure_grid`` (the PyTorch adapter does: its passes are costly).
+MEASURE_GRID = dict(factor=10, rounds=3, per_round=32)
+
+
+def measure_grid(landscape) -> dict:
+    return dict(MEASURE_GRID, **(getattr(landscape, "measure_grid", None) or {}))
+
+
+def _results(pb, coeffs, history, settings, refine, evaluations, grid=None) -> list:
     """PathResults of the paths of ``pb`` with ``coeffs`` (R, K, D), measured in the core
-    (grid, straight line, refined maxima: at most 5 engine calls per path)."""
-    m = pb.measure(coeffs, [], refine)
+    (grid, straight line, refined maxima: at most 5 engine calls per path) with the
+    refinement ``grid`` (MEASURE_GRID when None)."""
+    m = pb.measure(coeffs, [], refine, **(grid or MEASURE_GRID))
     t = pb.t
     A, B = pb.endpoints
     out = []
@@ -407,7 +420,7 @@ def _find_paths(landscape, A, B, params: dict, refine: bool, seed: int, init_sca
         bar.close()
     out = []
     for j, res in enumerate(_results(pb, pb.best_coeffs, pb.history, None, refine,
-                                     int(pb.energy_points) // R)):
+                                     int(pb.energy_points) // R, measure_grid(landscape))):
         s = seed if seeds is None else seeds[j]
         res.settings = dict(params, seed=int(s), init_scale=float(init_scale))
         out.append(res)

@@ -238,11 +238,17 @@ def plot_convergence(sets: Dict[str, dict]) -> Figure:
     with its minimax reference dashed: name -> dict(steps, median, reference)."""
     fig = Figure(figsize=(5.5, 3.8))
     ax = fig.subplots()
+    steps = []
     for name, v in sets.items():
-        color = _color(name)
-        ax.plot(v["steps"], v["median"], "o-", lw=1.2, color=color, label=name)
-        ax.axhline(v["reference"], color=color, lw=0.9, ls="--")
-    ax.axvline(100, color="0.6", lw=0.8, ls=":")
-    ax.set_xscale("log", base=2)
-    return _finish(fig, ax, "Adam steps (dotted: the paper's 100)",
-                   "median barrier H (dashed: minimax reference)", "path convergence")
+        color, test = _color(name), name.endswith("test")
+        ax.plot(v["steps"], v["median"], "s--" if test else "o-", lw=1.2, color=color,
+                label=name)
+        ax.axhline(v["reference"], color=color, lw=0.9, ls=(0, (1, 3)) if test else ":")
+        steps = v["steps"]
+    ax.axvline(100, color="0.6", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_xticks(steps)
+    ax.set_xticklabels([str(k) for k in steps])
+    ax.minorticks_off()
+    return _finish(fig, ax, "Adam steps (grey: the paper's 100)",
+                   "median barrier H (dotted: minimax reference)", "path convergence")
