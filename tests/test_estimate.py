@@ -11,17 +11,17 @@ CAL = dict(sgd_epoch_per_run=2.0, lbfgs_iter_per_run=0.5, path_step=1.0, path_me
 
 def test_projection_arithmetic():
     c = make_config(data="synthetic", runs=8, keep=5, sgd_epochs=3, lbfgs_iters=10, pairs=8,
-                    path_steps=5)
+                    path_steps=5, converge_pairs=1, align_pairs=5)
     one = estimate.project(c, CAL, 1)
     assert one["sgd"] == pytest.approx(8 * 3 * 2.0)
     assert one["lbfgs"] == pytest.approx(8 * 10 * 0.5)
     # 4 training-landscape files at full cost, 2 test-landscape files at a quarter
     pair = 5 * 1.0 + 10.0
     assert one["paths"] == pytest.approx(8 * pair * (4 + 2 * 0.25))
-    # convergence (the quick preset: 1 pair per set): 2 x 400 full steps and 6 measures
+    # convergence (1 pair per set): 2 x 400 full steps and 6 measures
     assert one["converge"] == pytest.approx(4 * 1 * (2 * 400 * 1.0 + 6 * 10.0))
     assert estimate.project(dict(c, converge_pairs=None), CAL, 1)["converge"] == 0
-    # alignment (the quick preset: 5 pairs per set) on the training landscape
+    # alignment (5 pairs per set) on the training landscape
     assert one["align"] == pytest.approx(4 * 5 * pair)
     assert estimate.project(dict(c, align_pairs=0), CAL, 1)["align"] == 0
     assert one["total"] == pytest.approx(one["sgd"] + one["lbfgs"] + one["paths"]

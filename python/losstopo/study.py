@@ -36,7 +36,7 @@ PRESETS = {
     "quick": dict(n_train=5000, n_test=1000, runs=8, keep=6, sgd_epochs=30, lbfgs_iters=150,
                   lr=0.1, batch_size=64, pairs=5, n_points=20, n_modes=10, lam=1e-4,
                   path_lr=1e-3, path_steps=20, path_batch=None, train_group=None,
-                  converge_pairs=1, align_pairs=5, seed=0),
+                  converge_pairs=None, align_pairs=2, seed=0),
     # The paper's methods at a scale that tests its claims in under 45 minutes on a
     # 2-core CPU (README): 48 kept runs per optimizer (the paper's set size, which
     # kernel PCA needs), the full 10k test set and the paper's path settings; fewer
