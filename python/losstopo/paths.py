@@ -82,23 +82,31 @@ class FourierPath:
         W = W.astype(self.coeffs.dtype, copy=False)
         return W[0] if np.ndim(t) == 0 else W
 
+    def _steps(self, n: int, block: int = 64):
+        """The steps w(t_i+1) - w(t_i) between n equally spaced points, in blocks of
+        ``block`` points (so memory does not grow with n x D)."""
+        t = np.linspace(0.0, 1.0, n)
+        for s in range(0, n - 1, block):
+            W = self.at(t[s:min(n, s + block + 1)]).astype(np.float64)
+            yield np.diff(W, axis=0)
+
     def length(self, n: int = 1001) -> float:
         """Euclidean length, summed over n equally spaced points."""
-        W = self.at(np.linspace(0.0, 1.0, n)).astype(np.float64)
-        return float(np.linalg.norm(np.diff(W, axis=0), axis=1).sum())
+        return float(sum(np.linalg.norm(d, axis=1).sum() for d in self._steps(n)))
 
     def backtracking(self, n: int = 2001) -> float:
         """The fraction of the path's length that runs backwards, against the
         direction from a to b: 0 for a path that only ever advances, larger for one
         that loops back on itself."""
-        W = self.at(np.linspace(0.0, 1.0, n)).astype(np.float64)
-        d = np.diff(W, axis=0)
         u = (self.b - self.a).astype(np.float64)
-        step = np.linalg.norm(d, axis=1)
-        total = step.sum()
+        total = back = 0.0
+        for d in self._steps(n):
+            step = np.linalg.norm(d, axis=1)
+            total += step.sum()
+            back += step[d @ u < 0].sum()
         if total == 0 or not np.any(u):
             return 0.0
-        return float(step[d @ u < 0].sum() / total)
+        return float(back / total)
 
     def save(self, path) -> None:
         atomic_savez(path, dict(a=self.a, b=self.b, coeffs=self.coeffs,
