@@ -152,8 +152,8 @@ def test_a_study_written_before_the_later_settings_resumes(tmp_path):
     out = tmp_path / "s"
     assert cli.main(["train", "--out", str(out)] + TINY) == 0
     m = json.loads((out / "manifest.json").read_text())
-    for later in ("path_batch", "train_group"):
-        assert m["config"].pop(later) is None
+    for later, default in (("path_batch", None), ("train_group", None), ("curve", "fourier")):
+        assert m["config"].pop(later) == default
     assert m["config_hash"] == config_hash(m["config"])  # the hash an older release wrote
     (out / "manifest.json").write_text(json.dumps(m))
     assert cli.main(["train", "--out", str(out)] + TINY) == 0
@@ -226,3 +226,21 @@ def test_convergence_stage(tmp_path, monkeypatch):
     # The stage is done: a rerun does not repeat it.
     monkeypatch.setattr(convergence, "path_convergence", None)
     assert cli.main(["paths", "--out", str(out), "--quiet"]) == 0
+
+
+def test_study_with_another_curve_family(tmp_path):
+    out = tmp_path / "bezier"
+    assert cli.main(["reproduce", "--out", str(out), "--curve", "bezier"] + TINY) == 0
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["config"]["curve"] == "bezier"
+    assert "bezier curves with 10 coefficient vectors" in (out / "report.md").read_text()
+    d = np.load(out / "paths_SGD-train_train.npz")
+    assert np.isfinite(d["barrier"]).all()
+    # the paper's curve stays out of the configuration's hash: a fourier study's hash
+    # is the one it had before the setting existed
+    from losstopo.study import _study_hash
+
+    c = make_config(data="synthetic")
+    assert _study_hash(c) == _study_hash({k: v for k, v in c.items() if k != "curve"})
+    with pytest.raises(StudyError, match="curve"):
+        make_config(data="synthetic", curve="spline")

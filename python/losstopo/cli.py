@@ -107,7 +107,7 @@ def _study(args, stages):
                          converge_pairs=args.converge_pairs, align_pairs=args.align_pairs,
                          seed=args.seed)
         config = make_config(args.network or "fcp", args.preset, data=args.data,
-                             device=args.device, **overrides)
+                             device=args.device, curve=args.curve, **overrides)
     if getattr(args, "estimate", False):
         return _estimate(args, config)
     if args.cluster is None:
@@ -172,6 +172,9 @@ def _add_study_args(p, full: bool):
                    "runs nothing else")
     p.add_argument("--data", default="mnist", choices=["mnist", "synthetic"])
     p.add_argument("--device", default="cpu")
+    p.add_argument("--curve", default="fourier", choices=["fourier", "bezier", "polychain"],
+                   help="the paths' curve family (default: the paper's sine series); "
+                        "--path-steps and the modes apply to all")
     p.add_argument("--force", action="store_true",
                    help="start afresh when --out holds a study of another configuration")
     for name, help_ in (("runs", "runs per optimizer"), ("keep", "best runs kept per optimizer"),

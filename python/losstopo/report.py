@@ -59,6 +59,8 @@ def render_report(config: dict, results: dict) -> str:
         f"Adam lr {config['path_lr']} x {config['path_steps']} steps"
         + (f" on {config['path_batch']} samples drawn per step (barriers measured on all)"
            if config.get("path_batch") else "")
+        + (f", {config['curve']} curves with {config['n_modes']} coefficient vectors (not the "
+           "paper's sine series)" if config.get("curve", "fourier") != "fourier" else "")
         + f". losstopo {__version__}.")
     lines.append("")
     t1 = results.get("table1")

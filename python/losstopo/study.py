@@ -128,11 +128,12 @@ _INT = ("runs", "keep", "sgd_epochs", "lbfgs_iters", "batch_size", "pairs", "n_p
         "n_modes", "path_steps", "seed")
 _FLOAT = ("lr", "lam", "path_lr")
 _OPT_INT = ("n_train", "n_test", "path_batch", "train_group", "converge_pairs", "align_pairs")
-_STR = ("network", "preset", "data", "device")
+_STR = ("network", "preset", "data", "device", "curve")
 # Settings added after the first release, with the value that reproduces the studies
 # written before them: a manifest without them reads as that value, and a setting at
 # that value stays out of the configuration's hash, so those studies still resume.
-_LATER = dict(path_batch=None, train_group=None, converge_pairs=None, align_pairs=None)
+_LATER = dict(path_batch=None, train_group=None, converge_pairs=None, align_pairs=None,
+              curve="fourier")
 
 
 def _study_hash(cfg: dict) -> str:
@@ -162,7 +163,8 @@ def network(name: str):
     raise StudyError(f"network: expected one of {NETWORKS}, got {name!r}")
 
 
-def make_config(network_name="fcp", preset="quick", data="mnist", device="cpu", **overrides):
+def make_config(network_name="fcp", preset="quick", data="mnist", device="cpu",
+                curve="fourier", **overrides):
     if preset not in PRESETS:
         raise StudyError(f"preset: expected one of {tuple(PRESETS)}, got {preset!r}")
     network(network_name)  # validates
@@ -177,7 +179,7 @@ def make_config(network_name="fcp", preset="quick", data="mnist", device="cpu", 
         raise StudyError(f"keep: must lie in [1, runs={cfg['runs']}], got {cfg['keep']}")
     if cfg["keep"] < 2:
         raise StudyError("keep: need at least 2 solutions per set for paths")
-    cfg.update(network=network_name, preset=preset, data=data, device=device)
+    cfg.update(network=network_name, preset=preset, data=data, device=device, curve=curve)
     _check_config(cfg, "configuration")
     return cfg
 
@@ -204,6 +206,10 @@ def _check_config(cfg, where: str) -> None:
     if bad:
         raise StudyError(f"{where}: settings of the wrong type: "
                          + ", ".join(f"{k}={cfg[k]!r}" for k in bad))
+    from .paths import CURVES
+
+    if cfg["curve"] not in CURVES:
+        raise StudyError(f"{where}: curve must be one of {CURVES}, got {cfg['curve']!r}")
     for k in _OPT_INT:
         low = 0 if k in ("converge_pairs", "align_pairs") else 1  # 0: no such stage
         if cfg[k] is not None and cfg[k] < low:
@@ -671,6 +677,7 @@ class Study:
                 self._load_paths(fname)
         train_ls, test_ls = self.landscapes()
         kw = dict(n_points=c["n_points"], n_modes=c["n_modes"], lam=c["lam"], lr=c["path_lr"],
+                  curve=c["curve"],
                   steps=c["path_steps"], refine=True)
         summary = {}
         for name, lname, fname in path_files():
@@ -735,7 +742,7 @@ class Study:
             th = sets[name]
             res = path_convergence(train_ls, th[idx[:, 0]], th[idx[:, 1]], steps=STEPS,
                                    n_points=c["n_points"], n_modes=c["n_modes"], lam=c["lam"],
-                                   lr=c["path_lr"], progress=not self.quiet)
+                                   lr=c["path_lr"], curve=c["curve"], progress=not self.quiet)
             key = name.replace("-", "_")
             for k in ("barrier", "barrier_refined", "reference", "straight_barrier"):
                 arrays[f"{key}__{k}"] = res[k]
@@ -766,6 +773,7 @@ class Study:
         sets = self.sets()
         train_ls, _ = self.landscapes()
         kw = dict(n_points=c["n_points"], n_modes=c["n_modes"], lam=c["lam"], lr=c["path_lr"],
+                  curve=c["curve"],
                   steps=c["path_steps"], refine=True)
         if c["path_batch"] is not None and c["path_batch"] < train_ls.num_samples:
             kw["batch_size"] = c["path_batch"]
