@@ -666,6 +666,17 @@ class Study:
 
         return self._load(fname, "paths", check)
 
+    def _path_kwargs(self, ls) -> dict:
+        """The path settings of the configuration for barrier_matrix on ``ls``.
+        Stochastic steps draw path_batch samples; a landscape with no more samples than
+        that runs every step on all of them."""
+        c = self.config
+        kw = dict(n_points=c["n_points"], n_modes=c["n_modes"], lam=c["lam"], lr=c["path_lr"],
+                  curve=c["curve"], steps=c["path_steps"], refine=True)
+        if c["path_batch"] is not None and c["path_batch"] < ls.num_samples:
+            kw["batch_size"] = c["path_batch"]
+        return kw
+
     def stage_paths(self):
         if self.done("paths"):
             self.log.info("paths: done already")
@@ -676,18 +687,10 @@ class Study:
             if os.path.exists(self.path(fname)):
                 self._load_paths(fname)
         train_ls, test_ls = self.landscapes()
-        kw = dict(n_points=c["n_points"], n_modes=c["n_modes"], lam=c["lam"], lr=c["path_lr"],
-                  curve=c["curve"],
-                  steps=c["path_steps"], refine=True)
         summary = {}
         for name, lname, fname in path_files():
             ls = train_ls if lname == "train" else test_ls
-            # Stochastic steps draw path_batch samples; a landscape with no more samples
-            # than that runs every step on all of them.
-            if c["path_batch"] is not None and c["path_batch"] < ls.num_samples:
-                kw["batch_size"] = c["path_batch"]
-            else:
-                kw.pop("batch_size", None)
+            kw = self._path_kwargs(ls)
             key = f"{name}@{lname}"
             self.log.info("paths: %s, %s pairs on the %s landscape", name, c["pairs"], lname)
             self._own(fname)
@@ -772,11 +775,7 @@ class Study:
             return
         sets = self.sets()
         train_ls, _ = self.landscapes()
-        kw = dict(n_points=c["n_points"], n_modes=c["n_modes"], lam=c["lam"], lr=c["path_lr"],
-                  curve=c["curve"],
-                  steps=c["path_steps"], refine=True)
-        if c["path_batch"] is not None and c["path_batch"] < train_ls.num_samples:
-            kw["batch_size"] = c["path_batch"]
+        kw = self._path_kwargs(train_ls)
         summary = {}
         for name in SETS:
             plain = self._load_paths(f"paths_{name}_train.npz")
