@@ -5,6 +5,8 @@ objectives side by side."""
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from .analytic import toy_gaussians
@@ -66,25 +68,33 @@ def objective_paths() -> dict:
 FAMILIES = (("fourier", 10), ("bezier", 10), ("polychain", 10), ("bezier", 1))
 
 
-def curve_families() -> dict:
-    """The barrier each curve family finds on the toy landscape and on Muller-Brown
-    (x 0.01), with the paper's sum objective and with minimax, beside the known
-    saddle: {landscape: {"saddle": v, "rows": [dict(curve, K, objective, barrier)]}}."""
+def curve_cases() -> dict:
+    """The 2-D landscapes the curve families are compared on: {name: (landscape,
+    known saddle value, path settings)}."""
     from .analytic import muller_brown
 
-    cases = {
+    return {
         "toy": (toy_gaussians(), 0.6242, dict(n_points=100, lam=10.0, lr=0.01, steps=300)),
         "Muller-Brown x 0.01": (muller_brown(scale=0.01), -0.4066,
                                 dict(n_points=60, lam=0.1, lr=0.02, steps=500)),
     }
+
+
+def curve_families() -> dict:
+    """The barrier each curve family finds on the toy landscape and on Muller-Brown
+    (x 0.01), with the paper's sum objective and with minimax, beside the known
+    saddle: {landscape: {"saddle": v, "settings": kw, "rows": [dict(curve, K,
+    objective, barrier, seconds)]}}."""
     out = {}
-    for name, (ls, saddle, kw) in cases.items():
+    for name, (ls, saddle, kw) in curve_cases().items():
         rows = []
         for objective in ("sum", "minimax"):
             for curve, K in FAMILIES:
+                t = time.perf_counter()
                 r = find_path(ls, *ls.endpoints, curve=curve, n_modes=K, objective=objective,
                               progress=False, **kw)
                 rows.append(dict(curve=curve, K=K, objective=objective,
-                                 barrier=float(r.barrier_refined)))
-        out[name] = dict(saddle=saddle, rows=rows)
+                                 barrier=float(r.barrier_refined),
+                                 seconds=time.perf_counter() - t))
+        out[name] = dict(saddle=saddle, settings=kw, rows=rows)
     return out
