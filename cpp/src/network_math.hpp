@@ -70,6 +70,22 @@ LOSSTOPO_HD T derivative(T a) {
   }
 }
 
+// act''(z) / act'(z) expressed through the output a = act(z): what the R-operator
+// (Hessian-vector products) needs, since d(act'(z)) = act'(z) * ratio * dz. Zero
+// where act'' vanishes (identity; ReLU almost everywhere).
+template <Activation A, typename T>
+LOSSTOPO_HD T curvature_ratio(T a) {
+  if constexpr (A == Activation::Softplus) {  // sigma'(z) / sigma(z) = 1 - sigma(z)
+    return exp_(-a);
+  } else if constexpr (A == Activation::Tanh) {
+    return T(-2) * a;
+  } else if constexpr (A == Activation::Sigmoid) {
+    return T(1) - T(2) * a;
+  } else {
+    return T(0);
+  }
+}
+
 // Calls f(std::integral_constant-like tag) with the activation as a compile-time
 // value, so a loop inside f is compiled once per activation (no switch per element).
 template <Activation A>
@@ -150,6 +166,47 @@ LOSSTOPO_HD double row_loss(Loss loss, Activation act, const T* o, int k, int32_
     if (d) d[j] = T(2) * r * scale * derivative(act, a);
   }
   return s;
+}
+
+template <typename T>
+LOSSTOPO_HD T curvature_ratio(Activation a, T out) {
+  switch (a) {
+    case Activation::Softplus: return curvature_ratio<Activation::Softplus>(out);
+    case Activation::Tanh: return curvature_ratio<Activation::Tanh>(out);
+    case Activation::Sigmoid: return curvature_ratio<Activation::Sigmoid>(out);
+    default: return T(0);
+  }
+}
+
+// The directional derivative (R-operator) of row_loss's delta: o (k values, after
+// the output activation `act`), d its delta as row_loss wrote it (scale included),
+// rz the directional derivative of the output's pre-activations; writes rd. The
+// loss's Hessian with respect to o is diag(p) - p p^T (softmax p) for the
+// cross-entropy and 2 I for the squared error.
+template <typename T>
+LOSSTOPO_HD void row_loss_rop(Loss loss, Activation act, const T* o, int k, const T* d,
+                              const T* rz, T* rd, T scale) {
+  if (loss == Loss::CrossEntropy) {
+    T m = o[0];
+    for (int j = 1; j < k; ++j) m = o[j] > m ? o[j] : m;
+    double s = 0.0, pr = 0.0;
+    for (int j = 0; j < k; ++j) {
+      const double e = double(exp_(o[j] - m));
+      s += e;
+      pr += e * double(derivative(act, o[j]) * rz[j]);
+    }
+    pr /= s;  // p . R{o}
+    for (int j = 0; j < k; ++j) {
+      const T f1 = derivative(act, o[j]);
+      const T p = T(double(exp_(o[j] - m)) / s);
+      rd[j] = scale * p * (f1 * rz[j] - T(pr)) * f1 + d[j] * curvature_ratio(act, o[j]) * rz[j];
+    }
+    return;
+  }
+  for (int j = 0; j < k; ++j) {
+    const T f1 = derivative(act, o[j]);
+    rd[j] = scale * T(2) * f1 * f1 * rz[j] + d[j] * curvature_ratio(act, o[j]) * rz[j];
+  }
 }
 
 // The factor turning summed row losses into the mean loss: 1/N for cross-entropy,

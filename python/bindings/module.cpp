@@ -63,6 +63,39 @@ void bind_objective(py::module_& m) {
           py::arg("x"), py::arg("d"), py::arg("lines"), py::arg("u"), py::arg("grad") = false,
           "Losses (and with grad, gradients) at x[l] - u d[l] through the prepared-lines "
           "capability.")
+      .def_property_readonly("offers_hessian_vector", &OB::offers_hessian_vector)
+      .def(
+          "hessian_vector",
+          [](const OB& self, carray<T> theta, carray<T> v, bool grad,
+             std::optional<carray<int64_t>> samples) {
+            check_theta(self, theta);
+            const int64_t D = self.num_params(), Pt = theta.shape(0);
+            if (v.ndim() != 2 || v.shape(1) != D || v.shape(0) < 1)
+              throw std::invalid_argument("v: expected shape (P, " + std::to_string(D) + ")");
+            const int64_t P = v.shape(0);
+            if (Pt != 1 && Pt != P)
+              throw std::invalid_argument("theta: expected 1 or " + std::to_string(P) +
+                                          " rows (one per direction), got " +
+                                          std::to_string(Pt));
+            if (samples && samples->ndim() != 1)
+              throw std::invalid_argument("samples: expected a 1-D index array");
+            if (!self.offers_hessian_vector())
+              throw std::invalid_argument("hessian_vector: not offered by this objective");
+            carray<T> hv({P, D}), loss(Pt);
+            carray<T> g(std::vector<py::ssize_t>{grad ? Pt : 0, D});
+            {
+              py::gil_scoped_release release;
+              self.hessian_vector(theta.data(), Pt, v.data(), P, hv.mutable_data(),
+                                  loss.mutable_data(), grad ? g.mutable_data() : nullptr,
+                                  samples ? samples->data() : nullptr,
+                                  samples ? samples->shape(0) : 0);
+            }
+            return py::make_tuple(loss, grad ? py::object(g) : py::object(py::none()), hv);
+          },
+          py::arg("theta"), py::arg("v"), py::arg("grad") = false,
+          py::arg("samples") = py::none(),
+          "Exact Hessian-vector products: (loss (Pt), grad (Pt, D) or None, hv (P, D)) with "
+          "hv[p] = H(theta[q]) v[p], theta (Pt, D) with Pt = 1 or P.")
       .def(
           "evaluate_combination",
           [](const OB& self, carray<T> V, carray<int32_t> index, carray<T> coef,

@@ -122,6 +122,14 @@ class Landscape final : public Objective<T> {
                             const int64_t* samples = nullptr,
                             int64_t n_samples = 0) const override;
 
+  // Exact Hessian-vector products by the R-operator (hessian.cpp): see
+  // Objective::hessian_vector. One point and many directions shares the forward and
+  // the plain backward pass between the directions.
+  bool offers_hessian_vector() const override { return true; }
+  void hessian_vector(const T* theta, int64_t Pt, const T* v, int64_t P, T* hv,
+                      T* loss = nullptr, T* grad = nullptr, const int64_t* samples = nullptr,
+                      int64_t n_samples = 0) const override;
+
   // Chunk size evaluate() uses for P vectors.
   int64_t chunk_size(int64_t P) const;
 

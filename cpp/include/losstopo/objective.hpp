@@ -5,6 +5,7 @@
 //    work done once per line (line_evaluator());
 //  - basis combinations: points that are combinations of a few basis vectors (the
 //    points of a path) from work done once per basis vector (evaluate_combination());
+//  - exact Hessian-vector products, batched over directions (hessian_vector());
 //  - whole SGD epochs where the objective's data live (run_sgd_epoch()), so that a
 //    GPU keeps the parameters for a whole epoch instead of exchanging them each step.
 // Every consumer (Trainer, BatchLBFGS, PathBatch, the bindings) asks these methods;
@@ -78,6 +79,21 @@ class Objective {
     (void)points, (void)P, (void)V, (void)Q, (void)index, (void)coef, (void)nnz, (void)loss,
         (void)proj, (void)K, (void)proj_grad, (void)samples, (void)n_samples;
     throw std::logic_error("evaluate_combination: not offered by this objective");
+  }
+
+  // Capability: exact Hessian-vector products. hv (P, D): row p is H(theta_q) v_p,
+  // the Hessian of the mean loss at theta_q times direction v_p, with theta (Pt, D)
+  // and Pt = 1 (one point, P directions) or Pt = P (q = p); with loss (Pt) and grad
+  // (Pt, D) not null, also the loss and gradient at theta. Over all samples or the
+  // n_samples indices in samples. Offered when offers_hessian_vector() is true; the
+  // default throws std::logic_error.
+  virtual bool offers_hessian_vector() const { return false; }
+  virtual void hessian_vector(const T* theta, int64_t Pt, const T* v, int64_t P, T* hv,
+                              T* loss = nullptr, T* grad = nullptr,
+                              const int64_t* samples = nullptr, int64_t n_samples = 0) const {
+    (void)theta, (void)Pt, (void)v, (void)P, (void)hv, (void)loss, (void)grad, (void)samples,
+        (void)n_samples;
+    throw std::logic_error("hessian_vector: not offered by this objective");
   }
 
   // Capability: one epoch of minibatch SGD for the runs r with active[r] set, in

@@ -1,0 +1,386 @@
+// Exact Hessian-vector products of the CPU engine: Pearlmutter's R-operator carried
+// through the forward and the backward pass of the MLP, batched over P directions.
+//
+// With one point theta and P directions (the common case: Lanczos blocks,
+// Hutchinson probes) the forward pass and the plain backward pass run once per
+// chunk; only the directional parts run per direction. The first layer's input is
+// shared, so its two products per chunk (X V1^T forward, R{delta1}^T X backward)
+// are single large GEMMs over all directions, as in Landscape::evaluate. Chunks are
+// split statically over threads and summed in a fixed order: results are bitwise
+// reproducible for a given thread count and chunk size.
+//
+// Per layer l (a_{-1} = X, R{X} = 0):
+//   z_l = a_{l-1} W_l^T + b_l,          a_l = f(z_l)
+//   R z_l = R a_{l-1} W_l^T + a_{l-1} V_l^T + vb_l,  R a_l = f'(z_l) R z_l
+//   delta_{l-1} = (delta_l W_l) f'(z_{l-1})
+//   R delta_{l-1} = (R delta_l W_l + delta_l V_l) f'(z_{l-1})
+//                   + delta_{l-1} (f''/f')(z_{l-1}) R z_{l-1}
+//   (H v)_{W_l} = R delta_l^T a_{l-1} + delta_l^T R a_{l-1},  (H v)_{b_l} = sum R delta_l
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "blas.hpp"
+#include "losstopo/landscape.hpp"
+#include "network_math.hpp"
+
+namespace losstopo {
+
+namespace {
+
+// A (rows x cols) block of a row-major buffer with leading dimension ld.
+template <typename T>
+struct View {
+  T* p;
+  int64_t ld;
+  T* row(int64_t i) const { return p + i * ld; }
+};
+
+// x = act(x) for a block.
+template <typename T>
+void activate_block(Activation a, View<T> x, int rows, int cols) {
+  math::dispatch(a, [&](auto tag) {
+    constexpr Activation A = decltype(tag)::value;
+    if constexpr (A != Activation::Identity)
+      for (int i = 0; i < rows; ++i) {
+        T* r = x.row(i);
+        for (int j = 0; j < cols; ++j) r[j] = math::activate<A>(r[j]);
+      }
+  });
+}
+
+// d *= act'(a) elementwise (a after the activation).
+template <typename T>
+void times_derivative(Activation act, View<T> a, View<T> d, int rows, int cols) {
+  math::dispatch(act, [&](auto tag) {
+    constexpr Activation A = decltype(tag)::value;
+    if constexpr (A != Activation::Identity)
+      for (int i = 0; i < rows; ++i) {
+        const T* ar = a.row(i);
+        T* dr = d.row(i);
+        for (int j = 0; j < cols; ++j) dr[j] *= math::derivative<A>(ar[j]);
+      }
+  });
+}
+
+// ra = act'(a) rz, or with delta: rd = rd act'(a) + delta ratio(a) rz (the R-operator
+// of delta_{l-1}; rd holds R delta_l W_l + delta_l V_l on entry).
+template <typename T>
+void r_activation(Activation act, View<T> a, View<T> rz, View<T> out, const View<T>* delta,
+                  int rows, int cols) {
+  math::dispatch(act, [&](auto tag) {
+    constexpr Activation A = decltype(tag)::value;
+    for (int i = 0; i < rows; ++i) {
+      const T* ar = a.row(i);
+      const T* zr = rz.row(i);
+      T* o = out.row(i);
+      if (!delta) {
+        for (int j = 0; j < cols; ++j) o[j] = math::derivative<A>(ar[j]) * zr[j];
+      } else {
+        const T* dr = delta->row(i);
+        for (int j = 0; j < cols; ++j)
+          o[j] = o[j] * math::derivative<A>(ar[j]) +
+                 dr[j] * math::curvature_ratio<A>(ar[j]) * zr[j];
+      }
+    }
+  });
+}
+
+template <typename T>
+void add_bias(View<T> c, int rows, int cols, const T* b) {
+  for (int i = 0; i < rows; ++i) {
+    T* r = c.row(i);
+    for (int j = 0; j < cols; ++j) r[j] += b[j];
+  }
+}
+
+template <typename T>
+void add_column_sums(View<T> d, int rows, int cols, T* g) {
+  for (int i = 0; i < rows; ++i) {
+    const T* r = d.row(i);
+    for (int j = 0; j < cols; ++j) g[j] += r[j];
+  }
+}
+
+// C (m x n) += or = op(A) op(B) on views.
+template <typename T>
+void gemm(blas::Trans ta, blas::Trans tb, int m, int n, int k, View<T> a, View<T> b, T beta,
+          View<T> c) {
+  blas::gemm(ta, tb, m, n, k, T(1), a.p, int(a.ld), b.p, int(b.ld), beta, c.p, int(c.ld));
+}
+
+// One thread's buffers.
+template <typename T>
+struct HvpWork {
+  std::vector<T> xbuf, tbuf;
+  std::vector<int32_t> ybuf;
+  std::vector<T> A1, D1;                    // (C, Pt*h1): first-layer outputs, deltas
+  std::vector<T> RZ1, RA1, RD1;             // (C, P*h1): their directional derivatives
+  std::vector<std::vector<T>> acts, delta;  // layer l >= 1: (Pt, C, h_{l+1})
+  std::vector<std::vector<T>> rz, ra, rd;   // layer l >= 1: (C, h_{l+1}), one direction
+  std::vector<T> hv, g;                     // (P, D), (Pt, D) without the first weights
+  std::vector<T> hw1, gw1;                  // (P*h1, d0), (Pt*h1, d0)
+  std::vector<double> loss;                 // (Pt)
+};
+
+}  // namespace
+
+template <typename T>
+void Landscape<T>::hessian_vector(const T* theta, int64_t Pt, const T* v, int64_t P, T* hv_out,
+                                  T* loss_out, T* grad_out, const int64_t* samples,
+                                  int64_t n_samples) const {
+  check_call(theta, Pt, samples, n_samples);
+  math::check_vectors(v, P, spec_.sizes[1]);
+  if (Pt != 1 && Pt != P)
+    throw std::invalid_argument("theta: expected one point or one per direction (" +
+                                std::to_string(P) + "), got " + std::to_string(Pt));
+  if (!hv_out) throw std::invalid_argument("hv: need an output array");
+  const MLPSpec& s = spec_;
+  const int L = s.num_layers(), d0 = s.sizes[0], h1 = s.sizes[1], dout = s.sizes.back();
+  const int64_t D = num_params_, W1 = int64_t(h1) * d0, R1 = D - W1;
+  const int64_t N = samples ? n_samples : n_;
+  const bool want_grad = grad_out != nullptr;
+  const bool mse_on_input = s.loss == Loss::MSE && targets_.empty();
+  const T scale = T(math::mean_factor(s, N));
+  std::vector<int64_t> woff(L), boff(L);
+  for (int l = 0; l < L; ++l) {
+    woff[l] = s.weight_offset(l);
+    boff[l] = s.bias ? s.bias_offset(l) : 0;
+  }
+  // The first layers gathered: theta's (Pt*h1, d0) and the directions' (P*h1, d0).
+  std::vector<T> w1t(Pt * W1), v1(P * W1), b1t, vb1;
+  for (int64_t p = 0; p < Pt; ++p) std::memcpy(&w1t[p * W1], theta + p * D, sizeof(T) * W1);
+  for (int64_t p = 0; p < P; ++p) std::memcpy(&v1[p * W1], v + p * D, sizeof(T) * W1);
+  if (s.bias) {
+    b1t.resize(Pt * h1);
+    vb1.resize(P * h1);
+    for (int64_t p = 0; p < Pt; ++p)
+      std::memcpy(&b1t[p * h1], theta + p * D + boff[0], sizeof(T) * h1);
+    for (int64_t p = 0; p < P; ++p) std::memcpy(&vb1[p * h1], v + p * D + boff[0], sizeof(T) * h1);
+  }
+
+  int nt = options_.threads > 0 ? options_.threads : omp_get_max_threads();
+  int64_t C = std::min<int64_t>(options_.chunk > 0 ? options_.chunk : chunk_size(P + Pt), N);
+  if (options_.chunk <= 0) {  // a multiple of nt chunks of nearly equal size
+    int64_t k = (N + C - 1) / C;
+    k = std::min<int64_t>(N, (k + nt - 1) / nt * nt);
+    C = (N + k - 1) / k;
+  }
+  const int64_t nchunks = (N + C - 1) / C;
+  nt = int(std::max<int64_t>(1, std::min<int64_t>(nt, nchunks)));
+  const int64_t wt = Pt * h1, wp = P * h1;
+
+  std::vector<HvpWork<T>> work(nt);
+  for (auto& w : work) {
+    if (samples) {
+      w.xbuf.resize(C * d0);
+      if (!labels_.empty()) w.ybuf.resize(C);
+      if (!targets_.empty()) w.tbuf.resize(C * dout);
+    }
+    w.A1.resize(C * wt);
+    w.D1.resize(C * wt);
+    w.RZ1.resize(C * wp);
+    w.RA1.resize(C * wp);
+    w.RD1.resize(C * wp);
+    w.acts.resize(L);
+    w.delta.resize(L);
+    w.rz.resize(L);
+    w.ra.resize(L);
+    w.rd.resize(L);
+    for (int l = 1; l < L; ++l) {
+      const int64_t out = s.sizes[l + 1];
+      w.acts[l].resize(Pt * C * out);
+      w.delta[l].resize(Pt * C * out);
+      w.rz[l].resize(C * out);
+      w.ra[l].resize(C * out);
+      w.rd[l].resize(C * out);
+    }
+    w.hv.assign(P * R1, T(0));
+    w.hw1.resize(wp * d0);
+    if (want_grad) {
+      w.g.assign(Pt * R1, T(0));
+      w.gw1.resize(wt * d0);
+    }
+    w.loss.assign(Pt, 0.0);
+  }
+
+  auto run = [&](int64_t c_begin, int64_t c_end, HvpWork<T>& w) {
+    for (int64_t c = c_begin; c < c_end; ++c) {
+      const int64_t r0 = c * C;
+      const int nc = int(std::min<int64_t>(C, N - r0));
+      const T* xc = X_.data() + r0 * d0;
+      const int32_t* yc = labels_.empty() ? nullptr : labels_.data() + r0;
+      const T* tc = targets_.empty() ? nullptr : targets_.data() + r0 * dout;
+      if (samples) {
+        for (int i = 0; i < nc; ++i) {
+          const int64_t k = samples[r0 + i];
+          std::memcpy(&w.xbuf[int64_t(i) * d0], X_.data() + k * d0, sizeof(T) * d0);
+          if (yc) w.ybuf[i] = labels_[k];
+          if (tc) std::memcpy(&w.tbuf[int64_t(i) * dout], targets_.data() + k * dout,
+                              sizeof(T) * dout);
+        }
+        xc = w.xbuf.data();
+        if (yc) yc = w.ybuf.data();
+        if (tc) tc = w.tbuf.data();
+      }
+      if (mse_on_input) tc = xc;
+      const int64_t ld_t = mse_on_input ? d0 : dout;
+      const View<T> X{const_cast<T*>(xc), d0};
+
+      // Views of layer l for point q (acts, deltas) and of the current direction.
+      auto act = [&](int l, int64_t q) {
+        return l == 0 ? View<T>{w.A1.data() + q * h1, wt}
+                      : View<T>{w.acts[l].data() + q * C * s.sizes[l + 1], s.sizes[l + 1]};
+      };
+      auto del = [&](int l, int64_t q) {
+        return l == 0 ? View<T>{w.D1.data() + q * h1, wt}
+                      : View<T>{w.delta[l].data() + q * C * s.sizes[l + 1], s.sizes[l + 1]};
+      };
+      auto rview = [&](std::vector<T>& first, std::vector<std::vector<T>>& later, int l,
+                       int64_t p) {
+        return l == 0 ? View<T>{first.data() + p * h1, wp}
+                      : View<T>{later[l].data(), s.sizes[l + 1]};
+      };
+      auto weights = [&](const T* vec, int l) {
+        return View<T>{const_cast<T*>(vec + woff[l]), s.sizes[l]};
+      };
+
+      // Forward, loss and plain backward once per point.
+      gemm(blas::N, blas::T, nc, int(wt), d0, X, View<T>{w1t.data(), d0}, T(0),
+           View<T>{w.A1.data(), wt});
+      if (s.bias) add_bias(View<T>{w.A1.data(), wt}, nc, int(wt), b1t.data());
+      activate_block(s.activation(0), View<T>{w.A1.data(), wt}, nc, int(wt));
+      for (int64_t q = 0; q < Pt; ++q) {
+        const T* th = theta + q * D;
+        for (int l = 1; l < L; ++l) {
+          const View<T> z = act(l, q);
+          gemm(blas::N, blas::T, nc, s.sizes[l + 1], s.sizes[l], act(l - 1, q), weights(th, l),
+               T(0), z);
+          if (s.bias) add_bias(z, nc, s.sizes[l + 1], th + boff[l]);
+          activate_block(s.activation(l), z, nc, s.sizes[l + 1]);
+        }
+        const View<T> o = act(L - 1, q), d = del(L - 1, q);
+        double total = 0.0;
+        for (int i = 0; i < nc; ++i) {
+          bool ok = false;
+          total += math::row_loss(s.loss, s.output, o.row(i), dout, yc ? yc[i] : 0,
+                                  tc ? tc + int64_t(i) * ld_t : nullptr, d.row(i), scale,
+                                  static_cast<T*>(nullptr), &ok);
+        }
+        w.loss[q] += total;
+        T* g = want_grad ? w.g.data() + q * R1 : nullptr;
+        for (int l = L - 1; l >= 1; --l) {
+          const int in = s.sizes[l], out = s.sizes[l + 1];
+          if (g) {
+            gemm(blas::T, blas::N, out, in, nc, del(l, q), act(l - 1, q), T(1),
+                 View<T>{g + woff[l] - W1, in});
+            if (s.bias) add_column_sums(del(l, q), nc, out, g + boff[l] - W1);
+          }
+          gemm(blas::N, blas::N, nc, in, out, del(l, q), weights(th, l), T(0), del(l - 1, q));
+          times_derivative(s.activation(l - 1), act(l - 1, q), del(l - 1, q), nc, in);
+        }
+        if (g && s.bias) add_column_sums(del(0, q), nc, h1, g + boff[0] - W1);
+      }
+      if (want_grad)
+        gemm(blas::T, blas::N, int(wt), d0, nc, View<T>{w.D1.data(), wt}, X,
+             c == c_begin ? T(0) : T(1), View<T>{w.gw1.data(), d0});
+
+      // The directional derivatives, one direction at a time after the shared product.
+      gemm(blas::N, blas::T, nc, int(wp), d0, X, View<T>{v1.data(), d0}, T(0),
+           View<T>{w.RZ1.data(), wp});
+      if (s.bias) add_bias(View<T>{w.RZ1.data(), wp}, nc, int(wp), vb1.data());
+      for (int64_t p = 0; p < P; ++p) {
+        const int64_t q = Pt == 1 ? 0 : p;
+        const T* th = theta + q * D;
+        const T* vp = v + p * D;
+        r_activation(s.activation(0), act(0, q), rview(w.RZ1, w.rz, 0, p),
+                     rview(w.RA1, w.ra, 0, p), static_cast<const View<T>*>(nullptr), nc, h1);
+        for (int l = 1; l < L; ++l) {
+          const int in = s.sizes[l], out = s.sizes[l + 1];
+          const View<T> rz = rview(w.RZ1, w.rz, l, p);
+          gemm(blas::N, blas::T, nc, out, in, rview(w.RA1, w.ra, l - 1, p), weights(th, l), T(0),
+               rz);
+          gemm(blas::N, blas::T, nc, out, in, act(l - 1, q), weights(vp, l), T(1), rz);
+          if (s.bias) add_bias(rz, nc, out, vp + boff[l]);
+          r_activation(s.activation(l), act(l, q), rz, rview(w.RA1, w.ra, l, p),
+                       static_cast<const View<T>*>(nullptr), nc, out);
+        }
+        {
+          const View<T> o = act(L - 1, q), d = del(L - 1, q);
+          const View<T> rz = rview(w.RZ1, w.rz, L - 1, p), rd = rview(w.RD1, w.rd, L - 1, p);
+          for (int i = 0; i < nc; ++i)
+            math::row_loss_rop(s.loss, s.output, o.row(i), dout, d.row(i), rz.row(i), rd.row(i),
+                               scale);
+        }
+        T* h = w.hv.data() + p * R1;
+        for (int l = L - 1; l >= 1; --l) {
+          const int in = s.sizes[l], out = s.sizes[l + 1];
+          const View<T> rd = rview(w.RD1, w.rd, l, p), d = del(l, q);
+          const View<T> hw{h + woff[l] - W1, in};
+          gemm(blas::T, blas::N, out, in, nc, rd, act(l - 1, q), T(1), hw);
+          gemm(blas::T, blas::N, out, in, nc, d, rview(w.RA1, w.ra, l - 1, p), T(1), hw);
+          if (s.bias) add_column_sums(rd, nc, out, h + boff[l] - W1);
+          const View<T> rprev = rview(w.RD1, w.rd, l - 1, p);
+          gemm(blas::N, blas::N, nc, in, out, rd, weights(th, l), T(0), rprev);
+          gemm(blas::N, blas::N, nc, in, out, d, weights(vp, l), T(1), rprev);
+          const View<T> dprev = del(l - 1, q);
+          r_activation(s.activation(l - 1), act(l - 1, q), rview(w.RZ1, w.rz, l - 1, p), rprev,
+                       &dprev, nc, in);
+        }
+        if (s.bias) add_column_sums(rview(w.RD1, w.rd, 0, p), nc, h1, h + boff[0] - W1);
+      }
+      gemm(blas::T, blas::N, int(wp), d0, nc, View<T>{w.RD1.data(), wp}, X,
+           c == c_begin ? T(0) : T(1), View<T>{w.hw1.data(), d0});
+    }
+  };
+  {
+    blas::SingleThreaded single_threaded_blas;
+#pragma omp parallel num_threads(nt)
+    {
+      const int t = omp_get_thread_num();
+      run(nchunks * t / nt, nchunks * (t + 1) / nt, work[t]);
+    }
+  }
+  // Sums over the threads in a fixed order.
+  auto reduce = [&](int64_t rows, T* out, std::vector<T> HvpWork<T>::*first,
+                    std::vector<T> HvpWork<T>::*rest) {
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int64_t p = 0; p < rows; ++p) {
+      T* o = out + p * D;
+      for (int64_t i = 0; i < W1; ++i) {
+        T x = T(0);
+        for (int t = 0; t < nt; ++t) x += (work[t].*first)[p * W1 + i];
+        o[i] = x;
+      }
+      for (int64_t i = 0; i < R1; ++i) {
+        T x = T(0);
+        for (int t = 0; t < nt; ++t) x += (work[t].*rest)[p * R1 + i];
+        o[W1 + i] = x;
+      }
+    }
+  };
+  reduce(P, hv_out, &HvpWork<T>::hw1, &HvpWork<T>::hv);
+  if (want_grad) reduce(Pt, grad_out, &HvpWork<T>::gw1, &HvpWork<T>::g);
+  if (loss_out) {
+    const double inv = math::mean_factor(s, N);
+    for (int64_t q = 0; q < Pt; ++q) {
+      double x = 0.0;
+      for (int t = 0; t < nt; ++t) x += work[t].loss[q];
+      loss_out[q] = T(x * inv);
+    }
+  }
+}
+
+template void Landscape<float>::hessian_vector(const float*, int64_t, const float*, int64_t,
+                                               float*, float*, float*, const int64_t*,
+                                               int64_t) const;
+template void Landscape<double>::hessian_vector(const double*, int64_t, const double*, int64_t,
+                                                double*, double*, double*, const int64_t*,
+                                                int64_t) const;
+
+}  // namespace losstopo
