@@ -897,7 +897,7 @@ void CudaLandscape<T>::evaluate_combination(const T* points, int64_t P, const T*
                                             const int32_t* index, const T* coef, int nnz,
                                             T* loss_out, const T* proj, int64_t K,
                                             T* proj_grad, const int64_t* samples,
-                                            int64_t n_samples) const {
+                                            int64_t n_samples, T* acc_out) const {
   Impl& m = *impl_;
   math::check_vectors(points, P, m.h1);
   if (samples) math::check_samples(samples, n_samples, m.n);
@@ -959,7 +959,7 @@ void CudaLandscape<T>::evaluate_combination(const T* points, int64_t P, const T*
     check(gemm(h, true, false, int(wk), d0, nc, T(1), dp, int(wk), rows.x, d0,
                r0 == 0 ? T(0) : T(1), m.dw1.get(), d0), "projected first-layer gradient");
   }
-  m.read_losses(P, N, loss_out, nullptr);
+  m.read_losses(P, N, loss_out, acc_out);
   if (!want_grad) return;
   // proj_grad (K, D): the projected first-layer weights, and for every other
   // parameter proj^T (K, P) x grad[:, W1:] (P, D - W1).

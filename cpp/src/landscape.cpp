@@ -691,7 +691,7 @@ void Landscape<T>::evaluate_combination(const T* points, int64_t P, const T* V, 
                                         const int32_t* index, const T* coef, int nnz,
                                         T* loss_out, const T* proj, int64_t K,
                                         T* proj_grad, const int64_t* samples,
-                                        int64_t n_samples) const {
+                                        int64_t n_samples, T* acc_out) const {
   check_call(points, P, samples, n_samples);
   math::check_combination(P, Q, index, nnz);
   const MLPSpec& s = spec_;
@@ -723,7 +723,7 @@ void Landscape<T>::evaluate_combination(const T* points, int64_t P, const T* V, 
   }
   run_split(ps, sp, work);
   const double inv = math::mean_factor(s, N);
-  reduce_losses(work, nt, P, N, inv, loss_out, static_cast<T*>(nullptr));
+  reduce_losses(work, nt, P, N, inv, loss_out, acc_out);
   if (!want_grad) return;
   // proj_grad[n] = [sum_t dW1proj_t[n], sum_p proj[p, n] sum_t grad_t[p]]
   const int64_t rest = D - W1;

@@ -99,7 +99,7 @@ void bind_objective(py::module_& m) {
       .def(
           "evaluate_combination",
           [](const OB& self, carray<T> V, carray<int32_t> index, carray<T> coef,
-             std::optional<carray<int64_t>> samples) {
+             std::optional<carray<int64_t>> samples, bool accuracy) -> py::object {
             const int64_t D = self.num_params();
             if (V.ndim() != 2 || V.shape(1) != D || V.shape(0) < 1)
               throw std::invalid_argument("V: expected shape (Q, D)");
@@ -108,6 +108,8 @@ void bind_objective(py::module_& m) {
               throw std::invalid_argument("index, coef: expected two arrays of shape (P, nnz)");
             if (!self.offers_combinations())
               throw std::invalid_argument("combinations: not offered by this objective");
+            if (accuracy && !self.classifier())
+              throw std::invalid_argument("accuracy needs a cross_entropy network");
             const int64_t P = index.shape(0), Q = V.shape(0);
             const int nnz = int(index.shape(1));
             for (int64_t i = 0; i < P * nnz; ++i)
@@ -120,19 +122,22 @@ void bind_objective(py::module_& m) {
                 const T* v = V.data() + int64_t(index.data()[p * nnz + k]) * D;
                 for (int64_t i = 0; i < D; ++i) W[p * D + i] += c * v[i];
               }
-            carray<T> out(P);
+            carray<T> out(P), acc(accuracy ? P : 0);
             {
               py::gil_scoped_release release;
               self.evaluate_combination(W.data(), P, V.data(), Q, index.data(), coef.data(), nnz,
                                         out.mutable_data(), nullptr, 0, nullptr,
                                         samples ? samples->data() : nullptr,
-                                        samples ? samples->size() : 0);
+                                        samples ? samples->size() : 0,
+                                        accuracy ? acc.mutable_data() : nullptr);
             }
-            return out;
+            if (accuracy) return py::make_tuple(out, acc);
+            return std::move(out);
           },
           py::arg("V"), py::arg("index"), py::arg("coef"), py::arg("samples") = py::none(),
-          "Losses at the points sum_k coef[p, k] V[index[p, k]] through the combinations "
-          "capability.");
+          py::arg("accuracy") = false,
+          "Losses (and with accuracy, accuracies) at the points sum_k coef[p, k] "
+          "V[index[p, k]] through the combinations capability.");
 }
 
 template <typename T>

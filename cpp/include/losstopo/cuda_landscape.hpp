@@ -50,8 +50,8 @@ class CudaLandscape final : public Objective<T> {
   void evaluate_combination(const T* points, int64_t P, const T* V, int64_t Q,
                             const int32_t* index, const T* coef, int nnz, T* loss,
                             const T* proj = nullptr, int64_t K = 0, T* proj_grad = nullptr,
-                            const int64_t* samples = nullptr,
-                            int64_t n_samples = 0) const override;
+                            const int64_t* samples = nullptr, int64_t n_samples = 0,
+                            T* accuracy = nullptr) const override;
 
   // Whole SGD epochs on the device: the active runs' parameters (and velocities) and
   // minibatch orders go up once per epoch and come back at its end; per step only the

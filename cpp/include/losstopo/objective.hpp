@@ -68,16 +68,16 @@ class Objective {
   // Capability: basis combinations. Point p (row p of points (P, D)) is
   // sum_k coef[p*nnz + k] V[index[p*nnz + k]] with V (Q, D); loss (P). With proj
   // (P, K), also proj_grad (K, D) = sum_p proj[p, n] grad_p. Over all samples or the
-  // n_samples indices in samples (shared by all points). Offered when
-  // offers_combinations() is true; the default throws std::logic_error.
+  // n_samples indices in samples (shared by all points); accuracy (P) too when not
+  // null (classifiers). Offered when offers_combinations() is true; the default throws std::logic_error.
   virtual bool offers_combinations() const { return false; }
   virtual void evaluate_combination(const T* points, int64_t P, const T* V, int64_t Q,
                                     const int32_t* index, const T* coef, int nnz, T* loss,
                                     const T* proj = nullptr, int64_t K = 0,
                                     T* proj_grad = nullptr, const int64_t* samples = nullptr,
-                                    int64_t n_samples = 0) const {
+                                    int64_t n_samples = 0, T* accuracy = nullptr) const {
     (void)points, (void)P, (void)V, (void)Q, (void)index, (void)coef, (void)nnz, (void)loss,
-        (void)proj, (void)K, (void)proj_grad, (void)samples, (void)n_samples;
+        (void)proj, (void)K, (void)proj_grad, (void)samples, (void)n_samples, (void)accuracy;
     throw std::logic_error("evaluate_combination: not offered by this objective");
   }
 
