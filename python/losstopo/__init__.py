@@ -8,6 +8,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from .curvature import hessian  # noqa: E402
 from .ensemble import Ensemble  # noqa: E402
 from .geometry import centroid_distances, pairwise_distances, separation, weight_stats  # noqa
 from .kpca import KernelPCA  # noqa: E402
@@ -16,6 +17,7 @@ from .models import MLP, autoencoder, fcp  # noqa: E402
 from . import analytic  # noqa: E402
 from .optimize import OptimizeResult, line_search, minimize  # noqa: E402
 from .paths import FourierPath, PathResult, barrier_matrix, find_path  # noqa: E402
+from .slices import slice1d, slice2d  # noqa: E402
 from .train import train  # noqa: E402
 
 
@@ -42,6 +44,6 @@ def cuda_available() -> bool:
 __all__ = [
     "MLP", "Landscape", "Ensemble", "OptimizeResult", "datasets", "fcp", "autoencoder",
     "minimize", "line_search", "train", "FourierPath", "PathResult", "find_path",
-    "barrier_matrix", "analytic", "KernelPCA", "centroid_distances", "pairwise_distances",
-    "separation", "weight_stats", "plots", "cuda_available", "__version__",
+    "barrier_matrix", "hessian", "slice1d", "slice2d", "analytic", "KernelPCA",
+    "centroid_distances", "pairwise_distances", "separation", "weight_stats", "plots", "cuda_available", "__version__",
 ]

@@ -238,12 +238,16 @@ class ObjectiveF32:
     """
     def evaluate(self, theta: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], grad: bool = False, accuracy: bool = False, samples: typing.Annotated[numpy.typing.ArrayLike, numpy.int64] | None = None) -> tuple:
         ...
-    def evaluate_combination(self, V: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], index: typing.Annotated[numpy.typing.ArrayLike, numpy.int32], coef: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], samples: typing.Annotated[numpy.typing.ArrayLike, numpy.int64] | None = None) -> numpy.typing.NDArray[numpy.float32]:
+    def evaluate_combination(self, V: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], index: typing.Annotated[numpy.typing.ArrayLike, numpy.int32], coef: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], samples: typing.Annotated[numpy.typing.ArrayLike, numpy.int64] | None = None, accuracy: bool = False) -> typing.Any:
         """
-        Losses at the points sum_k coef[p, k] V[index[p, k]] through the combinations capability.
+        Losses (and with accuracy, accuracies) at the points sum_k coef[p, k] V[index[p, k]] through the combinations capability.
         """
     def evaluate_each(self, theta: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], samples: typing.Annotated[numpy.typing.ArrayLike, numpy.int64], grad: bool = True) -> tuple:
         ...
+    def hessian_vector(self, theta: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], v: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], grad: bool = False, samples: typing.Annotated[numpy.typing.ArrayLike, numpy.int64] | None = None) -> tuple[numpy.typing.NDArray[numpy.float32], typing.Any, numpy.typing.NDArray[numpy.float32]]:
+        """
+        Exact Hessian-vector products: (loss (Pt), grad (Pt, D) or None, hv (P, D)) with hv[p] = H(theta[q]) v[p], theta (Pt, D) with Pt = 1 or P.
+        """
     def line_values(self, x: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], d: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], lines: typing.Annotated[numpy.typing.ArrayLike, numpy.int64], u: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], grad: bool = False) -> typing.Any:
         """
         Losses (and with grad, gradients) at x[l] - u d[l] through the prepared-lines capability.
@@ -261,6 +265,9 @@ class ObjectiveF32:
     def offers_combinations(self) -> bool:
         ...
     @property
+    def offers_hessian_vector(self) -> bool:
+        ...
+    @property
     def offers_lines(self) -> bool:
         ...
 class ObjectiveF64:
@@ -269,12 +276,16 @@ class ObjectiveF64:
     """
     def evaluate(self, theta: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], grad: bool = False, accuracy: bool = False, samples: typing.Annotated[numpy.typing.ArrayLike, numpy.int64] | None = None) -> tuple:
         ...
-    def evaluate_combination(self, V: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], index: typing.Annotated[numpy.typing.ArrayLike, numpy.int32], coef: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], samples: typing.Annotated[numpy.typing.ArrayLike, numpy.int64] | None = None) -> numpy.typing.NDArray[numpy.float64]:
+    def evaluate_combination(self, V: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], index: typing.Annotated[numpy.typing.ArrayLike, numpy.int32], coef: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], samples: typing.Annotated[numpy.typing.ArrayLike, numpy.int64] | None = None, accuracy: bool = False) -> typing.Any:
         """
-        Losses at the points sum_k coef[p, k] V[index[p, k]] through the combinations capability.
+        Losses (and with accuracy, accuracies) at the points sum_k coef[p, k] V[index[p, k]] through the combinations capability.
         """
     def evaluate_each(self, theta: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], samples: typing.Annotated[numpy.typing.ArrayLike, numpy.int64], grad: bool = True) -> tuple:
         ...
+    def hessian_vector(self, theta: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], v: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], grad: bool = False, samples: typing.Annotated[numpy.typing.ArrayLike, numpy.int64] | None = None) -> tuple[numpy.typing.NDArray[numpy.float64], typing.Any, numpy.typing.NDArray[numpy.float64]]:
+        """
+        Exact Hessian-vector products: (loss (Pt), grad (Pt, D) or None, hv (P, D)) with hv[p] = H(theta[q]) v[p], theta (Pt, D) with Pt = 1 or P.
+        """
     def line_values(self, x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], d: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], lines: typing.Annotated[numpy.typing.ArrayLike, numpy.int64], u: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], grad: bool = False) -> typing.Any:
         """
         Losses (and with grad, gradients) at x[l] - u d[l] through the prepared-lines capability.
@@ -290,6 +301,9 @@ class ObjectiveF64:
         ...
     @property
     def offers_combinations(self) -> bool:
+        ...
+    @property
+    def offers_hessian_vector(self) -> bool:
         ...
     @property
     def offers_lines(self) -> bool:
@@ -385,9 +399,9 @@ class TrainerF64:
 class PathBatchF32:
     def __init__(self, fun: typing.Any, a: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], b: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], params: PathParams) -> None:
         ...
-    def measure(self, coeffs: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], rows: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex] = [], refine: bool = True) -> dict:
+    def measure(self, coeffs: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], rows: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex] = [], refine: bool = True, factor: typing.SupportsInt | typing.SupportsIndex = 10, rounds: typing.SupportsInt | typing.SupportsIndex = 3, per_round: typing.SupportsInt | typing.SupportsIndex = 32) -> dict:
         """
-        Energies on the grid (and errors for a classifier), the straight line, and the refined maxima of both; at most 5 engine calls per path.
+        Energies on the grid (and errors for a classifier), the straight line, and the refined maxima of both: a grid `factor` times finer, then `rounds` rounds of `per_round` points around the highest point; at most 2 + rounds engine calls per path.
         """
     def objective(self, coeffs: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], rows: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex] = [], grad: bool = True, samples: typing.Annotated[numpy.typing.ArrayLike, numpy.int64] | None = None) -> tuple[numpy.typing.NDArray[numpy.float32], typing.Any, numpy.typing.NDArray[numpy.float32]]:
         """
@@ -448,9 +462,9 @@ class PathBatchF32:
 class PathBatchF64:
     def __init__(self, fun: typing.Any, a: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], b: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], params: PathParams) -> None:
         ...
-    def measure(self, coeffs: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], rows: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex] = [], refine: bool = True) -> dict:
+    def measure(self, coeffs: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], rows: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex] = [], refine: bool = True, factor: typing.SupportsInt | typing.SupportsIndex = 10, rounds: typing.SupportsInt | typing.SupportsIndex = 3, per_round: typing.SupportsInt | typing.SupportsIndex = 32) -> dict:
         """
-        Energies on the grid (and errors for a classifier), the straight line, and the refined maxima of both; at most 5 engine calls per path.
+        Energies on the grid (and errors for a classifier), the straight line, and the refined maxima of both: a grid `factor` times finer, then `rounds` rounds of `per_round` points around the highest point; at most 2 + rounds engine calls per path.
         """
     def objective(self, coeffs: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], rows: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex] = [], grad: bool = True, samples: typing.Annotated[numpy.typing.ArrayLike, numpy.int64] | None = None) -> tuple[numpy.typing.NDArray[numpy.float64], typing.Any, numpy.typing.NDArray[numpy.float64]]:
         """

@@ -223,6 +223,28 @@ class Landscape:
         _, _, acc = self._engine.evaluate(t, False, True, self._samples(samples))
         return acc[0] if single else acc
 
+    def hessian_vector(self, theta, v, samples=None):
+        """Exact Hessian-vector products of the mean loss (the R-operator, not finite
+        differences): theta (D,) or (P, D), v (D,) or (P, D) -> H(theta) v with v's
+        shape. One point with many directions shares the forward pass between them."""
+        t, _ = self._theta(theta)
+        v = np.asarray(v)
+        if v.dtype.kind not in "fiu" or v.dtype == np.bool_:
+            raise TypeError(f"v: expected a real float array, got dtype {v.dtype}")
+        if v.ndim not in (1, 2) or v.shape[-1] != self.num_params:
+            raise ValueError(f"v: expected shape ({self.num_params},) or (P, "
+                             f"{self.num_params}), got {v.shape}")
+        v2 = np.ascontiguousarray(v.reshape(-1, self.num_params), dtype=self.dtype)
+        if v2.shape[0] == 0:
+            raise ValueError("v: no directions")
+        if not np.isfinite(v2).all():
+            raise ValueError("v: contains NaN or Inf")
+        if t.shape[0] not in (1, v2.shape[0]):
+            raise ValueError(f"theta: expected one point or one per direction ({v2.shape[0]}), "
+                             f"got {t.shape[0]}")
+        _, _, hv = self._engine.hessian_vector(t, v2, False, self._samples(samples))
+        return hv.reshape(v.shape)
+
     def __call__(self, theta):
         """``f(X) -> (values, grads)`` form used by the optimizers and path finder."""
         return self.loss_and_grad(theta)

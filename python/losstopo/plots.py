@@ -252,3 +252,70 @@ def plot_convergence(sets: Dict[str, dict]) -> Figure:
     ax.minorticks_off()
     return _finish(fig, ax, "Adam steps (grey: the paper's 100)",
                    "median barrier H (dotted: minimax reference)", "path convergence")
+
+
+def plot_spectral_density(densities: Dict[str, object]) -> Figure:
+    """Hessian eigenvalue densities (stochastic Lanczos quadrature), log scale, one line
+    per name: name -> curvature.SpectralDensity."""
+    fig = Figure(figsize=(5.5, 3.8))
+    ax = fig.subplots()
+    for i, (name, d) in enumerate(densities.items()):
+        ax.semilogy(d.grid, np.maximum(d.density, 1e-12), lw=1.2, color=_color(name) or f"C{i}",
+                    label=name)
+    ax.set_ylim(bottom=max(1e-8, min(float(np.max(d.density)) for d in densities.values())
+                       * 1e-7))
+    return _finish(fig, ax, "eigenvalue", "density", "Hessian spectral density")
+
+
+def _mark(ax, marks: dict) -> None:
+    for name, xy in marks.items():
+        ax.plot(*xy, "o", ms=5, mec="k", mfc="w")
+        ax.annotate(name, xy, textcoords="offset points", xytext=(4, 4), fontsize=7)
+
+
+def plot_slice(sl, title: str = "") -> Figure:
+    """A slices.Slice: loss (and accuracy) against x for 1-D; for 2-D, contours of
+    log10 loss with the marked points (and accuracy contours beside)."""
+    if sl.ys is None:
+        fig = Figure(figsize=(5.5, 3.8))
+        ax = fig.subplots()
+        ax.semilogy(sl.xs, sl.loss, color="C0", label="loss")
+        ax.axvline(0.0, color="0.6", lw=0.8, ls=":")
+        if sl.accuracy is not None:
+            ax2 = ax.twinx()
+            ax2.plot(sl.xs, sl.accuracy, color="C1", lw=1.0, label="accuracy")
+            ax2.set_ylabel("accuracy")
+        return _finish(fig, ax, "x", "loss", title or f"1-D slice ({sl.kind})")
+    panels = 2 if sl.accuracy is not None else 1
+    fig = Figure(figsize=(4.8 * panels, 4.2))
+    axes = np.atleast_1d(fig.subplots(1, panels, squeeze=False)[0])
+    X, Y = np.meshgrid(sl.xs, sl.ys)
+    cs = axes[0].contourf(X, Y, np.log10(np.maximum(sl.loss, 1e-12)), levels=30, cmap="viridis")
+    fig.colorbar(cs, ax=axes[0], label="log10 loss")
+    axes[0].set_title(title or f"2-D slice ({sl.kind}): loss")
+    if panels == 2:
+        ca = axes[1].contourf(X, Y, sl.accuracy, levels=20, cmap="magma")
+        fig.colorbar(ca, ax=axes[1], label="accuracy")
+        axes[1].set_title("accuracy")
+    for ax in axes:
+        _mark(ax, sl.marks)
+        ax.set_xlabel("x (d1)")
+        ax.set_ylabel("y (d2)")
+    fig.tight_layout()
+    return fig
+
+
+def plot_slice_surface(sl, title: str = "") -> Figure:
+    """A 2-D slices.Slice as a surface of log10 loss."""
+    if sl.ys is None:
+        raise ValueError("plot_slice_surface: needs a 2-D slice")
+    fig = Figure(figsize=(5.5, 4.5))
+    ax = fig.add_subplot(projection="3d")
+    X, Y = np.meshgrid(sl.xs, sl.ys)
+    ax.plot_surface(X, Y, np.log10(np.maximum(sl.loss, 1e-12)), cmap="viridis", linewidth=0,
+                    antialiased=True)
+    ax.set_xlabel("x (d1)")
+    ax.set_ylabel("y (d2)")
+    ax.set_zlabel("log10 loss")
+    ax.set_title(title or f"2-D slice ({sl.kind})")
+    return fig

@@ -1,0 +1,270 @@
+"""Curvature of a landscape at a solution, from exact Hessian-vector products asked of
+the engine in blocks: the top eigenvalues and eigenvectors (Lanczos), the trace
+(Hutchinson's estimator with Rademacher probes) and the spectral density (stochastic
+Lanczos quadrature, Ghorbani et al. 2019).
+
+Any landscape with a ``hessian_vector(theta, V)`` method works: theta (D,) or (P, D)
+(one point for all directions, or one per direction), V (P, D) -> H V (P, D). The
+native ``Landscape`` computes them exactly by the R-operator. Every random draw comes
+from ``seed``; the number of probes sets the error, which is returned with the value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from ._checks import check_int
+from .progress import Progress
+
+
+def _products(landscape, samples=None):
+    """f(theta (D,) or (P, D), V (P, D) float64) -> H V (P, D) float64."""
+    hv = getattr(landscape, "hessian_vector", None)
+    if hv is None:
+        raise TypeError(f"landscape: {type(landscape).__name__} offers no hessian_vector(theta, "
+                        "V); curvature needs exact Hessian-vector products (losstopo.Landscape "
+                        "on the CPU)")
+    dtype = np.dtype(getattr(landscape, "dtype", np.float64))
+
+    def f(theta, V):
+        out = hv(np.asarray(theta, dtype=dtype), np.asarray(V, dtype=dtype), samples=samples)
+        out = np.asarray(out, dtype=np.float64)
+        if not np.isfinite(out).all():
+            raise FloatingPointError("hessian_vector: non-finite products (the loss is not "
+                                     "finite near theta?)")
+        return out
+
+    return f
+
+
+def _point(landscape, theta) -> np.ndarray:
+    t = np.asarray(theta, dtype=np.float64)
+    D = int(landscape.num_params)
+    if t.shape != (D,):
+        raise ValueError(f"theta: expected shape ({D},), got {t.shape}")
+    if not np.isfinite(t).all():
+        raise ValueError("theta: contains NaN or Inf")
+    return t
+
+
+def _rademacher(rng, shape) -> np.ndarray:
+    return rng.integers(0, 2, size=shape).astype(np.float64) * 2.0 - 1.0
+
+
+# ------------------------------------------------------------------ eigenvalues
+def top_eigenvalues(landscape, theta, k: int = 1, tol: float = 1e-4, seed: int = 0,
+                    samples=None, which: str = "LA"):
+    """The k largest (``which="LA"``) or largest-magnitude (``"LM"``) eigenvalues of the
+    Hessian at theta and their unit eigenvectors, by implicitly restarted Lanczos
+    (ARPACK's ``eigsh``) on products from the engine. Returns (values (k,) descending,
+    vectors (k, D), products used). ``tol`` is ARPACK's relative accuracy."""
+    from scipy.sparse.linalg import LinearOperator, eigsh
+
+    f = _products(landscape, samples)
+    t = _point(landscape, theta)
+    D = t.size
+    k = check_int("k", k, maximum=max(D - 1, 1))
+    if which not in ("LA", "LM"):
+        raise ValueError(f"which: expected 'LA' or 'LM', got {which!r}")
+    if not tol > 0:
+        raise ValueError(f"tol: must be positive, got {tol}")
+    count = [0]
+
+    def matmat(V):
+        V = np.asarray(V, dtype=np.float64).reshape(D, -1)
+        count[0] += V.shape[1]
+        return f(t, V.T).T
+
+    op = LinearOperator((D, D), matvec=lambda v: matmat(v)[:, 0], matmat=matmat,
+                        dtype=np.float64)
+    v0 = np.random.default_rng(seed).standard_normal(D)
+    vals, vecs = eigsh(op, k=k, which=which, tol=tol, v0=v0)
+    order = np.argsort(vals)[::-1]
+    return vals[order], vecs[:, order].T, count[0]
+
+
+def _lanczos(matvec, q0: np.ndarray, steps: int, tol: Optional[float] = None):
+    """Lanczos with full reorthogonalization, run for P start vectors at once.
+
+    matvec(rows, Q (len(rows), D)) -> the products for the start vectors ``rows``.
+    Returns alpha (P, steps), beta (P, steps - 1) and the steps each run took. With
+    tol, a run stops once its largest Ritz value moved by less than tol (relative)
+    over the last step and its residual bound is below tol times it."""
+    P, D = q0.shape
+    steps = min(steps, D)
+    basis = np.zeros((P, steps, D))
+    alpha = np.zeros((P, steps))
+    beta = np.zeros((P, steps))
+    done = np.zeros(P, dtype=np.int64)  # steps taken by finished runs
+    basis[:, 0] = q0 / np.linalg.norm(q0, axis=1, keepdims=True)
+    active = np.arange(P)
+    last_top = np.full(P, np.nan)
+    for j in range(steps):
+        if active.size == 0:
+            break
+        w = matvec(active, basis[active, j])
+        a = np.einsum("pd,pd->p", basis[active, j], w)
+        alpha[active, j] = a
+        w -= a[:, None] * basis[active, j]
+        if j > 0:
+            w -= beta[active, j - 1][:, None] * basis[active, j - 1]
+        for _ in range(2):  # full reorthogonalization, twice is enough
+            Qa = basis[active, : j + 1]
+            w -= np.einsum("pkd,pk->pd", Qa, np.einsum("pkd,pd->pk", Qa, w))
+        b = np.linalg.norm(w, axis=1)
+        beta[active, j] = b
+        keep = np.ones(active.size, dtype=bool)
+        for i, p in enumerate(active):
+            if j + 1 >= steps or b[i] <= 1e-12 * max(abs(a[i]), 1.0):
+                keep[i] = False
+            elif tol is not None and j >= 1:
+                T = np.diag(alpha[p, : j + 1]) + np.diag(beta[p, :j], 1) + np.diag(beta[p, :j], -1)
+                ev, U = np.linalg.eigh(T)
+                top = ev[-1]
+                resid = abs(b[i] * U[-1, -1])
+                if (abs(top - last_top[p]) <= tol * abs(top) and resid <= tol * abs(top)):
+                    keep[i] = False
+                last_top[p] = top
+            if not keep[i]:
+                done[p] = j + 1
+            elif j + 1 < steps:
+                basis[p, j + 1] = w[i] / b[i]
+        active = active[keep]
+    done[done == 0] = steps
+    return alpha, beta[:, : steps - 1], done
+
+
+def _ritz(alpha: np.ndarray, beta: np.ndarray, m: int):
+    """Ritz values and the squared first components of their vectors (quadrature
+    weights) of the m x m tridiagonal matrix."""
+    T = np.diag(alpha[:m]) + np.diag(beta[: m - 1], 1) + np.diag(beta[: m - 1], -1)
+    ev, U = np.linalg.eigh(T)
+    return ev, U[0] ** 2
+
+
+def sharpness(landscape, thetas, tol: float = 1e-3, max_steps: int = 100, seed: int = 0,
+              samples=None, progress: bool = False) -> np.ndarray:
+    """The largest Hessian eigenvalue at each of P solutions (P, D), by Lanczos runs for
+    all of them at once (each step one batched call: one direction per solution),
+    each stopped when its top Ritz value is converged to ``tol`` (relative)."""
+    f = _products(landscape, samples)
+    th = np.asarray(thetas, dtype=np.float64)
+    if th.ndim == 1:
+        th = th[None]
+    D = int(landscape.num_params)
+    if th.ndim != 2 or th.shape[1] != D or th.shape[0] == 0:
+        raise ValueError(f"thetas: expected shape (P, {D}), got {np.shape(thetas)}")
+    if not np.isfinite(th).all():
+        raise ValueError("thetas: contains NaN or Inf")
+    max_steps = check_int("max_steps", max_steps, minimum=2)
+    bar = Progress(max_steps, "sharpness (Lanczos steps)", enabled=progress)
+
+    def matvec(rows, Q):
+        bar.update(1)
+        return f(th[rows], Q)
+
+    q0 = np.random.default_rng(seed).standard_normal(th.shape)
+    alpha, beta, done = _lanczos(matvec, q0, max_steps, tol)
+    bar.close()
+    return np.array([_ritz(alpha[p], beta[p], int(done[p]))[0][-1] for p in range(len(th))])
+
+
+# ------------------------------------------------------------------------ trace
+def hessian_trace(landscape, theta, probes: int = 64, batch: int = 16, seed: int = 0,
+                  samples=None):
+    """Hutchinson's estimate of the Hessian's trace, mean of v^T H v over Rademacher
+    probes v, computed ``batch`` probes per engine call. Returns (trace, standard
+    error of the mean)."""
+    f = _products(landscape, samples)
+    t = _point(landscape, theta)
+    probes = check_int("probes", probes, minimum=2)
+    batch = check_int("batch", batch)
+    rng = np.random.default_rng(seed)
+    est = []
+    for start in range(0, probes, batch):
+        V = _rademacher(rng, (min(batch, probes - start), t.size))
+        est.append(np.einsum("pd,pd->p", V, f(t, V)))
+    est = np.concatenate(est)
+    return float(est.mean()), float(est.std(ddof=1) / np.sqrt(est.size))
+
+
+# -------------------------------------------------------------- spectral density
+@dataclass
+class SpectralDensity:
+    """Stochastic Lanczos quadrature: per probe, Ritz values (nodes) and weights (each
+    probe's weights sum to 1); ``density`` is their Gaussian-broadened average on
+    ``grid`` (it integrates to 1)."""
+
+    nodes: np.ndarray    # (probes, steps)
+    weights: np.ndarray  # (probes, steps)
+    grid: np.ndarray
+    density: np.ndarray
+    sigma: float
+    num_params: int
+
+    @property
+    def trace(self) -> float:
+        """The trace the quadrature implies: D times the mean of sum(weights * nodes)."""
+        return float(self.num_params * np.mean(np.sum(self.weights * self.nodes, axis=1)))
+
+
+def spectral_density(landscape, theta, probes: int = 4, steps: int = 64, seed: int = 0,
+                     grid: int = 400, sigma: Optional[float] = None,
+                     samples=None) -> SpectralDensity:
+    """The Hessian's eigenvalue density at theta by stochastic Lanczos quadrature:
+    ``probes`` Lanczos runs of ``steps`` steps from Rademacher vectors, all probes in
+    one engine call per step. ``sigma`` (default: 1/200 of the Ritz values' range)
+    broadens each node into a Gaussian."""
+    f = _products(landscape, samples)
+    t = _point(landscape, theta)
+    probes = check_int("probes", probes)
+    steps = check_int("steps", steps, minimum=2)
+    grid = check_int("grid", grid, minimum=2)
+    q0 = _rademacher(np.random.default_rng(seed), (probes, t.size))
+    alpha, beta, done = _lanczos(lambda rows, Q: f(t, Q), q0, steps)
+    m = int(done.min())
+    nodes = np.zeros((probes, m))
+    weights = np.zeros((probes, m))
+    for p in range(probes):
+        nodes[p], weights[p] = _ritz(alpha[p], beta[p], m)
+    lo, hi = float(nodes.min()), float(nodes.max())
+    if sigma is None:
+        sigma = max(hi - lo, 1e-12) / 200.0
+    if not sigma > 0:
+        raise ValueError(f"sigma: must be positive, got {sigma}")
+    x = np.linspace(lo - 5 * sigma, hi + 5 * sigma, grid)
+    g = np.exp(-0.5 * ((x[:, None] - nodes.reshape(-1)[None]) / sigma) ** 2)
+    dens = (g * weights.reshape(-1)[None]).sum(axis=1) / (probes * sigma * np.sqrt(2 * np.pi))
+    return SpectralDensity(nodes, weights, x, dens, float(sigma), t.size)
+
+
+# ---------------------------------------------------------------------- summary
+@dataclass
+class HessianSummary:
+    eigenvalues: np.ndarray      # (k,) descending
+    eigenvectors: np.ndarray     # (k, D)
+    trace: float
+    trace_stderr: float
+    trace_probes: int
+    density: Optional[SpectralDensity] = None
+    products: dict = field(default_factory=dict)  # Hessian-vector products per measure
+
+
+def hessian(landscape, theta, top_k: int = 1, trace_probes: int = 64,
+            density_probes: int = 0, density_steps: int = 64, tol: float = 1e-4,
+            seed: int = 0, samples=None) -> HessianSummary:
+    """Top eigenvalues and eigenvectors, Hutchinson trace with its standard error and,
+    with ``density_probes`` > 0, the spectral density of the Hessian at theta."""
+    vals, vecs, n_eig = top_eigenvalues(landscape, theta, k=top_k, tol=tol, seed=seed,
+                                        samples=samples)
+    tr, se = hessian_trace(landscape, theta, probes=trace_probes, seed=seed, samples=samples)
+    dens = None
+    products = {"eigenvalues": n_eig, "trace": int(trace_probes)}
+    if density_probes:
+        dens = spectral_density(landscape, theta, probes=density_probes, steps=density_steps,
+                                seed=seed, samples=samples)
+        products["density"] = int(density_probes * dens.nodes.shape[1])
+    return HessianSummary(vals, vecs, tr, se, int(trace_probes), dens, products)
