@@ -187,19 +187,22 @@ template <typename T>
 LOSSTOPO_HD void row_loss_rop(Loss loss, Activation act, const T* o, int k, const T* d,
                               const T* rz, T* rd, T scale) {
   if (loss == Loss::CrossEntropy) {
+    // In double: near a minimum p_label is within rounding of 1 in float, and
+    // R{o}_j - p . R{o} would cancel.
     T m = o[0];
     for (int j = 1; j < k; ++j) m = o[j] > m ? o[j] : m;
     double s = 0.0, pr = 0.0;
     for (int j = 0; j < k; ++j) {
       const double e = double(exp_(o[j] - m));
       s += e;
-      pr += e * double(derivative(act, o[j]) * rz[j]);
+      pr += e * double(derivative(act, o[j])) * double(rz[j]);
     }
     pr /= s;  // p . R{o}
     for (int j = 0; j < k; ++j) {
-      const T f1 = derivative(act, o[j]);
-      const T p = T(double(exp_(o[j] - m)) / s);
-      rd[j] = scale * p * (f1 * rz[j] - T(pr)) * f1 + d[j] * curvature_ratio(act, o[j]) * rz[j];
+      const double f1 = double(derivative(act, o[j]));
+      const double p = double(exp_(o[j] - m)) / s;
+      rd[j] = T(double(scale) * p * (f1 * double(rz[j]) - pr) * f1) +
+              d[j] * curvature_ratio(act, o[j]) * rz[j];
     }
     return;
   }

@@ -56,21 +56,37 @@ def _rademacher(rng, shape) -> np.ndarray:
 
 # ------------------------------------------------------------------ eigenvalues
 def top_eigenvalues(landscape, theta, k: int = 1, tol: float = 1e-4, seed: int = 0,
-                    samples=None, which: str = "LA"):
-    """The k largest (``which="LA"``) or largest-magnitude (``"LM"``) eigenvalues of the
-    Hessian at theta and their unit eigenvectors, by implicitly restarted Lanczos
-    (ARPACK's ``eigsh``) on products from the engine. Returns (values (k,) descending,
-    vectors (k, D), products used). ``tol`` is ARPACK's relative accuracy."""
-    from scipy.sparse.linalg import LinearOperator, eigsh
+                    samples=None, method: str = "lanczos", max_steps: int = 300):
+    """The k largest eigenvalues of the Hessian at theta and their unit eigenvectors.
+    Returns (values (k,) descending, vectors (k, D), products used).
 
+    method "lanczos": Lanczos with full reorthogonalization, one product per step,
+    stopped when every one of the k Ritz pairs has a residual below ``tol`` times
+    its value (so its value is within that relative distance of an eigenvalue);
+    "arpack": ARPACK's implicitly restarted Lanczos (``eigsh``, tol its own relative
+    accuracy), for reference."""
     f = _products(landscape, samples)
     t = _point(landscape, theta)
     D = t.size
     k = check_int("k", k, maximum=max(D - 1, 1))
-    if which not in ("LA", "LM"):
-        raise ValueError(f"which: expected 'LA' or 'LM', got {which!r}")
+    if method not in ("lanczos", "arpack"):
+        raise ValueError(f"method: expected 'lanczos' or 'arpack', got {method!r}")
     if not tol > 0:
         raise ValueError(f"tol: must be positive, got {tol}")
+    v0 = np.random.default_rng(seed).standard_normal(D)
+    if method == "lanczos":
+        max_steps = check_int("max_steps", max_steps, minimum=k + 1)
+        alpha, beta, done, basis = _lanczos(lambda rows, Q: f(t, Q), v0[None], max_steps, tol,
+                                            k=k, keep_basis=True)
+        m = int(done[0])
+        T = np.diag(alpha[0, :m]) + np.diag(beta[0, : m - 1], 1) + np.diag(beta[0, : m - 1], -1)
+        ev, U = np.linalg.eigh(T)
+        top = np.argsort(ev)[::-1][:k]
+        vecs = U[:, top].T @ basis[0, :m]
+        return ev[top], vecs / np.linalg.norm(vecs, axis=1, keepdims=True), m
+
+    from scipy.sparse.linalg import LinearOperator, eigsh
+
     count = [0]
 
     def matmat(V):
@@ -80,19 +96,19 @@ def top_eigenvalues(landscape, theta, k: int = 1, tol: float = 1e-4, seed: int =
 
     op = LinearOperator((D, D), matvec=lambda v: matmat(v)[:, 0], matmat=matmat,
                         dtype=np.float64)
-    v0 = np.random.default_rng(seed).standard_normal(D)
-    vals, vecs = eigsh(op, k=k, which=which, tol=tol, v0=v0)
+    vals, vecs = eigsh(op, k=k, which="LA", tol=tol, v0=v0)
     order = np.argsort(vals)[::-1]
     return vals[order], vecs[:, order].T, count[0]
 
 
-def _lanczos(matvec, q0: np.ndarray, steps: int, tol: Optional[float] = None):
+def _lanczos(matvec, q0: np.ndarray, steps: int, tol: Optional[float] = None, k: int = 1,
+             keep_basis: bool = False):
     """Lanczos with full reorthogonalization, run for P start vectors at once.
 
     matvec(rows, Q (len(rows), D)) -> the products for the start vectors ``rows``.
-    Returns alpha (P, steps), beta (P, steps - 1) and the steps each run took. With
-    tol, a run stops once its largest Ritz value moved by less than tol (relative)
-    over the last step and its residual bound is below tol times it."""
+    Returns alpha (P, steps), beta (P, steps - 1), the steps each run took (and with
+    keep_basis, the basis (P, steps, D)). With tol, a run stops once each of its k
+    largest Ritz values has a residual bound |beta_m u_m| below tol times it."""
     P, D = q0.shape
     steps = min(steps, D)
     basis = np.zeros((P, steps, D))
@@ -101,7 +117,6 @@ def _lanczos(matvec, q0: np.ndarray, steps: int, tol: Optional[float] = None):
     done = np.zeros(P, dtype=np.int64)  # steps taken by finished runs
     basis[:, 0] = q0 / np.linalg.norm(q0, axis=1, keepdims=True)
     active = np.arange(P)
-    last_top = np.full(P, np.nan)
     for j in range(steps):
         if active.size == 0:
             break
@@ -120,21 +135,20 @@ def _lanczos(matvec, q0: np.ndarray, steps: int, tol: Optional[float] = None):
         for i, p in enumerate(active):
             if j + 1 >= steps or b[i] <= 1e-12 * max(abs(a[i]), 1.0):
                 keep[i] = False
-            elif tol is not None and j >= 1:
+            elif tol is not None and j + 1 >= k:
                 T = np.diag(alpha[p, : j + 1]) + np.diag(beta[p, :j], 1) + np.diag(beta[p, :j], -1)
                 ev, U = np.linalg.eigh(T)
-                top = ev[-1]
-                resid = abs(b[i] * U[-1, -1])
-                if (abs(top - last_top[p]) <= tol * abs(top) and resid <= tol * abs(top)):
+                top = np.arange(j, j - k, -1)
+                if np.all(np.abs(b[i] * U[-1, top]) <= tol * np.abs(ev[top])):
                     keep[i] = False
-                last_top[p] = top
             if not keep[i]:
                 done[p] = j + 1
-            elif j + 1 < steps:
+            else:
                 basis[p, j + 1] = w[i] / b[i]
         active = active[keep]
     done[done == 0] = steps
-    return alpha, beta[:, : steps - 1], done
+    out = (alpha, beta[:, : steps - 1], done)
+    return out + (basis,) if keep_basis else out
 
 
 def _ritz(alpha: np.ndarray, beta: np.ndarray, m: int):
@@ -168,6 +182,7 @@ def sharpness(landscape, thetas, tol: float = 1e-3, max_steps: int = 100, seed: 
 
     q0 = np.random.default_rng(seed).standard_normal(th.shape)
     alpha, beta, done = _lanczos(matvec, q0, max_steps, tol)
+    bar.set(bar.total)
     bar.close()
     return np.array([_ritz(alpha[p], beta[p], int(done[p]))[0][-1] for p in range(len(th))])
 
