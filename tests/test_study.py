@@ -13,14 +13,15 @@ from losstopo.study import Study, StudyError, make_config
 
 TINY = ["--data", "synthetic", "--n-train", "300", "--n-test", "100", "--runs", "3",
         "--keep", "2", "--epochs", "2", "--iters", "3", "--pairs", "1", "--path-steps", "2",
-        "--converge-pairs", "0", "--align-pairs", "0", "--quiet"]
+        "--converge-pairs", "0", "--align-pairs", "0", "--curvature-solutions", "0", "--quiet"]
 
 
 def test_cli_study_every_stage_and_file(tmp_path):
     out = tmp_path / "study"
     tiny = TINY.copy()
     tiny[tiny.index("--align-pairs") + 1] = "1"
-    assert cli.main(["reproduce", "--out", str(out)] + tiny) == 0
+    tiny[tiny.index("--curvature-solutions") + 1] = "2"
+    assert cli.main(["reproduce", "--out", str(out), "--slice-grid", "6"] + tiny) == 0
     names = set(os.listdir(out))
     for f in ("manifest.json", "log.txt", "report.md", "ensemble_sgd.npz", "ensemble_lbfgs.npz",
               "sets.npz", "embedding.npz", "paths_SGD-train_train.npz",
@@ -30,7 +31,8 @@ def test_cli_study_every_stage_and_file(tmp_path):
     for stem in ("fig2_loss_curves", "fig3_toy_paths", "fig3_toy_lambdas", "fig4_barriers_train",
                  "fig4_barriers_train_minus_max", "fig4_barriers_test_minus_mean",
                  "fig6_kpca_bandwidth", "fig4_barriers_test", "fig5_distances_train",
-                 "loss_profiles_train"):
+                 "loss_profiles_train", "sharpness_top", "sharpness_trace", "hessian_density",
+                 "slice_SGD", "slice_LBFGS", "slice_plane", "slice_surface_SGD"):
         assert f"{stem}.png" in figs and f"{stem}.pdf" in figs, stem
     assert any(f.startswith("fig6_kpca") for f in figs)
     report = (out / "report.md").read_text()
@@ -41,7 +43,21 @@ def test_cli_study_every_stage_and_file(tmp_path):
         assert section in report
     assert "**not tested**" not in report  # every stage ran: every claim is checked
     assert "## Permutation alignment" in report and "the ordering" in report
+    assert "## Curvature" in report and "L-BFGS minima are sharper than SGD minima" in report
     m = json.loads((out / "manifest.json").read_text())
+    cur = m["results"]["curvature"]
+    d = np.load(out / "curvature.npz")
+    sets = np.load(out / "sets.npz")
+    with Study(out, quiet=True) as study:
+        ls = study.landscapes()[0]
+    for name, v in cur.items():
+        key = name.replace("-", "_")
+        assert v["solutions"] == 2 and d[f"{key}__top"].shape == (2,)
+    # The study's top eigenvalue is ARPACK's (an independent Lanczos) at the same point.
+    theta = sets["LBFGS_train"][0].astype(np.float64)
+    ref = losstopo.curvature.top_eigenvalues(ls, theta, tol=1e-6, method="arpack")[0][0]
+    assert d["LBFGS_train__top"][0] == pytest.approx(ref, rel=2e-3)
+    assert d["slice__plane__loss"].shape == (6, 6)
     al = m["results"]["alignment"]
     assert set(al) == {"SGD-train", "SGD-test", "LBFGS-train", "LBFGS-test"}
     for name, v in al.items():
@@ -154,6 +170,8 @@ def test_a_study_written_before_the_later_settings_resumes(tmp_path):
     m = json.loads((out / "manifest.json").read_text())
     for later, default in (("path_batch", None), ("train_group", None), ("curve", "fourier")):
         assert m["config"].pop(later) == default
+    for stage_setting in ("curvature_solutions", "slice_grid"):  # never in the hash
+        m["config"].pop(stage_setting)
     assert m["config_hash"] == config_hash(m["config"])  # the hash an older release wrote
     (out / "manifest.json").write_text(json.dumps(m))
     assert cli.main(["train", "--out", str(out)] + TINY) == 0
@@ -244,3 +262,32 @@ def test_study_with_another_curve_family(tmp_path):
     assert _study_hash(c) == _study_hash({k: v for k, v in c.items() if k != "curve"})
     with pytest.raises(StudyError, match="curve"):
         make_config(data="synthetic", curve="spline")
+
+
+def test_curvature_stage_joins_a_finished_study(tmp_path, monkeypatch):
+    """The curvature stage's settings stay out of the configuration's hash: a finished
+    study takes the stage later, and a changed setting reruns that stage alone."""
+    out = tmp_path / "s"
+    assert cli.main(["reproduce", "--out", str(out)] + TINY) == 0
+    m0 = json.loads((out / "manifest.json").read_text())
+    assert "curvature" not in m0["stages"] and "curvature" not in m0["results"]
+    args = ["curvature", "--out", str(out), "--curvature-solutions", "1", "--slice-grid", "3",
+            "--quiet"]
+    assert cli.main(args) == 0
+    m1 = json.loads((out / "manifest.json").read_text())
+    assert m1["config_hash"] == m0["config_hash"]
+    assert m1["config"]["curvature_solutions"] == 1 and m1["config"]["slice_grid"] == 3
+    assert {k: m1["stages"][k] for k in m0["stages"]} == m0["stages"]  # nothing else reran
+    assert all(v["solutions"] == 1 for v in m1["results"]["curvature"].values())
+    # Run again unchanged: nothing to do; with another grid: the stage again.
+    calls = []
+    real = losstopo.slices.slice2d
+    monkeypatch.setattr(losstopo.slices, "slice2d",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    assert cli.main(args) == 0 and calls == []
+    assert cli.main(args[:-2] + ["4", "--quiet"]) == 0 and len(calls) == 3
+    assert cli.main(["plot", "--out", str(out), "--quiet"]) == 0
+    assert "## Curvature" in (out / "report.md").read_text()
+    assert (out / "figures" / "slice_plane.png").exists()
+    with pytest.raises(SystemExit):
+        cli.main(["curvature", "--out", str(out), "--slice-grid", "1", "--quiet"])

@@ -110,9 +110,11 @@ def _study(args, stages):
                              device=args.device, curve=args.curve, **overrides)
     if getattr(args, "estimate", False):
         return _estimate(args, config)
+    settings = dict(curvature_solutions=getattr(args, "curvature_solutions", None),
+                    slice_grid=getattr(args, "slice_grid", None))
     if args.cluster is None:
         with Study(args.out, config, force=args.force, quiet=args.quiet,
-                   threads=args.threads) as study:
+                   threads=args.threads, settings=settings) as study:
             study.run(stages)
     else:  # connected (or refused) before any work starts
         from .cluster import Cluster
@@ -121,7 +123,8 @@ def _study(args, stages):
             if not args.quiet:
                 print(f"losstopo: cluster {cluster.describe()}", file=sys.stderr)
             with Study(args.out, config, force=args.force, quiet=args.quiet,
-                       client=cluster.client, threads=args.threads) as study:
+                       client=cluster.client, threads=args.threads,
+                       settings=settings) as study:
                 study.run(stages)
     if args.command in ("reproduce", "plot") and not args.quiet:
         print(f"report: {study.path('report.md')}")
@@ -159,6 +162,12 @@ def _add_study_args(p, full: bool):
     p.add_argument("--threads", type=int, default=None,
                    help="engine threads, here and in every cluster task (default: all "
                    "cores here; on a cluster the smallest worker's threads)")
+    for name, help_ in (("curvature-solutions", "solutions per set whose Hessian's top "
+                         "eigenvalue and trace are measured (0: none); changing it on a "
+                         "finished study runs the curvature stage again, nothing else"),
+                        ("slice-grid", "points per side of the curvature stage's 2-D "
+                         "slices")):
+        p.add_argument(f"--{name}", type=int, default=None, help=help_)
     if not full:
         p.add_argument("--network", default=None, help=argparse.SUPPRESS)
         p.add_argument("--force", action="store_true", help=argparse.SUPPRESS)
@@ -216,15 +225,18 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=_demo)
 
     stages = {
-        "reproduce": ("the whole study: train, embed, paths, figures and report.md",
-                      ("train", "embed", "paths", "converge", "align", "plot")),
+        "reproduce": ("the whole study: train, embed, paths, curvature, figures and "
+                      "report.md",
+                      ("train", "embed", "paths", "converge", "align", "curvature", "plot")),
         "train": ("stage 1: SGD and L-BFGS populations and the four solution sets",
                   ("train",)),
         "embed": ("stage 2: kernel PCA and the geometry of the sets", ("embed",)),
         "paths": ("stage 3: paths and barriers for random pairs of each set, and the "
                   "convergence of a few of them over the step budget, and a few again "
                   "after alignment", ("paths", "converge", "align")),
-        "plot": ("stage 4: figures and report.md", ("plot",)),
+        "curvature": ("stage 4: sharpness (Hessian eigenvalue, trace, spectral density) "
+                      "of the solutions and 2-D slices of the landscape", ("curvature",)),
+        "plot": ("stage 5: figures and report.md", ("plot",)),
     }
     for name, (help_, st) in stages.items():
         q = sub.add_parser(name, help=help_)
@@ -276,7 +288,9 @@ def main(argv=None) -> int:
         v = getattr(args, name, None)
         if v is not None and v < 1:
             parser.error(f"--{name.replace('_', '-')} must be a positive integer")
-    for name in ("path_steps", "seed", "converge_pairs", "align_pairs"):
+    if getattr(args, "slice_grid", None) is not None and args.slice_grid < 2:
+        parser.error("--slice-grid must be an integer >= 2")
+    for name in ("path_steps", "seed", "converge_pairs", "align_pairs", "curvature_solutions"):
         v = getattr(args, name, None)
         if v is not None and v < 0:
             parser.error(f"--{name.replace('_', '-')} must be a non-negative integer")

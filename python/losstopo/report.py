@@ -102,6 +102,7 @@ def render_report(config: dict, results: dict) -> str:
         lines.append("")
     lines += _convergence_section(results)
     lines += _alignment_section(results)
+    lines += _curvature_section(results)
     seps = results.get("separation")
     if seps:
         lines += ["## Kernel PCA: separation of the two sets along PC1", "",
@@ -484,4 +485,60 @@ def _curves_section(results) -> list:
             if max(excess["minimax"]) < min(excess["sum"]) else "")
     lines += ["How the family changes the barrier (K = 10): " + "; ".join(words) + "." + tail,
               ""]
+    return lines
+
+
+def sharper(results: dict) -> dict:
+    """Whether L-BFGS minima are sharper than SGD minima (largest Hessian eigenvalue on
+    the training landscape), per kind of set: {kind: (held, L-BFGS median, SGD median,
+    probability that an L-BFGS solution is the sharper of a random pair)}."""
+    cur = results.get("curvature") or {}
+    out = {}
+    for kind in ("train", "test"):
+        a, b = cur.get(f"LBFGS-{kind}"), cur.get(f"SGD-{kind}")
+        if a and b and a.get("top") and b.get("top"):
+            la, lb = np.asarray(a["top"]), np.asarray(b["top"])
+            p = float(np.mean(la[:, None] > lb[None]) + 0.5 * np.mean(la[:, None] == lb[None]))
+            out[kind] = (a["median_top"] > b["median_top"], a["median_top"], b["median_top"], p)
+    return out
+
+
+def _curvature_section(results) -> list:
+    """Sharpness per set, the spectral densities, the slices, and whether L-BFGS
+    minima are sharper than SGD minima."""
+    cur = results.get("curvature")
+    if not cur:
+        return []
+    from .study import SETS
+
+    lines = ["## Curvature (not in the paper)", "",
+             "Sharpness on the training landscape from exact Hessian-vector products: the "
+             "largest eigenvalue (Lanczos, to 1e-3) and the trace (Hutchinson, 32 Rademacher "
+             "probes; its standard error beside it).", "",
+             "| set | solutions | median top eigenvalue | median trace (median s.e.) |",
+             "|---|---|---|---|"]
+    for n in SETS:
+        v = cur.get(n)
+        if v:
+            lines.append(f"| {n} | {v['solutions']} | {_fmt(v['median_top'])} | "
+                         f"{_fmt(v['median_trace'])} ({_fmt(v['median_trace_se'])}) |")
+    lines.append("")
+    for kind, (held, a, b, p) in sharper(results).items():
+        lines.append(f"- **{'held' if held else 'did not hold'}**: L-BFGS minima are sharper "
+                     f"than SGD minima ({kind} sets): median top eigenvalue L-BFGS {_fmt(a)}, "
+                     f"SGD {_fmt(b)}; an L-BFGS solution is the sharper of a random pair with "
+                     f"probability {p:.2f}.")
+    dens = results.get("hessian_density") or {}
+    if dens:
+        lines += ["", "Spectral density (stochastic Lanczos quadrature, 4 probes x 48 steps) at "
+                  "the best solution of each optimizer: "
+                  + "; ".join(f"{k}: eigenvalues {_fmt(v['min'])} to {_fmt(v['max'])}, trace "
+                              f"{_fmt(v['trace'])}" for k, v in dens.items()) + "."]
+    sl = results.get("slices") or {}
+    if sl:
+        lines += ["", "2-D slices (filter-normalized directions through the best solution of "
+                  "each optimizer; the plane of two SGD solutions and one L-BFGS solution): "
+                  + "; ".join(f"{k}: loss {_fmt(v['min_loss'])} to {_fmt(v['max_loss'])}"
+                              for k, v in sl.items()) + "."]
+    lines.append("")
     return lines

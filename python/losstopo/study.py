@@ -36,7 +36,8 @@ PRESETS = {
     "quick": dict(n_train=5000, n_test=1000, runs=8, keep=6, sgd_epochs=30, lbfgs_iters=150,
                   lr=0.1, batch_size=64, pairs=5, n_points=20, n_modes=10, lam=1e-4,
                   path_lr=1e-3, path_steps=20, path_batch=None, train_group=None,
-                  converge_pairs=None, align_pairs=2, seed=0),
+                  converge_pairs=None, align_pairs=2, curvature_solutions=6, slice_grid=21,
+                  seed=0),
     # The paper's methods at a scale that tests its claims in under 45 minutes on a
     # 2-core CPU (README): 48 kept runs per optimizer (the paper's set size, which
     # kernel PCA needs), the full 10k test set and the paper's path settings; fewer
@@ -44,23 +45,26 @@ PRESETS = {
     "medium": dict(n_train=10000, n_test=None, runs=56, keep=48, sgd_epochs=40,
                    lbfgs_iters=200, lr=0.1, batch_size=64, pairs=6, n_points=50, n_modes=10,
                    lam=1e-4, path_lr=1e-3, path_steps=100, path_batch=None, train_group=None,
-                   converge_pairs=1, align_pairs=2, seed=0),
+                   converge_pairs=1, align_pairs=2, curvature_solutions=48, slice_grid=51,
+                   seed=0),
     # The paper's settings (SGD's epochs are not reported; 100 is our default).
     "paper": dict(n_train=None, n_test=None, runs=75, keep=48, sgd_epochs=100,
                   lbfgs_iters=1000, lr=0.1, batch_size=64, pairs=300, n_points=50,
                   n_modes=10, lam=1e-4, path_lr=1e-3, path_steps=100, path_batch=None,
-                  train_group=None, converge_pairs=5, align_pairs=300, seed=0),
+                  train_group=None, converge_pairs=5, align_pairs=300,
+                  curvature_solutions=48, slice_grid=51, seed=0),
 }
 # The quick preset of the PyTorch networks (LeNet, LSTM): their passes run at roughly
 # a tenth of the native engine's speed on a CPU (measured: about 0.1 s per
 # loss+gradient of one parameter vector of LeNet on 1,000 images, 0.3 s of the
 # LSTM), so fewer images, runs, iterations and pairs, and short coarse paths.
 TORCH_QUICK = dict(n_train=1000, n_test=500, runs=4, keep=3, sgd_epochs=20, lbfgs_iters=60,
-                   pairs=1, n_points=12, path_steps=10, converge_pairs=None, align_pairs=None)
+                   pairs=1, n_points=12, path_steps=10, converge_pairs=None, align_pairs=None,
+                   curvature_solutions=None, slice_grid=None)
 NETWORK_PRESETS = {("quick", "lenet"): TORCH_QUICK, ("quick", "lstm"): TORCH_QUICK}
 NETWORKS = ("fcp", "autoencoder", "lenet", "lstm")
 SETS = ("SGD-train", "SGD-test", "LBFGS-train", "LBFGS-test")
-STAGES = ("train", "embed", "paths", "converge", "align", "plot")
+STAGES = ("train", "embed", "paths", "converge", "align", "curvature", "plot")
 # The kernel-PCA pairs of sets and kernels, in the order of the embedding, the figures
 # and the report (file names and the report's rows come from these lists, never from
 # the keys of a file read back).
@@ -68,6 +72,7 @@ COMBOS = (("LBFGS-train", "SGD-train"), ("LBFGS-test", "SGD-test"),
           ("LBFGS-train", "SGD-test"))
 KERNELS = ("rbf", "linear")
 METHODS = ("sgd", "lbfgs")
+SLICES = ("SGD", "LBFGS", "plane")  # the curvature stage's 2-D slices
 FIGURE_FORMATS = ("png", "pdf")  # what every figure of the study is written as
 
 
@@ -95,6 +100,8 @@ def _figure_stems() -> list:
     stems += [f"fig6_kpca_{embedding_key(a, b, k)}" for a, b in COMBOS for k in KERNELS]
     stems.append("fig6_kpca_bandwidth")
     stems.append("path_convergence")
+    stems += ["sharpness_top", "sharpness_trace", "hessian_density"]
+    stems += [f"slice_{label}" for label in SLICES] + ["slice_surface_SGD", "slice_surface_LBFGS"]
     return stems
 
 
@@ -113,7 +120,7 @@ def study_files() -> frozenset:
     """Every name a study can write (relative to its folder): the only names --force
     ever removes, and then only those its manifest lists."""
     names = {"manifest.json", "log.txt", "report.md", "sets.npz", "embedding.npz",
-             "convergence.npz", "embedding_aligned.npz"}
+             "convergence.npz", "embedding_aligned.npz", "curvature.npz"}
     names |= {aligned_file(name) for name in SETS}
     for m in METHODS:
         names |= {f"ensemble_{m}.npz", f"checkpoint_{m}.npz"}
@@ -127,18 +134,23 @@ def study_files() -> frozenset:
 _INT = ("runs", "keep", "sgd_epochs", "lbfgs_iters", "batch_size", "pairs", "n_points",
         "n_modes", "path_steps", "seed")
 _FLOAT = ("lr", "lam", "path_lr")
-_OPT_INT = ("n_train", "n_test", "path_batch", "train_group", "converge_pairs", "align_pairs")
+_OPT_INT = ("n_train", "n_test", "path_batch", "train_group", "converge_pairs", "align_pairs",
+            "curvature_solutions", "slice_grid")
 _STR = ("network", "preset", "data", "device", "curve")
 # Settings added after the first release, with the value that reproduces the studies
 # written before them: a manifest without them reads as that value, and a setting at
 # that value stays out of the configuration's hash, so those studies still resume.
 _LATER = dict(path_batch=None, train_group=None, converge_pairs=None, align_pairs=None,
-              curve="fourier")
+              curve="fourier", curvature_solutions=None, slice_grid=None)
+# Settings of the curvature stage alone: kept out of the hash, since no other stage
+# reads them, so that a finished study can take the stage (or run it again with
+# other settings) without starting afresh.
+STAGE_SETTINGS = {"curvature_solutions": "curvature", "slice_grid": "curvature"}
 
 
 def _study_hash(cfg: dict) -> str:
     return config_hash({k: v for k, v in cfg.items()
-                        if not (k in _LATER and v == _LATER[k])})
+                        if not (k in _LATER and v == _LATER[k]) and k not in STAGE_SETTINGS})
 
 class StudyError(RuntimeError):
     """A study cannot go on (a changed configuration, a missing stage, ...)."""
@@ -211,7 +223,8 @@ def _check_config(cfg, where: str) -> None:
     if cfg["curve"] not in CURVES:
         raise StudyError(f"{where}: curve must be one of {CURVES}, got {cfg['curve']!r}")
     for k in _OPT_INT:
-        low = 0 if k in ("converge_pairs", "align_pairs") else 1  # 0: no such stage
+        low = 0 if k in ("converge_pairs", "align_pairs", "curvature_solutions") else 1
+        low = 2 if k == "slice_grid" else low  # 0 pairs or solutions: no such stage
         if cfg[k] is not None and cfg[k] < low:
             raise StudyError(f"{where}: {k} must be an integer >= {low}, got {cfg[k]}")
 
@@ -290,7 +303,8 @@ class Study:
     """
 
     def __init__(self, out, config: Optional[dict] = None, force: bool = False,
-                 quiet: bool = False, client=None, threads: Optional[int] = None):
+                 quiet: bool = False, client=None, threads: Optional[int] = None,
+                 settings: Optional[dict] = None):
         self.out = os.fspath(out)
         self.quiet = quiet
         self.client = client
@@ -305,7 +319,7 @@ class Study:
             raise StudyError(f"{self.out}: cannot create the study's folder ({_why(e)}); "
                              "choose another --out") from e
         try:
-            self._open(config, force)
+            self._open(config, force, settings or {})
         except UnsafePathError as e:
             self.close()
             raise StudyError(str(e)) from e
@@ -317,7 +331,7 @@ class Study:
             self.close()
             raise
 
-    def _open(self, config, force):
+    def _open(self, config, force, settings):
         self._lock()
         self.manifest_path = self.folder.path("manifest.json")
         manifest = self._read_manifest()
@@ -326,6 +340,14 @@ class Study:
                 raise StudyError(f"{self.out}: no study here yet (run `losstopo reproduce`)")
             config = manifest["config"]
         else:
+            _check_config(config, "configuration")
+        unknown = sorted(set(settings) - set(STAGE_SETTINGS))
+        if unknown:
+            raise StudyError(f"settings: only {sorted(STAGE_SETTINGS)} change a study's "
+                             f"later stages, got {unknown}")
+        changes = {k: v for k, v in settings.items() if v is not None}
+        if changes:
+            config = dict(config, **changes)
             _check_config(config, "configuration")
         chash = _study_hash(config)
         if manifest is not None and manifest["config_hash"] != chash:
@@ -342,6 +364,13 @@ class Study:
             self._wipe(manifest)
             manifest = None
         self.config = config
+        if manifest is not None:
+            # A stage whose own settings changed runs again.
+            old = manifest["config"]
+            for k, stage in STAGE_SETTINGS.items():
+                if old.get(k, _LATER[k]) != config[k]:
+                    manifest["stages"].pop(stage, None)
+            manifest["config"] = config
         if manifest is None:
             manifest = dict(config=config, config_hash=chash, stages={}, results={},
                             files=[], version=__version__)
@@ -806,6 +835,124 @@ class Study:
         self._write("embedding_aligned.npz", "npz", arrays)
         self._finish("align", alignment=summary, aligned_separation=seps)
 
+    def stage_curvature(self):
+        """Sharpness of the first ``curvature_solutions`` solutions of each set on the
+        training landscape (top Hessian eigenvalue by batched Lanczos, Hutchinson trace
+        with its standard error), the spectral density at one solution per optimizer,
+        and 2-D slices of ``slice_grid``^2 points: filter-normalized through one solution
+        of each optimizer, and the plane through two SGD solutions and one L-BFGS
+        solution (curvature.npz; results "curvature")."""
+        from . import curvature
+        from .slices import slice2d
+
+        c = self.config
+        if not self._wanted("curvature", "curvature_solutions"):
+            return
+        sets = self.sets()
+        train_ls, _ = self.landscapes()
+        if not hasattr(train_ls, "hessian_vector"):
+            self.log.info("curvature: the %s landscape offers no Hessian-vector products",
+                          c["network"])
+            self._finish("curvature")
+            return
+        arrays, summary = {}, {}
+        self._own("curvature.npz")
+        for name in SETS:
+            th = sets[name][: c["curvature_solutions"]].astype(np.float64)
+            self.log.info("curvature: %s, top eigenvalue and trace of %d solutions", name,
+                          len(th))
+            top = curvature.sharpness(train_ls, th, tol=1e-3, max_steps=100, seed=c["seed"],
+                                      progress=not self.quiet)
+            traces = [curvature.hessian_trace(train_ls, t, probes=32, batch=16,
+                                              seed=c["seed"]) for t in th]
+            key = name.replace("-", "_")
+            arrays[f"{key}__top"] = top
+            arrays[f"{key}__trace"] = np.array([t for t, _ in traces])
+            arrays[f"{key}__trace_se"] = np.array([e for _, e in traces])
+            summary[name] = dict(solutions=int(len(th)), median_top=float(np.median(top)),
+                                 median_trace=float(np.median(arrays[f"{key}__trace"])),
+                                 median_trace_se=float(np.median(arrays[f"{key}__trace_se"])),
+                                 top=[float(v) for v in top])
+        densities = {}
+        for opt in ("SGD", "LBFGS"):
+            d = curvature.spectral_density(train_ls, sets[f"{opt}-train"][0].astype(np.float64),
+                                           probes=4, steps=48, seed=c["seed"])
+            key = f"density__{opt}"
+            arrays[f"{key}__nodes"], arrays[f"{key}__weights"] = d.nodes, d.weights
+            arrays[f"{key}__grid"], arrays[f"{key}__density"] = d.grid, d.density
+            densities[opt] = dict(sigma=d.sigma, trace=d.trace, min=float(d.nodes.min()),
+                                  max=float(d.nodes.max()))
+        slices = {}
+        n = c["slice_grid"] or 51
+        sgd, lbfgs = sets["SGD-train"], sets["LBFGS-train"]
+        for label, kw in (("SGD", dict(theta=sgd[0], directions="filter")),
+                          ("LBFGS", dict(theta=lbfgs[0], directions="filter")),
+                          ("plane", dict(theta=None, directions="plane",
+                                         solutions=np.stack([sgd[0], sgd[1], lbfgs[0]])))):
+            self.log.info("curvature: %d x %d slice (%s)", n, n, label)
+            theta = None if kw["theta"] is None else kw["theta"].astype(np.float64)
+            sl = slice2d(train_ls, theta, kw["directions"], n=n, seed=c["seed"],
+                         solutions=kw.get("solutions"), progress=not self.quiet)
+            arrays[f"slice__{label}__loss"] = sl.loss
+            if sl.accuracy is not None:
+                arrays[f"slice__{label}__accuracy"] = sl.accuracy
+            arrays[f"slice__{label}__xs"], arrays[f"slice__{label}__ys"] = sl.xs, sl.ys
+            slices[label] = dict(kind=sl.kind, marks={k: list(v) for k, v in sl.marks.items()},
+                                 min_loss=float(sl.loss.min()), max_loss=float(sl.loss.max()))
+        self._write("curvature.npz", "npz", arrays)
+        self._finish("curvature", curvature=summary, hessian_density=densities, slices=slices)
+
+    def _curvature_figures(self, plots) -> list:
+        """Sharpness histograms, the spectral densities and the slices, from
+        curvature.npz (checked against the stage's own names)."""
+        from .curvature import SpectralDensity
+        from .slices import Slice
+
+        res = self.manifest["results"]
+        names = [n for n in SETS if n in res["curvature"]]
+        want = {f"{n.replace('-', '_')}__{k}" for n in names for k in ("top", "trace")}
+        want |= {f"slice__{lb}__{k}" for lb in res.get("slices", {}) for k in ("loss", "xs", "ys")}
+
+        def check(d):
+            missing = sorted(want - set(d))
+            if missing:
+                raise ValueError(f"no arrays {missing[:4]}")
+
+        d = self._load("curvature.npz", "curvature", check)
+        written = []
+        tops = {n: d[f"{n.replace('-', '_')}__top"] for n in names}
+        traces = {n: d[f"{n.replace('-', '_')}__trace"] for n in names}
+        written += self._figure(plots.plot_histograms(
+            tops, "largest Hessian eigenvalue", "sharpness of the solutions", log=True),
+            "sharpness_top")
+        written += self._figure(plots.plot_histograms(
+            traces, "Hessian trace (Hutchinson)", "sharpness of the solutions"),
+            "sharpness_trace")
+        dens = {}
+        for opt in res.get("hessian_density", {}):
+            k = f"density__{opt}"
+            if f"{k}__grid" in d:
+                dens[opt] = SpectralDensity(d[f"{k}__nodes"], d[f"{k}__weights"], d[f"{k}__grid"],
+                                            d[f"{k}__density"], 0.0, 0)
+        if dens:
+            written += self._figure(plots.plot_spectral_density(dens), "hessian_density")
+        for label, info in res.get("slices", {}).items():
+            if label not in SLICES:
+                continue
+            marks = {k: tuple(v) for k, v in info["marks"].items()}
+            if label == "plane":  # the plane's three solutions, by their sets
+                marks = dict(zip(("SGD 0", "SGD 1", "L-BFGS 0"), marks.values()))
+            sl = Slice(None, None, d[f"slice__{label}__xs"], d[f"slice__{label}__ys"],
+                       d[f"slice__{label}__loss"], d.get(f"slice__{label}__accuracy"), marks,
+                       info["kind"])
+            title = (f"{label} solution, filter-normalized directions" if label != "plane"
+                     else "the plane of two SGD and one L-BFGS solution")
+            written += self._figure(plots.plot_slice(sl, title=title), f"slice_{label}")
+            if label != "plane":
+                written += self._figure(plots.plot_slice_surface(sl, title=title),
+                                        f"slice_surface_{label}")
+        return written
+
     def _load_embedding(self, sets) -> dict:
         """embedding.npz, checked: exactly the code's own keys, each (na + nb, 2)."""
         expected = {embedding_key(a, b, k): (a, b) for a, b in COMBOS for k in KERNELS}
@@ -889,6 +1036,8 @@ class Study:
         if conv:
             written += self._figure(plots.plot_convergence(
                 {k: conv[k] for k in SETS if k in conv}), "path_convergence")
+        if self.done("curvature") and self.manifest["results"].get("curvature"):
+            written += self._curvature_figures(plots)
         sweep = self.manifest["results"].get("bandwidth")
         if sweep:
             written += self._figure(plots.plot_bandwidth(
