@@ -36,6 +36,26 @@ def test_matches_native_engine():
         np.testing.assert_allclose(ge[p], gp, rtol=1e-10, atol=1e-14)
 
 
+def test_hessian_vector_products_and_curvature_match_the_native_engine():
+    module, net, X, y = pair()
+    tl = TorchLandscape(module, X, y, dtype="float64", chunk=25)
+    ls = Landscape(net, X, y, dtype="float64")
+    theta = net.init(3, seed=1, dtype="float64")
+    V = np.random.default_rng(0).normal(size=(3, net.num_params))
+    np.testing.assert_allclose(tl.hessian_vector(theta[0], V), ls.hessian_vector(theta[0], V),
+                               rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(tl.hessian_vector(theta, V), ls.hessian_vector(theta, V),
+                               rtol=1e-10, atol=1e-13)
+    s = np.arange(5, 40)
+    np.testing.assert_allclose(tl.hessian_vector(theta[1], V[0], samples=s),
+                               ls.hessian_vector(theta[1], V[0], samples=s), rtol=1e-10,
+                               atol=1e-13)
+    from losstopo import curvature
+
+    assert curvature.sharpness(tl, theta, tol=1e-8) == pytest.approx(
+        curvature.sharpness(ls, theta, tol=1e-8), rel=1e-8)
+
+
 @pytest.mark.parametrize("method", ["sgd", "lbfgs"])
 def test_trains_like_the_native_engine(method):
     module, net, X, y = pair(80)

@@ -8,6 +8,7 @@ the native :class:`~losstopo.Landscape`, so it plugs into ``train``, ``minimize`
 
 from __future__ import annotations
 
+import warnings
 from typing import Optional
 
 import numpy as np
@@ -247,6 +248,35 @@ class TorchLandscape:
                     correct[v:v + pv] += (out.argmax(-1) == yb).sum(-1).double()
         acc = (correct / n).numpy().astype(self.dtype)
         return acc[0] if single else acc
+
+    def hessian_vector(self, theta, v, samples=None):
+        """Exact Hessian-vector products (forward-over-reverse: torch.func.jvp of
+        grad), direction by direction on chunks of samples within the memory budget:
+        theta (D,) or (P, D), v (D,) or (P, D) -> H(theta) v with v's shape."""
+        torch = _torch()
+        t, _ = self._theta(theta)
+        vv = np.asarray(v)
+        if vv.ndim not in (1, 2) or vv.shape[-1] != self.num_params:
+            raise ValueError(f"v: expected shape ({self.num_params},) or (P, "
+                             f"{self.num_params}), got {vv.shape}")
+        V, _ = self._theta(vv)
+        if t.shape[0] not in (1, V.shape[0]):
+            raise ValueError(f"theta: expected one point or one per direction ({V.shape[0]}), "
+                             f"got {t.shape[0]}")
+        n = self.num_samples if samples is None else len(samples)
+        # jvp of grad keeps about twice what a gradient keeps
+        ps = max(1, self._plan(1, n)[1] // 2)
+        out = torch.zeros_like(V)
+        with self._threads(), torch.enable_grad(), warnings.catch_warnings():
+            # torch's forward-mode rules script their decompositions on first use
+            warnings.filterwarnings("ignore", message=".*torch.jit.script.* is deprecated",
+                                    category=DeprecationWarning)
+            for p in range(V.shape[0]):
+                tp = t[0 if t.shape[0] == 1 else p]
+                for m, xb, yb in self._batches(samples, ps):
+                    g = torch.func.grad(lambda w: self._loss_fn(w, xb, yb))
+                    out[p] += (m / n) * torch.func.jvp(g, (tp,), (V[p],))[1]
+        return out.numpy().reshape(vv.shape)
 
     def evaluate_each(self, theta, samples):
         """Vector p on its own samples[p] (P, B): losses (P,), grads (P, D)."""
