@@ -196,6 +196,32 @@ __global__ void output_loss(const T* out, int64_t ld, int64_t stride, int64_t ro
   }
 }
 
+// The R-operator of a delta through an activation, over the blocks: on entry rd holds
+// R{delta_l} W_l + delta_l V_l; rd = rd * act'(a) + delta * (act''/act')(a) * rz.
+// All four share the layout.
+template <typename T>
+__global__ void r_delta(T* rd, const T* a, const T* delta, const T* rz, int64_t rows,
+                        int64_t cols, int64_t ld, int64_t stride, int64_t count, Activation act) {
+  LOSSTOPO_GRID_LOOP(i, rows * cols * count) {
+    const int64_t c = i % cols, r = (i / cols) % rows, b = i / (cols * rows);
+    const int64_t o = b * stride + r * ld + c;
+    rd[o] = rd[o] * math::derivative(act, a[o]) + delta[o] * math::curvature_ratio(act, a[o]) * rz[o];
+  }
+}
+
+// One thread per (vector b, row r) of the output blocks: rd = R{dLoss/dz} of the row
+// (math::row_loss_rop) from the outputs, their deltas and R{z}; all share the layout.
+template <typename T>
+__global__ void output_rop(const T* out, const T* delta, const T* rz, T* rd, int64_t ld,
+                           int64_t stride, int64_t rows, int k, int64_t count, Loss loss,
+                           Activation act, T scale) {
+  LOSSTOPO_GRID_LOOP(i, rows * count) {
+    const int64_t r = i % rows, b = i / rows;
+    const int64_t o = b * stride + r * ld;
+    math::row_loss_rop(loss, act, out + o, k, delta + o, rz + o, rd + o, scale);
+  }
+}
+
 // out (rows, cols) = rows idx[0 .. rows) of X (., cols).
 template <typename T>
 __global__ void gather_rows(const T* X, const int64_t* idx, int64_t rows, int64_t cols, T* out) {
@@ -396,6 +422,12 @@ struct CudaLandscape<T>::Impl {
   // gradients) and minibatch orders (A, n), or (1, n) when shared.
   DeviceBuffer<T> velocity;
   DeviceBuffer<int64_t> orders;
+  // Hessian-vector products: the directions (P, D) and their products (P, D), the
+  // first layers of the directions and their products (P*h1, d0), the first layer's
+  // outputs (C, P*h1) kept beside a1 (which ends holding its deltas), their
+  // R-operators (C, P*h1) and those of the later layers l >= 1 (P, C, sizes[l+1]).
+  DeviceBuffer<T> dirs, hv, vw1, hw1, a1_out, rz1, ra1, rd1;
+  std::vector<DeviceBuffer<T>> rz, ra, rd;
 
   ~Impl() {
     cudaSetDevice(device);
@@ -684,6 +716,9 @@ CudaLandscape<T>::CudaLandscape(MLPSpec spec, const T* X, int64_t n, const int32
   }
   m.acts.resize(m.L);
   m.deltas.resize(m.L);
+  m.rz.resize(m.L);
+  m.ra.resize(m.L);
+  m.rd.resize(m.L);
   m.use_device();
   check(cublasCreate(&m.handle), "cublasCreate");
   if (tf32) check(cublasSetMathMode(m.handle, CUBLAS_TF32_TENSOR_OP_MATH), "cublasSetMathMode");
@@ -970,6 +1005,163 @@ void CudaLandscape<T>::evaluate_combination(const T* points, int64_t P, const T*
                m.grad.get() + W1, int(D), T(0), pg + W1, int(D)), "projected gradient");
   check(cudaGetLastError(), "kernels");
   m.proj_grad.download(proj_grad, size_t(K) * D);
+}
+
+// ------------------------------------------------------------------ Hessian-vector products
+
+template <typename T>
+void CudaLandscape<T>::hessian_vector(const T* theta, int64_t Pt, const T* v, int64_t P,
+                                      T* hv_out, T* loss_out, T* grad_out,
+                                      const int64_t* samples, int64_t n_samples) const {
+  Impl& m = *impl_;
+  math::check_vectors(theta, Pt, m.h1);
+  math::check_vectors(v, P, m.h1);
+  if (Pt != 1 && Pt != P)
+    throw std::invalid_argument("theta: expected one point or one per direction (" +
+                                std::to_string(P) + "), got " + std::to_string(Pt));
+  if (!hv_out) throw std::invalid_argument("hv: need an output array");
+  if (samples) math::check_samples(samples, n_samples, m.n);
+  std::lock_guard<std::mutex> lock(m.mutex);
+  m.use_device();
+  const MLPSpec& s = m.spec;
+  const int L = m.L, d0 = m.d0, h1 = m.h1, dout = m.dout, iP = int(P);
+  const int64_t D = m.D, W1 = m.W1, N = samples ? n_samples : m.n, width1 = P * h1;
+  cublasHandle_t h = m.handle;
+  // The point of each direction (a single point repeated) and the directions.
+  T* pts = m.theta.reserve(size_t(P) * D);
+  if (Pt == P) {
+    check(cudaMemcpy(pts, theta, sizeof(T) * P * D, cudaMemcpyHostToDevice), "copy to device");
+  } else {
+    check(cudaMemcpy(pts, theta, sizeof(T) * D, cudaMemcpyHostToDevice), "copy to device");
+    for (int64_t p = 1; p < P; ++p)
+      check(cudaMemcpy(pts + p * D, pts, sizeof(T) * D, cudaMemcpyDeviceToDevice), "repeat point");
+  }
+  const T* dirs = m.dirs.upload(v, size_t(P) * D);
+  const int64_t* idx = samples ? m.idx.upload(samples, N) : nullptr;
+  m.first_layers(pts, P, m.w1.reserve(size_t(P) * W1));
+  m.first_layers(dirs, P, m.vw1.reserve(size_t(P) * W1));
+  const int64_t C = m.chunk_rows(N, P * m.widest);
+  m.reserve(P, C, true);
+  m.grad.zeros(size_t(P) * D);
+  if (grad_out) m.dw1.reserve(size_t(P) * W1);
+  T* hv = m.hv.zeros(size_t(P) * D);
+  T* hw1 = m.hw1.reserve(size_t(P) * W1);
+  T* a1p = m.a1.get();
+  T* a1o = m.a1_out.reserve(size_t(C) * width1);
+  T* rz1 = m.rz1.reserve(size_t(C) * width1);
+  T* ra1 = m.ra1.reserve(size_t(C) * width1);
+  T* rd1 = m.rd1.reserve(size_t(C) * width1);
+  for (int l = 1; l < L; ++l) {
+    const size_t sz = size_t(P) * C * s.sizes[l + 1];
+    m.rz[l].reserve(sz);
+    m.ra[l].reserve(sz);
+    m.rd[l].reserve(sz);
+  }
+  const T scale = T(math::mean_factor(s, N));
+  const typename Impl::Vectors vec{pts, P, m.grad.get(), scale};
+  const T* ones = m.ones.get();
+  for (int64_t r0 = 0; r0 < N; r0 += C) {
+    const int nc = int(std::min<int64_t>(C, N - r0));
+    typename Impl::Rows rows;
+    if (idx) {
+      m.gather(idx + r0, nc);
+      rows = m.gathered_rows(0, nc, 0);
+    } else {
+      rows = m.dataset_rows(r0, nc);
+    }
+    // A block of layer l for the chunk: (pointer, leading dimension, stride between
+    // the P vectors). Layer 0 lives in the (nc, P*h1) buffers, the others in (P, nc, out).
+    struct Block {
+      T* p;
+      int64_t ld, st;
+    };
+    auto block = [&](int l, T* first, DeviceBuffer<T>& later) {
+      return l == 0 ? Block{first, width1, h1}
+                    : Block{later.get(), s.sizes[l + 1], int64_t(nc) * s.sizes[l + 1]};
+    };
+    auto act = [&](int l) { return block(l, a1o, m.acts[l]); };
+    auto del = [&](int l) { return block(l, a1p, m.deltas[l]); };
+    auto Rz = [&](int l) { return block(l, rz1, m.rz[l]); };
+    auto Ra = [&](int l) { return block(l, ra1, m.ra[l]); };
+    auto Rd = [&](int l) { return block(l, rd1, m.rd[l]); };
+
+    // Forward and plain backward of every point (a1 ends holding the first layer's
+    // deltas, hence the first layer's outputs again in a1_out).
+    check(gemm(h, false, true, nc, int(width1), d0, T(1), rows.x, d0, m.w1.get(), d0, T(0), a1p,
+               int(width1)), "first layer");
+    check(cudaMemcpy(a1o, a1p, sizeof(T) * nc * width1, cudaMemcpyDeviceToDevice),
+          "first layer copy");
+    if (s.bias || s.activation(0) != Activation::Identity)
+      bias_activate<<<grid_for(int64_t(nc) * width1), kThreads>>>(
+          a1o, nc, h1, width1, h1, P, s.bias ? pts + m.boff[0] : nullptr, D, s.activation(0));
+    m.layers(vec, rows, a1p);
+    if (grad_out)
+      check(gemm(h, true, false, int(width1), d0, nc, T(1), a1p, int(width1), rows.x, d0,
+                 r0 == 0 ? T(0) : T(1), m.dw1.get(), d0), "first-layer weight gradient");
+
+    // R-forward: R{z1} = X V1^T + vb1, then through the later layers.
+    check(gemm(h, false, true, nc, int(width1), d0, T(1), rows.x, d0, m.vw1.get(), d0, T(0), rz1,
+               int(width1)), "first layer of the directions");
+    if (s.bias)
+      bias_activate<<<grid_for(int64_t(nc) * width1), kThreads>>>(
+          rz1, nc, h1, width1, h1, P, dirs + m.boff[0], D, Activation::Identity);
+    apply_derivative<<<grid_for(int64_t(nc) * width1), kThreads>>>(ra1, rz1, a1o, nc, h1, width1,
+                                                                   h1, P, s.activation(0));
+    for (int l = 1; l < L; ++l) {
+      const int in = s.sizes[l], out = s.sizes[l + 1];
+      const Block z = Rz(l), ra_in = Ra(l - 1), a_in = act(l - 1);
+      check(gemm_batched(h, false, true, nc, out, in, T(1), ra_in.p, int(ra_in.ld), ra_in.st,
+                         pts + m.woff[l], in, D, T(0), z.p, int(z.ld), z.st, iP), "R forward");
+      check(gemm_batched(h, false, true, nc, out, in, T(1), a_in.p, int(a_in.ld), a_in.st,
+                         dirs + m.woff[l], in, D, T(1), z.p, int(z.ld), z.st, iP), "R forward");
+      if (s.bias)
+        bias_activate<<<grid_for(int64_t(nc) * out * P), kThreads>>>(
+            z.p, nc, out, z.ld, z.st, P, dirs + m.boff[l], D, Activation::Identity);
+      apply_derivative<<<grid_for(int64_t(nc) * out * P), kThreads>>>(
+          Ra(l).p, z.p, act(l).p, nc, out, z.ld, z.st, P, s.activation(l));
+    }
+    {
+      const Block o = act(L - 1);
+      output_rop<<<grid_for(int64_t(nc) * P), kThreads>>>(o.p, del(L - 1).p, Rz(L - 1).p,
+                                                          Rd(L - 1).p, o.ld, o.st, nc, dout, P,
+                                                          s.loss, s.output, scale);
+    }
+    // R-backward: the products' later layers, and R{delta} down to the first layer.
+    for (int l = L - 1; l >= 1; --l) {
+      const int in = s.sizes[l], out = s.sizes[l + 1];
+      const Block rd = Rd(l), d = del(l), a_in = act(l - 1), ra_in = Ra(l - 1), prev = Rd(l - 1);
+      check(gemm_batched(h, true, false, out, in, nc, T(1), rd.p, out, rd.st, a_in.p,
+                         int(a_in.ld), a_in.st, T(1), hv + m.woff[l], in, D, iP), "R weights");
+      check(gemm_batched(h, true, false, out, in, nc, T(1), d.p, out, d.st, ra_in.p,
+                         int(ra_in.ld), ra_in.st, T(1), hv + m.woff[l], in, D, iP), "R weights");
+      if (s.bias)
+        check(gemm_batched(h, false, false, 1, out, nc, T(1), ones, nc, 0, rd.p, out, rd.st, T(1),
+                           hv + m.boff[l], out, D, iP), "R bias");
+      check(gemm_batched(h, false, false, nc, in, out, T(1), rd.p, out, rd.st, pts + m.woff[l],
+                         in, D, T(0), prev.p, int(prev.ld), prev.st, iP), "R delta");
+      check(gemm_batched(h, false, false, nc, in, out, T(1), d.p, out, d.st, dirs + m.woff[l],
+                         in, D, T(1), prev.p, int(prev.ld), prev.st, iP), "R delta");
+      r_delta<<<grid_for(int64_t(nc) * in * P), kThreads>>>(prev.p, act(l - 1).p, del(l - 1).p,
+                                                            Rz(l - 1).p, nc, in, prev.ld,
+                                                            prev.st, P, s.activation(l - 1));
+    }
+    if (s.bias)
+      check(gemm_batched(h, false, false, 1, h1, nc, T(1), ones, nc, 0, rd1, int(width1), h1,
+                         T(1), hv + m.boff[0], h1, D, iP), "R first-layer bias");
+    check(gemm(h, true, false, int(width1), d0, nc, T(1), rd1, int(width1), rows.x, d0,
+               r0 == 0 ? T(0) : T(1), hw1, d0), "R first-layer weights");
+  }
+  m.place_first_layers(hw1, P, hv);
+  check(cudaGetLastError(), "kernels");
+  m.hv.download(hv_out, size_t(P) * D);
+  std::vector<T> losses(P);
+  m.read_losses(P, N, losses.data(), nullptr);
+  if (loss_out) std::copy(losses.begin(), losses.begin() + Pt, loss_out);
+  if (grad_out) {
+    m.place_first_layers(m.dw1.get(), P, m.grad.get());
+    check(cudaMemcpy(grad_out, m.grad.get(), sizeof(T) * Pt * D, cudaMemcpyDeviceToHost),
+          "copy to host");
+  }
 }
 
 template class CudaLandscape<float>;

@@ -362,3 +362,28 @@ def test_sgd_epoch_stays_on_the_device():
     assert down <= R * D * 8 + (steps + 2) * R * 8, down
     assert down < generic_down / 3
     assert up <= 2 * R * D * 8 + R * n * 8, up  # parameters twice, the orders once
+
+
+@pytest.mark.parametrize("net", NETS, ids=repr)
+@pytest.mark.parametrize("chunk", [None, 50])
+def test_hessian_vector_products_on_cuda_equal_cpu(net, chunk):
+    X, y = data(net)
+    cpu = Landscape(net, X, y, dtype="float64")
+    gpu = Landscape(net, X, y, dtype="float64", device="cuda", chunk=chunk)
+    assert gpu.engine.offers_hessian_vector
+    rng = np.random.default_rng(4)
+    theta = net.init(3, seed=1, dtype="float64")
+    V = rng.normal(size=(3, net.num_params))
+    np.testing.assert_allclose(gpu.hessian_vector(theta[0], V), cpu.hessian_vector(theta[0], V),
+                               rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(gpu.hessian_vector(theta, V), cpu.hessian_vector(theta, V),
+                               rtol=1e-9, atol=1e-12)
+    idx = np.random.default_rng(3).permutation(len(X))[:77]
+    np.testing.assert_allclose(gpu.hessian_vector(theta[1], V[:2], samples=idx),
+                               cpu.hessian_vector(theta[1], V[:2], samples=idx),
+                               rtol=1e-9, atol=1e-12)
+    # Loss and gradient come with the products, as on the CPU.
+    l1, g1, _ = cpu.engine.hessian_vector(theta[:1], V, True, None)
+    l2, g2, _ = gpu.engine.hessian_vector(theta[:1], V, True, None)
+    np.testing.assert_allclose(l2, l1, rtol=1e-11)
+    np.testing.assert_allclose(g2, g1, rtol=1e-9, atol=1e-13)

@@ -60,6 +60,14 @@ class CudaLandscape final : public Objective<T> {
   bool run_sgd_epoch(T* theta, T* velocity, int64_t R, uint8_t* active, const SGDParams& p,
                      const int64_t* orders) const override;
 
+  // Exact Hessian-vector products (Objective::hessian_vector) by the R-operator on the
+  // device, with the network maths the CPU engine uses; one point per direction on
+  // the device (a single point is repeated).
+  bool offers_hessian_vector() const override { return true; }
+  void hessian_vector(const T* theta, int64_t Pt, const T* v, int64_t P, T* hv,
+                      T* loss = nullptr, T* grad = nullptr, const int64_t* samples = nullptr,
+                      int64_t n_samples = 0) const override;
+
  private:
   struct Impl;
   class Lines;  // the prepared-lines evaluator (cuda/landscape.cu)
