@@ -929,15 +929,16 @@ class Study:
             traces, "Hessian trace (Hutchinson)", "sharpness of the solutions"),
             "sharpness_trace")
         dens = {}
-        for opt in res.get("hessian_density", {}):
+        for opt in ("SGD", "LBFGS"):
             k = f"density__{opt}"
-            if f"{k}__grid" in d:
+            if opt in res.get("hessian_density", {}) and f"{k}__grid" in d:
                 dens[opt] = SpectralDensity(d[f"{k}__nodes"], d[f"{k}__weights"], d[f"{k}__grid"],
                                             d[f"{k}__density"], 0.0, 0)
         if dens:
             written += self._figure(plots.plot_spectral_density(dens), "hessian_density")
-        for label, info in res.get("slices", {}).items():
-            if label not in SLICES:
+        for label in SLICES:  # the code's order, never the manifest's
+            info = res.get("slices", {}).get(label)
+            if info is None:
                 continue
             marks = {k: tuple(v) for k, v in info["marks"].items()}
             if label == "plane":  # the plane's three solutions, by their sets
