@@ -41,6 +41,12 @@ def test_projection_arithmetic():
     # are fewer than 500), the measurement all samples
     sto = estimate.project(dict(c, path_batch=500), CAL, 1)["paths"]
     assert sto == pytest.approx(8 * ((5 * 1.0 + 10.0) * 4 + 2 * (5 * 0.5 + 10.0 * 0.25)))
+    # curvature: per set, 20 Lanczos steps at every solution and 32 probes each; slices
+    assert one["curvature"] == 0  # not calibrated
+    cal = dict(CAL, hvp_per_point=0.1, hvp_shared=0.01, slice_point=0.001)
+    cur = estimate.project(dict(c, curvature_solutions=3, slice_grid=10), cal, 1)
+    assert cur["curvature"] == pytest.approx(4 * 3 * (20 * 0.1 + 32 * 0.01) + 3 * 100 * 0.001)
+    assert estimate.project(dict(c, curvature_solutions=0), cal, 1)["curvature"] == 0
 
 
 def test_estimate_from_the_command_line(capsys, tmp_path):
@@ -51,5 +57,5 @@ def test_estimate_from_the_command_line(capsys, tmp_path):
     assert cli.main(args) == 0
     text = capsys.readouterr().out
     assert "| total |" in text and "64 workers" in text and "path step" in text
-    assert "| path convergence |" in text
+    assert "| path convergence |" in text and "| curvature |" in text
     assert not out.exists()  # nothing written

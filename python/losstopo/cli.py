@@ -108,10 +108,11 @@ def _study(args, stages):
                          seed=args.seed)
         config = make_config(args.network or "fcp", args.preset, data=args.data,
                              device=args.device, curve=args.curve, **overrides)
-    if getattr(args, "estimate", False):
-        return _estimate(args, config)
     settings = dict(curvature_solutions=getattr(args, "curvature_solutions", None),
                     slice_grid=getattr(args, "slice_grid", None))
+    if getattr(args, "estimate", False):
+        return _estimate(args, dict(config, **{k: v for k, v in settings.items()
+                                               if v is not None}))
     if args.cluster is None:
         with Study(args.out, config, force=args.force, quiet=args.quiet,
                    threads=args.threads, settings=settings) as study:

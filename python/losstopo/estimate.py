@@ -33,7 +33,7 @@ def calibrate(config: dict, train_ls: Landscape, test_ls: Landscape, runs: int =
     if net is None:
         raise ValueError("estimate: the projection needs a native network (fcp or autoencoder)")
     R = max(1, min(runs, c["runs"]))
-    bar = Progress(4, desc="calibrating", enabled=progress)
+    bar = Progress(5, desc="calibrating", enabled=progress)
     out = {}
     try:
         # SGD: minibatch steps of R runs, then the per-epoch curves (loss of every run on
@@ -69,6 +69,18 @@ def calibrate(config: dict, train_ls: Landscape, test_ls: Landscape, runs: int =
         bar.update(1)
         grid = measure_grid(train_ls)
         out["path_measure"] = _timed(lambda: pb.measure(C, [], True, **grid))
+        bar.update(1)
+        # Curvature: Hessian-vector products at R points (a Lanczos step of the
+        # sharpness), 16 at one point (Hutchinson probes), and slice points.
+        if c.get("curvature_solutions") and hasattr(train_ls, "hessian_vector"):
+            from .slices import slice2d
+
+            V = rng.standard_normal((R, net.num_params)).astype(train_ls.dtype)
+            out["hvp_per_point"] = _timed(lambda: train_ls.hessian_vector(th, V)) / R
+            V16 = rng.standard_normal((16, net.num_params)).astype(train_ls.dtype)
+            out["hvp_shared"] = _timed(lambda: train_ls.hessian_vector(th[0], V16)) / 16
+            out["slice_point"] = _timed(lambda: slice2d(train_ls, th[0].astype(np.float64), n=8,
+                                                        accuracy=False)) / 64
         bar.update(1)
     finally:
         bar.close()
@@ -121,8 +133,17 @@ def project(config: dict, cal: dict, workers: int = 1) -> dict:
     aligned = len(SETS) * schedule([min(4, ap - p0) * (c["path_steps"] * cal["path_step"]
                                                        + cal["path_measure"])
                                     for p0 in range(0, ap, 4)]) if ap else 0.0
+    # Curvature, in this process: per set the sharpness (Lanczos runs of all its
+    # solutions at once, about 20 steps) and 32 Hutchinson probes per solution; three
+    # slices. Calibrated only when the configuration asks for the stage.
+    curv = 0.0
+    if c.get("curvature_solutions") and "hvp_per_point" in cal:
+        S = min(c["curvature_solutions"], c["keep"])
+        n = c.get("slice_grid") or 51
+        curv = (len(SETS) * S * (20 * cal["hvp_per_point"] + 32 * cal["hvp_shared"])
+                + 3 * n * n * cal["slice_point"])
     return dict(sgd=sgd, lbfgs=lbfgs, paths=paths, converge=converge, align=aligned,
-                total=sgd + lbfgs + paths + converge + aligned)
+                curvature=curv, total=sgd + lbfgs + paths + converge + aligned + curv)
 
 
 def _human(s: float) -> str:
@@ -148,7 +169,7 @@ def report(config: dict, cal: dict, cluster_workers=None) -> str:
     rows = [
         ("SGD population", "sgd"), ("L-BFGS-GSS population", "lbfgs"),
         ("paths (all sets)", "paths"), ("path convergence", "converge"),
-        ("aligned pairs", "align"), ("total", "total")]
+        ("aligned pairs", "align"), ("curvature", "curvature"), ("total", "total")]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for label, key in rows:
         lines.append("| " + " | ".join([label] + [_human(proj[w][key]) for w in counts]) + " |")
