@@ -89,6 +89,16 @@ def main(argv=None):
     r = losstopo.minimize(ls, theta[0], max_iter=10, gtol=0.0)
     t_it = (time.perf_counter() - t0) / max(r.nit, 1)
     rows.append(["(b) L-BFGS-GSS iteration, 1 network", "fp32", f"{t_it * 1e3:.1f} ms", "", ""])
+    # (c) Hessian-vector products: 10 directions at one point, against torch.func
+    V = np.sign(rng.standard_normal((10, net.num_params))).astype(np.float32)
+    t_hv = common.best_time(lambda: ls.hessian_vector(theta[0], V), repeat=5)
+    t_lg = common.best_time(lambda: ls.loss_and_grad(theta[:10]), repeat=5)
+    t0v, Vt = tt[0], torch.from_numpy(V).cuda()
+    hvp = tfunc.vmap(lambda v: tfunc.jvp(tfunc.grad(loss), (t0v,), (v,))[1])
+    t_thv = sync_time(lambda: hvp(Vt))
+    rows.append(["(c) 10 Hessian-vector products, one point", "fp32", f"{t_hv * 1e3:.1f} ms",
+                 f"{t_hv / t_lg:.2f}x loss+grad of 10",
+                 f"{t_thv / t_hv:.2f}x vs torch.func jvp of grad ({t_thv * 1e3:.1f} ms)"])
     table = common.markdown_table(["case", "precision", "time", "throughput", "peer"], rows)
     body = f"GPU: {name}\n\n{table}"
     print(body)

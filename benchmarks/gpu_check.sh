@@ -39,6 +39,7 @@ compute-sanitizer --tool memcheck --error-exitcode 3 python3 -c "
 import numpy as np, losstopo
 net = losstopo.MLP([20, 8, 6, 3]); rng = np.random.default_rng(0)
 ls = losstopo.Landscape(net, rng.random((100, 20)), rng.integers(0, 3, 100), device='cuda', chunk=30)
-print(ls.loss_and_grad(net.init(3))[0])" 2>&1 | tail -5
+print(ls.loss_and_grad(net.init(3))[0])
+print(ls.hessian_vector(net.init(1)[0], net.init(3, seed=1))[:, :3])" 2>&1 | tail -5
 echo "== benchmark"
 PYTHONUNBUFFERED=1 python3 benchmarks/bench_gpu.py
