@@ -147,6 +147,35 @@ def test_native_landscape_equals_callable():
         assert (a.fun < ls.loss(theta0)).all()
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_carried_lines_equal_fresh_lines_to_rounding(dtype):
+    """Golden lines that continue the last line (first-layer product A_x - u A_d carried)
+    follow the path of lines prepared afresh every iteration, to rounding."""
+    from losstopo._native import core
+    from losstopo.optimize import _options, lbfgs_params
+
+    net = MLP([12, 9, 7, 4], activation="softplus")
+    X, y = losstopo.datasets.synthetic(300, 12, 4, seed=1, dtype=dtype)
+    ls = Landscape(net, X, y, dtype=dtype, chunk=64)
+    theta0 = net.init(4, seed=2, dtype=dtype)
+    run = core.minimize_lbfgs_f32 if dtype == "float32" else core.minimize_lbfgs_f64
+    out = {}
+    for carry in (0, 1, 5):
+        p = lbfgs_params(_options("golden", 10, 12, 0.0, 0.0, None))
+        p.carry_lines = carry
+        out[carry] = run(ls.engine, theta0, p, None)
+    # carry_lines = 1: every line afresh, bitwise today's iterations
+    np.testing.assert_array_equal(out[1]["x"], out[0]["x"])
+    assert not np.array_equal(out[5]["x"], out[0]["x"])  # the carried products did run
+    tol = 1e-9 if dtype == "float64" else 2e-3
+    np.testing.assert_allclose(out[5]["x"], out[0]["x"], rtol=tol, atol=tol)
+    np.testing.assert_allclose(out[5]["fun"], out[0]["fun"], rtol=tol)
+    np.testing.assert_array_equal(out[5]["nit"], out[0]["nit"])
+    with pytest.raises(ValueError, match="carry_lines"):
+        p.carry_lines = -1
+        p.validate()
+
+
 def test_float32_problem_stays_float32():
     res = minimize(rosen, np.array([-1.2, 1.0], dtype=np.float32), max_iter=5)
     assert res.x.dtype == np.float32

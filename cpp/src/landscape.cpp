@@ -616,36 +616,82 @@ detail::Pass<T> Landscape<T>::make_pass(const T* theta, int64_t P, const T* w1al
 }
 
 template <typename T>
-bool Landscape<T>::prepare_lines(const T* x, const T* d, int64_t P, LineCache<T>& cache) const {
+bool Landscape<T>::prepare_lines(const T* x, const T* d, int64_t P, LineCache<T>& cache,
+                                 const int64_t* carried, const T* u) const {
   const MLPSpec& s = spec_;
   const int d0 = s.sizes[0], h1 = s.sizes[1];
   const int64_t D = num_params_, W1 = int64_t(h1) * d0, width1 = P * h1;
+  const int64_t Pold = cache.P, wold = Pold * h1;
   cache.P = 0;
   if (P < 1 || width1 > std::numeric_limits<int>::max()) return false;
   const double bytes = 2.0 * double(n_) * double(width1) * sizeof(T);
   if (bytes > double(options_.line_cache_bytes)) return false;
-  cache.x.assign(x, x + P * D);
-  cache.d.assign(d, d + P * D);
-  cache.A.resize(size_t(n_) * width1);
-  cache.B.resize(size_t(n_) * width1);
-  std::vector<T> wx(P * W1), wd(P * W1);
+  // Which lines continue a held line (its product carried), which need a product.
+  std::vector<int64_t> from(P, -1), fresh;
   for (int64_t p = 0; p < P; ++p) {
-    std::memcpy(&wx[p * W1], x + p * D, sizeof(T) * W1);
-    std::memcpy(&wd[p * W1], d + p * D, sizeof(T) * W1);
+    if (carried && carried[p] >= 0 && carried[p] < Pold) from[p] = carried[p];
+    else fresh.push_back(p);
   }
+  const int64_t nf = int64_t(fresh.size()), wf = nf * h1;
+  std::vector<T> wx(std::max<int64_t>(nf, 1) * W1), wd(P * W1);
+  for (int64_t k = 0; k < nf; ++k) std::memcpy(&wx[k * W1], x + fresh[k] * D, sizeof(T) * W1);
+  for (int64_t p = 0; p < P; ++p) std::memcpy(&wd[p * W1], d + p * D, sizeof(T) * W1);
   const Split sp = split_samples(
       n_, chunk_size(P), options_.threads > 0 ? options_.threads : omp_get_max_threads(), true);
   blas::SingleThreaded single_threaded_blas;
+  if (nf < P) {
+    // The new A from the held lines (A_l - u B_l) and products of the fresh ones,
+    // formed beside the held A and B, which it reads.
+    cache.next.resize(size_t(n_) * width1);
+    std::vector<std::vector<T>> tmp(sp.nt);
+#pragma omp parallel num_threads(sp.nt)
+    {
+      std::vector<T>& t = tmp[omp_get_thread_num()];
+#pragma omp for schedule(static)
+      for (int64_t c = 0; c < sp.nchunks; ++c) {
+        const int64_t r0 = c * sp.C;
+        const int nc = int(std::min<int64_t>(sp.C, n_ - r0));
+        if (nf > 0) {
+          t.resize(size_t(nc) * wf);
+          blas::gemm(blas::N, blas::T, nc, int(wf), d0, T(1), X_.data() + r0 * d0, d0, wx.data(),
+                     d0, T(0), t.data(), int(wf));
+        }
+        for (int i = 0; i < nc; ++i) {
+          T* out = &cache.next[(r0 + i) * width1];
+          const T* ao = cache.A.data() + (r0 + i) * wold;
+          const T* bo = cache.B.data() + (r0 + i) * wold;
+          for (int64_t k = 0, p = 0; p < P; ++p) {
+            T* o = out + p * h1;
+            if (from[p] >= 0) {
+              const T* a = ao + from[p] * h1;
+              const T* b = bo + from[p] * h1;
+              const T up = u[p];
+              for (int j = 0; j < h1; ++j) o[j] = a[j] - up * b[j];
+            } else {
+              std::memcpy(o, t.data() + int64_t(i) * wf + (k++) * h1, sizeof(T) * h1);
+            }
+          }
+        }
+      }
+    }
+    cache.A.swap(cache.next);
+  } else {
+    cache.A.resize(size_t(n_) * width1);
+  }
+  cache.B.resize(size_t(n_) * width1);
 #pragma omp parallel for num_threads(sp.nt) schedule(static)
   for (int64_t c = 0; c < sp.nchunks; ++c) {
     const int64_t r0 = c * sp.C;
     const int nc = int(std::min<int64_t>(sp.C, n_ - r0));
     const T* xc = X_.data() + r0 * d0;
-    blas::gemm(blas::N, blas::T, nc, int(width1), d0, T(1), xc, d0, wx.data(), d0, T(0),
-               &cache.A[r0 * width1], int(width1));
+    if (nf == P)
+      blas::gemm(blas::N, blas::T, nc, int(width1), d0, T(1), xc, d0, wx.data(), d0, T(0),
+                 &cache.A[r0 * width1], int(width1));
     blas::gemm(blas::N, blas::T, nc, int(width1), d0, T(1), xc, d0, wd.data(), d0, T(0),
                &cache.B[r0 * width1], int(width1));
   }
+  cache.x.assign(x, x + P * D);
+  cache.d.assign(d, d + P * D);
   cache.P = P;
   return true;
 }
@@ -752,6 +798,10 @@ class LandscapeLines final : public LineEvaluator<T> {
   explicit LandscapeLines(const Landscape<T>& ls) : ls_(ls) {}
   bool prepare(const T* x, const T* d, int64_t P) override {
     return ls_.prepare_lines(x, d, P, cache_);
+  }
+  bool prepare_carried(const T* x, const T* d, int64_t P, const int64_t* carried,
+                       const T* u) override {
+    return ls_.prepare_lines(x, d, P, cache_, carried, u);
   }
   void values(const int64_t* lines, const T* u, int64_t n, T* loss) const override {
     ls_.line_values(cache_, lines, u, n, loss);

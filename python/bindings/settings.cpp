@@ -65,6 +65,7 @@ void bind_settings(py::module_& m) {
       .def_readwrite("ftol", &LBFGSParams::ftol)
       .def_readwrite("min_cos", &LBFGSParams::min_cos)
       .def_readwrite("min_shrink", &LBFGSParams::min_shrink)
+      .def_readwrite("carry_lines", &LBFGSParams::carry_lines)
       .def_readwrite("golden", &LBFGSParams::golden)
       .def_readwrite("wolfe", &LBFGSParams::wolfe)
       .def_property(

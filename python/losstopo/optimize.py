@@ -142,7 +142,11 @@ def minimize(
         def cb(xk):
             return bool(callback(xk[0] if single else xk))
     run = core.minimize_lbfgs_f32 if dtype == np.float32 else core.minimize_lbfgs_f64
-    out = run(target, X0, lbfgs_params(opts), cb)
+    params = lbfgs_params(opts)
+    # Golden-section lines on an engine that prepares them continue each problem's
+    # last line (no new first-layer product of x), afresh every 10 iterations.
+    params.carry_lines = 10
+    out = run(target, X0, params, cb)
     success = np.isin(out["status"], (1, 2))
     if single:
         return OptimizeResult(

@@ -105,6 +105,11 @@ def train(
         State is saved there atomically every ``checkpoint_every`` epochs (default:
         SGD 1, L-BFGS 10) and when interrupted; calling ``train`` again with the same
         arguments resumes and gives bitwise the same result as an uninterrupted run.
+        L-BFGS-GSS carries each run's first-layer product from one line to the next
+        (A_x - u A_d instead of a new product of x) and takes a fresh one every
+        ``checkpoint_every`` iterations, with or without a checkpoint; an interrupted
+        L-BFGS run therefore keeps the last such boundary, and resuming redoes at
+        most ``checkpoint_every`` - 1 iterations.
     progress : bool
         A progress bar on stderr.
     theta0 : array (R, D), optional
@@ -198,9 +203,14 @@ def train(
     def engine(ls):  # a compiled engine, or an object the core calls back
         return ls.engine if isinstance(ls, Landscape) else ls
 
+    # L-BFGS-GSS lines continue each run's last line (its first-layer product carried,
+    # not computed again) and start afresh every checkpoint_every iterations (with a
+    # checkpoint or without), so a run resumed from a checkpoint continues bitwise as
+    # an uninterrupted one.
+    lparams = lbfgs_params(lopts)
+    lparams.carry_lines = checkpoint_every if method == "lbfgs" else 0
     trainer = Trainer(engine(train_ls), None if test_ls is None else engine(test_ls), theta0,
-                      method, int(epochs), sgd, int(seed) & (2**64 - 1), run_seeds,
-                      lbfgs_params(lopts))
+                      method, int(epochs), sgd, int(seed) & (2**64 - 1), run_seeds, lparams)
     if checkpoint is not None:
         checkpoint = os.fspath(checkpoint)
         if os.path.exists(checkpoint):
@@ -227,7 +237,10 @@ def train(
     try:
         trainer.run(int(epochs), on_epoch)
     except BaseException:
-        save()  # keep what was finished (the state is at an epoch boundary)
+        # Keep what was finished (the state is at an epoch boundary); with carried
+        # lines only at a fresh-line boundary, else the last checkpoint stands.
+        if lparams.carry_lines == 0 or trainer.epoch % lparams.carry_lines == 0:
+            save()
         bar.close()
         raise
     bar.close()

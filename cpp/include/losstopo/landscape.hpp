@@ -52,6 +52,7 @@ struct LineCache {
   int64_t P = 0;
   std::vector<T> x, d;  // (P, D)
   std::vector<T> A, B;  // (n, P*h1): X x1_p^T and X d1_p^T
+  std::vector<T> next;  // the next A while it is formed from carried lines
 };
 
 template <typename T>
@@ -102,7 +103,12 @@ class Landscape final : public Objective<T> {
   // points x_l - u_k d_l, l = lines[k], over the whole dataset.
   // With grad (n, D), also the gradients there: the backward pass alone, the forward
   // first layer coming from the prepared products (the L-BFGS-GSS accepted points).
-  bool prepare_lines(const T* x, const T* d, int64_t P, LineCache<T>& cache) const;
+  // With carried (P) and u (P): line p with carried[p] = l >= 0 starts at the point
+  // x_l - u[p] d_l of the lines the cache holds, and its first-layer product is taken
+  // as A_l - u[p] B_l instead of a new product (equal to rounding): an L-BFGS-GSS
+  // iteration then needs the products of its directions alone.
+  bool prepare_lines(const T* x, const T* d, int64_t P, LineCache<T>& cache,
+                     const int64_t* carried = nullptr, const T* u = nullptr) const;
   void line_values(const LineCache<T>& cache, const int64_t* lines, const T* u, int64_t n,
                    T* loss, T* grad = nullptr) const;
   // The Objective capability: an evaluator over a LineCache of its own.

@@ -37,9 +37,17 @@ struct LBFGSParams {
   // A search with no descent along steepest descent is retried with its first
   // trial shrunk further; below this factor the problem stops (line search failed).
   double min_shrink = 1e-12;
+  // Prepared lines (golden searches): 0 prepares every line from its point afresh; k
+  // > 0 lets a problem's next line continue its last one (the objective may carry
+  // what it computed for the line, e.g. the first-layer product A_x - u A_d, instead
+  // of computing it again), afresh whenever the problem's iteration count is a
+  // multiple of k. Iterates then equal the fresh ones to rounding, and a run resumed
+  // at such an iteration continues exactly as one that was not interrupted.
+  int carry_lines = 0;
   // Throws std::invalid_argument naming the first setting out of range.
   void validate() const {
     detail::require(history >= 1, "history", "at least 1", history);
+    detail::require(carry_lines >= 0, "carry_lines", "non-negative", carry_lines);
     detail::require(max_iter >= 0, "max_iter", "non-negative", max_iter);
     detail::require(detail::finite_nonneg(gtol), "gtol", "finite and >= 0", gtol);
     detail::require(detail::finite_nonneg(ftol), "ftol", "finite and >= 0", ftol);
@@ -207,6 +215,8 @@ class BatchLBFGS {
   void prepare(const T* x0, int64_t R) {
     if (R < 1) throw std::invalid_argument("x0: need at least one starting point");
     probs_.clear();
+    carry_from_.assign(R, -1);
+    carry_u_.assign(R, T(0));
     for (int64_t r = 0; r < R; ++r) {
       probs_.emplace_back(dim_, p_.history);
       Problem<T>& q = probs_.back();
@@ -247,17 +257,33 @@ class BatchLBFGS {
     // Value-only searches may run on prepared lines (one per active problem).
     bool lines = false;
     std::vector<int64_t> line_of(size(), -1);
+    carry_from_.resize(size(), -1);
+    carry_u_.resize(size(), T(0));
     if (!slopes && lines_) {
       const int64_t na = int64_t(act.size());
       X_.resize(size_t(na) * dim_);
       G_.resize(size_t(na) * dim_);
+      std::vector<int64_t> carried(na, -1);
+      std::vector<T> us(na, T(0));
       for (int64_t j = 0; j < na; ++j) {
         const Problem<T>& q = probs_[act[j]];
         std::copy(q.x.begin(), q.x.end(), &X_[size_t(j) * dim_]);
         std::copy(q.dir.begin(), q.dir.end(), &G_[size_t(j) * dim_]);
         line_of[act[j]] = j;
+        if (p_.carry_lines > 0 && q.nit % p_.carry_lines != 0) {
+          carried[j] = carry_from_[act[j]];
+          us[j] = carry_u_[act[j]];
+        }
       }
-      lines = lines_->prepare(X_.data(), G_.data(), na);
+      lines = p_.carry_lines > 0
+                  ? lines_->prepare_carried(X_.data(), G_.data(), na, carried.data(), us.data())
+                  : lines_->prepare(X_.data(), G_.data(), na);
+    }
+    // Where each problem's next line may start: this line, at its accepted step (0
+    // when it did not move).
+    for (int64_t r = 0; r < size(); ++r) {
+      carry_from_[r] = lines ? line_of[r] : -1;
+      carry_u_[r] = T(0);
     }
     // Rounds of trials: one batched evaluation per round.
     for (;;) {
@@ -314,6 +340,7 @@ class BatchLBFGS {
       gold[r] = q.g;
       const T u = q.ls->step();
       for (int64_t i = 0; i < dim_; ++i) q.x[i] -= u * q.dir[i];
+      carry_u_[r] = u;
       if (slopes) {
         q.f = q.ls->value();
         q.g = q.gtrial;
@@ -433,6 +460,10 @@ class BatchLBFGS {
   LBFGSParams p_;
   std::vector<Problem<T>> probs_;
   std::vector<T> X_, F_, G_;
+  // Per problem: the line (of the last prepare) its point lies on, or -1, and the
+  // step along it (prepared lines with carry_lines).
+  std::vector<int64_t> carry_from_;
+  std::vector<T> carry_u_;
 };
 
 }  // namespace losstopo

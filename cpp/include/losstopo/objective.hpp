@@ -33,6 +33,17 @@ class LineEvaluator {
   // Mean losses over the whole dataset at the n points x_l - u_k d_l, l = lines[k].
   virtual void values(const int64_t* lines, const T* u, int64_t n, T* loss) const = 0;
 
+  // Optional: readies lines some of which continue lines prepared before: for
+  // carried[p] = l >= 0, x_p is the point x_l - u[p] d_l of the previous lines (as
+  // the caller computed it), so the objective may derive what it holds for x_p from
+  // line l instead of from x_p (results then equal a fresh prepare() to rounding);
+  // carried[p] < 0 starts afresh. The default ignores the carry.
+  virtual bool prepare_carried(const T* x, const T* d, int64_t P, const int64_t* carried,
+                               const T* u) {
+    (void)carried, (void)u;
+    return prepare(x, d, P);
+  }
+
   // Optional: the mean losses and gradients (n, D) at the accepted points
   // x_l - u_k d_l (l = lines[k]) from the prepared products, without a forward
   // first-layer product. Returns false when not offered (the default); the caller
