@@ -257,6 +257,11 @@ class ForwardingLines final : public LineEvaluator<double> {
     ++c_.prepares;
     return inner_->prepare(x, d, P);
   }
+  bool prepare_carried(const double* x, const double* d, int64_t P, const int64_t* carried,
+                       const double* u) override {
+    ++c_.prepares;
+    return inner_->prepare_carried(x, d, P, carried, u);
+  }
   void values(const int64_t* lines, const double* u, int64_t n, double* loss) const override {
     ++c_.line_calls;
     inner_->values(lines, u, n, loss);
@@ -296,10 +301,11 @@ class TestObjective final : public Objective<double> {
   void evaluate_combination(const double* points, int64_t P, const double* V, int64_t Q,
                             const int32_t* index, const double* coef, int nnz, double* loss,
                             const double* proj, int64_t K, double* proj_grad,
-                            const int64_t* samples, int64_t n_samples) const override {
+                            const int64_t* samples, int64_t n_samples,
+                            double* accuracy) const override {
     ++c_.combination_calls;
     ls_.evaluate_combination(points, P, V, Q, index, coef, nnz, loss, proj, K, proj_grad,
-                             samples, n_samples);
+                             samples, n_samples, accuracy);
   }
   // Asked for whole epochs; declines (after counting), so the generic loop runs.
   bool run_sgd_epoch(double*, double*, int64_t, uint8_t*, const SGDParams&,
