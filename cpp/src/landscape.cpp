@@ -639,10 +639,14 @@ bool Landscape<T>::prepare_lines(const T* x, const T* d, int64_t P, LineCache<T>
   const Split sp = split_samples(
       n_, chunk_size(P), options_.threads > 0 ? options_.threads : omp_get_max_threads(), true);
   blas::SingleThreaded single_threaded_blas;
+  // Every held line continued in its own column: A is updated in place, else the new
+  // A is formed beside the held A and B, which it reads.
+  bool in_place = P == Pold;
+  for (int64_t p = 0; in_place && p < P; ++p) in_place = from[p] < 0 || from[p] == p;
   if (nf < P) {
-    // The new A from the held lines (A_l - u B_l) and products of the fresh ones,
-    // formed beside the held A and B, which it reads.
-    cache.next.resize(size_t(n_) * width1);
+    // The new A from the held lines (A_l - u B_l) and products of the fresh ones.
+    std::vector<T>& next = in_place ? cache.A : cache.next;
+    if (!in_place) next.resize(size_t(n_) * width1);
     std::vector<std::vector<T>> tmp(sp.nt);
 #pragma omp parallel num_threads(sp.nt)
     {
@@ -657,7 +661,7 @@ bool Landscape<T>::prepare_lines(const T* x, const T* d, int64_t P, LineCache<T>
                      d0, T(0), t.data(), int(wf));
         }
         for (int i = 0; i < nc; ++i) {
-          T* out = &cache.next[(r0 + i) * width1];
+          T* out = &next[(r0 + i) * width1];
           const T* ao = cache.A.data() + (r0 + i) * wold;
           const T* bo = cache.B.data() + (r0 + i) * wold;
           for (int64_t k = 0, p = 0; p < P; ++p) {
@@ -674,7 +678,10 @@ bool Landscape<T>::prepare_lines(const T* x, const T* d, int64_t P, LineCache<T>
         }
       }
     }
-    cache.A.swap(cache.next);
+    if (!in_place) {  // (the active lines changed: rare; the old A is released)
+      cache.A.swap(cache.next);
+      std::vector<T>().swap(cache.next);
+    }
   } else {
     cache.A.resize(size_t(n_) * width1);
   }
