@@ -510,6 +510,13 @@ struct CudaLandscape<T>::Impl {
   Rows gathered_rows(int64_t r0, int nc, int64_t per_vector) const {
     return rows_at(xg.get(), yg.get(), tg.get(), r0, nc, per_vector);
   }
+  // Rows r0 .. r0+nc of a pass shared by all vectors: of the dataset (idx null), or
+  // the rows idx[r0 .. r0+nc) (device) gathered.
+  Rows shared_rows(const int64_t* idx, int64_t r0, int nc) {
+    if (!idx) return dataset_rows(r0, nc);
+    gather(idx + r0, nc);
+    return gathered_rows(0, nc, 0);
+  }
 
   // Everything after the first layer's product, for one chunk and all P vectors of v:
   // a1 (nc, P*h1), vector p in columns p*h1 .. p*h1+h1, holds X W1_p^T. Adds the
@@ -626,13 +633,7 @@ struct CudaLandscape<T>::Impl {
     T* a1p = a1.get();
     for (int64_t r0 = 0; r0 < N; r0 += C) {
       const int nc = int(std::min<int64_t>(C, N - r0));
-      Rows rows;
-      if (idx) {
-        gather(idx + r0, nc);
-        rows = gathered_rows(0, nc, 0);
-      } else {
-        rows = dataset_rows(r0, nc);
-      }
+      const Rows rows = shared_rows(idx, r0, nc);
       // The first layer of all P vectors in one product: (nc, d0) x (d0, P*h1).
       check(gemm(handle, false, true, nc, int(width1), d0, T(1), rows.x, d0, w1.get(), d0, T(0),
                  a1p, int(width1)), "first layer");
@@ -972,13 +973,7 @@ void CudaLandscape<T>::evaluate_combination(const T* points, int64_t P, const T*
   T* a1 = m.a1.get();
   for (int64_t r0 = 0; r0 < N; r0 += C) {
     const int nc = int(std::min<int64_t>(C, N - r0));
-    typename Impl::Rows rows;
-    if (idx) {
-      m.gather(idx + r0, nc);
-      rows = m.gathered_rows(0, nc, 0);
-    } else {
-      rows = m.dataset_rows(r0, nc);
-    }
+    const typename Impl::Rows rows = m.shared_rows(idx, r0, nc);
     // The Q basis products y (nc, Q*h1) = X V1^T, then each point's combination of
     // them: a1 (nc, P*h1).
     check(gemm(h, false, true, nc, int(wq), d0, T(1), rows.x, d0, m.w1.get(), d0, T(0), y,
@@ -1062,13 +1057,7 @@ void CudaLandscape<T>::hessian_vector(const T* theta, int64_t Pt, const T* v, in
   const T* ones = m.ones.get();
   for (int64_t r0 = 0; r0 < N; r0 += C) {
     const int nc = int(std::min<int64_t>(C, N - r0));
-    typename Impl::Rows rows;
-    if (idx) {
-      m.gather(idx + r0, nc);
-      rows = m.gathered_rows(0, nc, 0);
-    } else {
-      rows = m.dataset_rows(r0, nc);
-    }
+    const typename Impl::Rows rows = m.shared_rows(idx, r0, nc);
     // A block of layer l for the chunk: (pointer, leading dimension, stride between
     // the P vectors). Layer 0 lives in the (nc, P*h1) buffers, the others in (P, nc, out).
     struct Block {
