@@ -198,3 +198,36 @@ def test_bad_input_is_named():
         curvature.top_eigenvalues(ls, np.zeros(5))
     with pytest.raises(ValueError, match="probes"):
         curvature.hessian_trace(ls, theta, probes=1)
+
+
+def test_products_at_a_kept_point_equal_fresh_ones_bitwise():
+    """Calls at one point keep its forward and backward pass; the results do not depend
+    on whether they were kept, and another point or setting is never served stale."""
+    net, X, y, _ = tiny("tanh", sizes=(9, 8, 6, 4), n=300)
+    rng = np.random.default_rng(12)
+    theta, other = rng.normal(size=(2, net.num_params))
+    V = rng.normal(size=(5, net.num_params))
+    for dtype in ("float64", "float32"):
+        kept = Landscape(net, X, y, dtype=dtype)
+        first = kept.hessian_vector(theta, V[:1])  # fills the kept pass
+        again = kept.hessian_vector(theta, V)      # uses it, with another P
+        fresh = Landscape(net, X, y, dtype=dtype).hessian_vector(theta, V)
+        np.testing.assert_array_equal(again, fresh)
+        np.testing.assert_array_equal(first, fresh[:1])
+        # another point, then the first again; a sample subset; other threads
+        np.testing.assert_array_equal(kept.hessian_vector(other, V),
+                                      Landscape(net, X, y, dtype=dtype).hessian_vector(other, V))
+        np.testing.assert_array_equal(kept.hessian_vector(theta, V), fresh)
+        s = np.arange(0, 300, 2)
+        np.testing.assert_allclose(kept.hessian_vector(theta, V, samples=s),
+                                   np.stack([fd_hvp(net, X[s], y[s], theta, v) for v in V]),
+                                   rtol=2e-3 if dtype == "float32" else 1e-6,
+                                   atol=1e-3 if dtype == "float32" else 1e-8)
+        kept.threads = 1
+        np.testing.assert_array_equal(
+            kept.hessian_vector(theta, V),
+            Landscape(net, X, y, dtype=dtype, threads=1).hessian_vector(theta, V))
+        # the loss that comes with the products is the kept pass's
+        loss, _, _ = kept.engine.hessian_vector(theta[None].astype(dtype), V.astype(dtype),
+                                                False, None)
+        assert loss[0] == pytest.approx(float(kept.loss(theta)), rel=1e-5)

@@ -164,16 +164,52 @@ void Landscape<T>::hessian_vector(const T* theta, int64_t Pt, const T* v, int64_
     for (int64_t p = 0; p < P; ++p) std::memcpy(&vb1[p * h1], v + p * D + boff[0], sizeof(T) * h1);
   }
 
-  int nt = options_.threads > 0 ? options_.threads : omp_get_max_threads();
-  int64_t C = std::min<int64_t>(options_.chunk > 0 ? options_.chunk : chunk_size(P + Pt), N);
-  if (options_.chunk <= 0) {  // a multiple of nt chunks of nearly equal size
-    int64_t k = (N + C - 1) / C;
-    k = std::min<int64_t>(N, (k + nt - 1) / nt * nt);
-    C = (N + k - 1) / k;
-  }
+  const int threads = options_.threads > 0 ? options_.threads : omp_get_max_threads();
+  // Rows per chunk for `vectors` columns of first-layer width: a multiple of the
+  // threads' count of chunks of nearly equal size, unless fixed.
+  auto rows_per_chunk = [&](int64_t vectors) {
+    int64_t c = std::min<int64_t>(options_.chunk > 0 ? options_.chunk : chunk_size(vectors), N);
+    if (options_.chunk <= 0) {
+      int64_t k = (N + c - 1) / c;
+      k = std::min<int64_t>(N, (k + threads - 1) / threads * threads);
+      c = (N + k - 1) / k;
+    }
+    return c;
+  };
+  const int64_t C = rows_per_chunk(P + Pt);
   const int64_t nchunks = (N + C - 1) / C;
-  nt = int(std::max<int64_t>(1, std::min<int64_t>(nt, nchunks)));
+  const int nt = int(std::max<int64_t>(1, std::min<int64_t>(threads, nchunks)));
   const int64_t wt = Pt * h1, wp = P * h1;
+
+  // One point over all samples without the gradient: its forward and plain backward
+  // pass are kept (or found) in the point cache, computed in chunks that do not
+  // depend on P, so results are the same whether they were kept or not.
+  int64_t widths = 2 * h1;
+  for (int l = 1; l < L; ++l) widths += 2 * s.sizes[l + 1];
+  const bool cacheable = Pt == 1 && !samples && !want_grad &&
+                         double(N) * double(widths) * sizeof(T) <=
+                             double(options_.line_cache_bytes);
+  std::unique_lock<std::mutex> point_lock(point_mutex_, std::defer_lock);
+  detail::PointCache<T>* pc = nullptr;
+  bool hit = false;
+  if (cacheable) {
+    point_lock.lock();
+    pc = &point_;
+    hit = pc->valid && pc->threads == threads && pc->chunk == options_.chunk &&
+          int64_t(pc->theta.size()) == D &&
+          std::memcmp(pc->theta.data(), theta, sizeof(T) * D) == 0;
+    if (!hit) {
+      pc->valid = false;
+      pc->A1.resize(size_t(N) * h1);
+      pc->D1.resize(size_t(N) * h1);
+      pc->acts.resize(L);
+      pc->delta.resize(L);
+      for (int l = 1; l < L; ++l) {
+        pc->acts[l].resize(size_t(N) * s.sizes[l + 1]);
+        pc->delta[l].resize(size_t(N) * s.sizes[l + 1]);
+      }
+    }
+  }
 
   std::vector<HvpWork<T>> work(nt);
   for (auto& w : work) {
@@ -182,8 +218,10 @@ void Landscape<T>::hessian_vector(const T* theta, int64_t Pt, const T* v, int64_
       if (!labels_.empty()) w.ybuf.resize(C);
       if (!targets_.empty()) w.tbuf.resize(C * dout);
     }
-    w.A1.resize(C * wt);
-    w.D1.resize(C * wt);
+    if (!pc) {
+      w.A1.resize(C * wt);
+      w.D1.resize(C * wt);
+    }
     w.RZ1.resize(C * wp);
     w.RA1.resize(C * wp);
     w.RD1.resize(C * wp);
@@ -194,8 +232,10 @@ void Landscape<T>::hessian_vector(const T* theta, int64_t Pt, const T* v, int64_
     w.rd.resize(L);
     for (int l = 1; l < L; ++l) {
       const int64_t out = s.sizes[l + 1];
-      w.acts[l].resize(Pt * C * out);
-      w.delta[l].resize(Pt * C * out);
+      if (!pc) {
+        w.acts[l].resize(Pt * C * out);
+        w.delta[l].resize(Pt * C * out);
+      }
       w.rz[l].resize(C * out);
       w.ra[l].resize(C * out);
       w.rd[l].resize(C * out);
@@ -209,10 +249,13 @@ void Landscape<T>::hessian_vector(const T* theta, int64_t Pt, const T* v, int64_
     w.loss.assign(Pt, 0.0);
   }
 
-  auto run = [&](int64_t c_begin, int64_t c_end, HvpWork<T>& w) {
+  // Chunks [c_begin, c_end) of Cc rows: the point's passes (do_point) and the
+  // directions' (do_r).
+  auto run = [&](int64_t c_begin, int64_t c_end, HvpWork<T>& w, int64_t Cc, bool do_point,
+                 bool do_r) {
     for (int64_t c = c_begin; c < c_end; ++c) {
-      const int64_t r0 = c * C;
-      const int nc = int(std::min<int64_t>(C, N - r0));
+      const int64_t r0 = c * Cc;
+      const int nc = int(std::min<int64_t>(Cc, N - r0));
       const T* xc = X_.data() + r0 * d0;
       const int32_t* yc = labels_.empty() ? nullptr : labels_.data() + r0;
       const T* tc = targets_.empty() ? nullptr : targets_.data() + r0 * dout;
@@ -234,10 +277,16 @@ void Landscape<T>::hessian_vector(const T* theta, int64_t Pt, const T* v, int64_
 
       // Views of layer l for point q (acts, deltas) and of the current direction.
       auto act = [&](int l, int64_t q) {
+        if (pc)  // the point's rows r0.. in the cache
+          return l == 0 ? View<T>{pc->A1.data() + r0 * h1, h1}
+                        : View<T>{pc->acts[l].data() + r0 * s.sizes[l + 1], s.sizes[l + 1]};
         return l == 0 ? View<T>{w.A1.data() + q * h1, wt}
                       : View<T>{w.acts[l].data() + q * C * s.sizes[l + 1], s.sizes[l + 1]};
       };
       auto del = [&](int l, int64_t q) {
+        if (pc)
+          return l == 0 ? View<T>{pc->D1.data() + r0 * h1, h1}
+                        : View<T>{pc->delta[l].data() + r0 * s.sizes[l + 1], s.sizes[l + 1]};
         return l == 0 ? View<T>{w.D1.data() + q * h1, wt}
                       : View<T>{w.delta[l].data() + q * C * s.sizes[l + 1], s.sizes[l + 1]};
       };
@@ -251,10 +300,11 @@ void Landscape<T>::hessian_vector(const T* theta, int64_t Pt, const T* v, int64_
       };
 
       // Forward, loss and plain backward once per point.
-      gemm(blas::N, blas::T, nc, int(wt), d0, X, View<T>{w1t.data(), d0}, T(0),
-           View<T>{w.A1.data(), wt});
-      if (s.bias) add_bias(View<T>{w.A1.data(), wt}, nc, int(wt), b1t.data());
-      activate_block(s.activation(0), View<T>{w.A1.data(), wt}, nc, int(wt));
+      if (do_point) {
+      const View<T> A1 = act(0, 0);
+      gemm(blas::N, blas::T, nc, int(wt), d0, X, View<T>{w1t.data(), d0}, T(0), A1);
+      if (s.bias) add_bias(A1, nc, int(wt), b1t.data());
+      activate_block(s.activation(0), A1, nc, int(wt));
       for (int64_t q = 0; q < Pt; ++q) {
         const T* th = theta + q * D;
         for (int l = 1; l < L; ++l) {
@@ -287,8 +337,10 @@ void Landscape<T>::hessian_vector(const T* theta, int64_t Pt, const T* v, int64_
         if (g && s.bias) add_column_sums(del(0, q), nc, h1, g + boff[0] - W1);
       }
       if (want_grad)
-        gemm(blas::T, blas::N, int(wt), d0, nc, View<T>{w.D1.data(), wt}, X,
-             c == c_begin ? T(0) : T(1), View<T>{w.gw1.data(), d0});
+        gemm(blas::T, blas::N, int(wt), d0, nc, del(0, 0), X, c == c_begin ? T(0) : T(1),
+             View<T>{w.gw1.data(), d0});
+      }
+      if (!do_r) continue;
 
       // The directional derivatives, one direction at a time after the shared product.
       gemm(blas::N, blas::T, nc, int(wp), d0, X, View<T>{v1.data(), d0}, T(0),
@@ -340,10 +392,29 @@ void Landscape<T>::hessian_vector(const T* theta, int64_t Pt, const T* v, int64_
   };
   {
     blas::SingleThreaded single_threaded_blas;
+    if (pc && !hit) {  // the point's passes into the cache, in chunks of its own
+      const int64_t C0 = rows_per_chunk(2);
+      const int64_t n0 = (N + C0 - 1) / C0;
+      const int nt0 = int(std::max<int64_t>(1, std::min<int64_t>(nt, n0)));
+#pragma omp parallel num_threads(nt0)
+      {
+        const int t = omp_get_thread_num();
+        run(n0 * t / nt0, n0 * (t + 1) / nt0, work[t], C0, true, false);
+      }
+      pc->loss = 0.0;
+      for (int t = 0; t < nt0; ++t) {
+        pc->loss += work[t].loss[0];
+        work[t].loss[0] = 0.0;
+      }
+      pc->theta.assign(theta, theta + D);
+      pc->threads = threads;
+      pc->chunk = options_.chunk;
+      pc->valid = true;
+    }
 #pragma omp parallel num_threads(nt)
     {
       const int t = omp_get_thread_num();
-      run(nchunks * t / nt, nchunks * (t + 1) / nt, work[t]);
+      run(nchunks * t / nt, nchunks * (t + 1) / nt, work[t], C, !pc, true);
     }
   }
   // Sums over the threads in a fixed order.
@@ -371,7 +442,7 @@ void Landscape<T>::hessian_vector(const T* theta, int64_t Pt, const T* v, int64_
     for (int64_t q = 0; q < Pt; ++q) {
       double x = 0.0;
       for (int t = 0; t < nt; ++t) x += work[t].loss[q];
-      loss_out[q] = T(x * inv);
+      loss_out[q] = T((pc ? pc->loss : x) * inv);
     }
   }
 }

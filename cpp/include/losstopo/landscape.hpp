@@ -25,6 +25,18 @@ template <typename T>
 struct Pass;  // one pass of the engine over a range of chunks (landscape.cpp)
 template <typename T>
 struct Workspace;  // one thread's buffers
+// One point's forward pass and plain backward pass over the whole dataset, per
+// sample row, kept between Hessian-vector product calls at that point (hessian.cpp).
+template <typename T>
+struct PointCache {
+  bool valid = false;
+  int threads = 0;                          // the threads and chunk option it was
+  int64_t chunk = 0;                        //   computed with
+  std::vector<T> theta;                     // (D) the point
+  double loss = 0.0;                        // summed row losses
+  std::vector<T> A1, D1;                    // (n, h1) first-layer outputs, deltas
+  std::vector<std::vector<T>> acts, delta;  // layer l >= 1: (n, sizes[l+1])
+};
 }  // namespace detail
 
 struct EngineOptions {
@@ -130,7 +142,10 @@ class Landscape final : public Objective<T> {
 
   // Exact Hessian-vector products by the R-operator (hessian.cpp): see
   // Objective::hessian_vector. One point and many directions shares the forward and
-  // the plain backward pass between the directions.
+  // the plain backward pass between the directions, and over all samples (without
+  // the gradient) keeps them for the next call at the same point (Lanczos,
+  // Hutchinson and quadrature ask many times at one point); the results do not
+  // depend on whether they were kept.
   bool offers_hessian_vector() const override { return true; }
   void hessian_vector(const T* theta, int64_t Pt, const T* v, int64_t P, T* hv,
                       T* loss = nullptr, T* grad = nullptr, const int64_t* samples = nullptr,
@@ -156,6 +171,10 @@ class Landscape final : public Objective<T> {
   mutable std::mutex cache_mutex_;
   mutable std::vector<std::unique_ptr<detail::Workspace<T>>> cache_;
   mutable std::vector<T> gather_cache_;
+  // The last point of Hessian-vector products (one point, all samples, no gradient),
+  // within options().line_cache_bytes; calls at the same point skip its passes.
+  mutable std::mutex point_mutex_;
+  mutable detail::PointCache<T> point_;
 };
 
 extern template class Landscape<float>;
