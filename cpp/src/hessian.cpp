@@ -301,44 +301,44 @@ void Landscape<T>::hessian_vector(const T* theta, int64_t Pt, const T* v, int64_
 
       // Forward, loss and plain backward once per point.
       if (do_point) {
-      const View<T> A1 = act(0, 0);
-      gemm(blas::N, blas::T, nc, int(wt), d0, X, View<T>{w1t.data(), d0}, T(0), A1);
-      if (s.bias) add_bias(A1, nc, int(wt), b1t.data());
-      activate_block(s.activation(0), A1, nc, int(wt));
-      for (int64_t q = 0; q < Pt; ++q) {
-        const T* th = theta + q * D;
-        for (int l = 1; l < L; ++l) {
-          const View<T> z = act(l, q);
-          gemm(blas::N, blas::T, nc, s.sizes[l + 1], s.sizes[l], act(l - 1, q), weights(th, l),
-               T(0), z);
-          if (s.bias) add_bias(z, nc, s.sizes[l + 1], th + boff[l]);
-          activate_block(s.activation(l), z, nc, s.sizes[l + 1]);
-        }
-        const View<T> o = act(L - 1, q), d = del(L - 1, q);
-        double total = 0.0;
-        for (int i = 0; i < nc; ++i) {
-          bool ok = false;
-          total += math::row_loss(s.loss, s.output, o.row(i), dout, yc ? yc[i] : 0,
-                                  tc ? tc + int64_t(i) * ld_t : nullptr, d.row(i), scale,
-                                  static_cast<T*>(nullptr), &ok);
-        }
-        w.loss[q] += total;
-        T* g = want_grad ? w.g.data() + q * R1 : nullptr;
-        for (int l = L - 1; l >= 1; --l) {
-          const int in = s.sizes[l], out = s.sizes[l + 1];
-          if (g) {
-            gemm(blas::T, blas::N, out, in, nc, del(l, q), act(l - 1, q), T(1),
-                 View<T>{g + woff[l] - W1, in});
-            if (s.bias) add_column_sums(del(l, q), nc, out, g + boff[l] - W1);
+        const View<T> A1 = act(0, 0);
+        gemm(blas::N, blas::T, nc, int(wt), d0, X, View<T>{w1t.data(), d0}, T(0), A1);
+        if (s.bias) add_bias(A1, nc, int(wt), b1t.data());
+        activate_block(s.activation(0), A1, nc, int(wt));
+        for (int64_t q = 0; q < Pt; ++q) {
+          const T* th = theta + q * D;
+          for (int l = 1; l < L; ++l) {
+            const View<T> z = act(l, q);
+            gemm(blas::N, blas::T, nc, s.sizes[l + 1], s.sizes[l], act(l - 1, q), weights(th, l),
+                 T(0), z);
+            if (s.bias) add_bias(z, nc, s.sizes[l + 1], th + boff[l]);
+            activate_block(s.activation(l), z, nc, s.sizes[l + 1]);
           }
-          gemm(blas::N, blas::N, nc, in, out, del(l, q), weights(th, l), T(0), del(l - 1, q));
-          times_derivative(s.activation(l - 1), act(l - 1, q), del(l - 1, q), nc, in);
+          const View<T> o = act(L - 1, q), d = del(L - 1, q);
+          double total = 0.0;
+          for (int i = 0; i < nc; ++i) {
+            bool ok = false;
+            total += math::row_loss(s.loss, s.output, o.row(i), dout, yc ? yc[i] : 0,
+                                    tc ? tc + int64_t(i) * ld_t : nullptr, d.row(i), scale,
+                                    static_cast<T*>(nullptr), &ok);
+          }
+          w.loss[q] += total;
+          T* g = want_grad ? w.g.data() + q * R1 : nullptr;
+          for (int l = L - 1; l >= 1; --l) {
+            const int in = s.sizes[l], out = s.sizes[l + 1];
+            if (g) {
+              gemm(blas::T, blas::N, out, in, nc, del(l, q), act(l - 1, q), T(1),
+                   View<T>{g + woff[l] - W1, in});
+              if (s.bias) add_column_sums(del(l, q), nc, out, g + boff[l] - W1);
+            }
+            gemm(blas::N, blas::N, nc, in, out, del(l, q), weights(th, l), T(0), del(l - 1, q));
+            times_derivative(s.activation(l - 1), act(l - 1, q), del(l - 1, q), nc, in);
+          }
+          if (g && s.bias) add_column_sums(del(0, q), nc, h1, g + boff[0] - W1);
         }
-        if (g && s.bias) add_column_sums(del(0, q), nc, h1, g + boff[0] - W1);
-      }
-      if (want_grad)
-        gemm(blas::T, blas::N, int(wt), d0, nc, del(0, 0), X, c == c_begin ? T(0) : T(1),
-             View<T>{w.gw1.data(), d0});
+        if (want_grad)
+          gemm(blas::T, blas::N, int(wt), d0, nc, del(0, 0), X, c == c_begin ? T(0) : T(1),
+               View<T>{w.gw1.data(), d0});
       }
       if (!do_r) continue;
 
