@@ -389,6 +389,7 @@ struct CudaLandscape<T>::Impl {
   int64_t chunk = 0;  // fixed rows per chunk, or 0
   int device = 0;
   bool ce = false, mse_on_input = false, has_targets = false;
+  bool tf32 = false;  // TF32 products (losses and gradients; never Hessian products)
   std::vector<int64_t> woff, boff;
   cublasHandle_t handle = nullptr;
   std::mutex mutex;  // one call at a time uses the buffers below
@@ -722,6 +723,7 @@ CudaLandscape<T>::CudaLandscape(MLPSpec spec, const T* X, int64_t n, const int32
   m.rd.resize(m.L);
   m.use_device();
   check(cublasCreate(&m.handle), "cublasCreate");
+  m.tf32 = tf32;
   if (tf32) check(cublasSetMathMode(m.handle, CUBLAS_TF32_TENSOR_OP_MATH), "cublasSetMathMode");
   m.X.upload(X, size_t(n) * m.d0);
   if (m.ce) m.labels.upload(labels, n);
@@ -1018,6 +1020,16 @@ void CudaLandscape<T>::hessian_vector(const T* theta, int64_t Pt, const T* v, in
   if (samples) math::check_samples(samples, n_samples, m.n);
   std::lock_guard<std::mutex> lock(m.mutex);
   m.use_device();
+  // Full FP32 products here: TF32's 1e-3 would swamp the curvature measures'
+  // tolerances. The handle's mode is restored however the call ends.
+  struct MathMode {
+    cublasHandle_t h;
+    bool tf32;
+    ~MathMode() {
+      if (tf32) cublasSetMathMode(h, CUBLAS_TF32_TENSOR_OP_MATH);
+    }
+  } mode{m.handle, m.tf32};
+  if (m.tf32) check(cublasSetMathMode(m.handle, CUBLAS_DEFAULT_MATH), "cublasSetMathMode");
   const MLPSpec& s = m.spec;
   const int L = m.L, d0 = m.d0, h1 = m.h1, dout = m.dout, iP = int(P);
   const int64_t D = m.D, W1 = m.W1, N = samples ? n_samples : m.n, width1 = P * h1;

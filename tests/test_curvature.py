@@ -213,7 +213,8 @@ def test_products_at_a_kept_point_equal_fresh_ones_bitwise():
         again = kept.hessian_vector(theta, V)      # uses it, with another P
         fresh = Landscape(net, X, y, dtype=dtype).hessian_vector(theta, V)
         np.testing.assert_array_equal(again, fresh)
-        np.testing.assert_array_equal(first, fresh[:1])
+        np.testing.assert_array_equal(
+            first, Landscape(net, X, y, dtype=dtype).hessian_vector(theta, V[:1]))
         # another point, then the first again; a sample subset; other threads
         np.testing.assert_array_equal(kept.hessian_vector(other, V),
                                       Landscape(net, X, y, dtype=dtype).hessian_vector(other, V))
@@ -231,3 +232,24 @@ def test_products_at_a_kept_point_equal_fresh_ones_bitwise():
         loss, _, _ = kept.engine.hessian_vector(theta[None].astype(dtype), V.astype(dtype),
                                                 False, None)
         assert loss[0] == pytest.approx(float(kept.loss(theta)), rel=1e-5)
+
+
+def test_lanczos_on_a_tiny_scale_is_not_cut_short():
+    """The breakdown test is relative: a Hessian of scale 1e-9 (a near-zero loss)
+    still gets its top eigenvalue, not a one-step Rayleigh quotient."""
+    D = 40
+    rng = np.random.default_rng(0)
+    Q, _ = np.linalg.qr(rng.normal(size=(D, D)))
+    ev = np.linspace(-1e-10, 1e-9, D)
+    H = (Q * ev) @ Q.T
+
+    class Quadratic:
+        num_params, dtype = D, np.float64
+
+        def hessian_vector(self, theta, V, samples=None):
+            return np.asarray(V) @ H
+
+    top = curvature.sharpness(Quadratic(), np.zeros((2, D)), tol=1e-8)
+    np.testing.assert_allclose(top, ev[-1], rtol=1e-6)
+    vals, _, _ = curvature.top_eigenvalues(Quadratic(), np.zeros(D), k=2, tol=1e-8)
+    np.testing.assert_allclose(vals, ev[::-1][:2], rtol=1e-6)

@@ -289,5 +289,16 @@ def test_curvature_stage_joins_a_finished_study(tmp_path, monkeypatch):
     assert cli.main(["plot", "--out", str(out), "--quiet"]) == 0
     assert "## Curvature" in (out / "report.md").read_text()
     assert (out / "figures" / "slice_plane.png").exists()
+    # Resuming with the preset's command line keeps the study's own stage settings.
+    i = TINY.index("--curvature-solutions")
+    assert cli.main(["reproduce", "--out", str(out)] + TINY[:i] + TINY[i + 2:]) == 0
+    assert len(calls) == 3
+    # Turned off: the stage's results leave the manifest and the report.
+    assert cli.main(["curvature", "--out", str(out), "--curvature-solutions", "0",
+                     "--quiet"]) == 0
+    m2 = json.loads((out / "manifest.json").read_text())
+    assert not {"curvature", "hessian_density", "slices"} & set(m2["results"])
+    assert cli.main(["plot", "--out", str(out), "--quiet"]) == 0
+    assert "## Curvature" not in (out / "report.md").read_text()
     with pytest.raises(SystemExit):
         cli.main(["curvature", "--out", str(out), "--slice-grid", "1", "--quiet"])

@@ -58,7 +58,8 @@ def _rademacher(rng, shape) -> np.ndarray:
 def top_eigenvalues(landscape, theta, k: int = 1, tol: float = 1e-4, seed: int = 0,
                     samples=None, method: str = "lanczos", max_steps: int = 300):
     """The k largest eigenvalues of the Hessian at theta and their unit eigenvectors.
-    Returns (values (k,) descending, vectors (k, D), products used).
+    Returns (values (k,) descending, vectors (k, D), products used); fewer than k
+    when the start vector's Krylov space is exhausted first (Lanczos).
 
     method "lanczos": Lanczos with full reorthogonalization, one product per step,
     stopped when every one of the k Ritz pairs has a residual below ``tol`` times
@@ -117,23 +118,28 @@ def _lanczos(matvec, q0: np.ndarray, steps: int, tol: Optional[float] = None, k:
     done = np.zeros(P, dtype=np.int64)  # steps taken by finished runs
     basis[:, 0] = q0 / np.linalg.norm(q0, axis=1, keepdims=True)
     active = np.arange(P)
+    scale = np.zeros(P)  # the largest |alpha|, |beta| of each run so far
     for j in range(steps):
         if active.size == 0:
             break
-        w = matvec(active, basis[active, j])
-        a = np.einsum("pd,pd->p", basis[active, j], w)
+        # all runs active: views, not copies, of the (P, steps, D) basis
+        sel = slice(None) if active.size == P else active
+        w = matvec(active, basis[sel, j])
+        a = np.einsum("pd,pd->p", basis[sel, j], w)
         alpha[active, j] = a
-        w -= a[:, None] * basis[active, j]
+        w -= a[:, None] * basis[sel, j]
         if j > 0:
-            w -= beta[active, j - 1][:, None] * basis[active, j - 1]
+            w -= beta[active, j - 1][:, None] * basis[sel, j - 1]
         for _ in range(2):  # full reorthogonalization, twice is enough
-            Qa = basis[active, : j + 1]
+            Qa = basis[sel, : j + 1]
             w -= np.einsum("pkd,pk->pd", Qa, np.einsum("pkd,pd->pk", Qa, w))
         b = np.linalg.norm(w, axis=1)
         beta[active, j] = b
+        scale[active] = np.maximum(scale[active], np.maximum(np.abs(a), b))
         keep = np.ones(active.size, dtype=bool)
         for i, p in enumerate(active):
-            if j + 1 >= steps or b[i] <= 1e-12 * max(abs(a[i]), 1.0):
+            # an invariant subspace: the residual vanishes relative to the matrix's scale
+            if j + 1 >= steps or b[i] <= 1e-12 * scale[p] or scale[p] == 0.0:
                 keep[i] = False
             elif tol is not None and j + 1 >= k:
                 T = np.diag(alpha[p, : j + 1]) + np.diag(beta[p, :j], 1) + np.diag(beta[p, :j], -1)

@@ -539,14 +539,15 @@ def _curvature_section(results) -> list:
     dens = results.get("hessian_density") or {}
     if dens:
         lines += ["", "Spectral density (stochastic Lanczos quadrature, 4 probes x 48 steps) at "
-                  "the best solution of each optimizer: "
+                  "each optimizer's solution of lowest training loss: "
                   + "; ".join(f"{k}: eigenvalues {_fmt(dens[k]['min'])} to "
                               f"{_fmt(dens[k]['max'])}, trace {_fmt(dens[k]['trace'])}"
                               for k in ("SGD", "LBFGS") if k in dens) + "."]
     sl = results.get("slices") or {}
     if sl:
-        lines += ["", "2-D slices (filter-normalized directions through the best solution of "
-                  "each optimizer; the plane of two SGD solutions and one L-BFGS solution): "
+        lines += ["", "2-D slices (filter-normalized directions through each optimizer's "
+                  "solution of lowest training loss; the plane of the two best SGD solutions "
+                  "and the best L-BFGS solution): "
                   + "; ".join(f"{k}: loss {_fmt(sl[k]['min_loss'])} to "
                               f"{_fmt(sl[k]['max_loss'])}" for k in SLICES if k in sl) + "."]
     lines.append("")

@@ -146,6 +146,7 @@ _LATER = dict(path_batch=None, train_group=None, converge_pairs=None, align_pair
 # reads them, so that a finished study can take the stage (or run it again with
 # other settings) without starting afresh.
 STAGE_SETTINGS = {"curvature_solutions": "curvature", "slice_grid": "curvature"}
+STAGE_RESULTS = {"curvature": ("curvature", "hessian_density", "slices")}
 
 
 def _study_hash(cfg: dict) -> str:
@@ -363,14 +364,22 @@ class Study:
                 )
             self._wipe(manifest)
             manifest = None
-        self.config = config
+        reset = []
         if manifest is not None:
-            # A stage whose own settings changed runs again.
+            # A stage's own settings: the study's unless given now; a stage whose
+            # settings changed runs again, its earlier results gone.
             old = manifest["config"]
+            config = dict(config)
             for k, stage in STAGE_SETTINGS.items():
-                if old.get(k, _LATER[k]) != config[k]:
+                if settings.get(k) is None:
+                    config[k] = old.get(k, _LATER[k])
+                elif old.get(k, _LATER[k]) != config[k]:
                     manifest["stages"].pop(stage, None)
+                    for key in STAGE_RESULTS.get(stage, ()):
+                        manifest["results"].pop(key, None)
+                    reset.append(f"{stage} ({k}: {old.get(k, _LATER[k])} -> {config[k]})")
             manifest["config"] = config
+        self.config = config
         if manifest is None:
             manifest = dict(config=config, config_hash=chash, stages={}, results={},
                             files=[], version=__version__)
@@ -378,6 +387,10 @@ class Study:
         self.manifest = manifest
         self._own("manifest.json", "log.txt")
         self.log = self._logger()
+        for what in reset:
+            self.log.info("settings changed: the %s stage runs again", what)
+        if reset:  # its old results are gone from the study now, run or not
+            self._write_manifest()
         self._data = None
 
     def __enter__(self):
@@ -838,10 +851,11 @@ class Study:
     def stage_curvature(self):
         """Sharpness of the first ``curvature_solutions`` solutions of each set on the
         training landscape (top Hessian eigenvalue by batched Lanczos, Hutchinson trace
-        with its standard error), the spectral density at one solution per optimizer,
-        and 2-D slices of ``slice_grid``^2 points: filter-normalized through one solution
-        of each optimizer, and the plane through two SGD solutions and one L-BFGS
-        solution (curvature.npz; results "curvature")."""
+        with its standard error), the spectral density at each optimizer's solution of
+        lowest training loss (of its train set), and 2-D slices of ``slice_grid``^2
+        points: filter-normalized through those two solutions, and the plane through
+        the two best SGD solutions and the best L-BFGS solution (curvature.npz;
+        results "curvature", "hessian_density", "slices")."""
         from . import curvature
         from .slices import slice2d
 
@@ -874,9 +888,10 @@ class Study:
                                  median_trace_se=float(np.median(arrays[f"{key}__trace_se"])),
                                  top=[float(v) for v in top])
         densities = {}
-        for opt in ("SGD", "LBFGS"):
-            d = curvature.spectral_density(train_ls, sets[f"{opt}-train"][0].astype(np.float64),
-                                           probes=4, steps=48, seed=c["seed"])
+        for opt in ("SGD", "LBFGS"):  # at the solution of lowest training loss
+            th = sets[f"{opt}-train"]
+            best = th[int(np.argmin(train_ls.loss(th)))].astype(np.float64)
+            d = curvature.spectral_density(train_ls, best, probes=4, steps=48, seed=c["seed"])
             key = f"density__{opt}"
             arrays[f"{key}__nodes"], arrays[f"{key}__weights"] = d.nodes, d.weights
             arrays[f"{key}__grid"], arrays[f"{key}__density"] = d.grid, d.density
@@ -885,10 +900,12 @@ class Study:
         slices = {}
         n = c["slice_grid"] or 51
         sgd, lbfgs = sets["SGD-train"], sets["LBFGS-train"]
-        for label, kw in (("SGD", dict(theta=sgd[0], directions="filter")),
-                          ("LBFGS", dict(theta=lbfgs[0], directions="filter")),
+        s_order, l_order = (np.argsort(train_ls.loss(th)) for th in (sgd, lbfgs))
+        for label, kw in (("SGD", dict(theta=sgd[s_order[0]], directions="filter")),
+                          ("LBFGS", dict(theta=lbfgs[l_order[0]], directions="filter")),
                           ("plane", dict(theta=None, directions="plane",
-                                         solutions=np.stack([sgd[0], sgd[1], lbfgs[0]])))):
+                                         solutions=np.stack([sgd[s_order[0]], sgd[s_order[1]],
+                                                             lbfgs[l_order[0]]])))):
             self.log.info("curvature: %d x %d slice (%s)", n, n, label)
             theta = None if kw["theta"] is None else kw["theta"].astype(np.float64)
             sl = slice2d(train_ls, theta, kw["directions"], n=n, seed=c["seed"],
@@ -942,11 +959,11 @@ class Study:
                 continue
             marks = {k: tuple(v) for k, v in info["marks"].items()}
             if label == "plane":  # the plane's three solutions, by their sets
-                marks = dict(zip(("SGD 0", "SGD 1", "L-BFGS 0"), marks.values()))
+                marks = dict(zip(("SGD 1st", "SGD 2nd", "L-BFGS 1st"), marks.values()))
             sl = Slice(None, None, d[f"slice__{label}__xs"], d[f"slice__{label}__ys"],
                        d[f"slice__{label}__loss"], d.get(f"slice__{label}__accuracy"), marks,
                        info["kind"])
-            title = (f"{label} solution, filter-normalized directions" if label != "plane"
+            title = (f"best {label} solution, filter-normalized directions" if label != "plane"
                      else "the plane of two SGD and one L-BFGS solution")
             written += self._figure(plots.plot_slice(sl, title=title), f"slice_{label}")
             if label != "plane":

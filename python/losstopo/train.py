@@ -106,10 +106,10 @@ def train(
         SGD 1, L-BFGS 10) and when interrupted; calling ``train`` again with the same
         arguments resumes and gives bitwise the same result as an uninterrupted run.
         L-BFGS-GSS carries each run's first-layer product from one line to the next
-        (A_x - u A_d instead of a new product of x) and takes a fresh one every
-        ``checkpoint_every`` iterations, with or without a checkpoint; an interrupted
-        L-BFGS run therefore keeps the last such boundary, and resuming redoes at
-        most ``checkpoint_every`` - 1 iterations.
+        (A_x - u A_d instead of a new product of x) and takes a fresh one every k
+        iterations, k the largest divisor of ``checkpoint_every`` up to 10, with or
+        without a checkpoint; an interrupted L-BFGS run therefore keeps the last such
+        boundary, and resuming redoes at most k - 1 iterations.
     progress : bool
         A progress bar on stderr.
     theta0 : array (R, D), optional
@@ -204,11 +204,14 @@ def train(
         return ls.engine if isinstance(ls, Landscape) else ls
 
     # L-BFGS-GSS lines continue each run's last line (its first-layer product carried,
-    # not computed again) and start afresh every checkpoint_every iterations (with a
-    # checkpoint or without), so a run resumed from a checkpoint continues bitwise as
-    # an uninterrupted one.
+    # not computed again) and start afresh every k iterations (with a checkpoint or
+    # without), k dividing checkpoint_every, so a run resumed from a checkpoint
+    # continues bitwise as an uninterrupted one.
     lparams = lbfgs_params(lopts)
-    lparams.carry_lines = checkpoint_every if method == "lbfgs" else 0
+    # (at most 10 carried iterations, a divisor of checkpoint_every, so that rounding
+    # does not build up over long checkpoint intervals)
+    carry = max(k for k in range(1, min(10, checkpoint_every) + 1) if checkpoint_every % k == 0)
+    lparams.carry_lines = carry if method == "lbfgs" else 0
     trainer = Trainer(engine(train_ls), None if test_ls is None else engine(test_ls), theta0,
                       method, int(epochs), sgd, int(seed) & (2**64 - 1), run_seeds, lparams)
     if checkpoint is not None:
