@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "blas.hpp"
+#include "block_ops.hpp"
 #include "losstopo/landscape.hpp"
 #include "network_math.hpp"
 
@@ -40,33 +41,6 @@ struct View {
   int64_t ld;
   T* row(int64_t i) const { return p + i * ld; }
 };
-
-// x = act(x) for a block.
-template <typename T>
-void activate_block(Activation a, View<T> x, int rows, int cols) {
-  math::dispatch(a, [&](auto tag) {
-    constexpr Activation A = decltype(tag)::value;
-    if constexpr (A != Activation::Identity)
-      for (int i = 0; i < rows; ++i) {
-        T* r = x.row(i);
-        for (int j = 0; j < cols; ++j) r[j] = math::activate<A>(r[j]);
-      }
-  });
-}
-
-// d *= act'(a) elementwise (a after the activation).
-template <typename T>
-void times_derivative(Activation act, View<T> a, View<T> d, int rows, int cols) {
-  math::dispatch(act, [&](auto tag) {
-    constexpr Activation A = decltype(tag)::value;
-    if constexpr (A != Activation::Identity)
-      for (int i = 0; i < rows; ++i) {
-        const T* ar = a.row(i);
-        T* dr = d.row(i);
-        for (int j = 0; j < cols; ++j) dr[j] *= math::derivative<A>(ar[j]);
-      }
-  });
-}
 
 // ra = act'(a) rz, or with delta: rd = rd act'(a) + delta ratio(a) rz (the R-operator
 // of delta_{l-1}; rd holds R delta_l W_l + delta_l V_l on entry).
@@ -89,22 +63,6 @@ void r_activation(Activation act, View<T> a, View<T> rz, View<T> out, const View
       }
     }
   });
-}
-
-template <typename T>
-void add_bias(View<T> c, int rows, int cols, const T* b) {
-  for (int i = 0; i < rows; ++i) {
-    T* r = c.row(i);
-    for (int j = 0; j < cols; ++j) r[j] += b[j];
-  }
-}
-
-template <typename T>
-void add_column_sums(View<T> d, int rows, int cols, T* g) {
-  for (int i = 0; i < rows; ++i) {
-    const T* r = d.row(i);
-    for (int j = 0; j < cols; ++j) g[j] += r[j];
-  }
 }
 
 // C (m x n) += or = op(A) op(B) on views.
@@ -165,20 +123,14 @@ void Landscape<T>::hessian_vector(const T* theta, int64_t Pt, const T* v, int64_
   }
 
   const int threads = options_.threads > 0 ? options_.threads : omp_get_max_threads();
-  // Rows per chunk for `vectors` columns of first-layer width: a multiple of the
-  // threads' count of chunks of nearly equal size, unless fixed.
-  auto rows_per_chunk = [&](int64_t vectors) {
-    int64_t c = std::min<int64_t>(options_.chunk > 0 ? options_.chunk : chunk_size(vectors), N);
-    if (options_.chunk <= 0) {
-      int64_t k = (N + c - 1) / c;
-      k = std::min<int64_t>(N, (k + threads - 1) / threads * threads);
-      c = (N + k - 1) / k;
-    }
-    return c;
+  const bool balance = options_.chunk <= 0;
+  auto split = [&](int64_t vectors) {
+    return blocks::split_samples(N, balance ? chunk_size(vectors) : options_.chunk, threads,
+                                 balance);
   };
-  const int64_t C = rows_per_chunk(P + Pt);
-  const int64_t nchunks = (N + C - 1) / C;
-  const int nt = int(std::max<int64_t>(1, std::min<int64_t>(threads, nchunks)));
+  const blocks::Split sp = split(P + Pt);
+  const int64_t C = sp.C, nchunks = sp.nchunks;
+  const int nt = sp.nt;
   const int64_t wt = Pt * h1, wp = P * h1;
 
   // One point over all samples without the gradient: its forward and plain backward
@@ -303,16 +255,16 @@ void Landscape<T>::hessian_vector(const T* theta, int64_t Pt, const T* v, int64_
       if (do_point) {
         const View<T> A1 = act(0, 0);
         gemm(blas::N, blas::T, nc, int(wt), d0, X, View<T>{w1t.data(), d0}, T(0), A1);
-        if (s.bias) add_bias(A1, nc, int(wt), b1t.data());
-        activate_block(s.activation(0), A1, nc, int(wt));
+        if (s.bias) blocks::add_bias(A1.p, A1.ld, nc, wt, b1t.data());
+        blocks::activate(s.activation(0), A1.p, A1.ld, nc, wt);
         for (int64_t q = 0; q < Pt; ++q) {
           const T* th = theta + q * D;
           for (int l = 1; l < L; ++l) {
             const View<T> z = act(l, q);
             gemm(blas::N, blas::T, nc, s.sizes[l + 1], s.sizes[l], act(l - 1, q), weights(th, l),
                  T(0), z);
-            if (s.bias) add_bias(z, nc, s.sizes[l + 1], th + boff[l]);
-            activate_block(s.activation(l), z, nc, s.sizes[l + 1]);
+            if (s.bias) blocks::add_bias(z.p, z.ld, nc, s.sizes[l + 1], th + boff[l]);
+            blocks::activate(s.activation(l), z.p, z.ld, nc, s.sizes[l + 1]);
           }
           const View<T> o = act(L - 1, q), d = del(L - 1, q);
           double total = 0.0;
@@ -329,12 +281,15 @@ void Landscape<T>::hessian_vector(const T* theta, int64_t Pt, const T* v, int64_
             if (g) {
               gemm(blas::T, blas::N, out, in, nc, del(l, q), act(l - 1, q), T(1),
                    View<T>{g + woff[l] - W1, in});
-              if (s.bias) add_column_sums(del(l, q), nc, out, g + boff[l] - W1);
+              if (s.bias)
+                blocks::add_column_sums(del(l, q).p, del(l, q).ld, nc, out, g + boff[l] - W1);
             }
             gemm(blas::N, blas::N, nc, in, out, del(l, q), weights(th, l), T(0), del(l - 1, q));
-            times_derivative(s.activation(l - 1), act(l - 1, q), del(l - 1, q), nc, in);
+            blocks::multiply_derivative(s.activation(l - 1), act(l - 1, q).p, act(l - 1, q).ld,
+                                        del(l - 1, q).p, del(l - 1, q).ld, nc, in);
           }
-          if (g && s.bias) add_column_sums(del(0, q), nc, h1, g + boff[0] - W1);
+          if (g && s.bias)
+            blocks::add_column_sums(del(0, q).p, del(0, q).ld, nc, h1, g + boff[0] - W1);
         }
         if (want_grad)
           gemm(blas::T, blas::N, int(wt), d0, nc, del(0, 0), X, c == c_begin ? T(0) : T(1),
@@ -345,7 +300,7 @@ void Landscape<T>::hessian_vector(const T* theta, int64_t Pt, const T* v, int64_
       // The directional derivatives, one direction at a time after the shared product.
       gemm(blas::N, blas::T, nc, int(wp), d0, X, View<T>{v1.data(), d0}, T(0),
            View<T>{w.RZ1.data(), wp});
-      if (s.bias) add_bias(View<T>{w.RZ1.data(), wp}, nc, int(wp), vb1.data());
+      if (s.bias) blocks::add_bias(w.RZ1.data(), wp, nc, wp, vb1.data());
       for (int64_t p = 0; p < P; ++p) {
         const int64_t q = Pt == 1 ? 0 : p;
         const T* th = theta + q * D;
@@ -358,7 +313,7 @@ void Landscape<T>::hessian_vector(const T* theta, int64_t Pt, const T* v, int64_
           gemm(blas::N, blas::T, nc, out, in, rview(w.RA1, w.ra, l - 1, p), weights(th, l), T(0),
                rz);
           gemm(blas::N, blas::T, nc, out, in, act(l - 1, q), weights(vp, l), T(1), rz);
-          if (s.bias) add_bias(rz, nc, out, vp + boff[l]);
+          if (s.bias) blocks::add_bias(rz.p, rz.ld, nc, out, vp + boff[l]);
           r_activation(s.activation(l), act(l, q), rz, rview(w.RA1, w.ra, l, p),
                        static_cast<const View<T>*>(nullptr), nc, out);
         }
@@ -376,7 +331,7 @@ void Landscape<T>::hessian_vector(const T* theta, int64_t Pt, const T* v, int64_
           const View<T> hw{h + woff[l] - W1, in};
           gemm(blas::T, blas::N, out, in, nc, rd, act(l - 1, q), T(1), hw);
           gemm(blas::T, blas::N, out, in, nc, d, rview(w.RA1, w.ra, l - 1, p), T(1), hw);
-          if (s.bias) add_column_sums(rd, nc, out, h + boff[l] - W1);
+          if (s.bias) blocks::add_column_sums(rd.p, rd.ld, nc, out, h + boff[l] - W1);
           const View<T> rprev = rview(w.RD1, w.rd, l - 1, p);
           gemm(blas::N, blas::N, nc, in, out, rd, weights(th, l), T(0), rprev);
           gemm(blas::N, blas::N, nc, in, out, d, weights(vp, l), T(1), rprev);
@@ -384,7 +339,8 @@ void Landscape<T>::hessian_vector(const T* theta, int64_t Pt, const T* v, int64_
           r_activation(s.activation(l - 1), act(l - 1, q), rview(w.RZ1, w.rz, l - 1, p), rprev,
                        &dprev, nc, in);
         }
-        if (s.bias) add_column_sums(rview(w.RD1, w.rd, 0, p), nc, h1, h + boff[0] - W1);
+        if (s.bias)
+          blocks::add_column_sums(w.RD1.data() + p * h1, wp, nc, h1, h + boff[0] - W1);
       }
       gemm(blas::T, blas::N, int(wp), d0, nc, View<T>{w.RD1.data(), wp}, X,
            c == c_begin ? T(0) : T(1), View<T>{w.hw1.data(), d0});
@@ -393,9 +349,9 @@ void Landscape<T>::hessian_vector(const T* theta, int64_t Pt, const T* v, int64_
   {
     blas::SingleThreaded single_threaded_blas;
     if (pc && !hit) {  // the point's passes into the cache, in chunks of its own
-      const int64_t C0 = rows_per_chunk(2);
-      const int64_t n0 = (N + C0 - 1) / C0;
-      const int nt0 = int(std::max<int64_t>(1, std::min<int64_t>(nt, n0)));
+      const blocks::Split sp0 = split(2);
+      const int64_t C0 = sp0.C, n0 = sp0.nchunks;
+      const int nt0 = std::min(sp0.nt, nt);
 #pragma omp parallel num_threads(nt0)
       {
         const int t = omp_get_thread_num();

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "blas.hpp"
+#include "block_ops.hpp"
 #include "fused_layers.hpp"
 #include "network_math.hpp"
 
@@ -60,49 +61,6 @@ double output_loss(const MLPSpec& spec, const T* out, int64_t ld_out, int64_t ro
     if (ok) *correct += 1.0;
   }
   return total;
-}
-
-// x = act(x) for n values; the activation is a compile-time constant in the loop.
-template <typename T>
-void activate(Activation a, T* x, int64_t n) {
-  math::dispatch(a, [&](auto tag) {
-    constexpr Activation A = decltype(tag)::value;
-    if constexpr (A != Activation::Identity)
-      for (int64_t i = 0; i < n; ++i) x[i] = math::activate<A>(x[i]);
-  });
-}
-
-// d[i * ld_d + j] *= act'(a[i * ld_a + j]) for a (rows x n) block.
-template <typename T>
-void multiply_derivative(Activation act, const T* a, int64_t ld_a, T* d, int64_t ld_d,
-                         int64_t rows, int64_t n) {
-  math::dispatch(act, [&](auto tag) {
-    constexpr Activation A = decltype(tag)::value;
-    if constexpr (A != Activation::Identity)
-      for (int64_t i = 0; i < rows; ++i) {
-        const T* ar = a + i * ld_a;
-        T* dr = d + i * ld_d;
-        for (int64_t j = 0; j < n; ++j) dr[j] *= math::derivative<A>(ar[j]);
-      }
-  });
-}
-
-// Row-wise c[i, :] += b for a (rows x n) block with leading dimension ld.
-template <typename T>
-void add_bias(T* c, int64_t ld, int64_t rows, int64_t n, const T* b) {
-  for (int64_t i = 0; i < rows; ++i) {
-    T* r = c + i * ld;
-    for (int64_t j = 0; j < n; ++j) r[j] += b[j];
-  }
-}
-
-// g[j] += sum_i delta[i, j]
-template <typename T>
-void add_column_sums(const T* delta, int64_t ld, int64_t rows, int64_t n, T* g) {
-  for (int64_t i = 0; i < rows; ++i) {
-    const T* r = delta + i * ld;
-    for (int64_t j = 0; j < n; ++j) g[j] += r[j];
-  }
 }
 
 
@@ -167,6 +125,12 @@ struct detail::Pass {
 namespace {
 using detail::Pass;
 using detail::Workspace;
+using blocks::activate;
+using blocks::add_bias;
+using blocks::add_column_sums;
+using blocks::multiply_derivative;
+using blocks::Split;
+using blocks::split_samples;
 
 template <typename T>
 void allocate(Workspace<T>& w, const Pass<T>& ps) {
@@ -371,24 +335,6 @@ void run_chunks(const Pass<T>& ps, int64_t c_begin, int64_t c_end, Workspace<T>&
                  c == c_begin ? T(0) : T(1), w.dw1.data(), d0);
     }
   }
-}
-
-// The chunks of a pass over N samples, C per chunk; balanced over the nt threads (a
-// multiple of nt chunks of nearly equal size) unless the chunk size is fixed.
-struct Split {
-  int64_t C, nchunks;
-  int nt;
-};
-
-Split split_samples(int64_t N, int64_t C, int nt, bool balance) {
-  C = std::min<int64_t>(C, N);
-  if (balance) {
-    int64_t k = (N + C - 1) / C;
-    k = std::min<int64_t>(N, (k + nt - 1) / nt * nt);
-    C = (N + k - 1) / k;
-  }
-  const int64_t nchunks = (N + C - 1) / C;
-  return {C, nchunks, int(std::max<int64_t>(1, std::min<int64_t>(nt, nchunks)))};
 }
 
 // Runs a pass on the threads: thread t takes a contiguous block of chunks.

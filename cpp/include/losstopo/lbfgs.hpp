@@ -257,8 +257,6 @@ class BatchLBFGS {
     // Value-only searches may run on prepared lines (one per active problem).
     bool lines = false;
     std::vector<int64_t> line_of(size(), -1);
-    carry_from_.resize(size(), -1);
-    carry_u_.resize(size(), T(0));
     if (!slopes && lines_) {
       const int64_t na = int64_t(act.size());
       X_.resize(size_t(na) * dim_);
