@@ -27,3 +27,15 @@ def check_int(name: str, value, minimum: int = 1, maximum: Optional[int] = None,
         raise ValueError(f"{name}: expected an int {bound}{' or None' if allow_none else ''}, "
                          f"got {value!r}")
     return int(value)
+
+
+def check_point(landscape, theta, name: str = "theta") -> np.ndarray:
+    """One parameter vector of ``landscape`` as a float64 array (D,); a ValueError
+    naming ``name`` for another shape or a NaN or Inf."""
+    t = np.asarray(theta, dtype=np.float64)
+    D = int(landscape.num_params)
+    if t.shape != (D,):
+        raise ValueError(f"{name}: expected shape ({D},), got {t.shape}")
+    if not np.isfinite(t).all():
+        raise ValueError(f"{name}: contains NaN or Inf")
+    return t

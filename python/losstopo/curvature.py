@@ -16,7 +16,7 @@ from typing import Optional
 
 import numpy as np
 
-from ._checks import check_int
+from ._checks import check_int, check_point
 from .progress import Progress
 
 
@@ -40,16 +40,6 @@ def _products(landscape, samples=None):
     return f
 
 
-def _point(landscape, theta) -> np.ndarray:
-    t = np.asarray(theta, dtype=np.float64)
-    D = int(landscape.num_params)
-    if t.shape != (D,):
-        raise ValueError(f"theta: expected shape ({D},), got {t.shape}")
-    if not np.isfinite(t).all():
-        raise ValueError("theta: contains NaN or Inf")
-    return t
-
-
 def _rademacher(rng, shape) -> np.ndarray:
     return rng.integers(0, 2, size=shape).astype(np.float64) * 2.0 - 1.0
 
@@ -67,7 +57,7 @@ def top_eigenvalues(landscape, theta, k: int = 1, tol: float = 1e-4, seed: int =
     "arpack": ARPACK's implicitly restarted Lanczos (``eigsh``, tol its own relative
     accuracy), for reference."""
     f = _products(landscape, samples)
-    t = _point(landscape, theta)
+    t = check_point(landscape, theta)
     D = t.size
     k = check_int("k", k, maximum=max(D - 1, 1))
     if method not in ("lanczos", "arpack"):
@@ -200,7 +190,7 @@ def hessian_trace(landscape, theta, probes: int = 64, batch: int = 16, seed: int
     probes v, computed ``batch`` probes per engine call. Returns (trace, standard
     error of the mean)."""
     f = _products(landscape, samples)
-    t = _point(landscape, theta)
+    t = check_point(landscape, theta)
     probes = check_int("probes", probes, minimum=2)
     batch = check_int("batch", batch)
     rng = np.random.default_rng(seed)
@@ -240,7 +230,7 @@ def spectral_density(landscape, theta, probes: int = 4, steps: int = 64, seed: i
     one engine call per step. ``sigma`` (default: 1/200 of the Ritz values' range)
     broadens each node into a Gaussian."""
     f = _products(landscape, samples)
-    t = _point(landscape, theta)
+    t = check_point(landscape, theta)
     probes = check_int("probes", probes)
     steps = check_int("steps", steps, minimum=2)
     grid = check_int("grid", grid, minimum=2)

@@ -173,21 +173,21 @@ class Landscape:
                                        allow_none=True) or 0
 
     # ------------------------------------------------------------ evaluation
-    def _theta(self, theta):
+    def _theta(self, theta, name: str = "theta"):
         theta = np.asarray(theta)
         if theta.dtype.kind not in "fiu" or theta.dtype == np.bool_:
-            raise TypeError(f"theta: expected a real float array, got dtype {theta.dtype}")
+            raise TypeError(f"{name}: expected a real float array, got dtype {theta.dtype}")
         single = theta.ndim == 1
         if theta.ndim not in (1, 2) or theta.shape[-1] != self.num_params:
             raise ValueError(
-                f"theta: expected shape ({self.num_params},) or (P, {self.num_params}), "
+                f"{name}: expected shape ({self.num_params},) or (P, {self.num_params}), "
                 f"got {theta.shape}"
             )
         t2 = np.ascontiguousarray(theta.reshape(-1, self.num_params), dtype=self.dtype)
         if t2.shape[0] == 0:
-            raise ValueError("theta: no parameter vectors")
+            raise ValueError(f"{name}: no parameter vectors")
         if not np.isfinite(t2).all():
-            raise ValueError("theta: contains NaN or Inf")
+            raise ValueError(f"{name}: contains NaN or Inf")
         return t2, single
 
     def _samples(self, samples):
@@ -228,22 +228,12 @@ class Landscape:
         differences): theta (D,) or (P, D), v (D,) or (P, D) -> H(theta) v with v's
         shape. One point with many directions shares the forward pass between them."""
         t, _ = self._theta(theta)
-        v = np.asarray(v)
-        if v.dtype.kind not in "fiu" or v.dtype == np.bool_:
-            raise TypeError(f"v: expected a real float array, got dtype {v.dtype}")
-        if v.ndim not in (1, 2) or v.shape[-1] != self.num_params:
-            raise ValueError(f"v: expected shape ({self.num_params},) or (P, "
-                             f"{self.num_params}), got {v.shape}")
-        v2 = np.ascontiguousarray(v.reshape(-1, self.num_params), dtype=self.dtype)
-        if v2.shape[0] == 0:
-            raise ValueError("v: no directions")
-        if not np.isfinite(v2).all():
-            raise ValueError("v: contains NaN or Inf")
+        v2, _ = self._theta(v, "v")
         if t.shape[0] not in (1, v2.shape[0]):
             raise ValueError(f"theta: expected one point or one per direction ({v2.shape[0]}), "
                              f"got {t.shape[0]}")
         _, _, hv = self._engine.hessian_vector(t, v2, False, self._samples(samples))
-        return hv.reshape(v.shape)
+        return hv.reshape(np.shape(v))
 
     def __call__(self, theta):
         """``f(X) -> (values, grads)`` form used by the optimizers and path finder."""

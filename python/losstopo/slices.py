@@ -16,7 +16,7 @@ from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ._checks import check_int
+from ._checks import check_int, check_point
 from .progress import Progress
 
 
@@ -142,9 +142,7 @@ def slice1d(landscape, theta, direction: Union[str, np.ndarray] = "filter", n: i
             accuracy: Optional[bool] = None, progress: bool = False) -> Slice:
     """Loss (and accuracy for classifiers) at theta + x d for n values of x in
     [-span, span] (or the given (low, high))."""
-    t = np.asarray(theta, dtype=np.float64)
-    if t.shape != (int(landscape.num_params),) or not np.isfinite(t).all():
-        raise ValueError(f"theta: expected a finite vector of shape ({landscape.num_params},)")
+    t = check_point(landscape, theta)
     n = check_int("n", n, minimum=2)
     dirs, _ = _directions(landscape, t, direction if isinstance(direction, str) else [direction],
                           None, seed, 1)
@@ -189,10 +187,7 @@ def slice2d(landscape, theta, directions: Union[str, Sequence[np.ndarray]] = "fi
         if np.isscalar(span) and span == 1.0:
             span = (min(0.0, c) - 0.25, max(1.0, c) + 0.25, -0.25, 1.25)
     else:
-        t = np.asarray(theta, dtype=np.float64)
-        if t.shape != (int(landscape.num_params),) or not np.isfinite(t).all():
-            raise ValueError(f"theta: expected a finite vector of shape "
-                             f"({landscape.num_params},)")
+        t = check_point(landscape, theta)
         dirs, marks = _directions(landscape, t, directions, solutions, seed, 2)
         marks = {"theta": (0.0, 0.0), **marks}
     if np.isscalar(span):

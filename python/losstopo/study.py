@@ -887,10 +887,12 @@ class Study:
                                  median_trace=float(np.median(arrays[f"{key}__trace"])),
                                  median_trace_se=float(np.median(arrays[f"{key}__trace_se"])),
                                  top=[float(v) for v in top])
+        # Each optimizer's train-set solutions, lowest training loss first.
+        ranked = {opt: sets[f"{opt}-train"][np.argsort(train_ls.loss(sets[f"{opt}-train"]))]
+                  for opt in ("SGD", "LBFGS")}
         densities = {}
         for opt in ("SGD", "LBFGS"):  # at the solution of lowest training loss
-            th = sets[f"{opt}-train"]
-            best = th[int(np.argmin(train_ls.loss(th)))].astype(np.float64)
+            best = ranked[opt][0].astype(np.float64)
             d = curvature.spectral_density(train_ls, best, probes=4, steps=48, seed=c["seed"])
             key = f"density__{opt}"
             arrays[f"{key}__nodes"], arrays[f"{key}__weights"] = d.nodes, d.weights
@@ -899,13 +901,11 @@ class Study:
                                   max=float(d.nodes.max()))
         slices = {}
         n = c["slice_grid"] or 51
-        sgd, lbfgs = sets["SGD-train"], sets["LBFGS-train"]
-        s_order, l_order = (np.argsort(train_ls.loss(th)) for th in (sgd, lbfgs))
-        for label, kw in (("SGD", dict(theta=sgd[s_order[0]], directions="filter")),
-                          ("LBFGS", dict(theta=lbfgs[l_order[0]], directions="filter")),
+        sgd, lbfgs = ranked["SGD"], ranked["LBFGS"]
+        for label, kw in (("SGD", dict(theta=sgd[0], directions="filter")),
+                          ("LBFGS", dict(theta=lbfgs[0], directions="filter")),
                           ("plane", dict(theta=None, directions="plane",
-                                         solutions=np.stack([sgd[s_order[0]], sgd[s_order[1]],
-                                                             lbfgs[l_order[0]]])))):
+                                         solutions=np.stack([sgd[0], sgd[1], lbfgs[0]])))):
             self.log.info("curvature: %d x %d slice (%s)", n, n, label)
             theta = None if kw["theta"] is None else kw["theta"].astype(np.float64)
             sl = slice2d(train_ls, theta, kw["directions"], n=n, seed=c["seed"],

@@ -124,16 +124,16 @@ class TorchLandscape:
         target = xb.reshape(out.shape) if yb is None else yb
         return torch.mean((out - target) ** 2)
 
-    def _theta(self, theta):
+    def _theta(self, theta, name: str = "theta"):
         torch = _torch()
         theta = np.asarray(theta)
         single = theta.ndim == 1
         if theta.ndim not in (1, 2) or theta.shape[-1] != self.num_params:
-            raise ValueError(f"theta: expected shape ({self.num_params},) or (P, "
+            raise ValueError(f"{name}: expected shape ({self.num_params},) or (P, "
                              f"{self.num_params}), got {theta.shape}")
         t = np.ascontiguousarray(theta.reshape(-1, self.num_params), dtype=self.dtype)
         if not np.isfinite(t).all():
-            raise ValueError("theta: contains NaN or Inf")
+            raise ValueError(f"{name}: contains NaN or Inf")
         return torch.from_numpy(t), single
 
     def sample_bytes(self) -> int:
@@ -255,11 +255,7 @@ class TorchLandscape:
         theta (D,) or (P, D), v (D,) or (P, D) -> H(theta) v with v's shape."""
         torch = _torch()
         t, _ = self._theta(theta)
-        vv = np.asarray(v)
-        if vv.ndim not in (1, 2) or vv.shape[-1] != self.num_params:
-            raise ValueError(f"v: expected shape ({self.num_params},) or (P, "
-                             f"{self.num_params}), got {vv.shape}")
-        V, _ = self._theta(vv)
+        V, _ = self._theta(v, "v")
         if t.shape[0] not in (1, V.shape[0]):
             raise ValueError(f"theta: expected one point or one per direction ({V.shape[0]}), "
                              f"got {t.shape[0]}")
@@ -276,7 +272,7 @@ class TorchLandscape:
                 for m, xb, yb in self._batches(samples, ps):
                     g = torch.func.grad(lambda w: self._loss_fn(w, xb, yb))
                     out[p] += (m / n) * torch.func.jvp(g, (tp,), (V[p],))[1]
-        return out.numpy().reshape(vv.shape)
+        return out.numpy().reshape(np.shape(v))
 
     def evaluate_each(self, theta, samples):
         """Vector p on its own samples[p] (P, B): losses (P,), grads (P, D)."""
