@@ -7,6 +7,7 @@ import pytest
 
 import losstopo
 from losstopo import MLP, Landscape
+from losstopo._native import core
 
 import reference
 
@@ -317,3 +318,84 @@ def test_fused_line_values_and_evaluate_each(mode, monkeypatch):
         rl, rg = reference.loss_and_grad(net, x[p], X[samples[p]], y[samples[p]])
         assert loss[p] == pytest.approx(rl, rel=1e-12)
         np.testing.assert_allclose(grad[p], rg, rtol=1e-9, atol=1e-13)
+
+
+# ------------------------------ the first layer's vectorized row mixes (LOSSTOPO_SIMD)
+SIMD_MODES = ["scalar", "avx2", "avx512"]  # a level the CPU lacks runs a narrower one
+# hidden widths: narrower than any vector, one AVX-512 float vector, a vector and a
+# part (the last vector overlaps), several vectors and a part
+MIX_WIDTHS = [3, 16, 21, 50]
+
+
+def mix_case(h1, dtype, n=133):
+    net = MLP([11, h1, 7, 4], activation="softplus", bias=True)
+    X, y = make_data(net, n=n, seed=h1)
+    ls = Landscape(net, X, y, dtype=dtype, chunk=40)  # n not a multiple of the chunk
+    rng = np.random.default_rng(h1)
+    V = (net.init(5, seed=4) * 2.0).astype(dtype)
+    index = rng.integers(0, 5, (6, 3)).astype(np.int32)
+    coef = rng.standard_normal((6, 3)).astype(dtype)
+    return net, ls, X, y, V, index, coef
+
+
+@pytest.mark.parametrize("mode", SIMD_MODES)
+@pytest.mark.parametrize("h1", MIX_WIDTHS)
+def test_row_mixes_float64_match_reference(h1, mode, monkeypatch):
+    monkeypatch.setenv("LOSSTOPO_SIMD", mode)
+    net, ls, X, y, V, index, coef = mix_case(h1, "float64")
+    points = np.einsum("pk,pkd->pd", coef, V[index])
+    got = ls.engine.evaluate_combination(V, index, coef)
+    for p in range(len(points)):
+        assert got[p] == pytest.approx(reference.loss_and_grad(net, points[p], X, y)[0],
+                                       rel=1e-12)
+    # points on lines: their losses, and their gradients from the lines
+    x, d = V[:3], V[3:5][[0, 1, 0]] - V[:3]
+    lines, u = np.array([0, 2, 1, 2]), np.array([0.0, 0.4, -0.3, 1.1])
+    loss, grad = ls.engine.line_values(x, d, lines, u, grad=True)
+    for k in range(len(lines)):
+        rl, rg = reference.loss_and_grad(net, x[lines[k]] - u[k] * d[lines[k]], X, y)
+        assert loss[k] == pytest.approx(rl, rel=1e-12)
+        np.testing.assert_allclose(grad[k], rg, rtol=1e-9, atol=1e-13)
+
+
+@pytest.mark.parametrize("h1", MIX_WIDTHS)
+def test_row_mixes_path_gradient_matches_generic_in_every_mode(h1, monkeypatch):
+    # the path objective's projected gradient: native (the deltas projected by a row
+    # mix) against generic (every point's gradient, projected afterwards)
+    net = MLP([9, h1, 5, 3], activation="relu", bias=False)
+    X, y = losstopo.datasets.synthetic(87, 9, 3, seed=h1, dtype="float64")
+    ls = Landscape(net, X, y, dtype="float64", chunk=30)
+    th = net.init(4, seed=5, dtype="float64")
+    params = core.PathParams(n_modes=4, n_points=13, lam=0.1)
+    C = 0.3 * np.random.default_rng(h1).standard_normal((2, 4, net.num_params))
+    slow = core.PathBatchF64(ls.engine, th[:2], th[2:], params)
+    slow.use_generic_evaluation()
+    v2, g2, e2 = slow.objective(C)
+    for mode in SIMD_MODES:
+        monkeypatch.setenv("LOSSTOPO_SIMD", mode)
+        fast = core.PathBatchF64(ls.engine, th[:2], th[2:], params)
+        v1, g1, e1 = fast.objective(C)
+        np.testing.assert_allclose(e1, e2, rtol=1e-12)
+        np.testing.assert_allclose(v1, v2, rtol=1e-12)
+        np.testing.assert_allclose(g1, g2, rtol=1e-9, atol=1e-13)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("h1", MIX_WIDTHS)
+def test_row_mixes_vector_equal_scalar(h1, dtype, monkeypatch):
+    # the vector levels against the forced scalar fallback, and each deterministic
+    net, ls, X, y, V, index, coef = mix_case(h1, dtype, n=211)
+    x, d = V[:3], V[2:5] - V[:3]
+    lines, u = np.array([0, 2, 1, 2]), np.array([0.0, 0.4, -0.3, 1.1]).astype(dtype)
+    got = {}
+    for mode in SIMD_MODES:
+        monkeypatch.setenv("LOSSTOPO_SIMD", mode)
+        runs = [(ls.engine.evaluate_combination(V, index, coef),)
+                + tuple(ls.engine.line_values(x, d, lines, u, grad=True)) for _ in range(2)]
+        for a, b in zip(*runs):
+            assert np.array_equal(a, b)
+        got[mode] = runs[0]
+    tol = 1e-5 if dtype == "float32" else 1e-12
+    for mode in SIMD_MODES[1:]:
+        for a, b in zip(got[mode], got["scalar"]):
+            np.testing.assert_allclose(a, b, rtol=0, atol=tol * np.abs(b).max())

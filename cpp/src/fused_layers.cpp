@@ -8,13 +8,9 @@
 #include <cstring>
 #include <string>
 
+#include "isa.hpp"
 #include "network_math.hpp"
 
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-#define LT_FUSED_X86 1
-#else
-#define LT_FUSED_X86 0
-#endif
 
 namespace losstopo::fused {
 namespace {
@@ -52,13 +48,8 @@ namespace scalar {
 #undef LT_NV
 }  // namespace scalar
 
-#if LT_FUSED_X86
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
-#endif
+#if LT_X86
+LT_TARGET_AVX2
 namespace avx2 {
 #define LT_WF 8
 #define LT_WD 4
@@ -70,19 +61,9 @@ namespace avx2 {
 #undef LT_RB
 #undef LT_NV
 }  // namespace avx2
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
+LT_TARGET_END
 
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx512f,avx512vl,avx512dq,avx2,fma"))), \
-                             apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512vl,avx512dq,avx2,fma")
-#endif
+LT_TARGET_AVX512
 namespace avx512 {
 #define LT_WF 16
 #define LT_WD 8
@@ -94,33 +75,21 @@ namespace avx512 {
 #undef LT_RB
 #undef LT_NV
 }  // namespace avx512
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
-#endif  // LT_FUSED_X86
+LT_TARGET_END
+#endif  // LT_X86
 
 Isa best_supported() {
-#if LT_FUSED_X86
-  static const Isa best = [] {
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-        __builtin_cpu_supports("avx512dq"))
-      return Isa::Avx512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Isa::Avx2;
-    return Isa::Scalar;
-  }();
-  return best;
-#else
-  return Isa::Scalar;
-#endif
+  switch (isa::best_supported()) {
+    case isa::Level::Avx512: return Isa::Avx512;
+    case isa::Level::Avx2: return Isa::Avx2;
+    default: return Isa::Scalar;
+  }
 }
 
 template <typename T>
 void run_any(Isa isa, const Job<T>& job, std::vector<T>& scratch) {
   switch (isa) {
-#if LT_FUSED_X86
+#if LT_X86
     case Isa::Avx512: avx512::Kernel<T>::run(job, scratch); return;
     case Isa::Avx2: avx2::Kernel<T>::run(job, scratch); return;
 #endif

@@ -14,6 +14,8 @@
 #include "blas.hpp"
 #include "block_ops.hpp"
 #include "fused_layers.hpp"
+#include "isa.hpp"
+#include "mix.hpp"
 #include "network_math.hpp"
 
 namespace losstopo {
@@ -117,9 +119,12 @@ struct detail::Pass {
   const T* comb_coef = nullptr;
   int comb_nnz = 0;
   const T* proj = nullptr;
+  const T* proj_t = nullptr;  // proj transposed: (K, P)
   int64_t K = 0;
   // How the per-vector layers run: fused blocks (fused_layers.hpp) or BLAS products.
   fused::Isa isa = fused::Isa::Blas;
+  // The instruction set of the first layer's mixes (mix.hpp).
+  isa::Level level = isa::Level::Scalar;
 };
 
 namespace {
@@ -208,32 +213,13 @@ void run_chunks(const Pass<T>& ps, int64_t c_begin, int64_t c_end, Workspace<T>&
       T* y = w.ybuf1.data();
       blas::gemm(blas::N, blas::T, nc, int(wq), d0, T(1), xc, d0, ps.comb_v1, d0, T(0), y,
                  int(wq));
-      for (int i = 0; i < nc; ++i) {
-        const T* yr = y + int64_t(i) * wq;
-        T* out = a1 + int64_t(i) * width1;
-        for (int64_t p = 0; p < P; ++p) {
-          T* o = out + p * h1;
-          const int32_t* idx = ps.comb_index + p * ps.comb_nnz;
-          const T* cf = ps.comb_coef + p * ps.comb_nnz;
-          for (int j = 0; j < h1; ++j) o[j] = T(0);
-          for (int k = 0; k < ps.comb_nnz; ++k) {
-            const T c = cf[k];
-            const T* src = yr + int64_t(idx[k]) * h1;
-            for (int j = 0; j < h1; ++j) o[j] += c * src[j];
-          }
-        }
-      }
+      mix::Job<T> m{nc, h1, int(P), ps.comb_nnz, ps.comb_index, ps.comb_coef, y, wq, a1,
+                    width1};
+      mix::run(ps.level, m);
     } else if (ps.lineA) {
-      for (int i = 0; i < nc; ++i) {
-        const T* ar = ps.lineA + (r0 + i) * ps.line_ld;
-        const T* br = ps.lineB + (r0 + i) * ps.line_ld;
-        T* out = a1 + int64_t(i) * width1;
-        for (int64_t p = 0; p < P; ++p) {
-          const int64_t c0 = ps.line_cols[p] * h1;
-          const T u = ps.line_u[p];
-          for (int j = 0; j < h1; ++j) out[p * h1 + j] = ar[c0 + j] - u * br[c0 + j];
-        }
-      }
+      mix::LineJob<T> m{nc, h1, int(P), ps.line_cols, ps.line_u, ps.lineA + r0 * ps.line_ld,
+                        ps.lineB + r0 * ps.line_ld, ps.line_ld, a1, width1};
+      mix::run(ps.level, m);
     } else {
       blas::gemm(blas::N, blas::T, nc, int(width1), d0, T(1), xc, d0, ps.w1all, d0, T(0), a1,
                  int(width1));
@@ -315,19 +301,8 @@ void run_chunks(const Pass<T>& ps, int64_t c_begin, int64_t c_end, Workspace<T>&
     if (want_grad && ps.proj) {
       const int64_t wk = ps.K * h1;
       T* dp = w.delta_proj.data();
-      for (int i = 0; i < nc; ++i) {
-        const T* dr = a1 + int64_t(i) * width1;
-        T* o = dp + int64_t(i) * wk;
-        for (int64_t j = 0; j < wk; ++j) o[j] = T(0);
-        for (int64_t p = 0; p < P; ++p) {
-          const T* src = dr + p * h1;
-          for (int64_t n = 0; n < ps.K; ++n) {
-            const T c = ps.proj[p * ps.K + n];
-            T* on = o + n * h1;
-            for (int j = 0; j < h1; ++j) on[j] += c * src[j];
-          }
-        }
-      }
+      mix::Job<T> m{nc, h1, int(ps.K), int(P), nullptr, ps.proj_t, a1, width1, dp, wk};
+      mix::run(ps.level, m);
       blas::gemm(blas::T, blas::N, int(wk), d0, nc, T(1), dp, int(wk), xc, d0,
                  c == c_begin ? T(0) : T(1), w.dw1.data(), d0);
     } else if (want_grad) {
@@ -554,6 +529,7 @@ detail::Pass<T> Landscape<T>::make_pass(const T* theta, int64_t P, const T* w1al
   ps.want_grad = want_grad;
   ps.scale = T(math::mean_factor(s, N));
   ps.isa = fused::choose();
+  ps.level = isa::chosen();
   for (int l = 0; l < s.num_layers(); ++l) {
     ps.woff.push_back(s.weight_offset(l));
     ps.boff.push_back(s.bias ? s.bias_offset(l) : 0);
@@ -716,9 +692,14 @@ void Landscape<T>::evaluate_combination(const T* points, int64_t P, const T* V, 
   ps.comb_index = index;
   ps.comb_coef = coef;
   ps.comb_nnz = nnz;
+  std::vector<T> proj_t;
   if (want_grad) {
     ps.proj = proj;
     ps.K = K;
+    proj_t.resize(K * P);
+    for (int64_t p = 0; p < P; ++p)
+      for (int64_t n = 0; n < K; ++n) proj_t[n * P + p] = proj[p * K + n];
+    ps.proj_t = proj_t.data();
   }
   run_split(ps, sp, work);
   const double inv = math::mean_factor(s, N);

@@ -13,6 +13,8 @@
 #include <vector>
 
 #include "losstopo/losstopo.hpp"
+#include "isa.hpp"
+#include "mix.hpp"
 #include "network_math.hpp"
 
 using namespace losstopo;
@@ -460,6 +462,65 @@ void test_fused_layers_match_blas() {
   unsetenv("LOSSTOPO_FUSED");
 }
 
+// The first layer's row mixes (mix.hpp) at every instruction-set level this CPU has,
+// against a plain double loop: widths narrower than, equal to and between vectors.
+template <typename T>
+void check_row_mixes(isa::Level level, const char* name) {
+  std::mt19937 rng(11);
+  std::normal_distribution<double> nd;
+  for (int h : {3, 8, 16, 21, 50}) {
+    const int64_t rows = 7;
+    const int Q = 5, R = 4, nnz = 3;
+    std::vector<T> in(rows * Q * h + 1), coef(R * nnz), out(rows * R * h, T(0));
+    std::vector<int32_t> idx(R * nnz);
+    for (auto& v : in) v = T(nd(rng));
+    for (auto& v : coef) v = T(nd(rng));
+    for (auto& v : idx) v = int32_t(rng() % Q);
+    mix::Job<T> job{rows, h, R, nnz, idx.data(), coef.data(), in.data(), Q * h, out.data(),
+                    R * h};
+    mix::run(level, job);
+    double err = 0.0;
+    for (int64_t i = 0; i < rows; ++i)
+      for (int r = 0; r < R; ++r)
+        for (int j = 0; j < h; ++j) {
+          double want = 0.0;
+          for (int k = 0; k < nnz; ++k)
+            want += double(coef[r * nnz + k]) * double(in[i * Q * h + idx[r * nnz + k] * h + j]);
+          err = std::max(err, std::abs(double(out[i * R * h + r * h + j]) - want));
+        }
+    // points on lines: out[i, p] = a[i, cols[p]] - u[p] b[i, cols[p]], with b the rows
+    // of a shifted by one block (so cols[p] < Q - 1)
+    std::vector<int64_t> cols = {2, 0, Q - 2};
+    std::vector<T> u = {T(0.5), T(-1.25), T(2)}, lo(rows * 3 * h);
+    mix::LineJob<T> line{rows, h, 3, cols.data(), u.data(), in.data(), in.data() + h,
+                         int64_t(Q) * h, lo.data(), 3 * h};
+    const int64_t ld = int64_t(Q) * h;
+    mix::run(level, line);
+    for (int64_t i = 0; i < rows; ++i)
+      for (int p = 0; p < 3; ++p)
+        for (int j = 0; j < h; ++j) {
+          const int64_t c = i * ld + cols[p] * h + j;
+          const double want = double(in[c]) - double(u[p]) * double(in[c + h]);
+          err = std::max(err, std::abs(double(lo[i * 3 * h + p * h + j]) - want));
+        }
+    const double tol = sizeof(T) == 4 ? 1e-5 : 1e-13;
+    check(err <= tol, std::string("row mixes (") + name + (sizeof(T) == 4 ? ", float" : ", double") +
+                          ", h = " + std::to_string(h) + ") equal the plain sums");
+  }
+}
+
+void test_row_mixes() {
+  const isa::Level best = isa::best_supported();
+  const std::pair<isa::Level, const char*> levels[] = {{isa::Level::Scalar, "scalar"},
+                                                      {isa::Level::Avx2, "avx2"},
+                                                      {isa::Level::Avx512, "avx512"}};
+  for (const auto& [level, name] : levels) {
+    if (level > best) continue;
+    check_row_mixes<float>(level, name);
+    check_row_mixes<double>(level, name);
+  }
+}
+
 int main() {
   test_golden_section();
   test_strong_wolfe();
@@ -469,6 +530,7 @@ int main() {
   test_capabilities_are_asked_of_the_objective();
   test_engine_runs_the_shared_maths();
   test_fused_layers_match_blas();
+  test_row_mixes();
   std::printf("%d passed, %d failed\n", passed, failed);
   return failed == 0 ? 0 : 1;
 }
