@@ -399,3 +399,55 @@ def test_row_mixes_vector_equal_scalar(h1, dtype, monkeypatch):
     for mode in SIMD_MODES[1:]:
         for a, b in zip(got[mode], got["scalar"]):
             np.testing.assert_allclose(a, b, rtol=0, atol=tol * np.abs(b).max())
+
+
+# --------------------------- the float32 softmax cross-entropy, vectorized over rows
+@pytest.mark.parametrize("mode", SIMD_MODES)
+@pytest.mark.parametrize("k", [2, 10, 16, 17, 64, 65])  # 65: past the vectorized width
+def test_softmax_cross_entropy_float32_close_to_float64(k, mode, monkeypatch):
+    monkeypatch.setenv("LOSSTOPO_SIMD", mode)
+    net = MLP([6, 9, k], activation="relu", bias=True)
+    X, y = make_data(net, n=61)  # not a multiple of any vector width
+    theta = net.init(3, seed=k, dtype="float64") * 3.0
+    l64, g64 = Landscape(net, X, y, dtype="float64").loss_and_grad(theta)
+    ls = Landscape(net, X, y, dtype="float32")
+    l32, g32 = ls.loss_and_grad(theta.astype(np.float32))
+    np.testing.assert_allclose(l32, l64, rtol=1e-5)
+    np.testing.assert_allclose(g32, g64, rtol=0, atol=2e-5 * np.abs(g64).max())
+    assert np.array_equal(ls.loss(theta.astype(np.float32)), l32)  # with or without deltas
+    np.testing.assert_allclose(ls.accuracy(theta.astype(np.float32)),
+                               Landscape(net, X, y, dtype="float64").accuracy(theta), rtol=1e-6)
+
+
+@pytest.mark.parametrize("mode", SIMD_MODES)
+def test_softmax_cross_entropy_exact_logits(mode, monkeypatch):
+    # Logits set exactly (inputs: unit vectors, so row i's logits are column i of W):
+    # comparable ones, one dominant, values down into expf's underflow, a tie for the
+    # maximum, every label position.
+    monkeypatch.setenv("LOSSTOPO_SIMD", mode)
+    k = 12
+    rng = np.random.default_rng(5)
+    L = rng.uniform(-6, 2, (2 * k, k)).astype(np.float32)  # comparable exponentials
+    L[4:8] = rng.uniform(-120, 40, (4, k))  # one dominant logit
+    L[0] = 0.0
+    L[1] = -200.0
+    L[1, 3] = 0.0
+    L[2, [4, 7]] = 50.0  # a tie: the first maximum is the prediction
+    L[3] = np.linspace(-90, -85, k)  # around expf's smallest normal results
+    X = np.zeros((2 * k, 2 * k), np.float32)
+    X[np.arange(2 * k), np.arange(2 * k)] = 1.0
+    y = np.arange(2 * k) % k
+    net = MLP([2 * k, k], bias=False)
+    theta = np.ascontiguousarray(L.T).reshape(1, -1)  # W[o, i] = L[i, o]
+    ls = Landscape(net, X, y, dtype="float32")
+    loss, grad = ls.loss_and_grad(theta)
+    Ld = L.astype(np.float64)
+    m = Ld.max(axis=1, keepdims=True)
+    e = np.exp(Ld - m)
+    p = e / e.sum(axis=1, keepdims=True)
+    rows = np.arange(2 * k)
+    want = np.mean(m[:, 0] + np.log(e.sum(axis=1)) - Ld[rows, y])
+    assert loss[0] == pytest.approx(want, rel=1e-6)
+    p[rows, y] -= 1.0
+    np.testing.assert_allclose(grad[0].reshape(k, 2 * k), p.T / (2 * k), rtol=2e-6, atol=1e-9)
+    assert ls.accuracy(theta)[0] == pytest.approx(np.mean(L.argmax(axis=1) == y))

@@ -159,15 +159,19 @@ def test_carried_lines_equal_fresh_lines_to_rounding(dtype):
     ls = Landscape(net, X, y, dtype=dtype, chunk=64)
     theta0 = net.init(4, seed=2, dtype=dtype)
     run = core.minimize_lbfgs_f32 if dtype == "float32" else core.minimize_lbfgs_f64
+    # float32 trajectories part by rounding that each iteration amplifies (about 10x
+    # per two iterations here, whichever way the loss is rounded): 6 iterations keep
+    # the parting far inside the tolerance, 12 would not
+    iters = 12 if dtype == "float64" else 6
     out = {}
     for carry in (0, 1, 5):
-        p = lbfgs_params(_options("golden", 10, 12, 0.0, 0.0, None))
+        p = lbfgs_params(_options("golden", 10, iters, 0.0, 0.0, None))
         p.carry_lines = carry
         out[carry] = run(ls.engine, theta0, p, None)
     # carry_lines = 1: every line afresh, bitwise today's iterations
     np.testing.assert_array_equal(out[1]["x"], out[0]["x"])
     assert not np.array_equal(out[5]["x"], out[0]["x"])  # the carried products did run
-    tol = 1e-9 if dtype == "float64" else 2e-3
+    tol = 1e-9 if dtype == "float64" else 1e-3
     np.testing.assert_allclose(out[5]["x"], out[0]["x"], rtol=tol, atol=tol)
     np.testing.assert_allclose(out[5]["fun"], out[0]["fun"], rtol=tol)
     np.testing.assert_array_equal(out[5]["nit"], out[0]["nit"])
