@@ -289,3 +289,89 @@ def test_native_combination_equals_generic_evaluation(objective, bias):
     np.testing.assert_allclose(e1, e2, rtol=1e-12)
     np.testing.assert_allclose(v1, v2, rtol=1e-12)
     np.testing.assert_allclose(g1, g2, rtol=1e-9, atol=1e-13)
+
+
+# ------------------------------------ held basis vectors (a path's endpoints, hold_basis)
+def held_case(dtype):
+    net = MLP([7, 6, 4, 3], activation="softplus", bias=True)
+    X, y = losstopo.datasets.synthetic(90, 7, 3, seed=2, dtype=dtype)
+    return net, Landscape(net, X, y, dtype=dtype, chunk=25)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_held_basis_vectors_give_the_same_combinations(dtype):
+    net, ls = held_case(dtype)
+    eng = ls.engine
+    rng = np.random.default_rng(3)
+    V = net.init(4, seed=5, dtype=dtype)
+    index = rng.integers(0, 4, (5, 3)).astype(np.int32)
+    coef = rng.standard_normal((5, 3)).astype(dtype)
+    samples = np.array([3, 80, 4, 4, 51, 89, 0])
+
+    def both():
+        return (eng.evaluate_combination(V, index, coef),
+                eng.evaluate_combination(V, index, coef, samples=samples))
+
+    free = both()
+    eng.hold_basis(V[[0, 2]])  # held columns between columns computed per call
+    eng.hold_basis(V[[2]])
+    assert eng.held_basis == 2
+    held = both()
+    tol = 1e-12 if dtype == "float64" else 2e-6
+    for a, b in zip(held, free):
+        np.testing.assert_allclose(a, b, rtol=tol)
+    eng.release_basis(V[[0, 2]])
+    assert eng.held_basis == 1  # V[2] was held twice
+    eng.release_basis(V[[2, 1]])  # V[1] is not held: nothing to release
+    assert eng.held_basis == 0
+    for a, b in zip(both(), free):
+        np.testing.assert_array_equal(a, b)
+    eng.line_cache_bytes = 0  # past the budget a vector is not held; the same results
+    eng.hold_basis(V)
+    assert eng.held_basis == 0
+    for a, b in zip(both(), free):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_hold_basis_bad_input():
+    net, ls = held_case("float64")
+    V = net.init(2, seed=1, dtype="float64")
+    for bad in (V[:, :-1], V[0], V[:0]):
+        with pytest.raises(ValueError, match="V"):
+            ls.engine.hold_basis(bad)
+        with pytest.raises(ValueError, match="V"):
+            ls.engine.release_basis(bad)
+    assert ls.engine.held_basis == 0
+
+
+def test_path_steps_hold_their_endpoints_and_release_them():
+    net, ls = held_case("float64")
+    th = net.init(4, seed=5, dtype="float64")
+    params = core.PathParams(n_modes=3, n_points=9, lam=0.1, steps=6)
+    seen = []
+
+    def run(on_step=None):
+        pb = core.PathBatchF64(ls.engine, th[:2], th[2:], params)
+        if on_step is None:
+            pb.optimize(lambda s: seen.append(ls.engine.held_basis) or True)
+        else:
+            pb.optimize(on_step)
+        return np.asarray(pb.coeffs)
+
+    held = run()
+    assert seen and set(seen) == {4} and ls.engine.held_basis == 0
+    ls.engine.line_cache_bytes = 0  # nothing held: every step computes all products
+    seen.clear()
+    free = run()
+    assert set(seen) == {0}
+    np.testing.assert_allclose(held, free, rtol=1e-9, atol=1e-12)
+    ls.engine.line_cache_bytes = 1 << 30
+    run(lambda s: s < 2)  # interrupted: released all the same
+    assert ls.engine.held_basis == 0
+
+    def fail(s):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run(fail)
+    assert ls.engine.held_basis == 0

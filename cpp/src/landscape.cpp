@@ -125,6 +125,8 @@ struct detail::Pass {
   // first-layer weight gradient is accumulated only projected: sum_p proj[p, n] dW1_p.
   const T* comb_v1 = nullptr;
   int64_t comb_Q = 0;
+  // Per basis vector, its held product X v1_q^T (n, h1) over all samples, or null.
+  const T* const* comb_held = nullptr;
   const int32_t* comb_index = nullptr;
   const T* comb_coef = nullptr;
   int comb_nnz = 0;
@@ -221,8 +223,22 @@ void run_chunks(const Pass<T>& ps, int64_t c_begin, int64_t c_end, Workspace<T>&
       // The basis vectors' products, then each point's combination of them.
       const int64_t wq = ps.comb_Q * h1;
       T* y = w.ybuf1.data();
-      blas::gemm(blas::N, blas::T, nc, int(wq), d0, T(1), xc, d0, ps.comb_v1, d0, T(0), y,
-                 int(wq));
+      for (int64_t q0 = 0; q0 < ps.comb_Q;) {
+        if (ps.comb_held && ps.comb_held[q0]) {  // a held product: its rows copied
+          const T* held = ps.comb_held[q0];
+          for (int i = 0; i < nc; ++i) {
+            const int64_t k = ps.samples ? ps.samples[r0 + i] : r0 + i;
+            std::memcpy(y + int64_t(i) * wq + q0 * h1, held + k * h1, sizeof(T) * h1);
+          }
+          ++q0;
+          continue;
+        }
+        int64_t q1 = q0 + 1;  // a run of basis vectors without held products
+        while (q1 < ps.comb_Q && !(ps.comb_held && ps.comb_held[q1])) ++q1;
+        blas::gemm(blas::N, blas::T, nc, int((q1 - q0) * h1), d0, T(1), xc, d0,
+                   ps.comb_v1 + q0 * h1 * d0, d0, T(0), y + q0 * h1, int(wq));
+        q0 = q1;
+      }
       mix::Job<T> m{nc, h1, int(P), ps.comb_nnz, ps.comb_index, ps.comb_coef, y, wq, a1,
                     width1};
       mix::run(ps.level, m);
@@ -672,6 +688,64 @@ void Landscape<T>::line_values(const LineCache<T>& cache, const int64_t* lines, 
 }
 
 template <typename T>
+std::shared_ptr<typename Landscape<T>::HeldBasis> Landscape<T>::find_held(const T* w1) const {
+  const int64_t W1 = int64_t(spec_.sizes[1]) * spec_.sizes[0];
+  for (const auto& h : held_)
+    if (std::memcmp(h->w1.data(), w1, sizeof(T) * W1) == 0) return h;
+  return nullptr;
+}
+
+template <typename T>
+void Landscape<T>::hold_basis(const T* V, int64_t Q) const {
+  check_call(V, Q, nullptr, 0);
+  const int d0 = spec_.sizes[0], h1 = spec_.sizes[1];
+  const int64_t D = num_params_, W1 = int64_t(h1) * d0;
+  const int64_t bytes = int64_t(sizeof(T)) * (n_ * h1 + W1);
+  const int nt = options_.threads > 0 ? options_.threads : omp_get_max_threads();
+  std::lock_guard<std::mutex> lock(held_mutex_);
+  int64_t total = 0;
+  for (const auto& h : held_) total += int64_t(sizeof(T)) * (h->product.size() + h->w1.size());
+  for (int64_t q = 0; q < Q; ++q) {
+    const T* w1 = V + q * D;
+    if (auto h = find_held(w1)) {
+      ++h->holds;
+      continue;
+    }
+    if (total + bytes > options_.line_cache_bytes) continue;  // not held: computed per call
+    auto h = std::make_shared<HeldBasis>();
+    h->w1.assign(w1, w1 + W1);
+    h->product.resize(n_ * h1);
+    h->holds = 1;
+    // X w1^T in blocks of rows on the threads, BLAS single-threaded inside
+    const Split sp = split_samples(n_, chunk_size(1), nt, true);
+    blas::SingleThreaded single_threaded_blas;
+#pragma omp parallel for num_threads(sp.nt) schedule(static)
+    for (int64_t c = 0; c < sp.nchunks; ++c) {
+      const int64_t r0 = c * sp.C, rows = std::min(sp.C, n_ - r0);
+      blas::gemm(blas::N, blas::T, int(rows), h1, d0, T(1), X_.data() + r0 * d0, d0, w1, d0,
+                 T(0), h->product.data() + r0 * h1, h1);
+    }
+    held_.push_back(std::move(h));
+    total += bytes;
+  }
+}
+
+template <typename T>
+void Landscape<T>::release_basis(const T* V, int64_t Q) const {
+  const int64_t D = num_params_;
+  std::lock_guard<std::mutex> lock(held_mutex_);
+  for (int64_t q = 0; q < Q; ++q)
+    if (auto h = find_held(V + q * D); h && --h->holds == 0)
+      held_.erase(std::find(held_.begin(), held_.end(), h));
+}
+
+template <typename T>
+int64_t Landscape<T>::held_basis() const {
+  std::lock_guard<std::mutex> lock(held_mutex_);
+  return int64_t(held_.size());
+}
+
+template <typename T>
 void Landscape<T>::evaluate_combination(const T* points, int64_t P, const T* V, int64_t Q,
                                         const int32_t* index, const T* coef, int nnz,
                                         T* loss_out, const T* proj, int64_t K,
@@ -697,6 +771,16 @@ void Landscape<T>::evaluate_combination(const T* points, int64_t P, const T* V, 
   const Split sp = split_samples(N, chunk_size(P), nt, true);
   nt = sp.nt;
   Pass<T> ps = make_pass(points, P, nullptr, b1, samples, N, sp.C, want_grad);
+  // Held basis vectors (kept alive by this call while another may release them).
+  std::vector<std::shared_ptr<const HeldBasis>> held(Q);
+  std::vector<const T*> held_rows(Q, nullptr);
+  {
+    std::lock_guard<std::mutex> lock(held_mutex_);
+    for (int64_t q = 0; q < Q && !held_.empty(); ++q)
+      if ((held[q] = find_held(v1 + q * W1))) held_rows[q] = held[q]->product.data();
+  }
+  if (std::any_of(held_rows.begin(), held_rows.end(), [](const T* r) { return r != nullptr; }))
+    ps.comb_held = held_rows.data();
   ps.comb_v1 = v1;
   ps.comb_Q = Q;
   ps.comb_index = index;

@@ -318,9 +318,40 @@ void PathBatch<T>::track(const std::vector<int64_t>& rows, const T* C, const T* 
   }
 }
 
+namespace {
+
+// The endpoints are basis vectors of every step's combinations: held by the objective
+// (Objective::hold_basis) while the steps run, released on every way out.
+template <typename T>
+class EndpointHold {
+ public:
+  EndpointHold(const Objective<T>* obj, const std::vector<T>& A, const std::vector<T>& B)
+      : obj_(obj), V_(A) {
+    if (!obj_) return;
+    V_.insert(V_.end(), B.begin(), B.end());
+    Q_ = int64_t(V_.size()) / obj_->num_params();
+    obj_->hold_basis(V_.data(), Q_);
+  }
+  ~EndpointHold() {
+    if (obj_) obj_->release_basis(V_.data(), Q_);
+  }
+  EndpointHold(const EndpointHold&) = delete;
+  EndpointHold& operator=(const EndpointHold&) = delete;
+
+ private:
+  const Objective<T>* obj_;
+  std::vector<T> V_;
+  int64_t Q_ = 0;
+};
+
+}  // namespace
+
 template <typename T>
 void PathBatch<T>::optimize(const std::function<bool(int)>& on_step) {
   const size_t KD = size_t(K_) * D_;
+  const EndpointHold<T> hold(uses_combinations() && K_ > 0 && steps_done < p_.steps ? obj_
+                                                                                     : nullptr,
+                             A_, B_);
   std::vector<int64_t> all;
   for (int64_t r = 0; r < R_; ++r) all.push_back(r);
   std::vector<T> value(R_), E(size_t(R_) * M_);

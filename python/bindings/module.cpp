@@ -137,7 +137,26 @@ void bind_objective(py::module_& m) {
           py::arg("V"), py::arg("index"), py::arg("coef"), py::arg("samples") = py::none(),
           py::arg("accuracy") = false,
           "Losses (and with accuracy, accuracies) at the points sum_k coef[p, k] "
-          "V[index[p, k]] through the combinations capability.");
+          "V[index[p, k]] through the combinations capability.")
+      .def(
+          "hold_basis",
+          [](const OB& self, carray<T> V) {
+            if (V.ndim() != 2 || V.shape(1) != self.num_params() || V.shape(0) < 1)
+              throw std::invalid_argument("V: expected shape (Q, D)");
+            py::gil_scoped_release release;
+            self.hold_basis(V.data(), V.shape(0));
+          },
+          py::arg("V"),
+          "Hint: the rows of V will be basis vectors of evaluate_combination until "
+          "release_basis(V); the engine may keep their first-layer products.")
+      .def(
+          "release_basis",
+          [](const OB& self, carray<T> V) {
+            if (V.ndim() != 2 || V.shape(1) != self.num_params() || V.shape(0) < 1)
+              throw std::invalid_argument("V: expected shape (Q, D)");
+            self.release_basis(V.data(), V.shape(0));
+          },
+          py::arg("V"), "Ends one hold_basis of the rows of V.");
 }
 
 template <typename T>
@@ -166,6 +185,17 @@ void bind_landscape(py::module_& m) {
             o.threads = t;
             self.set_options(o);
           })
+      .def_property_readonly("held_basis", &LS::held_basis,
+                             "How many basis vectors' first-layer products are held.")
+      .def_property(
+          "line_cache_bytes", [](const LS& self) { return self.options().line_cache_bytes; },
+          [](LS& self, int64_t b) {
+            EngineOptions o = self.options();
+            o.line_cache_bytes = b;
+            self.set_options(o);
+          },
+          "Memory the engine may keep per prepared lines, kept point and held basis "
+          "vectors (bytes).")
       .def_property(
           "chunk", [](const LS& self) { return self.options().chunk; },
           [](LS& self, int64_t c) {

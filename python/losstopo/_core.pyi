@@ -254,9 +254,17 @@ class ObjectiveF32:
         """
         Exact Hessian-vector products: (loss (Pt), grad (Pt, D) or None, hv (P, D)) with hv[p] = H(theta[q]) v[p], theta (Pt, D) with Pt = 1 or P.
         """
+    def hold_basis(self, V: typing.Annotated[numpy.typing.ArrayLike, numpy.float32]) -> None:
+        """
+        Hint: the rows of V will be basis vectors of evaluate_combination until release_basis(V); the engine may keep their first-layer products.
+        """
     def line_values(self, x: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], d: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], lines: typing.Annotated[numpy.typing.ArrayLike, numpy.int64], u: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], grad: bool = False) -> typing.Any:
         """
         Losses (and with grad, gradients) at x[l] - u d[l] through the prepared-lines capability.
+        """
+    def release_basis(self, V: typing.Annotated[numpy.typing.ArrayLike, numpy.float32]) -> None:
+        """
+        Ends one hold_basis of the rows of V.
         """
     @property
     def classifier(self) -> bool:
@@ -292,9 +300,17 @@ class ObjectiveF64:
         """
         Exact Hessian-vector products: (loss (Pt), grad (Pt, D) or None, hv (P, D)) with hv[p] = H(theta[q]) v[p], theta (Pt, D) with Pt = 1 or P.
         """
+    def hold_basis(self, V: typing.Annotated[numpy.typing.ArrayLike, numpy.float64]) -> None:
+        """
+        Hint: the rows of V will be basis vectors of evaluate_combination until release_basis(V); the engine may keep their first-layer products.
+        """
     def line_values(self, x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], d: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], lines: typing.Annotated[numpy.typing.ArrayLike, numpy.int64], u: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], grad: bool = False) -> typing.Any:
         """
         Losses (and with grad, gradients) at x[l] - u d[l] through the prepared-lines capability.
+        """
+    def release_basis(self, V: typing.Annotated[numpy.typing.ArrayLike, numpy.float64]) -> None:
+        """
+        Ends one hold_basis of the rows of V.
         """
     @property
     def classifier(self) -> bool:
@@ -330,6 +346,19 @@ class LandscapeF32(ObjectiveF32):
     def chunk(self, arg1: typing.SupportsInt | typing.SupportsIndex) -> None:
         ...
     @property
+    def held_basis(self) -> int:
+        """
+        How many basis vectors' first-layer products are held.
+        """
+    @property
+    def line_cache_bytes(self) -> int:
+        """
+        Memory the engine may keep per prepared lines, kept point and held basis vectors (bytes).
+        """
+    @line_cache_bytes.setter
+    def line_cache_bytes(self, arg1: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
     def threads(self) -> int:
         ...
     @threads.setter
@@ -349,6 +378,19 @@ class LandscapeF64(ObjectiveF64):
         ...
     @chunk.setter
     def chunk(self, arg1: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def held_basis(self) -> int:
+        """
+        How many basis vectors' first-layer products are held.
+        """
+    @property
+    def line_cache_bytes(self) -> int:
+        """
+        Memory the engine may keep per prepared lines, kept point and held basis vectors (bytes).
+        """
+    @line_cache_bytes.setter
+    def line_cache_bytes(self, arg1: typing.SupportsInt | typing.SupportsIndex) -> None:
         ...
     @property
     def threads(self) -> int:

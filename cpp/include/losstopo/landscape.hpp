@@ -140,6 +140,17 @@ class Landscape final : public Objective<T> {
                             const int64_t* samples = nullptr, int64_t n_samples = 0,
                             T* accuracy = nullptr) const override;
 
+  // Basis vectors held between calls (a path's endpoints while it is optimized):
+  // their first-layer products over all samples, kept while a hold lasts and within
+  // options().line_cache_bytes in all (past it, a vector is simply not held).
+  // evaluate_combination then takes those columns from the held products instead of
+  // the product with the inputs (the same to rounding). Holds are counted: a vector
+  // held twice is released twice.
+  void hold_basis(const T* V, int64_t Q) const override;
+  void release_basis(const T* V, int64_t Q) const override;
+  // How many basis vectors are held now.
+  int64_t held_basis() const;
+
   // Exact Hessian-vector products by the R-operator (hessian.cpp): see
   // Objective::hessian_vector. One point and many directions shares the forward and
   // the plain backward pass between the directions, and over all samples (without
@@ -171,6 +182,15 @@ class Landscape final : public Objective<T> {
   mutable std::mutex cache_mutex_;
   mutable std::vector<std::unique_ptr<detail::Workspace<T>>> cache_;
   mutable std::vector<T> gather_cache_;
+  // Held basis vectors (hold_basis): the first layer's weights (h1, d0), the product
+  // X w1^T (n, h1) and the count of holds; shared with the passes that read them.
+  struct HeldBasis {
+    std::vector<T> w1, product;
+    int64_t holds = 0;
+  };
+  std::shared_ptr<HeldBasis> find_held(const T* w1) const;  // under held_mutex_
+  mutable std::mutex held_mutex_;
+  mutable std::vector<std::shared_ptr<HeldBasis>> held_;
   // The last point of Hessian-vector products (one point, all samples, no gradient),
   // within options().line_cache_bytes; calls at the same point skip its passes.
   mutable std::mutex point_mutex_;

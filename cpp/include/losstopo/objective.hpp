@@ -92,6 +92,13 @@ class Objective {
     throw std::logic_error("evaluate_combination: not offered by this objective");
   }
 
+  // Hint for basis combinations: the caller will pass these Q vectors (V (Q, D)) again
+  // as basis vectors of evaluate_combination (a path's fixed endpoints, at every
+  // step), until release_basis with the same vectors. An engine may keep work on them
+  // in between; results are the same to rounding. The default keeps nothing.
+  virtual void hold_basis(const T* V, int64_t Q) const { (void)V, (void)Q; }
+  virtual void release_basis(const T* V, int64_t Q) const { (void)V, (void)Q; }
+
   // Capability: exact Hessian-vector products. hv (P, D): row p is H(theta_q) v_p,
   // the Hessian of the mean loss at theta_q times direction v_p, with theta (Pt, D)
   // and Pt = 1 (one point, P directions) or Pt = P (q = p); with loss (Pt) and grad
