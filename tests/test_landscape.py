@@ -451,3 +451,21 @@ def test_softmax_cross_entropy_exact_logits(mode, monkeypatch):
     p[rows, y] -= 1.0
     np.testing.assert_allclose(grad[0].reshape(k, 2 * k), p.T / (2 * k), rtol=2e-6, atol=1e-9)
     assert ls.accuracy(theta)[0] == pytest.approx(np.mean(L.argmax(axis=1) == y))
+
+
+# -------------------------------------------- the float32 sigmoid, vectorized (LOSSTOPO_SIMD)
+@pytest.mark.parametrize("mode", SIMD_MODES)
+@pytest.mark.parametrize("net", [
+    MLP([9, 21, 7, 9], activation="softplus", output="sigmoid", loss="mse", bias=True),
+    MLP([9, 17, 5], activation="sigmoid", bias=False),  # widths past whole vectors
+], ids=repr)
+def test_sigmoid_float32_close_to_float64(net, mode, monkeypatch):
+    monkeypatch.setenv("LOSSTOPO_SIMD", mode)
+    X, y = make_data(net, n=67)
+    theta = net.init(3, seed=4, dtype="float64") * 4.0  # saturating sigmoids too
+    l64, g64 = Landscape(net, X, y, dtype="float64").loss_and_grad(theta)
+    ls = Landscape(net, X, y, dtype="float32")
+    l32, g32 = ls.loss_and_grad(theta.astype(np.float32))
+    np.testing.assert_allclose(l32, l64, rtol=2e-5)
+    np.testing.assert_allclose(g32, g64, rtol=0, atol=5e-5 * np.abs(g64).max())
+    assert np.array_equal(ls.loss(theta.astype(np.float32)), l32)

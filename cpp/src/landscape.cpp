@@ -12,6 +12,7 @@
 #include <string>
 #include <type_traits>
 
+#include "activations.hpp"
 #include "blas.hpp"
 #include "block_ops.hpp"
 #include "fused_layers.hpp"
@@ -75,6 +76,14 @@ double output_loss(isa::Level level, const MLPSpec& spec, const T* out, int64_t 
   return total;
 }
 
+
+// x = act(x) for n values: float sigmoids vectorized (activations.hpp).
+template <typename T>
+void activate_values(isa::Level level, Activation a, T* x, int64_t n) {
+  if constexpr (std::is_same_v<T, float>)
+    if (act::activate(level, a, x, n)) return;
+  blocks::activate(a, x, n);
+}
 
 }  // namespace
 
@@ -251,7 +260,7 @@ void run_chunks(const Pass<T>& ps, int64_t c_begin, int64_t c_end, Workspace<T>&
                  int(width1));
     }
     if (ps.b1all) add_bias(a1, width1, nc, width1, ps.b1all);
-    activate(s.activation(0), a1, int64_t(nc) * width1);
+    activate_values(ps.level, s.activation(0), a1, int64_t(nc) * width1);
 
     for (int64_t p = 0; p < P; ++p) {
       const T* th = ps.theta + p * D;
@@ -286,7 +295,7 @@ void run_chunks(const Pass<T>& ps, int64_t c_begin, int64_t c_end, Workspace<T>&
         blas::gemm(blas::N, blas::T, nc, out, in, T(1), a_prev, int(ld_prev), th + ps.woff[l], in,
                    T(0), z, out);
         if (s.bias) add_bias(z, out, nc, out, th + ps.boff[l]);
-        activate(s.activation(l), z, int64_t(nc) * out);
+        activate_values(ps.level, s.activation(l), z, int64_t(nc) * out);
         a_prev = z;
         ld_prev = out;
       }
