@@ -453,13 +453,15 @@ def test_softmax_cross_entropy_exact_logits(mode, monkeypatch):
     assert ls.accuracy(theta)[0] == pytest.approx(np.mean(L.argmax(axis=1) == y))
 
 
-# -------------------------------------------- the float32 sigmoid, vectorized (LOSSTOPO_SIMD)
+# ------------- the float32 sigmoid and squared error, vectorized (LOSSTOPO_SIMD)
 @pytest.mark.parametrize("mode", SIMD_MODES)
 @pytest.mark.parametrize("net", [
     MLP([9, 21, 7, 9], activation="softplus", output="sigmoid", loss="mse", bias=True),
+    MLP([6, 13, 35], activation="tanh", output="identity", loss="mse", bias=True),
+    MLP([40, 8, 40], activation="relu", output="sigmoid", loss="mse", bias=False),
     MLP([9, 17, 5], activation="sigmoid", bias=False),  # widths past whole vectors
 ], ids=repr)
-def test_sigmoid_float32_close_to_float64(net, mode, monkeypatch):
+def test_sigmoid_and_squared_error_float32_close_to_float64(net, mode, monkeypatch):
     monkeypatch.setenv("LOSSTOPO_SIMD", mode)
     X, y = make_data(net, n=67)
     theta = net.init(3, seed=4, dtype="float64") * 4.0  # saturating sigmoids too

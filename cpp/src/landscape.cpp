@@ -18,7 +18,7 @@
 #include "fused_layers.hpp"
 #include "isa.hpp"
 #include "mix.hpp"
-#include "softmax_loss.hpp"
+#include "row_losses.hpp"
 #include "network_math.hpp"
 
 namespace losstopo {
@@ -52,7 +52,8 @@ namespace {
 // Summed loss over rows of the output layer; writes dLoss/dz (scaled by `scale`)
 // into delta (which may alias out) when want_delta. `scratch` holds one row. Adds
 // the number of correct argmax predictions to *correct. Float cross-entropy of
-// identity outputs runs vectorized across rows (softmax_loss.hpp).
+// identity outputs and squared error of identity or sigmoid outputs run vectorized
+// (row_losses.hpp).
 template <typename T>
 double output_loss(isa::Level level, const MLPSpec& spec, const T* out, int64_t ld_out,
                    int64_t rows, const int32_t* labels, const T* target, int64_t ld_target,
@@ -61,9 +62,13 @@ double output_loss(isa::Level level, const MLPSpec& spec, const T* out, int64_t 
   const int k = spec.sizes.back();
   if constexpr (std::is_same_v<T, float>) {
     if (spec.loss == Loss::CrossEntropy && spec.output == Activation::Identity &&
-        k <= softmax::kMaxLogits)
-      return softmax::cross_entropy(level, out, ld_out, rows, k, labels,
-                                    want_delta ? delta : nullptr, ld_delta, scale, correct);
+        k <= losses::kMaxLogits)
+      return losses::cross_entropy(level, out, ld_out, rows, k, labels,
+                                   want_delta ? delta : nullptr, ld_delta, scale, correct);
+    if (spec.loss == Loss::MSE && (spec.output == Activation::Identity ||
+                                   spec.output == Activation::Sigmoid))
+      return losses::squared_error(level, spec.output, out, ld_out, rows, k, target,
+                                   ld_target, want_delta ? delta : nullptr, ld_delta, scale);
   }
   double total = 0.0;
   for (int64_t i = 0; i < rows; ++i) {
@@ -302,8 +307,9 @@ void run_chunks(const Pass<T>& ps, int64_t c_begin, int64_t c_end, Workspace<T>&
       // Loss, and dLoss/dz of the last layer.
       T* delta = L == 1 ? a1 + p * h1 : (want_grad ? w.deltas[L - 1].data() : nullptr);
       const int64_t ld_delta = L == 1 ? width1 : dout;
-      w.loss[p] += output_loss(ps.level, s, a_prev, ld_prev, nc, yc, tc, tc == xc ? d0 : dout, delta,
-                               ld_delta, ps.scale, want_grad, w.scratch.data(), &w.correct[p]);
+      w.loss[p] += output_loss(ps.level, s, a_prev, ld_prev, nc, yc, tc, tc == xc ? d0 : dout,
+                               delta, ld_delta, ps.scale, want_grad, w.scratch.data(),
+                               &w.correct[p]);
       if (!want_grad) continue;
       T* g = w.grad.data() + p * (D - ps.W1);  // parameter k lives at g[k - W1]
       // Backward through the per-vector layers down to the first layer's deltas.

@@ -16,7 +16,7 @@
 #include "activations.hpp"
 #include "isa.hpp"
 #include "mix.hpp"
-#include "softmax_loss.hpp"
+#include "row_losses.hpp"
 #include "network_math.hpp"
 
 using namespace losstopo;
@@ -539,7 +539,7 @@ void test_softmax_exponentials() {
   for (isa::Level level : {isa::Level::Scalar, isa::Level::Avx2, isa::Level::Avx512}) {
     if (level > best) continue;
     double correct = 0.0;
-    const double loss = softmax::cross_entropy(level, out.data(), 2, n, 2, labels.data(),
+    const double loss = losses::cross_entropy(level, out.data(), 2, n, 2, labels.data(),
                                                d.data(), 2, 1.0f, &correct);
     double worst = 0.0, want_loss = 0.0;
     for (int64_t i = 0; i < n; ++i) {
@@ -557,7 +557,7 @@ void test_softmax_exponentials() {
     const float below[4] = {0.0f, -90.0f, 0.0f, -1000.0f};
     float db[4];
     const int32_t lab[2] = {0, 0};
-    softmax::cross_entropy(level, below, 2, 2, 2, lab, db, 2, 1.0f, &correct);
+    losses::cross_entropy(level, below, 2, 2, 2, lab, db, 2, 1.0f, &correct);
     check(db[1] == 0.0f && db[3] == 0.0f && db[0] == 0.0f,
           "softmax exponentials (level " + name + ") below the normal range are 0");
   }
