@@ -82,12 +82,21 @@ double output_loss(isa::Level level, const MLPSpec& spec, const T* out, int64_t 
 }
 
 
-// x = act(x) for n values: float sigmoids vectorized (activations.hpp).
+// x = act(x) for n values: float sigmoids and softplus vectorized (activations.hpp).
 template <typename T>
 void activate_values(isa::Level level, Activation a, T* x, int64_t n) {
   if constexpr (std::is_same_v<T, float>)
     if (act::activate(level, a, x, n)) return;
   blocks::activate(a, x, n);
+}
+
+// d *= act'(a) on (rows x n) blocks: the float softplus vectorized (activations.hpp).
+template <typename T>
+void derivative_values(isa::Level level, Activation act, const T* a, int64_t ld_a, T* d,
+                       int64_t ld_d, int64_t rows, int64_t n) {
+  if constexpr (std::is_same_v<T, float>)
+    if (act::multiply_derivative(level, act, a, ld_a, d, ld_d, rows, n)) return;
+  blocks::multiply_derivative(act, a, ld_a, d, ld_d, rows, n);
 }
 
 }  // namespace
@@ -156,10 +165,8 @@ struct detail::Pass {
 namespace {
 using detail::Pass;
 using detail::Workspace;
-using blocks::activate;
 using blocks::add_bias;
 using blocks::add_column_sums;
-using blocks::multiply_derivative;
 using blocks::Split;
 using blocks::split_samples;
 
@@ -328,11 +335,11 @@ void run_chunks(const Pass<T>& ps, int64_t c_begin, int64_t c_end, Workspace<T>&
         if (l == 1) {
           // The first layer's deltas overwrite its activations in place.
           T* blk = a1 + p * h1;
-          multiply_derivative(act, blk, width1, da, h1, nc, h1);
+          derivative_values(ps.level, act, blk, width1, da, h1, nc, h1);
           for (int i = 0; i < nc; ++i)
             std::memcpy(blk + int64_t(i) * width1, da + int64_t(i) * h1, sizeof(T) * h1);
         } else {
-          multiply_derivative(act, w.acts[l - 1].data(), in, da, in, nc, in);
+          derivative_values(ps.level, act, w.acts[l - 1].data(), in, da, in, nc, in);
         }
       }
       if (s.bias) add_column_sums(a1 + p * h1, width1, nc, h1, g + (ps.boff[0] - ps.W1));
