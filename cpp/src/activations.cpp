@@ -11,35 +11,9 @@
 namespace losstopo::act {
 namespace {
 
-namespace scalar {
-#define LT_WF 1
-#define LT_WD 1
-#include "activations_impl.inc"
-#undef LT_WF
-#undef LT_WD
-}  // namespace scalar
-
-#if LT_X86
-LT_TARGET_AVX2
-namespace avx2 {
-#define LT_WF 8
-#define LT_WD 4
-#include "activations_impl.inc"
-#undef LT_WF
-#undef LT_WD
-}  // namespace avx2
-LT_TARGET_END
-
-LT_TARGET_AVX512
-namespace avx512 {
-#define LT_WF 16
-#define LT_WD 8
-#include "activations_impl.inc"
-#undef LT_WF
-#undef LT_WD
-}  // namespace avx512
-LT_TARGET_END
-#endif
+#define LT_KERNEL_FILE "activations_impl.inc"
+#include "isa_variants.inc"
+#undef LT_KERNEL_FILE
 
 }  // namespace
 

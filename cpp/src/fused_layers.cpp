@@ -36,47 +36,9 @@ __attribute__((noinline)) void block_loss(const MLPSpec& s, const T* o, int64_t 
   *correct += right;
 }
 
-namespace scalar {
-#define LT_WF 1
-#define LT_WD 1
-#define LT_RB 4
-#define LT_NV 4
-#include "fused_layers_impl.inc"
-#undef LT_WF
-#undef LT_WD
-#undef LT_RB
-#undef LT_NV
-}  // namespace scalar
-
-#if LT_X86
-LT_TARGET_AVX2
-namespace avx2 {
-#define LT_WF 8
-#define LT_WD 4
-#define LT_RB 4
-#define LT_NV 3
-#include "fused_layers_impl.inc"
-#undef LT_WF
-#undef LT_WD
-#undef LT_RB
-#undef LT_NV
-}  // namespace avx2
-LT_TARGET_END
-
-LT_TARGET_AVX512
-namespace avx512 {
-#define LT_WF 16
-#define LT_WD 8
-#define LT_RB 6
-#define LT_NV 4
-#include "fused_layers_impl.inc"
-#undef LT_WF
-#undef LT_WD
-#undef LT_RB
-#undef LT_NV
-}  // namespace avx512
-LT_TARGET_END
-#endif  // LT_X86
+#define LT_KERNEL_FILE "fused_layers_impl.inc"
+#include "isa_variants.inc"
+#undef LT_KERNEL_FILE
 
 Isa best_supported() {
   switch (isa::best_supported()) {
