@@ -144,8 +144,9 @@ struct detail::Pass {
   const int64_t* line_cols = nullptr;
   const T* line_u = nullptr;
   // Combination mode: point p = sum_k comb_coef[p, k] V[comb_index[p, k]], k < comb_nnz;
-  // comb_v1 (Q*h1, d0) holds the basis vectors' first layers. With proj (P, K) the
-  // first-layer weight gradient is accumulated only projected: sum_p proj[p, n] dW1_p.
+  // comb_v1 (Q*h1, d0) holds the basis vectors' first layers. With a projection proj
+  // (P, K) the first-layer weight gradient is accumulated only projected:
+  // sum_p proj[p, n] dW1_p.
   const T* comb_v1 = nullptr;
   int64_t comb_Q = 0;
   // Per basis vector, its held product X v1_q^T (n, h1) over all samples, or null.
@@ -153,8 +154,7 @@ struct detail::Pass {
   const int32_t* comb_index = nullptr;
   const T* comb_coef = nullptr;
   int comb_nnz = 0;
-  const T* proj = nullptr;
-  const T* proj_t = nullptr;  // proj transposed: (K, P)
+  const T* proj_t = nullptr;  // the projection transposed: (K, P), or null
   int64_t K = 0;
   // How the per-vector layers run: fused blocks (fused_layers.hpp) or BLAS products.
   fused::Isa isa = fused::Isa::Blas;
@@ -191,8 +191,8 @@ void allocate(Workspace<T>& w, const Pass<T>& ps) {
   if (ps.want_grad) {
     if (blas_layers) w.tmp.resize(C * h1);
     w.grad.resize(ps.P * (ps.D - ps.W1));
-    w.dw1.resize((ps.proj ? ps.K * h1 : width1) * d0);
-    if (ps.proj) w.delta_proj.resize(C * ps.K * h1);
+    w.dw1.resize((ps.proj_t ? ps.K * h1 : width1) * d0);
+    if (ps.proj_t) w.delta_proj.resize(C * ps.K * h1);
   }
   if (ps.comb_v1) w.ybuf1.resize(C * ps.comb_Q * h1);
   w.scratch.resize(dout);
@@ -346,7 +346,7 @@ void run_chunks(const Pass<T>& ps, int64_t c_begin, int64_t c_end, Workspace<T>&
     }
     // Shared first-layer weight gradient: (P*h1, nc) x (nc, d0) in one product; with
     // a projection, first the deltas are combined (K*h1 columns instead of P*h1).
-    if (want_grad && ps.proj) {
+    if (want_grad && ps.proj_t) {
       const int64_t wk = ps.K * h1;
       T* dp = w.delta_proj.data();
       mix::Job<T> m{nc, h1, int(ps.K), int(P), nullptr, ps.proj_t, a1, width1, dp, wk};
@@ -357,6 +357,21 @@ void run_chunks(const Pass<T>& ps, int64_t c_begin, int64_t c_end, Workspace<T>&
       blas::gemm(blas::T, blas::N, int(width1), d0, nc, T(1), a1, int(width1), xc, d0,
                  c == c_begin ? T(0) : T(1), w.dw1.data(), d0);
     }
+  }
+}
+
+// out (n, m) = X w^T over all n samples, X (n, d0) and w (m, d0): the chunks of sp on
+// its threads, BLAS single-threaded inside.
+template <typename T>
+void sample_products(const T* X, int d0, int64_t n, const Split& sp, const T* w, int64_t m,
+                     T* out) {
+  blas::SingleThreaded single_threaded_blas;
+#pragma omp parallel for num_threads(sp.nt) schedule(static)
+  for (int64_t c = 0; c < sp.nchunks; ++c) {
+    const int64_t r0 = c * sp.C;
+    const int nc = int(std::min<int64_t>(sp.C, n - r0));
+    blas::gemm(blas::N, blas::T, nc, int(m), d0, T(1), X + r0 * d0, d0, w, d0, T(0),
+               out + r0 * m, int(m));
   }
 }
 
@@ -609,6 +624,7 @@ bool Landscape<T>::prepare_lines(const T* x, const T* d, int64_t P, LineCache<T>
   const Split sp = split_samples(
       n_, chunk_size(P), options_.threads > 0 ? options_.threads : omp_get_max_threads(), true);
   blas::SingleThreaded single_threaded_blas;
+  const isa::Level level = isa::chosen();
   // Every held line continued in its own column: A is updated in place, else the new
   // A is formed beside the held A and B, which it reads.
   bool in_place = P == Pold;
@@ -630,20 +646,17 @@ bool Landscape<T>::prepare_lines(const T* x, const T* d, int64_t P, LineCache<T>
           blas::gemm(blas::N, blas::T, nc, int(wf), d0, T(1), X_.data() + r0 * d0, d0, wx.data(),
                      d0, T(0), t.data(), int(wf));
         }
-        for (int i = 0; i < nc; ++i) {
-          T* out = &next[(r0 + i) * width1];
-          const T* ao = cache.A.data() + (r0 + i) * wold;
-          const T* bo = cache.B.data() + (r0 + i) * wold;
-          for (int64_t k = 0, p = 0; p < P; ++p) {
-            T* o = out + p * h1;
-            if (from[p] >= 0) {
-              const T* a = ao + from[p] * h1;
-              const T* b = bo + from[p] * h1;
-              const T up = u[p];
-              for (int j = 0; j < h1; ++j) o[j] = a[j] - up * b[j];
-            } else {
-              std::memcpy(o, t.data() + int64_t(i) * wf + (k++) * h1, sizeof(T) * h1);
-            }
+        T* out = &next[r0 * width1];
+        for (int64_t k = 0, p = 0; p < P; ++p) {
+          if (from[p] >= 0) {  // A_l - u B_l, in place when l = p
+            mix::LineJob<T> m{nc, h1, 1, &from[p], &u[p], cache.A.data() + r0 * wold,
+                              cache.B.data() + r0 * wold, wold, out + p * h1, width1};
+            mix::run(level, m);
+          } else {
+            for (int i = 0; i < nc; ++i)
+              std::memcpy(out + int64_t(i) * width1 + p * h1, t.data() + int64_t(i) * wf + k * h1,
+                          sizeof(T) * h1);
+            ++k;
           }
         }
       }
@@ -656,17 +669,8 @@ bool Landscape<T>::prepare_lines(const T* x, const T* d, int64_t P, LineCache<T>
     cache.A.resize(size_t(n_) * width1);
   }
   cache.B.resize(size_t(n_) * width1);
-#pragma omp parallel for num_threads(sp.nt) schedule(static)
-  for (int64_t c = 0; c < sp.nchunks; ++c) {
-    const int64_t r0 = c * sp.C;
-    const int nc = int(std::min<int64_t>(sp.C, n_ - r0));
-    const T* xc = X_.data() + r0 * d0;
-    if (nf == P)
-      blas::gemm(blas::N, blas::T, nc, int(width1), d0, T(1), xc, d0, wx.data(), d0, T(0),
-                 &cache.A[r0 * width1], int(width1));
-    blas::gemm(blas::N, blas::T, nc, int(width1), d0, T(1), xc, d0, wd.data(), d0, T(0),
-               &cache.B[r0 * width1], int(width1));
-  }
+  if (nf == P) sample_products(X_.data(), d0, n_, sp, wx.data(), width1, cache.A.data());
+  sample_products(X_.data(), d0, n_, sp, wd.data(), width1, cache.B.data());
   cache.x.assign(x, x + P * D);
   cache.d.assign(d, d + P * D);
   cache.P = P;
@@ -738,15 +742,8 @@ void Landscape<T>::hold_basis(const T* V, int64_t Q) const {
     h->w1.assign(w1, w1 + W1);
     h->product.resize(n_ * h1);
     h->holds = 1;
-    // X w1^T in blocks of rows on the threads, BLAS single-threaded inside
-    const Split sp = split_samples(n_, chunk_size(1), nt, true);
-    blas::SingleThreaded single_threaded_blas;
-#pragma omp parallel for num_threads(sp.nt) schedule(static)
-    for (int64_t c = 0; c < sp.nchunks; ++c) {
-      const int64_t r0 = c * sp.C, rows = std::min(sp.C, n_ - r0);
-      blas::gemm(blas::N, blas::T, int(rows), h1, d0, T(1), X_.data() + r0 * d0, d0, w1, d0,
-                 T(0), h->product.data() + r0 * h1, h1);
-    }
+    sample_products(X_.data(), d0, n_, split_samples(n_, chunk_size(1), nt, true), w1, h1,
+                    h->product.data());
     held_.push_back(std::move(h));
     total += bytes;
   }
@@ -801,8 +798,7 @@ void Landscape<T>::evaluate_combination(const T* points, int64_t P, const T* V, 
     for (int64_t q = 0; q < Q && !held_.empty(); ++q)
       if ((held[q] = find_held(v1 + q * W1))) held_rows[q] = held[q]->product.data();
   }
-  if (std::any_of(held_rows.begin(), held_rows.end(), [](const T* r) { return r != nullptr; }))
-    ps.comb_held = held_rows.data();
+  ps.comb_held = held_rows.data();
   ps.comb_v1 = v1;
   ps.comb_Q = Q;
   ps.comb_index = index;
@@ -810,7 +806,6 @@ void Landscape<T>::evaluate_combination(const T* points, int64_t P, const T* V, 
   ps.comb_nnz = nnz;
   std::vector<T> proj_t;
   if (want_grad) {
-    ps.proj = proj;
     ps.K = K;
     proj_t.resize(K * P);
     for (int64_t p = 0; p < P; ++p)

@@ -31,7 +31,8 @@ void run(isa::Level level, const Job<float>& job);
 void run(isa::Level level, const Job<double>& job);
 
 // Points on lines: out[i, p, :] = a[i, cols[p] h + :] - u[p] b[i, cols[p] h + :] for
-// p < P, a and b of row stride ld_ab.
+// p < P, a and b of row stride ld_ab. out may be the block of a it reads (an update in
+// place), not another part of a or b.
 template <typename T>
 struct LineJob {
   int64_t rows;

@@ -505,6 +505,21 @@ void check_row_mixes(isa::Level level, const char* name) {
           const double want = double(in[c]) - double(u[p]) * double(in[c + h]);
           err = std::max(err, std::abs(double(lo[i * 3 * h + p * h + j]) - want));
         }
+    // in place (an L-BFGS carry): block p of a becomes a_p - u b_p
+    std::vector<T> ip(in.begin(), in.begin() + rows * ld);
+    for (int p = 0; p < 3; ++p) {
+      const int64_t col = cols[p];
+      mix::LineJob<T> upd{rows, h, 1, &col, &u[p], ip.data(), in.data() + h, ld,
+                          ip.data() + col * h, ld};
+      mix::run(level, upd);
+    }
+    for (int64_t i = 0; i < rows; ++i)
+      for (int p = 0; p < 3; ++p)
+        for (int j = 0; j < h; ++j) {
+          const int64_t c = i * ld + cols[p] * h + j;
+          const double want = double(in[c]) - double(u[p]) * double(in[c + h]);
+          err = std::max(err, std::abs(double(ip[c]) - want));
+        }
     const double tol = sizeof(T) == 4 ? 1e-5 : 1e-13;
     const std::string type = sizeof(T) == 4 ? ", float" : ", double";
     check(err <= tol, std::string("row mixes (") + name + type + ", h = " + std::to_string(h) +
