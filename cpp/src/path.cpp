@@ -326,8 +326,9 @@ template <typename T>
 class EndpointHold {
  public:
   EndpointHold(const Objective<T>* obj, const std::vector<T>& A, const std::vector<T>& B)
-      : obj_(obj), V_(A) {
+      : obj_(obj) {
     if (!obj_) return;
+    V_ = A;
     V_.insert(V_.end(), B.begin(), B.end());
     Q_ = int64_t(V_.size()) / obj_->num_params();
     obj_->hold_basis(V_.data(), Q_);
