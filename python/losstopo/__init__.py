@@ -21,8 +21,15 @@ from .slices import slice1d, slice2d  # noqa: E402
 from .train import train  # noqa: E402
 
 
+# Submodules the README writes as ``losstopo.<module>.<name>``; imported on first use so
+# that a bare ``import losstopo`` stays light (torch_adapter imports torch only when a
+# model is built; study pulls in the figures).
+_LAZY_MODULES = ("align", "bench", "convergence", "curvature", "datasets", "plots", "slices",
+                 "study", "toy", "torch_adapter")
+
+
 def __getattr__(name):
-    if name in ("datasets", "plots", "study"):  # imported on first use
+    if name in _LAZY_MODULES:  # imported on first use
         import importlib
 
         return importlib.import_module(f".{name}", __name__)

@@ -268,7 +268,13 @@ def hessian(landscape, theta, top_k: int = 1, trace_probes: int = 64,
             density_probes: int = 0, density_steps: int = 64, tol: float = 1e-4,
             seed: int = 0, samples=None) -> HessianSummary:
     """Top eigenvalues and eigenvectors, Hutchinson trace with its standard error and,
-    with ``density_probes`` > 0, the spectral density of the Hessian at theta."""
+    with ``density_probes`` > 0, the spectral density of the Hessian at theta.
+    Each count is checked here, so an error names the argument the caller gave."""
+    top_k = check_int("top_k", top_k, maximum=max(int(landscape.num_params) - 1, 1))
+    trace_probes = check_int("trace_probes", trace_probes, minimum=2)
+    density_probes = check_int("density_probes", density_probes, minimum=0)
+    if density_probes:
+        density_steps = check_int("density_steps", density_steps, minimum=2)
     vals, vecs, n_eig = top_eigenvalues(landscape, theta, k=top_k, tol=tol, seed=seed,
                                         samples=samples)
     tr, se = hessian_trace(landscape, theta, probes=trace_probes, seed=seed, samples=samples)

@@ -176,9 +176,12 @@ class MLP:
         return isinstance(other, MLP) and self.to_dict() == other.to_dict()
 
 
-def fcp() -> MLP:
-    """The paper's fully connected network: 784-50-50-10, ReLU, no bias (42,200 params)."""
-    return MLP([784, 50, 50, 10], activation="relu", bias=False)
+def fcp(activation: str = "relu") -> MLP:
+    """The paper's fully connected network: 784-50-50-10, no bias (42,200 params).
+
+    ReLU as the paper's text says; the authors' later code uses softplus
+    (``fcp("softplus")``)."""
+    return MLP([784, 50, 50, 10], activation=activation, bias=False)
 
 
 def autoencoder() -> MLP:
