@@ -9,6 +9,8 @@ import time
 import numpy as np
 
 from . import __version__
+from .paths import CURVES
+from .study.settings import DATA, NETWORKS, PRESET_NAMES, STAGE_FLAGS, STUDY_FLAGS
 
 
 def cmake_dir():
@@ -95,21 +97,22 @@ def _bench(args) -> int:
     return 0
 
 
+def study_overrides(args) -> dict:
+    """The configuration's settings that the study flags of ``args`` override (None
+    where a flag was not given), keyed by setting name (``--epochs`` -> sgd_epochs)."""
+    return {name: getattr(args, flag.replace("-", "_"), None) for flag, name, _ in STUDY_FLAGS}
+
+
 def _study(args, stages):
     from .study import Study, make_config
 
     config = None
     if args.command in ("reproduce", "train") or args.network is not None:
-        overrides = dict(runs=args.runs, keep=args.keep, pairs=args.pairs,
-                         sgd_epochs=args.epochs, lbfgs_iters=args.iters, n_train=args.n_train,
-                         n_test=args.n_test, path_steps=args.path_steps,
-                         path_batch=args.path_batch, train_group=args.train_group,
-                         converge_pairs=args.converge_pairs, align_pairs=args.align_pairs,
-                         seed=args.seed)
+        overrides = study_overrides(args)
         config = make_config(args.network or "fcp", args.preset, data=args.data,
                              device=args.device, curve=args.curve, **overrides)
-    settings = dict(curvature_solutions=getattr(args, "curvature_solutions", None),
-                    slice_grid=getattr(args, "slice_grid", None))
+    settings = {name: getattr(args, flag.replace("-", "_"), None)
+                for flag, name, _ in STAGE_FLAGS}
     if getattr(args, "estimate", False):
         return _estimate(args, dict(config, **{k: v for k, v in settings.items()
                                                if v is not None}))
@@ -163,45 +166,27 @@ def _add_study_args(p, full: bool):
     p.add_argument("--threads", type=int, default=None,
                    help="engine threads, here and in every cluster task (default: all "
                    "cores here; on a cluster the smallest worker's threads)")
-    for name, help_ in (("curvature-solutions", "solutions per set whose Hessian's top "
-                         "eigenvalue and trace are measured (0: none); changing it on a "
-                         "finished study runs the curvature stage again, nothing else"),
-                        ("slice-grid", "points per side of the curvature stage's 2-D "
-                         "slices")):
-        p.add_argument(f"--{name}", type=int, default=None, help=help_)
+    for flag, _, help_ in STAGE_FLAGS:
+        p.add_argument(f"--{flag}", type=int, default=None, help=help_)
     if not full:
         p.add_argument("--network", default=None, help=argparse.SUPPRESS)
         p.add_argument("--force", action="store_true", help=argparse.SUPPRESS)
         return
-    p.add_argument("--network", default="fcp",
-                   choices=["fcp", "autoencoder", "lenet", "lstm"])
-    p.add_argument("--preset", default="quick", choices=["quick", "medium", "paper"])
+    p.add_argument("--network", default="fcp", choices=NETWORKS)
+    p.add_argument("--preset", default="quick", choices=PRESET_NAMES)
     p.add_argument("--estimate", action="store_true",
                    help="calibrate each stage briefly on this machine and print the study's "
                    "projected time (here, on 16 and 64 such workers, and on --cluster); "
                    "runs nothing else")
-    p.add_argument("--data", default="mnist", choices=["mnist", "synthetic"])
+    p.add_argument("--data", default="mnist", choices=DATA)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--curve", default="fourier", choices=["fourier", "bezier", "polychain"],
+    p.add_argument("--curve", default="fourier", choices=CURVES,
                    help="the paths' curve family (default: the paper's sine series); "
                         "--path-steps and the modes apply to all")
     p.add_argument("--force", action="store_true",
                    help="start afresh when --out holds a study of another configuration")
-    for name, help_ in (("runs", "runs per optimizer"), ("keep", "best runs kept per optimizer"),
-                        ("pairs", "path pairs per set"), ("epochs", "SGD epochs"),
-                        ("iters", "L-BFGS iterations"), ("n-train", "training samples"),
-                        ("n-test", "test samples"), ("path-steps", "Adam steps per path"),
-                        ("path-batch", "samples drawn per path step (stochastic steps; "
-                         "default: all samples; barriers are always measured on all)"),
-                        ("train-group", "runs per engine batch in training (default: all "
-                         "runs in one; set it to spread training over a --cluster)"),
-                        ("converge-pairs", "pairs per set whose barriers are followed over "
-                         "25 - 400 path steps beside the minimax reference (0: none)"),
-                        ("align-pairs", "pairs per set whose paths are found again with the "
-                         "second endpoint permuted to match the first (weight matching; 0: "
-                         "none)"),
-                        ("seed", "random seed")):
-        p.add_argument(f"--{name}", type=int, default=None, help=help_)
+    for flag, _, help_ in STUDY_FLAGS:
+        p.add_argument(f"--{flag}", type=int, default=None, help=help_)
 
 
 def build_parser() -> argparse.ArgumentParser:

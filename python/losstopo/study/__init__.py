@@ -18,51 +18,21 @@ from typing import Optional
 
 import numpy as np
 
-from . import __version__
-from ._io import Folder, UnsafePathError, config_hash, load_npz
-from .ensemble import Ensemble
-from .geometry import (bandwidth_sweep, centroid_distances, separation, set_geometry,
+from .. import __version__
+from .._io import Folder, UnsafePathError, config_hash, load_npz
+from ..ensemble import Ensemble
+from ..geometry import (bandwidth_sweep, centroid_distances, separation, set_geometry,
                        weight_stats)
-from .kpca import KernelPCA
-from .landscape import Landscape
-from .models import autoencoder, fcp
-from .paths import barrier_matrix
-from .report import render_report
-from .train import train
+from ..kpca import KernelPCA
+from ..landscape import Landscape
+from ..models import autoencoder, fcp
+from ..paths import barrier_matrix
+from ..report import render_report
+from ..train import train
 
-PRESETS = {
-    # Every stage and figure in a few minutes on a 2-core CPU: an MNIST subset,
-    # small populations, few pairs, short paths.
-    "quick": dict(n_train=5000, n_test=1000, runs=8, keep=6, sgd_epochs=30, lbfgs_iters=150,
-                  lr=0.1, batch_size=64, pairs=5, n_points=20, n_modes=10, lam=1e-4,
-                  path_lr=1e-3, path_steps=20, path_batch=None, train_group=None,
-                  converge_pairs=None, align_pairs=2, curvature_solutions=6, slice_grid=21,
-                  seed=0),
-    # The paper's methods at a scale that tests its claims in under 45 minutes on a
-    # 2-core CPU (README): 48 kept runs per optimizer (the paper's set size, which
-    # kernel PCA needs), the full 10k test set and the paper's path settings; fewer
-    # training images, iterations, epochs and pairs.
-    "medium": dict(n_train=10000, n_test=None, runs=56, keep=48, sgd_epochs=40,
-                   lbfgs_iters=200, lr=0.1, batch_size=64, pairs=6, n_points=50, n_modes=10,
-                   lam=1e-4, path_lr=1e-3, path_steps=100, path_batch=None, train_group=None,
-                   converge_pairs=1, align_pairs=2, curvature_solutions=48, slice_grid=51,
-                   seed=0),
-    # The paper's settings (SGD's epochs are not reported; 100 is our default).
-    "paper": dict(n_train=None, n_test=None, runs=75, keep=48, sgd_epochs=100,
-                  lbfgs_iters=1000, lr=0.1, batch_size=64, pairs=300, n_points=50,
-                  n_modes=10, lam=1e-4, path_lr=1e-3, path_steps=100, path_batch=None,
-                  train_group=None, converge_pairs=5, align_pairs=300,
-                  curvature_solutions=48, slice_grid=51, seed=0),
-}
-# The quick preset of the PyTorch networks (LeNet, LSTM): their passes run at roughly
-# a tenth of the native engine's speed on a CPU (measured: about 0.1 s per
-# loss+gradient of one parameter vector of LeNet on 1,000 images, 0.3 s of the
-# LSTM), so fewer images, runs, iterations and pairs, and short coarse paths.
-TORCH_QUICK = dict(n_train=1000, n_test=500, runs=4, keep=3, sgd_epochs=20, lbfgs_iters=60,
-                   pairs=1, n_points=12, path_steps=10, converge_pairs=None, align_pairs=None,
-                   curvature_solutions=None, slice_grid=None)
-NETWORK_PRESETS = {("quick", "lenet"): TORCH_QUICK, ("quick", "lstm"): TORCH_QUICK}
-NETWORKS = ("fcp", "autoencoder", "lenet", "lstm")
+from .settings import (KINDS, LATER, NETWORK_PRESETS, NETWORKS, PRESETS,  # noqa: F401
+                       STAGE_SETTINGS, TORCH_QUICK, in_hash, minimum)
+
 SETS = ("SGD-train", "SGD-test", "LBFGS-train", "LBFGS-test")
 STAGES = ("train", "embed", "paths", "converge", "align", "curvature", "plot")
 # The kernel-PCA pairs of sets and kernels, in the order of the embedding, the figures
@@ -130,28 +100,14 @@ def study_files() -> frozenset:
     return frozenset(names)
 
 
-# The settings of a configuration and their types (a manifest is checked against it).
-_INT = ("runs", "keep", "sgd_epochs", "lbfgs_iters", "batch_size", "pairs", "n_points",
-        "n_modes", "path_steps", "seed")
-_FLOAT = ("lr", "lam", "path_lr")
-_OPT_INT = ("n_train", "n_test", "path_batch", "train_group", "converge_pairs", "align_pairs",
-            "curvature_solutions", "slice_grid")
-_STR = ("network", "preset", "data", "device", "curve")
-# Settings added after the first release, with the value that reproduces the studies
-# written before them: a manifest without them reads as that value, and a setting at
-# that value stays out of the configuration's hash, so those studies still resume.
-_LATER = dict(path_batch=None, train_group=None, converge_pairs=None, align_pairs=None,
-              curve="fourier", curvature_solutions=None, slice_grid=None)
-# Settings of the curvature stage alone: kept out of the hash, since no other stage
-# reads them, so that a finished study can take the stage (or run it again with
-# other settings) without starting afresh.
-STAGE_SETTINGS = {"curvature_solutions": "curvature", "slice_grid": "curvature"}
+# The settings' types, and those added after the first release (settings.py).
+_INT, _FLOAT, _OPT_INT, _STR = (KINDS[k] for k in ("int", "float", "opt_int", "str"))
+_LATER = LATER
 STAGE_RESULTS = {"curvature": ("curvature", "hessian_density", "slices")}
 
 
 def _study_hash(cfg: dict) -> str:
-    return config_hash({k: v for k, v in cfg.items()
-                        if not (k in _LATER and v == _LATER[k]) and k not in STAGE_SETTINGS})
+    return config_hash({k: v for k, v in cfg.items() if in_hash(k, v)})
 
 class StudyError(RuntimeError):
     """A study cannot go on (a changed configuration, a missing stage, ...)."""
@@ -164,7 +120,7 @@ def network(name: str):
         return autoencoder()
     if name in ("lenet", "lstm"):
         try:
-            from . import torch_adapter
+            from .. import torch_adapter
 
             torch_adapter._torch()
         except ImportError as e:
@@ -219,13 +175,12 @@ def _check_config(cfg, where: str) -> None:
     if bad:
         raise StudyError(f"{where}: settings of the wrong type: "
                          + ", ".join(f"{k}={cfg[k]!r}" for k in bad))
-    from .paths import CURVES
+    from ..paths import CURVES
 
     if cfg["curve"] not in CURVES:
         raise StudyError(f"{where}: curve must be one of {CURVES}, got {cfg['curve']!r}")
     for k in _OPT_INT:
-        low = 0 if k in ("converge_pairs", "align_pairs", "curvature_solutions") else 1
-        low = 2 if k == "slice_grid" else low  # 0 pairs or solutions: no such stage
+        low = minimum(k)  # 0 pairs or solutions: no such stage
         if cfg[k] is not None and cfg[k] < low:
             raise StudyError(f"{where}: {k} must be an integer >= {low}, got {cfg[k]}")
 
@@ -235,12 +190,12 @@ def study_data(c: dict, progress: bool = True):
     net = network(c["network"])
     d_in = 784 if net is None else net.sizes[0]
     if c["data"] == "mnist":
-        from .datasets import mnist
+        from ..datasets import mnist
 
         d = mnist(progress=progress)
         tr, te = d.train, d.test
     elif str(c["data"]).startswith("synthetic"):
-        from .datasets import synthetic
+        from ..datasets import synthetic
 
         n = (c["n_train"] or 2000) + (c["n_test"] or 500)
         X, y = synthetic(n, d_in, 10, seed=c["seed"])
@@ -269,7 +224,7 @@ def study_landscapes(c: dict, data, threads=None):
     name = c["network"]
     net = network(name)
     if net is None:  # a PyTorch model
-        from . import torch_adapter
+        from .. import torch_adapter
 
         module = getattr(torch_adapter, name)()
         return (torch_adapter.TorchLandscape(module, Xtr, ytr, threads=threads),
@@ -770,8 +725,8 @@ class Study:
         """Path convergence: the first ``converge_pairs`` pairs of each set's paths on
         the training landscape, their barriers after each budget of STEPS and the
         minimax reference (convergence.npz; results "convergence")."""
-        from .convergence import STEPS, path_convergence
-        from .paths import _pairs
+        from ..convergence import STEPS, path_convergence
+        from ..paths import _pairs
 
         c = self.config
         if not self._wanted("converge", "converge_pairs"):
@@ -804,8 +759,8 @@ class Study:
         matching) for the first ``align_pairs`` pairs of each set on the training
         landscape, beside the same pairs unaligned; RBF kernel PCA of the solutions
         aligned to a common reference (results "alignment", "aligned_separation")."""
-        from .align import align_to_common
-        from .models import MLP
+        from ..align import align_to_common
+        from ..models import MLP
 
         c = self.config
         if not self._wanted("align", "align_pairs"):
@@ -856,8 +811,8 @@ class Study:
         points: filter-normalized through those two solutions, and the plane through
         the two best SGD solutions and the best L-BFGS solution (curvature.npz;
         results "curvature", "hessian_density", "slices")."""
-        from . import curvature
-        from .slices import slice2d
+        from .. import curvature
+        from ..slices import slice2d
 
         c = self.config
         if not self._wanted("curvature", "curvature_solutions"):
@@ -922,8 +877,8 @@ class Study:
     def _curvature_figures(self, plots) -> list:
         """Sharpness histograms, the spectral densities and the slices, from
         curvature.npz (checked against the stage's own names)."""
-        from .curvature import SpectralDensity
-        from .slices import Slice
+        from ..curvature import SpectralDensity
+        from ..slices import Slice
 
         res = self.manifest["results"]
         names = [n for n in SETS if n in res["curvature"]]
@@ -986,7 +941,7 @@ class Study:
 
     def _figure(self, fig, stem) -> list:
         """fig as figures/<stem>.png and .pdf, written through the folder's checks."""
-        from .plots import figure_bytes
+        from ..plots import figure_bytes
 
         names = []
         for ext, data in figure_bytes(fig, FIGURE_FORMATS).items():
@@ -996,9 +951,9 @@ class Study:
         return names
 
     def stage_plot(self):
-        from . import plots
-        from .analytic import toy_gaussians
-        from .toy import curve_families, lambda_paths, objective_paths
+        from .. import plots
+        from ..analytic import toy_gaussians
+        from ..toy import curve_families, lambda_paths, objective_paths
 
         # Every input is read and checked before the first figure is drawn.
         ens = {"SGD": self._ensemble("sgd"), "LBFGS": self._ensemble("lbfgs")}
