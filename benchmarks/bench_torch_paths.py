@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 import common  # noqa: E402
 
 from losstopo import torch_adapter  # noqa: E402
-from losstopo.paths import MEASURE_GRID, _path_batch, _path_params, measure_grid  # noqa: E402
+from losstopo.paths import MEASURE_GRID, make_path_batch, path_params, measure_grid  # noqa: E402
 
 
 def main():
@@ -37,9 +37,9 @@ def main():
     for name in ("lenet", "lstm"):
         tl = torch_adapter.TorchLandscape(getattr(torch_adapter, name)(), X, y)
         A, B = tl.init(2, seed=0)
-        params = _path_params(10, a.points, 1e-4, "adam", 1e-3, 1, "sum", None,
+        params = path_params(10, a.points, 1e-4, "adam", 1e-3, 1, "sum", None,
                               "strong_wolfe")
-        pb = _path_batch(tl, A[None], B[None], params)
+        pb = make_path_batch(tl, A[None], B[None], params)
         C = np.random.default_rng(0).standard_normal((1, 10, tl.num_params)) * 1e-2
         W = pb.points(C.astype(pb.coeffs.dtype), pb.t[1:-1])[0]
         t_grad = common.best_time(lambda: tl.loss_and_grad(W), repeat=2)

@@ -164,10 +164,10 @@ def test_smaller_gaps_give_clear_errors():
 
 
 def test_many_solutions_draw_pairs_without_listing_them_all():
-    from losstopo.paths import _pairs
+    from losstopo.paths import choose_pairs
 
-    idx = _pairs(5, 100_000, seed=3)  # 5e9 possible pairs
+    idx = choose_pairs(5, 100_000, seed=3)  # 5e9 possible pairs
     assert idx.shape == (5, 2) and (idx[:, 0] < idx[:, 1]).all()
     assert len({tuple(p) for p in idx.tolist()}) == 5
-    np.testing.assert_array_equal(idx, _pairs(5, 100_000, seed=3))  # reproducible
-    np.testing.assert_array_equal(_pairs(3, 10, seed=1), _pairs(3, 10, seed=1))
+    np.testing.assert_array_equal(idx, choose_pairs(5, 100_000, seed=3))  # reproducible
+    np.testing.assert_array_equal(choose_pairs(3, 10, seed=1), choose_pairs(3, 10, seed=1))

@@ -152,7 +152,7 @@ def test_carried_lines_equal_fresh_lines_to_rounding(dtype):
     """Golden lines that continue the last line (first-layer product A_x - u A_d carried)
     follow the path of lines prepared afresh every iteration, to rounding."""
     from losstopo._native import core
-    from losstopo.optimize import _options, lbfgs_params
+    from losstopo.optimize import lbfgs_options, lbfgs_params
 
     net = MLP([12, 9, 7, 4], activation="softplus")
     X, y = losstopo.datasets.synthetic(300, 12, 4, seed=1, dtype=dtype)
@@ -165,7 +165,7 @@ def test_carried_lines_equal_fresh_lines_to_rounding(dtype):
     iters = 12 if dtype == "float64" else 6
     out = {}
     for carry in (0, 1, 5):
-        p = lbfgs_params(_options("golden", 10, iters, 0.0, 0.0, None))
+        p = lbfgs_params(lbfgs_options("golden", 10, iters, 0.0, 0.0, None))
         p.carry_lines = carry
         out[carry] = run(ls.engine, theta0, p, None)
     # carry_lines = 1: every line afresh, bitwise today's iterations

@@ -86,3 +86,20 @@ def test_fcp_activation():
     assert losstopo.fcp().activations == ["relu", "relu"]  # the paper's text, the default
     soft = losstopo.fcp("softplus")
     assert soft.activations == ["softplus", "softplus"] and soft.num_params == 42_200
+
+
+def test_no_module_imports_anothers_private_names():
+    # Shared helpers are public names of their modules (paths.choose_pairs, ...);
+    # the private modules (_checks, _io, _native) are the package's shared plumbing.
+    import ast
+
+    root = Path(losstopo.__file__).parent
+    offenders = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level > 0 and node.module:
+                private = [a.name for a in node.names
+                           if a.name.startswith("_") and a.name != "__version__"]
+                if private:
+                    offenders.append(f"{path.relative_to(root)}: {node.module} {private}")
+    assert not offenders, "\n".join(offenders)

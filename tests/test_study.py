@@ -143,7 +143,7 @@ def test_stochastic_path_steps_in_the_study(tmp_path, monkeypatch):
     out = tmp_path / "s"
     from losstopo import paths as paths_mod
 
-    real = paths_mod._path_batch
+    real = paths_mod.make_path_batch
     seen = []
 
     def recording(landscape, A, B, params, seed=0):
@@ -151,7 +151,7 @@ def test_stochastic_path_steps_in_the_study(tmp_path, monkeypatch):
             seen.append((landscape.num_samples, params.get("batch_size")))
         return real(landscape, A, B, params, seed)
 
-    monkeypatch.setattr(paths_mod, "_path_batch", recording)
+    monkeypatch.setattr(paths_mod, "make_path_batch", recording)
     assert cli.main(["reproduce", "--out", str(out), "--path-batch", "100"] + TINY) == 0
     # 100 of the 300 training samples per step; the 100 test samples are all of them
     assert (300, 100) in seen and (100, None) in seen

@@ -106,7 +106,7 @@ class Ensemble:
             nd = meta.pop("net")
             net = MLP.from_dict(nd) if isinstance(nd, dict) else None
             kw = {name: data[name] for name in ARRAYS}
-            _check_arrays(kw, net)
+            check_ensemble_arrays(kw, net)
         except Exception as e:  # a truncated, foreign or edited file
             raise ValueError(f"{path}: not a valid losstopo ensemble file ({e})") from e
         return cls(net=net, meta=meta, **kw)
@@ -116,7 +116,7 @@ class Ensemble:
                 f"epochs={self.train_loss.shape[1] - 1}, net={self.net!r})")
 
 
-def _check_arrays(kw: dict, net) -> None:
+def check_ensemble_arrays(kw: dict, net) -> None:
     """Shapes, dtypes, ranges and consistency of an ensemble's arrays (ValueError):
     the best epochs must be where the curves have their first minimum, as training
     records them, so an edited file cannot yield another table silently."""

@@ -11,7 +11,7 @@ import time
 import numpy as np
 
 from .landscape import Landscape
-from .paths import _path_batch, _path_params, measure_grid
+from .paths import make_path_batch, path_params, measure_grid
 from .progress import Progress
 from .study import SETS, network, path_files
 from .train import train
@@ -58,10 +58,10 @@ def calibrate(config: dict, train_ls: Landscape, test_ls: Landscape, runs: int =
         # Paths: the objective and gradient of one pair's path (an Adam step), on a
         # step's samples with stochastic steps, and the path's measurement.
         a, b = net.init(2, seed=2, dtype=train_ls.dtype)
-        params = _path_params(c["n_modes"], c["n_points"], c["lam"], "adam", c["path_lr"], 1,
+        params = path_params(c["n_modes"], c["n_points"], c["lam"], "adam", c["path_lr"], 1,
                               "sum", None, "strong_wolfe", c.get("path_batch")
                               if (c.get("path_batch") or 0) < train_ls.num_samples else None)
-        pb = _path_batch(train_ls, a[None], b[None], params)
+        pb = make_path_batch(train_ls, a[None], b[None], params)
         C = 1e-3 * rng.standard_normal((1, c["n_modes"], net.num_params)).astype(train_ls.dtype)
         batch = pb.step_samples(0) if "batch_size" in params else None
         # the endpoints held, as the path optimizer holds them while its steps run

@@ -8,7 +8,7 @@ from typing import Optional
 import numpy as np
 
 from ._checks import check_int
-from .models import MLP, _dtype
+from .models import MLP, check_dtype
 
 
 
@@ -82,7 +82,7 @@ class Landscape:
         if not isinstance(net, MLP):
             raise TypeError(f"net: expected a losstopo.MLP, got {type(net).__name__}")
         self.net = net
-        self.dtype = _dtype(dtype)
+        self.dtype = check_dtype(dtype)
         self.device = _check_device(device)
         X = _as_float_matrix("X", X, self.dtype, net.sizes[0])
         n = X.shape[0]

@@ -18,7 +18,7 @@ def run_rng(seed: int, run: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(int(run),)))
 
 
-def _dtype(dtype) -> np.dtype:
+def check_dtype(dtype) -> np.dtype:
     dt = np.dtype(dtype)
     if dt not in (np.float32, np.float64):
         raise TypeError(f"dtype: expected float32 or float64, got {dt}")
@@ -140,7 +140,7 @@ class MLP:
         ndarray (count, D) of ``dtype``.
         """
         count = check_int("count", count)
-        dt = _dtype(dtype)
+        dt = check_dtype(dtype)
         theta = np.empty((int(count), self.num_params), dtype=np.float64)
         for r in range(int(count)):
             rng = run_rng(seed, first + r)

@@ -35,7 +35,7 @@ class OptimizeResult:
         return getattr(self, key)
 
 
-def _options(line_search, history, max_iter, gtol, ftol, options) -> dict:
+def lbfgs_options(line_search, history, max_iter, gtol, ftol, options) -> dict:
     """The L-BFGS settings as a plain dict (hashable into a configuration), checked by
     the core's ``LBFGSParams.validate()``; here only types and choices."""
     if line_search not in LINE_SEARCHES:
@@ -56,7 +56,7 @@ def _options(line_search, history, max_iter, gtol, ftol, options) -> dict:
 
 
 def lbfgs_params(opts: dict):
-    """``core.LBFGSParams`` from the dict of :func:`_options`, validated by the core."""
+    """``core.LBFGSParams`` from the dict of :func:`lbfgs_options`, validated by the core."""
     from ._native import core
 
     p = core.LBFGSParams()
@@ -117,7 +117,7 @@ def minimize(
 
     if method != "lbfgs":
         raise ValueError(f"method: only 'lbfgs' is available, got {method!r}")
-    opts = _options(line_search, history, max_iter, gtol, ftol, options)
+    opts = lbfgs_options(line_search, history, max_iter, gtol, ftol, options)
     x0 = np.asarray(x0)
     if x0.dtype.kind not in "fiu" or x0.dtype == np.bool_:
         raise TypeError(f"x0: expected a real array, got dtype {x0.dtype}")
@@ -186,7 +186,7 @@ def line_search(phi, f0: float, slope0: float, scale: float, kind: str = "golden
 
     if kind not in LINE_SEARCHES:
         raise ValueError(f"kind: expected one of {LINE_SEARCHES}, got {kind!r}")
-    opts = _options(kind, 10, 0, 0.0, 0.0, options)
+    opts = lbfgs_options(kind, 10, 0, 0.0, 0.0, options)
     step, value, trials = core.line_search_1d(phi, float(f0), float(slope0), float(scale),
                                               lbfgs_params(opts))
     return step, value, list(trials)

@@ -15,7 +15,7 @@ from ._checks import check_int
 from ._io import atomic_savez, config_hash, load_npz
 from .cluster import run_tasks
 from .landscape import Landscape
-from .optimize import _options, lbfgs_params
+from .optimize import lbfgs_options, lbfgs_params
 from .progress import Progress
 
 OBJECTIVES = ("sum", "sum_squares", "minimax")
@@ -168,9 +168,9 @@ class PathResult:
         for key in ("seed", "init_scale"):
             params.pop(key, None)
         params["steps"] = 0
-        pb = _path_batch(landscape, self.path.a[None], self.path.b[None], params)
+        pb = make_path_batch(landscape, self.path.a[None], self.path.b[None], params)
         coeffs = np.ascontiguousarray(self.path.coeffs, dtype=pb.coeffs.dtype)[None]
-        return _results(pb, coeffs, self.history[None], self.settings, refine, 0,
+        return path_results(pb, coeffs, self.history[None], self.settings, refine, 0,
                         measure_grid(landscape))[0]
 
 
@@ -185,7 +185,7 @@ def measure_grid(landscape) -> dict:
     return dict(MEASURE_GRID, **(getattr(landscape, "measure_grid", None) or {}))
 
 
-def _results(pb, coeffs, history, settings, refine, evaluations, grid=None) -> list:
+def path_results(pb, coeffs, history, settings, refine, evaluations, grid=None) -> list:
     """PathResults of the paths of ``pb`` with ``coeffs`` (R, K, D), measured in the core
     (grid, straight line, refined maxima: at most 5 engine calls per path) with the
     refinement ``grid`` (MEASURE_GRID when None)."""
@@ -214,7 +214,7 @@ def _results(pb, coeffs, history, settings, refine, evaluations, grid=None) -> l
     return out
 
 
-def _path_params(n_modes, n_points, lam, optimizer, lr, steps, objective, temperature,
+def path_params(n_modes, n_points, lam, optimizer, lr, steps, objective, temperature,
                  line_search, batch_size=None, curve="fourier") -> dict:
     """The path settings as a plain dict (hashable into a configuration); the core's
     ``PathParams.validate()`` checks them, here only types and choices."""
@@ -231,7 +231,7 @@ def _path_params(n_modes, n_points, lam, optimizer, lr, steps, objective, temper
     if temperature is not None:
         p["temperature"] = float(temperature)
     if optimizer == "lbfgs":
-        p["lbfgs"] = _options(line_search, 10, int(steps), 0.0, 0.0, None)
+        p["lbfgs"] = lbfgs_options(line_search, 10, int(steps), 0.0, 0.0, None)
     if batch_size is not None:
         p["batch_size"] = check_int("batch_size", batch_size)
     if curve != "fourier":  # kept out of the settings at the paper's, as before
@@ -257,7 +257,7 @@ def _core_params(p: dict, seed: int = 0):
     return params
 
 
-def _kind(landscape):
+def landscape_kind(landscape):
     """(dtype, parameter count or None, what the core evaluates) of a Landscape (its
     engine) or a batched callable (float64, called back)."""
     if isinstance(landscape, Landscape):
@@ -268,11 +268,11 @@ def _kind(landscape):
                     f"{type(landscape).__name__}")
 
 
-def _path_batch(landscape, A, B, params: dict, seed: int = 0):
+def make_path_batch(landscape, A, B, params: dict, seed: int = 0):
     """A core PathBatch over a Landscape's engine or a batched callable."""
     from ._native import for_dtype
 
-    dtype, _, target = _kind(landscape)
+    dtype, _, target = landscape_kind(landscape)
     if params.get("batch_size") is not None:
         if not isinstance(landscape, Landscape):
             raise ValueError("batch_size: stochastic path steps need a Landscape (a callable "
@@ -293,7 +293,7 @@ def _check_start(seed, init_scale) -> None:
     check_int("seed", seed, minimum=0)
 
 
-def _endpoint(name, v, D, dtype):
+def check_endpoint(name, v, D, dtype):
     v = np.asarray(v)
     if v.dtype.kind not in "fiu" or v.dtype == np.bool_:
         raise TypeError(f"{name}: expected a real vector, got dtype {v.dtype}")
@@ -366,11 +366,11 @@ def find_path(
     Every step evaluates all path points in one batched call; the best path seen
     (lowest summed energy, without the smoothness term) is returned.
     """
-    params = _path_params(n_modes, n_points, lam, optimizer, lr, steps, objective, temperature,
+    params = path_params(n_modes, n_points, lam, optimizer, lr, steps, objective, temperature,
                           line_search, batch_size, curve)
-    dtype, D, _ = _kind(landscape)
-    a = _endpoint("a", a, D, dtype)
-    b = _endpoint("b", b, a.size, dtype)
+    dtype, D, _ = landscape_kind(landscape)
+    a = check_endpoint("a", a, D, dtype)
+    b = check_endpoint("b", b, a.size, dtype)
     _check_start(seed, init_scale)
     b, dist = _aligned(landscape, a[None], b[None], align)
     res = _find_paths(landscape, a[None], b, params, refine, seed, init_scale,
@@ -407,7 +407,7 @@ def _record_alignment(results, dist) -> None:
 
 
 # find_path's settings and their defaults (what barrier_matrix passes on).
-_FIND_PATH_ARGS = {k: v.default for k, v in inspect.signature(find_path).parameters.items()
+FIND_PATH_DEFAULTS = {k: v.default for k, v in inspect.signature(find_path).parameters.items()
                    if k not in ("landscape", "a", "b", "progress")}
 
 
@@ -415,7 +415,7 @@ def _find_paths(landscape, A, B, params: dict, refine: bool, seed: int, init_sca
                 progress: bool = False, seeds=None) -> list:
     """Optimizes the paths A[r] -> B[r] together in one core PathBatch (each path takes
     the steps it would take alone) and measures them; a list of PathResults."""
-    pb = _path_batch(landscape, A, B, params, seed)
+    pb = make_path_batch(landscape, A, B, params, seed)
     R, K, D = len(A), params["n_modes"], A.shape[1]
     if init_scale:
         seeds = [seed] * R if seeds is None else seeds
@@ -427,7 +427,7 @@ def _find_paths(landscape, A, B, params: dict, refine: bool, seed: int, init_sca
     finally:
         bar.close()
     out = []
-    for j, res in enumerate(_results(pb, pb.best_coeffs, pb.history, None, refine,
+    for j, res in enumerate(path_results(pb, pb.best_coeffs, pb.history, None, refine,
                                      int(pb.energy_points) // R, measure_grid(landscape))):
         s = seed if seeds is None else seeds[j]
         res.settings = dict(params, seed=int(s), init_scale=float(init_scale))
@@ -497,7 +497,7 @@ def barrier_matrix(landscape, thetas, pairs=300, seed: int = 0, out=None,
         raise ValueError(f"thetas: expected shape (n >= 2, D), got {thetas.shape}")
     chunk = check_int("chunk", chunk)
     n = thetas.shape[0]
-    idx = _pairs(pairs, n, seed)
+    idx = choose_pairs(pairs, n, seed)
     k = len(idx)
     keys = ("barrier", "barrier_rel", "barrier_mean", "barrier_refined", "length",
             "straight_barrier", "error_barrier")
@@ -508,11 +508,11 @@ def barrier_matrix(landscape, thetas, pairs=300, seed: int = 0, out=None,
     res["done"] = np.zeros(k, dtype=bool)
     fp = dict(find_path_kwargs)
     fp.pop("progress", None)
-    unknown = set(fp) - set(_FIND_PATH_ARGS)
+    unknown = set(fp) - set(FIND_PATH_DEFAULTS)
     if unknown:
         raise TypeError(f"barrier_matrix: unknown argument(s) {sorted(unknown)}")
-    args = {**_FIND_PATH_ARGS, **fp}
-    params = _path_params(*(args[a] for a in ("n_modes", "n_points", "lam", "optimizer", "lr",
+    args = {**FIND_PATH_DEFAULTS, **fp}
+    params = path_params(*(args[a] for a in ("n_modes", "n_points", "lam", "optimizer", "lr",
                                               "steps", "objective", "temperature",
                                               "line_search", "batch_size", "curve")))
     M = params["n_points"]
@@ -542,10 +542,10 @@ def barrier_matrix(landscape, thetas, pairs=300, seed: int = 0, out=None,
                 raise ValueError(f"out {out}: array {key!r} is not what barrier_matrix wrote "
                                  "for these pairs; delete the file to start afresh")
             res[key] = got
-    dtype, D, _ = _kind(landscape)
+    dtype, D, _ = landscape_kind(landscape)
     _check_start(args["seed"], args["init_scale"])
     for i in np.unique(idx):  # every endpoint checked before any work starts
-        _endpoint("thetas[%d]" % i, thetas[i], D, dtype)
+        check_endpoint("thetas[%d]" % i, thetas[i], D, dtype)
     todo = np.nonzero(~res["done"])[0]
     chunks = [todo[c0:c0 + chunk] for c0 in range(0, len(todo), chunk)]
     shared = (landscape, np.ascontiguousarray(thetas, dtype=dtype), params,
@@ -579,7 +579,10 @@ def _landscape_key(landscape) -> dict:
     return dict(callable=type(landscape).__qualname__, repr=repr(landscape))
 
 
-def _pairs(pairs, n, seed) -> np.ndarray:
+def choose_pairs(pairs, n, seed) -> np.ndarray:
+    """The pairs (k, 2) of ``n`` solutions that barrier_matrix runs: ``pairs`` random
+    distinct pairs (i < j) drawn with ``seed`` when an int, else the given index pairs,
+    checked. Shared by every caller that must name the same pairs."""
     if isinstance(pairs, (int, np.integer)) and not isinstance(pairs, bool):
         if pairs < 1:
             raise ValueError(f"pairs: must be at least 1, got {pairs}")

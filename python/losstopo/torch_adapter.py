@@ -14,7 +14,7 @@ from typing import Optional
 import numpy as np
 
 
-def _torch():
+def require_torch():
     try:
         import torch
         import torch.func  # noqa: F401
@@ -50,7 +50,7 @@ class TorchLandscape:
 
     def __init__(self, module, X, y=None, loss: str = "cross_entropy", dtype="float32",
                  chunk: int = 2048, threads: Optional[int] = None, memory_mb: float = 256):
-        torch = _torch()
+        torch = require_torch()
         if loss not in ("cross_entropy", "mse"):
             raise ValueError(f"loss: expected 'cross_entropy' or 'mse', got {loss!r}")
         self.dtype = np.dtype(dtype)
@@ -113,11 +113,11 @@ class TorchLandscape:
         return out
 
     def _forward(self, flat, xb):
-        torch = _torch()
+        torch = require_torch()
         return torch.func.functional_call(self.module, self._params(flat), (xb,))
 
     def _loss_fn(self, flat, xb, yb):
-        torch = _torch()
+        torch = require_torch()
         out = self._forward(flat, xb)
         if self.loss_name == "cross_entropy":
             return torch.nn.functional.cross_entropy(out, yb)
@@ -125,7 +125,7 @@ class TorchLandscape:
         return torch.mean((out - target) ** 2)
 
     def _theta(self, theta, name: str = "theta"):
-        torch = _torch()
+        torch = require_torch()
         theta = np.asarray(theta)
         single = theta.ndim == 1
         if theta.ndim not in (1, 2) or theta.shape[-1] != self.num_params:
@@ -141,7 +141,7 @@ class TorchLandscape:
         autograd saves for one gradient of the loss on a few samples, per sample,
         counted once with saved-tensor hooks."""
         if self._sample_bytes is None:
-            torch = _torch()
+            torch = require_torch()
             b = min(8, self.num_samples)
             flat = torch.zeros(self.num_params, dtype=self.X.dtype)
             with torch.no_grad():
@@ -170,7 +170,7 @@ class TorchLandscape:
         return max(1, min(P, pairs // s)), s
 
     def _batches(self, samples, size):
-        torch = _torch()
+        torch = require_torch()
         idx = torch.arange(self.num_samples) if samples is None else torch.from_numpy(
             np.asarray(samples, dtype=np.int64))
         for s in range(0, len(idx), size):
@@ -181,7 +181,7 @@ class TorchLandscape:
         """A context that runs torch with this landscape's threads (when set)."""
         import contextlib
 
-        torch = _torch()
+        torch = require_torch()
 
         @contextlib.contextmanager
         def ctx():
@@ -196,7 +196,7 @@ class TorchLandscape:
         return ctx()
 
     def _run(self, theta, grad: bool, samples=None):
-        torch = _torch()
+        torch = require_torch()
         t, single = self._theta(theta)
         n = self.num_samples if samples is None else len(samples)
         P = t.shape[0]
@@ -233,7 +233,7 @@ class TorchLandscape:
         return self._run(theta, True, samples)
 
     def accuracy(self, theta, samples=None):
-        torch = _torch()
+        torch = require_torch()
         if not self.classifier:
             raise ValueError("accuracy: only defined for cross_entropy (classifier) landscapes")
         t, single = self._theta(theta)
@@ -253,7 +253,7 @@ class TorchLandscape:
         """Exact Hessian-vector products (forward-over-reverse: torch.func.jvp of
         grad), direction by direction on chunks of samples within the memory budget:
         theta (D,) or (P, D), v (D,) or (P, D) -> H(theta) v with v's shape."""
-        torch = _torch()
+        torch = require_torch()
         t, _ = self._theta(theta)
         V, _ = self._theta(v, "v")
         if t.shape[0] not in (1, V.shape[0]):
@@ -276,7 +276,7 @@ class TorchLandscape:
 
     def evaluate_each(self, theta, samples):
         """Vector p on its own samples[p] (P, B): losses (P,), grads (P, D)."""
-        torch = _torch()
+        torch = require_torch()
         t, _ = self._theta(theta)
         s = torch.from_numpy(np.asarray(samples, dtype=np.int64))
         if s.ndim != 2 or s.shape[0] != t.shape[0]:
@@ -297,7 +297,7 @@ class TorchLandscape:
 
     def init(self, count: int = 1, seed: int = 0, first: int = 0, dtype=None) -> np.ndarray:
         """PyTorch's default initialization of the module, one stream per vector."""
-        torch = _torch()
+        torch = require_torch()
         out = np.empty((count, self.num_params), dtype=self.dtype)
         for r in range(count):
             torch.manual_seed(int(np.random.SeedSequence(int(seed), spawn_key=(first + r,))
@@ -321,7 +321,7 @@ AUTHORS_PERMUTATION_SEED = 1234
 
 
 def _activation(name: str):
-    torch = _torch()
+    torch = require_torch()
     layers = dict(softplus=torch.nn.Softplus, relu=torch.nn.ReLU, tanh=torch.nn.Tanh,
                   sigmoid=torch.nn.Sigmoid)
     if name not in layers:
@@ -338,7 +338,7 @@ def lenet(activation: str = "softplus"):
     out as in the authors' module (conv1, conv2, fc1, fc2, fc3; weight, then bias), so
     their flat vectors load directly.
     """
-    torch = _torch()
+    torch = require_torch()
     nn = torch.nn
 
     class LeNet(nn.Module):
@@ -360,7 +360,7 @@ def lenet(activation: str = "softplus"):
 def lstm_permutation(seed: int = AUTHORS_PERMUTATION_SEED) -> np.ndarray:
     """The LSTM's pixel order: ``torch.randperm(784)`` from a generator seeded with
     ``seed`` (the authors' default 1234 gives their permutation)."""
-    torch = _torch()
+    torch = require_torch()
     g = torch.Generator().manual_seed(int(seed))
     return torch.randperm(784, generator=g).numpy()
 
@@ -378,7 +378,7 @@ def lstm(seed: int = AUTHORS_PERMUTATION_SEED, perm=None):
     layout, gate order i, f, g, o and initialization as ``nn.LSTM``), because
     ``torch.func.vmap`` has no batching rule for the fused LSTM kernel.
     """
-    torch = _torch()
+    torch = require_torch()
     nn = torch.nn
     if perm is None:
         perm = lstm_permutation(seed)

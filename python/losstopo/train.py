@@ -13,10 +13,10 @@ from . import __version__
 from ._checks import check_int
 from ._io import atomic_savez, config_hash, load_npz
 from .cluster import run_tasks
-from .ensemble import ARRAYS, Ensemble, _check_arrays
+from .ensemble import ARRAYS, Ensemble, check_ensemble_arrays
 from .landscape import Landscape
-from .models import MLP, _dtype
-from .optimize import _options, lbfgs_params
+from .models import MLP, check_dtype
+from .optimize import lbfgs_options, lbfgs_params
 from .progress import Progress
 
 METHODS = ("sgd", "lbfgs")
@@ -151,7 +151,7 @@ def train(
         raise TypeError(f"net: expected a losstopo.MLP, got {type(net).__name__}")
     if method not in METHODS:
         raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
-    dt = _dtype(dtype)
+    dt = check_dtype(dtype)
     run_ids = _run_ids(runs)
     if epochs is None:
         epochs = DEFAULT_EPOCHS[method]
@@ -164,7 +164,7 @@ def train(
     if checkpoint_every is None:
         checkpoint_every = 1 if method == "sgd" else 10
     check_int("checkpoint_every", checkpoint_every)
-    lopts = _options(line_search, history, epochs, gtol, 0.0, options)
+    lopts = lbfgs_options(line_search, history, epochs, gtol, 0.0, options)
 
     train_ls, train_fp = _landscape("train", train, net, dt, device, threads)
     test_ls, test_fp = (None, None) if test is None else _landscape(
@@ -274,7 +274,7 @@ def _train_groups(net, train_data, test_data, runs, group, client, checkpoint, p
     if not isinstance(net, MLP):
         raise TypeError("group, client: grouped training needs a losstopo.MLP and its "
                         "native Landscape")
-    dt = _dtype(kw["dtype"])
+    dt = check_dtype(kw["dtype"])
     train_ls, train_fp = _landscape("train", train_data, net, dt, kw["device"], kw["threads"])
     test_ls, test_fp = (None, None) if test_data is None else _landscape(
         "test", test_data, net, dt, kw["device"], kw["threads"])
@@ -344,7 +344,7 @@ def _load_parts(path, chash, net, groups, epochs) -> dict:
         parts = {}
         for k in meta["groups"]:
             kw = {name: data[f"g{int(k)}__{name}"] for name in ARRAYS}
-            _check_arrays(kw, net)
+            check_ensemble_arrays(kw, net)
             if (not 0 <= int(k) < len(groups)
                     or not np.array_equal(kw["run_ids"], groups[int(k)])
                     or kw["train_loss"].shape[1] != epochs + 1):

@@ -122,7 +122,7 @@ def network(name: str):
         try:
             from .. import torch_adapter
 
-            torch_adapter._torch()
+            torch_adapter.require_torch()
         except ImportError as e:
             raise StudyError(
                 f"network {name!r} runs on the optional PyTorch adapter: "
@@ -726,7 +726,7 @@ class Study:
         the training landscape, their barriers after each budget of STEPS and the
         minimax reference (convergence.npz; results "convergence")."""
         from ..convergence import STEPS, path_convergence
-        from ..paths import _pairs
+        from ..paths import choose_pairs
 
         c = self.config
         if not self._wanted("converge", "converge_pairs"):
@@ -736,7 +736,7 @@ class Study:
         arrays, summary = {}, {}
         self._own("convergence.npz")
         for name in SETS:
-            idx = _pairs(c["pairs"], len(sets[name]), c["seed"])[: c["converge_pairs"]]
+            idx = choose_pairs(c["pairs"], len(sets[name]), c["seed"])[: c["converge_pairs"]]
             self.log.info("converge: %s, %d pairs, %s steps and the minimax reference", name,
                           len(idx), "/".join(map(str, STEPS)))
             th = sets[name]
