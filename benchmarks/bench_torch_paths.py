@@ -38,7 +38,7 @@ def main():
         tl = torch_adapter.TorchLandscape(getattr(torch_adapter, name)(), X, y)
         A, B = tl.init(2, seed=0)
         params = path_params(10, a.points, 1e-4, "adam", 1e-3, 1, "sum", None,
-                              "strong_wolfe")
+                             "strong_wolfe")
         pb = make_path_batch(tl, A[None], B[None], params)
         C = np.random.default_rng(0).standard_normal((1, 10, tl.num_params)) * 1e-2
         W = pb.points(C.astype(pb.coeffs.dtype), pb.t[1:-1])[0]

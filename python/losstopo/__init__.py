@@ -24,8 +24,8 @@ from .train import train  # noqa: E402
 # Submodules the README writes as ``losstopo.<module>.<name>``; imported on first use so
 # that a bare ``import losstopo`` stays light (torch_adapter imports torch only when a
 # model is built; study pulls in the figures).
-_LAZY_MODULES = ("align", "bench", "convergence", "curvature", "datasets", "plots", "slices",
-                 "study", "toy", "torch_adapter")
+_LAZY_MODULES = ("align", "bench", "convergence", "datasets", "plots", "study", "toy",
+                 "torch_adapter")
 
 
 def __getattr__(name):

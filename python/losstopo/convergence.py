@@ -48,7 +48,7 @@ def path_convergence(landscape, A, B, steps=STEPS, reference: bool = True,
 
     def params(objective, n):
         return path_params(kw["n_modes"], kw["n_points"], kw["lam"], "adam", kw["lr"], n,
-                            objective, kw["temperature"], kw["line_search"], curve=kw["curve"])
+                           objective, kw["temperature"], kw["line_search"], curve=kw["curve"])
 
     if kw["init_scale"]:
         raise ValueError("path_convergence: paths start from the straight line (init_scale 0)")
@@ -84,7 +84,7 @@ def path_convergence(landscape, A, B, steps=STEPS, reference: bool = True,
             pr = make_path_batch(landscape, A, B, pm, kw["seed"])
             pr.optimize(lambda s: bar.set(last + s) or True)
             for r, res in enumerate(path_results(pr, pr.best_coeffs, pr.history, pm, True, 0,
-                                             grid)):
+                                                 grid)):
                 out["reference"][r] = res.barrier_refined
     finally:
         bar.close()

@@ -59,8 +59,8 @@ def calibrate(config: dict, train_ls: Landscape, test_ls: Landscape, runs: int =
         # step's samples with stochastic steps, and the path's measurement.
         a, b = net.init(2, seed=2, dtype=train_ls.dtype)
         params = path_params(c["n_modes"], c["n_points"], c["lam"], "adam", c["path_lr"], 1,
-                              "sum", None, "strong_wolfe", c.get("path_batch")
-                              if (c.get("path_batch") or 0) < train_ls.num_samples else None)
+                             "sum", None, "strong_wolfe", c.get("path_batch")
+                             if (c.get("path_batch") or 0) < train_ls.num_samples else None)
         pb = make_path_batch(train_ls, a[None], b[None], params)
         C = 1e-3 * rng.standard_normal((1, c["n_modes"], net.num_params)).astype(train_ls.dtype)
         batch = pb.step_samples(0) if "batch_size" in params else None

@@ -171,7 +171,7 @@ class PathResult:
         pb = make_path_batch(landscape, self.path.a[None], self.path.b[None], params)
         coeffs = np.ascontiguousarray(self.path.coeffs, dtype=pb.coeffs.dtype)[None]
         return path_results(pb, coeffs, self.history[None], self.settings, refine, 0,
-                        measure_grid(landscape))[0]
+                            measure_grid(landscape))[0]
 
 
 # How finely a path's maximum is located (PathBatch.measure): a grid `factor` times
@@ -215,7 +215,7 @@ def path_results(pb, coeffs, history, settings, refine, evaluations, grid=None) 
 
 
 def path_params(n_modes, n_points, lam, optimizer, lr, steps, objective, temperature,
-                 line_search, batch_size=None, curve="fourier") -> dict:
+                line_search, batch_size=None, curve="fourier") -> dict:
     """The path settings as a plain dict (hashable into a configuration); the core's
     ``PathParams.validate()`` checks them, here only types and choices."""
     if objective not in OBJECTIVES:
@@ -367,7 +367,7 @@ def find_path(
     (lowest summed energy, without the smoothness term) is returned.
     """
     params = path_params(n_modes, n_points, lam, optimizer, lr, steps, objective, temperature,
-                          line_search, batch_size, curve)
+                         line_search, batch_size, curve)
     dtype, D, _ = landscape_kind(landscape)
     a = check_endpoint("a", a, D, dtype)
     b = check_endpoint("b", b, a.size, dtype)
@@ -408,7 +408,7 @@ def _record_alignment(results, dist) -> None:
 
 # find_path's settings and their defaults (what barrier_matrix passes on).
 FIND_PATH_DEFAULTS = {k: v.default for k, v in inspect.signature(find_path).parameters.items()
-                   if k not in ("landscape", "a", "b", "progress")}
+                      if k not in ("landscape", "a", "b", "progress")}
 
 
 def _find_paths(landscape, A, B, params: dict, refine: bool, seed: int, init_scale: float,
@@ -428,7 +428,7 @@ def _find_paths(landscape, A, B, params: dict, refine: bool, seed: int, init_sca
         bar.close()
     out = []
     for j, res in enumerate(path_results(pb, pb.best_coeffs, pb.history, None, refine,
-                                     int(pb.energy_points) // R, measure_grid(landscape))):
+                                         int(pb.energy_points) // R, measure_grid(landscape))):
         s = seed if seeds is None else seeds[j]
         res.settings = dict(params, seed=int(s), init_scale=float(init_scale))
         out.append(res)
@@ -513,8 +513,8 @@ def barrier_matrix(landscape, thetas, pairs=300, seed: int = 0, out=None,
         raise TypeError(f"barrier_matrix: unknown argument(s) {sorted(unknown)}")
     args = {**FIND_PATH_DEFAULTS, **fp}
     params = path_params(*(args[a] for a in ("n_modes", "n_points", "lam", "optimizer", "lr",
-                                              "steps", "objective", "temperature",
-                                              "line_search", "batch_size", "curve")))
+                                             "steps", "objective", "temperature",
+                                             "line_search", "batch_size", "curve")))
     M = params["n_points"]
     res["losses"] = np.full((k, M), np.nan)  # the energy profile along each path
     # The file is keyed by everything its numbers depend on: the landscape (data,

@@ -100,9 +100,8 @@ def study_files() -> frozenset:
     return frozenset(names)
 
 
-# The settings' types, and those added after the first release (settings.py).
+# The settings' types (settings.py).
 _INT, _FLOAT, _OPT_INT, _STR = (KINDS[k] for k in ("int", "float", "opt_int", "str"))
-_LATER = LATER
 STAGE_RESULTS = {"curvature": ("curvature", "hessian_density", "slices")}
 
 
@@ -158,7 +157,7 @@ def _check_config(cfg, where: str) -> None:
     if not isinstance(cfg, dict):
         raise StudyError(f"{where}: the configuration is not a mapping")
     expected = set(_INT + _FLOAT + _OPT_INT + _STR)
-    for k, v in _LATER.items():
+    for k, v in LATER.items():
         cfg.setdefault(k, v)
     if set(cfg) != expected:
         missing, extra = sorted(expected - set(cfg)), sorted(set(cfg) - expected)
@@ -327,12 +326,12 @@ class Study:
             config = dict(config)
             for k, stage in STAGE_SETTINGS.items():
                 if settings.get(k) is None:
-                    config[k] = old.get(k, _LATER[k])
-                elif old.get(k, _LATER[k]) != config[k]:
+                    config[k] = old.get(k, LATER[k])
+                elif old.get(k, LATER[k]) != config[k]:
                     manifest["stages"].pop(stage, None)
                     for key in STAGE_RESULTS.get(stage, ()):
                         manifest["results"].pop(key, None)
-                    reset.append(f"{stage} ({k}: {old.get(k, _LATER[k])} -> {config[k]})")
+                    reset.append(f"{stage} ({k}: {old.get(k, LATER[k])} -> {config[k]})")
             manifest["config"] = config
         self.config = config
         if manifest is None:
