@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 import common  # noqa: E402
 
 import losstopo  # noqa: E402
-from losstopo import estimate  # noqa: E402
+from losstopo.study import estimate  # noqa: E402
 from losstopo.cluster import Cluster  # noqa: E402
 from losstopo.study import make_config, study_data, study_landscapes  # noqa: E402
 

@@ -2,7 +2,8 @@
 
 import pytest
 
-from losstopo import cli, estimate
+from losstopo import cli
+from losstopo.study import estimate
 from losstopo.study import make_config
 
 CAL = dict(sgd_epoch_per_run=2.0, lbfgs_iter_per_run=0.5, path_step=1.0, path_measure=10.0,

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from losstopo import FourierPath
-from losstopo.report import claims_of, render_report
+from losstopo.study.report import claims_of, render_report
 from losstopo.study import make_config
 
 
@@ -83,20 +83,20 @@ def test_backtracking_against_a_direct_construction():
 
 
 def test_curve_and_alignment_sections_print_their_numbers():
-    from losstopo.report import _alignment_section, _curves_section
+    from losstopo.study.report import alignment_section, curves_section
 
     rows = [dict(curve=c, K=k, objective=o, barrier=b)
             for o, bs in (("sum", (0.70, 0.69, 0.77, 1.09)), ("minimax", (0.625,) * 4))
             for (c, k), b in zip((("fourier", 10), ("bezier", 10), ("polychain", 10),
                                   ("bezier", 1)), bs)]
-    text = "\n".join(_curves_section({"curves": {"toy": dict(saddle=0.6, rows=rows)}}))
+    text = "\n".join(curves_section({}, {"curves": {"toy": dict(saddle=0.6, rows=rows)}}))
     assert "0.7000 (+0.1000)" in text and "bezier K=1" in text
     assert "+0.0900 to +0.1700" in text and "+0.0250 to +0.0250" in text
     assert "The objective decides more than the basis" in text
     al = {n: dict(pairs=2, median=h, median_unaligned=u, median_rel=h / 2,
                   median_rel_unaligned=u / 2, distance_before=9.0, distance_after=7.0)
           for n, h, u in (("SGD-train", 0.3, 0.2), ("LBFGS-train", 0.25, 0.4))}
-    text = "\n".join(_alignment_section({"alignment": al}))
+    text = "\n".join(alignment_section({}, {"alignment": al}))
     assert "holds unaligned (0.2 against 0.4)" in text
     assert "fails aligned (0.3 against 0.25)" in text and "does not survive alignment" in text
     assert "9 -> 7" in text

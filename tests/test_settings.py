@@ -31,7 +31,7 @@ HASHES = {
 @pytest.mark.parametrize("key", sorted(HASHES))
 def test_preset_hashes_unchanged(key):
     net, preset, data = key
-    assert study._study_hash(study.make_config(net, preset, data=data)) == HASHES[key]
+    assert study.study_hash(study.make_config(net, preset, data=data)) == HASHES[key]
 
 
 def test_every_setting_is_in_the_table():
@@ -44,10 +44,10 @@ def test_every_setting_is_in_the_table():
 
 def test_stage_settings_stay_out_of_the_hash():
     cfg = study.make_config("fcp", "quick")
-    h = study._study_hash(cfg)
+    h = study.study_hash(cfg)
     for name in settings.STAGE_SETTINGS:
-        assert study._study_hash(dict(cfg, **{name: 7})) == h
-    assert study._study_hash(dict(cfg, pairs=cfg["pairs"] + 1)) != h
+        assert study.study_hash(dict(cfg, **{name: 7})) == h
+    assert study.study_hash(dict(cfg, pairs=cfg["pairs"] + 1)) != h
 
 
 def test_cli_flags_come_from_the_table():

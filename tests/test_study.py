@@ -111,10 +111,10 @@ def test_rerun_redoes_nothing_and_resumes_pairs(tmp_path, monkeypatch, preset):
 
     monkeypatch.setattr(paths_mod, "_find_paths", counting)
 
-    import losstopo.study as study_mod
+    import losstopo.study.stages.train as train_stage
 
     trained = []
-    monkeypatch.setattr(study_mod, "train", lambda *a, **k: trained.append(1))
+    monkeypatch.setattr(train_stage, "train", lambda *a, **k: trained.append(1))
     assert cli.main(["reproduce", "--out", str(out)] + tiny) == 0
     assert trained == []  # training was not redone
     assert len(counted) == 6 - 1 - 0  # 6 chunks of one pair (4 sets + 2 test), 1 finished
@@ -256,10 +256,10 @@ def test_study_with_another_curve_family(tmp_path):
     assert np.isfinite(d["barrier"]).all()
     # the paper's curve stays out of the configuration's hash: a fourier study's hash
     # is the one it had before the setting existed
-    from losstopo.study import _study_hash
+    from losstopo.study import study_hash
 
     c = make_config(data="synthetic")
-    assert _study_hash(c) == _study_hash({k: v for k, v in c.items() if k != "curve"})
+    assert study_hash(c) == study_hash({k: v for k, v in c.items() if k != "curve"})
     with pytest.raises(StudyError, match="curve"):
         make_config(data="synthetic", curve="spline")
 

@@ -12,9 +12,11 @@ import numpy as np
 import pytest
 
 import losstopo.study as study_mod
+import losstopo.study.stages.train as train_stage
 from losstopo import cli
 from losstopo._io import Folder, UnsafePathError
 from losstopo.study import Study, StudyError, make_config, study_files
+from losstopo.study.files import EmbeddingFile
 
 from test_study import TINY
 
@@ -44,8 +46,8 @@ def test_force_removes_only_the_files_the_manifest_lists(tmp_path):
     mine = {"notes.txt": "x", "data.npz": "x", "readme.md": "x", "results.json": "x",
             "draft.tmp": "x", "figures/mine.png": "x"}
     with Study(out, cfg(), quiet=True) as s:
-        s._write("report.md", "text", "old report")
-        s._write("figures/fig2_loss_curves.png", "bytes", b"png")
+        s.folder.write("report.md", "text", "old report")
+        s.folder.write("figures/fig2_loss_curves.png", "bytes", b"png")
         assert {"manifest.json", "log.txt", "report.md",
                 "figures/fig2_loss_curves.png"} <= set(s.manifest["files"])
     for name, text in mine.items():
@@ -67,7 +69,7 @@ def test_force_removes_only_the_files_the_manifest_lists(tmp_path):
 def test_force_removes_the_figures_folder_only_when_it_held_only_ours(tmp_path):
     out = tmp_path / "s"
     with Study(out, cfg(), quiet=True) as s:
-        s._write("figures/fig3_toy_paths.pdf", "bytes", b"pdf")
+        s.folder.write("figures/fig3_toy_paths.pdf", "bytes", b"pdf")
     with Study(out, cfg(runs=4), force=True, quiet=True):
         pass
     assert not (out / "figures").exists()
@@ -116,7 +118,7 @@ def test_study_refuses_links_in_its_folder(tmp_path, name):
     with pytest.raises(StudyError, match="symbolic link"):
         with Study(out, cfg(), quiet=True) as s:
             s.report()
-            s._write("figures/fig2_loss_curves.png", "bytes", b"x")
+            s.folder.write("figures/fig2_loss_curves.png", "bytes", b"x")
             s.path("checkpoint_sgd.npz")
     after = target.read_text() if target.is_file() else sorted(os.listdir(target))
     assert after == before
@@ -127,20 +129,21 @@ def test_embedding_keys_are_checked_and_never_make_file_names(tmp_path):
     out = tmp_path / "s"
     rng = np.random.default_rng(0)
     with Study(out, cfg(), quiet=True) as s:
-        s._write("sets.npz", "npz", {k: rng.normal(size=(2, 5)) for k in
+        s.folder.write("sets.npz", "npz", {k: rng.normal(size=(2, 5)) for k in
                                      ("SGD_train", "SGD_test", "LBFGS_train", "LBFGS_test")})
         sets = s.sets()
         good = {study_mod.embedding_key(a, b, k): rng.normal(size=(4, 2))
                 for a, b in study_mod.COMBOS for k in study_mod.KERNELS}
-        s._write("embedding.npz", "npz", good)
-        assert set(s._load_embedding(sets)) == set(good)
+        s.folder.write("embedding.npz", "npz", good)
+        got = EmbeddingFile().read(s.folder, sets)
+        assert {study_mod.embedding_key(*k) for k in got} == set(good)
         evil = dict(good)
         evil["../../../evil__SGD_train__rbf"] = rng.normal(size=(4, 2))
-        s._write("embedding.npz", "npz", evil)
+        s.folder.write("embedding.npz", "npz", evil)
         with pytest.raises(StudyError, match="embedding.npz.*delete it"):
-            s._load_embedding(sets)
+            EmbeddingFile().read(s.folder, sets)
         with pytest.raises(ValueError, match="not one of the study's"):
-            s._own("../../evil.png")  # every name the study writes is one of its own
+            s.folder.own("../../evil.png")  # every name the study writes is one of its own
     assert all(".." not in n and not os.path.isabs(n) for n in study_files())
 
 
@@ -206,9 +209,9 @@ def test_more_samples_than_the_data_has_is_an_error(tmp_path, monkeypatch, capsy
     with Study(tmp_path / "b", cfg(data="mnist", n_train=100, n_test=41), quiet=True) as s:
         with pytest.raises(StudyError, match="--n-test 41.*only 40"):
             s.data()
-        monkeypatch.setattr(study_mod, "train", lambda *a, **k: pytest.fail("trained"))
+        monkeypatch.setattr(train_stage, "train", lambda *a, **k: pytest.fail("trained"))
         with pytest.raises(StudyError, match="--n-test"):
-            s.stage_train()
+            s.run(["train"])
     args = ["train", "--out", str(tmp_path / "c"), "--data", "mnist", "--n-train", "500",
             "--quiet"]
     expect_cli_error(capsys, args, "--n-train 500")
@@ -273,7 +276,7 @@ def test_cli_errors_for_broken_files(trained, tmp_path, capsys, monkeypatch):
     m = json.loads((out / "manifest.json").read_text())
     del m["stages"]["train_lbfgs"], m["stages"]["train"]
     (out / "manifest.json").write_text(json.dumps(m))
-    monkeypatch.setattr(study_mod, "train", lambda *a, **k: pytest.fail("trained"))
+    monkeypatch.setattr(train_stage, "train", lambda *a, **k: pytest.fail("trained"))
     expect_cli_error(capsys, ["train", "--out", str(out)] + TINY, "ensemble_sgd.npz")
 
 

@@ -10,7 +10,8 @@ import numpy as np
 
 from . import __version__
 from .paths import CURVES
-from .study.settings import DATA, NETWORKS, PRESET_NAMES, STAGE_FLAGS, STUDY_FLAGS
+from .study import settings as study_settings, stages as study_stages
+from .study.settings import DATA, NETWORKS, PRESET_NAMES
 
 
 def cmake_dir():
@@ -100,19 +101,20 @@ def _bench(args) -> int:
 def study_overrides(args) -> dict:
     """The configuration's settings that the study flags of ``args`` override (None
     where a flag was not given), keyed by setting name (``--epochs`` -> sgd_epochs)."""
-    return {name: getattr(args, flag.replace("-", "_"), None) for flag, name, _ in STUDY_FLAGS}
+    return {name: getattr(args, flag.replace("-", "_"), None)
+            for flag, name, _ in study_settings.STUDY_FLAGS}
 
 
 def _study(args, stages):
     from .study import Study, make_config
 
     config = None
-    if args.command in ("reproduce", "train") or args.network is not None:
+    if _configures(args.command) or args.network is not None:
         overrides = study_overrides(args)
         config = make_config(args.network or "fcp", args.preset, data=args.data,
                              device=args.device, curve=args.curve, **overrides)
     settings = {name: getattr(args, flag.replace("-", "_"), None)
-                for flag, name, _ in STAGE_FLAGS}
+                for flag, name, _ in study_settings.STAGE_FLAGS}
     if getattr(args, "estimate", False):
         return _estimate(args, dict(config, **{k: v for k, v in settings.items()
                                                if v is not None}))
@@ -138,8 +140,7 @@ def _study(args, stages):
 def _estimate(args, config) -> int:
     """Calibrates each stage briefly and prints the projected time; runs nothing else
     and writes nothing."""
-    from . import estimate
-    from .study import study_data, study_landscapes
+    from .study import estimate, study_data, study_landscapes
 
     workers = None
     if args.cluster is not None:
@@ -156,6 +157,16 @@ def _estimate(args, config) -> int:
     return 0
 
 
+_REPRODUCE_HELP = ("the whole study: train, embed, paths, curvature, figures and "
+                   "report.md")
+
+
+def _configures(command) -> bool:
+    """Whether a study command sets a study up (takes the configuration's flags):
+    ``reproduce`` and the command of the stage that starts a study."""
+    return command == "reproduce" or study_stages.commands().get(command, ("", False))[1]
+
+
 def _add_study_args(p, full: bool):
     p.add_argument("--out", required=True, help="the study's folder (created; resumable)")
     p.add_argument("--quiet", action="store_true", help="no progress bars or log on stderr")
@@ -166,7 +177,7 @@ def _add_study_args(p, full: bool):
     p.add_argument("--threads", type=int, default=None,
                    help="engine threads, here and in every cluster task (default: all "
                    "cores here; on a cluster the smallest worker's threads)")
-    for flag, _, help_ in STAGE_FLAGS:
+    for flag, _, help_ in study_settings.STAGE_FLAGS:
         p.add_argument(f"--{flag}", type=int, default=None, help=help_)
     if not full:
         p.add_argument("--network", default=None, help=argparse.SUPPRESS)
@@ -185,7 +196,7 @@ def _add_study_args(p, full: bool):
                         "--path-steps and the modes apply to all")
     p.add_argument("--force", action="store_true",
                    help="start afresh when --out holds a study of another configuration")
-    for flag, _, help_ in STUDY_FLAGS:
+    for flag, _, help_ in study_settings.STUDY_FLAGS:
         p.add_argument(f"--{flag}", type=int, default=None, help=help_)
 
 
@@ -210,23 +221,11 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--quiet", action="store_true")
     d.set_defaults(func=_demo)
 
-    stages = {
-        "reproduce": ("the whole study: train, embed, paths, curvature, figures and "
-                      "report.md",
-                      ("train", "embed", "paths", "converge", "align", "curvature", "plot")),
-        "train": ("stage 1: SGD and L-BFGS populations and the four solution sets",
-                  ("train",)),
-        "embed": ("stage 2: kernel PCA and the geometry of the sets", ("embed",)),
-        "paths": ("stage 3: paths and barriers for random pairs of each set, and the "
-                  "convergence of a few of them over the step budget, and a few again "
-                  "after alignment", ("paths", "converge", "align")),
-        "curvature": ("stage 4: sharpness (Hessian eigenvalue, trace, spectral density) "
-                      "of the solutions and 2-D slices of the landscape", ("curvature",)),
-        "plot": ("stage 5: figures and report.md", ("plot",)),
-    }
+    stages = {"reproduce": (_REPRODUCE_HELP, study_stages.stage_names())}
+    stages.update((cmd, (help_, st)) for cmd, (help_, _, st) in study_stages.commands().items())
     for name, (help_, st) in stages.items():
         q = sub.add_parser(name, help=help_)
-        _add_study_args(q, full=name in ("reproduce", "train"))
+        _add_study_args(q, full=_configures(name))
         q.set_defaults(func=lambda a, st=st: _study(a, st))
 
     from .bench import json_file, thread_count

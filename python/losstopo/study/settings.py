@@ -120,26 +120,80 @@ SETTINGS = (
     Setting("device", "str"),
     Setting("curve", "str", later="fourier"),
 )
-BY_NAME = {s.name: s for s in SETTINGS}
-
-# Derived tables.
-PRESETS = {p: {s.name: s.presets[p] for s in SETTINGS if s.presets} for p in PRESET_NAMES}
-TORCH_QUICK = {s.name: s.torch_quick for s in SETTINGS if s.torch_quick is not _UNSET}
-NETWORK_PRESETS = {("quick", "lenet"): TORCH_QUICK, ("quick", "lstm"): TORCH_QUICK}
-KINDS = {kind: tuple(s.name for s in SETTINGS if s.kind == kind)
-         for kind in ("int", "float", "opt_int", "str")}
-# In the order they were added (a manifest that lacks them gets them in this order).
+# In the order they were added (a manifest that lacks them gets them in this order);
+# a stage registered later adds its own settings after these (add()).
 _ADDED = ("path_batch", "train_group", "converge_pairs", "align_pairs", "curve",
           "curvature_solutions", "slice_grid")
-LATER = {name: BY_NAME[name].later for name in _ADDED}
-assert set(LATER) == {s.name for s in SETTINGS if s.has_later}
-STAGE_SETTINGS = {s.name: s.stage for s in SETTINGS if s.stage is not None}
+
+# Derived tables, filled by _derive() (dicts in place, so every importer sees a
+# setting that a stage adds later).
+BY_NAME: dict = {}
+PRESETS: dict = {p: {} for p in PRESET_NAMES}
+TORCH_QUICK: dict = {}
+NETWORK_PRESETS = {("quick", "lenet"): TORCH_QUICK, ("quick", "lstm"): TORCH_QUICK}
+KINDS: dict = {}
+LATER: dict = {}
+STAGE_SETTINGS: dict = {}
 # The CLI's override flags: (flag, setting, help), shared by every study command
 # (stage settings) or by the commands that configure a study (the others).
-STAGE_FLAGS = tuple((s.flag, s.name, s.help) for s in SETTINGS
-                    if s.flag and s.stage is not None)
-STUDY_FLAGS = tuple((s.flag, s.name, s.help) for s in SETTINGS
-                    if s.flag and s.stage is None)
+STAGE_FLAGS: tuple = ()
+STUDY_FLAGS: tuple = ()
+
+
+def _derive() -> None:
+    global STAGE_FLAGS, STUDY_FLAGS
+    BY_NAME.clear()
+    BY_NAME.update((s.name, s) for s in SETTINGS)
+    for p in PRESET_NAMES:
+        PRESETS[p].clear()
+        PRESETS[p].update((s.name, s.presets[p]) for s in SETTINGS if s.presets)
+    TORCH_QUICK.clear()
+    TORCH_QUICK.update((s.name, s.torch_quick) for s in SETTINGS
+                       if s.torch_quick is not _UNSET)
+    KINDS.clear()
+    KINDS.update((kind, tuple(s.name for s in SETTINGS if s.kind == kind))
+                 for kind in ("int", "float", "opt_int", "str"))
+    added = list(_ADDED) + [s.name for s in SETTINGS[len(_BUILTIN):]]
+    LATER.clear()
+    LATER.update((name, BY_NAME[name].later) for name in added)
+    assert set(LATER) == {s.name for s in SETTINGS if s.has_later}
+    STAGE_SETTINGS.clear()
+    STAGE_SETTINGS.update((s.name, s.stage) for s in SETTINGS if s.stage is not None)
+    STAGE_FLAGS = tuple((s.flag, s.name, s.help) for s in SETTINGS
+                        if s.flag and s.stage is not None)
+    STUDY_FLAGS = tuple((s.flag, s.name, s.help) for s in SETTINGS
+                        if s.flag and s.stage is None)
+
+
+_BUILTIN = SETTINGS
+
+
+def add(rows) -> None:
+    """Adds a registered stage's own settings to the table. Each must belong to its
+    stage (so it stays out of the hash) and have a ``later`` value (so a study written
+    before the stage existed reads as that value)."""
+    global SETTINGS
+    for s in rows:
+        if s.name in BY_NAME:
+            raise ValueError(f"setting {s.name!r} exists already")
+        if s.stage is None or not s.has_later:
+            raise ValueError(f"setting {s.name!r}: a stage's own setting needs its stage "
+                             "and the value that reproduces older studies (later)")
+    SETTINGS = SETTINGS + tuple(rows)
+    _derive()
+
+
+def remove(names) -> None:
+    """Takes settings added by add() out of the table again (a stage unregistered)."""
+    global SETTINGS
+    builtin = {s.name for s in _BUILTIN}
+    if builtin & set(names):
+        raise ValueError(f"the built-in settings {sorted(builtin & set(names))} stay")
+    SETTINGS = tuple(s for s in SETTINGS if s.name not in set(names))
+    _derive()
+
+
+_derive()
 
 
 def in_hash(name: str, value) -> bool:

@@ -10,11 +10,14 @@ import time
 
 import numpy as np
 
-from .landscape import Landscape
-from .paths import make_path_batch, path_params, measure_grid
-from .progress import Progress
-from .study import SETS, network, path_files
-from .train import train
+from ..landscape import Landscape
+from ..paths import make_path_batch, path_params, measure_grid
+from ..progress import Progress
+from ..train import train
+from . import stages
+from .config import network
+from .layout import path_files
+from .stages.curvature import TRACE_BATCH
 
 
 def _timed(fn) -> float:
@@ -80,12 +83,13 @@ def calibrate(config: dict, train_ls: Landscape, test_ls: Landscape, runs: int =
         # Curvature: Hessian-vector products at R points (a Lanczos step of the
         # sharpness), 16 at one point (Hutchinson probes), and slice points.
         if c.get("curvature_solutions") and hasattr(train_ls, "hessian_vector"):
-            from .slices import slice2d
+            from ..slices import slice2d
 
             V = rng.standard_normal((R, net.num_params)).astype(train_ls.dtype)
             out["hvp_per_point"] = _timed(lambda: train_ls.hessian_vector(th, V)) / R
-            V16 = rng.standard_normal((16, net.num_params)).astype(train_ls.dtype)
-            out["hvp_shared"] = _timed(lambda: train_ls.hessian_vector(th[0], V16)) / 16
+            k = TRACE_BATCH  # Hutchinson probes per engine call, as the stage runs them
+            Vk = rng.standard_normal((k, net.num_params)).astype(train_ls.dtype)
+            out["hvp_shared"] = _timed(lambda: train_ls.hessian_vector(th[0], Vk)) / k
             out["slice_point"] = _timed(lambda: slice2d(train_ls, th[0].astype(np.float64), n=8,
                                                         accuracy=False)) / 64
         bar.update(1)
@@ -98,13 +102,10 @@ def calibrate(config: dict, train_ls: Landscape, test_ls: Landscape, runs: int =
 
 def project(config: dict, cal: dict, workers: int = 1) -> dict:
     """Projected seconds of each stage for ``workers`` workers like this machine (1:
-    this machine alone). Tasks are whole training groups and chunks of 4 pairs; a
-    stage takes as many rounds as its tasks need, a set's pairs finishing before the
-    next set's start (as the study runs them)."""
-    c = config
-    R = c["runs"]
-    group = c.get("train_group") or R
-    groups = [min(group, R - g0) for g0 in range(0, R, group)]
+    this machine alone), keyed as the stages' estimates name them, and the total.
+    Tasks are whole training groups and chunks of pairs; a stage takes as many rounds as
+    its tasks need, a set's pairs finishing before the next set's start (as the study
+    runs them)."""
 
     def schedule(tasks):
         # each task to the worker that is free first, in order (as the scheduler does)
@@ -113,44 +114,14 @@ def project(config: dict, cal: dict, workers: int = 1) -> dict:
             heapq.heapreplace(free, free[0] + t)
         return max(free)
 
-    sgd = schedule([g * c["sgd_epochs"] * cal["sgd_epoch_per_run"] for g in groups])
-    lbfgs = schedule([g * c["lbfgs_iters"] * cal["lbfgs_iter_per_run"] for g in groups])
-    pairs = min(c["pairs"], c["keep"] * (c["keep"] - 1) // 2)
-    batch = c.get("path_batch")
-    n_tr, paths = cal["n_train"], 0.0
-    for _, lname, _ in path_files():
-        # a step costs in proportion to the samples it runs on, a measurement to all
-        n = n_tr if lname == "train" else cal["n_test"]
-        step = cal["path_step"] * min(batch or n, n) / min(batch or n_tr, n_tr)
-        pair = c["path_steps"] * step + cal["path_measure"] * n / n_tr
-        chunks = [min(4, pairs - p0) * pair for p0 in range(0, pairs, 4)]
-        paths += schedule(chunks)  # a set's pairs finish before the next set's start
-    # Convergence, in this process: per pair the longest budget twice (the paper's
-    # objective, then the minimax reference), full batch, and a measurement per
-    # budget and of the reference, on the training landscape of each set.
-    from .convergence import STEPS
+    out = {key: seconds for key, _, seconds in rows(config, cal, schedule)}
+    out["total"] = sum(out.values())
+    return out
 
-    cp = min(c.get("converge_pairs") or 0, pairs)
-    full_step = cal["path_step"] * n_tr / min(batch or n_tr, n_tr)
-    converge = len(SETS) * cp * (2 * max(STEPS) * full_step
-                                 + (len(STEPS) + 1) * cal["path_measure"])
-    # Alignment: the first pairs of each set again on the training landscape (the
-    # weight matching itself is negligible beside a path).
-    ap = min(c.get("align_pairs") or 0, pairs)
-    aligned = len(SETS) * schedule([min(4, ap - p0) * (c["path_steps"] * cal["path_step"]
-                                                       + cal["path_measure"])
-                                    for p0 in range(0, ap, 4)]) if ap else 0.0
-    # Curvature, in this process: per set the sharpness (Lanczos runs of all its
-    # solutions at once, about 20 steps) and 32 Hutchinson probes per solution; three
-    # slices. Calibrated only when the configuration asks for the stage.
-    curv = 0.0
-    if c.get("curvature_solutions") and "hvp_per_point" in cal:
-        S = min(c["curvature_solutions"], c["keep"])
-        n = c.get("slice_grid") or 51
-        curv = (len(SETS) * S * (20 * cal["hvp_per_point"] + 32 * cal["hvp_shared"])
-                + 3 * n * n * cal["slice_point"])
-    return dict(sgd=sgd, lbfgs=lbfgs, paths=paths, converge=converge, align=aligned,
-                curvature=curv, total=sgd + lbfgs + paths + converge + aligned + curv)
+
+def rows(config: dict, cal: dict, schedule) -> list:
+    """[(key, label, seconds)] of every stage's estimate, in the stages' order."""
+    return [row for stage in stages.ordered() for row in stage.estimate(config, cal, schedule)]
 
 
 def _human(s: float) -> str:
@@ -173,12 +144,9 @@ def report(config: dict, cal: dict, cluster_workers=None) -> str:
     proj = {w: project(config, cal, w) for w in counts}
     head = ["stage"] + [("this machine" if w == 1 else f"{w} workers")
                         + (" (--cluster)" if w == cluster_workers else "") for w in counts]
-    rows = [
-        ("SGD population", "sgd"), ("L-BFGS-GSS population", "lbfgs"),
-        ("paths (all sets)", "paths"), ("path convergence", "converge"),
-        ("aligned pairs", "align"), ("curvature", "curvature"), ("total", "total")]
+    labels = [(label, key) for key, label, _ in rows(config, cal, lambda tasks: 0.0)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for label, key in rows:
+    for label, key in labels + [("total", "total")]:
         lines.append("| " + " | ".join([label] + [_human(proj[w][key]) for w in counts]) + " |")
     c = config
     notes = (

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import __version__
+from .. import __version__
+from .layout import COMBOS, KERNELS, SETS, SLICES, barrier_keys
 
 # The paper's numbers (PAPER.md): Table I and Table S1.
 PAPER_TABLE1 = {
@@ -27,18 +28,7 @@ PAPER_TABLES1 = {  # SGD-train, LBFGS-train, SGD-test, LBFGS-test: (mean, std)
 
 
 
-def _barrier_keys() -> list:
-    """The barrier table's rows in the study's own order (sets, then landscapes): a
-    resumed study's report, whose results went through JSON with sorted keys, reads
-    byte for byte like an uninterrupted one's."""
-    from .study import SETS, landscapes_of
-
-    return [f"{name}@{lname}" for name in SETS for lname in landscapes_of(name)]
-
-
 def _separation_keys() -> list:
-    from .study import COMBOS, KERNELS
-
     return [(a, b, kernel) for a, b in COMBOS for kernel in KERNELS]
 
 
@@ -46,8 +36,11 @@ def _fmt(x) -> str:
     return "-" if x is None or (isinstance(x, float) and not np.isfinite(x)) else f"{x:.3g}"
 
 
-def render_report(config: dict, results: dict) -> str:
-    """report.md: our numbers beside the paper's, and which claims held."""
+def render_report(config: dict, results: dict, sections=()) -> str:
+    """report.md: the configuration, then each of ``sections`` (functions of the
+    configuration and the results giving a section's lines, in the report's order:
+    the stages' own, study.stages.report_sections()), then the paper's claims and the
+    figures."""
     net = config["network"]
     lines = [f"# losstopo study: {net}, preset {config['preset']}", ""]
     lines.append(
@@ -63,6 +56,28 @@ def render_report(config: dict, results: dict) -> str:
            "paper's sine series)" if config.get("curve", "fourier") != "fourier" else "")
         + f". losstopo {__version__}.")
     lines.append("")
+    for section in sections:
+        lines += section(config, results)
+    lines += ["## The paper's claims, checked on this run", "",
+              "Every claim of the paper, in its order: held, did not hold, or not tested "
+              "(its stage has not run), with the numbers behind it.", ""]
+    for c in claims_of(net, results):
+        verdict = {True: "held", False: "did not hold", None: "not tested"}[c["held"]]
+        lines.append(f"- **{verdict}**: {c['claim']}" + (f" ({c['numbers']})" if c["numbers"]
+                                                         else ""))
+    lines.append("")
+    figs = results.get("figures")
+    if figs:
+        lines += ["## Figures", ""]
+        lines += [f"![{f}]({f})" for f in figs if f.endswith(".png")]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def tables_section(config: dict, results: dict) -> list:
+    """Table I and Table S1 beside the paper's (the train stage)."""
+    net = config["network"]
+    lines = []
     t1 = results.get("table1")
     if t1:
         p = PAPER_TABLE1.get(net, (None,) * 4)
@@ -82,6 +97,12 @@ def render_report(config: dict, results: dict) -> str:
             lines.append(f"| {name} | {_fmt(m)} / {_fmt(s)} | "
                          f"{_fmt(pm[0]) + ' / ' + _fmt(pm[1]) if pm else '-'} |")
         lines.append("")
+    return lines
+
+
+def barriers_section(config: dict, results: dict) -> list:
+    """The barriers at their three levels (the paths stage)."""
+    lines = []
     bars = results.get("barriers")
     if bars:
         lines += ["## Barriers along found paths", "",
@@ -91,7 +112,7 @@ def render_report(config: dict, results: dict) -> str:
                   "| set @ landscape | pairs | median H | H: 25% - 75% | median H - max endpoint "
                   "| median H - mean endpoint | median refined H | median straight-line H |",
                   "|---|---|---|---|---|---|---|---|"]
-        for key in _barrier_keys():  # the code's order, never the manifest's dict order
+        for key in barrier_keys():  # the code's order, never the manifest's dict order
             v = bars.get(key)
             if v is None:
                 continue
@@ -100,9 +121,12 @@ def render_report(config: dict, results: dict) -> str:
                          f"{_fmt(v.get('median_mean', float('nan')))} | "
                          f"{_fmt(v['median_refined'])} | {_fmt(v['median_straight'])} |")
         lines.append("")
-    lines += _convergence_section(results)
-    lines += _alignment_section(results)
-    lines += _curvature_section(results)
+    return lines
+
+
+def kpca_section(config: dict, results: dict) -> list:
+    """The separation along PC1 of every pair of sets and kernel (the embed stage)."""
+    lines = []
     seps = results.get("separation")
     if seps:
         lines += ["## Kernel PCA: separation of the two sets along PC1", "",
@@ -114,32 +138,15 @@ def render_report(config: dict, results: dict) -> str:
                 continue
             lines.append(f"| {a} + {b} | {kernel} | {v['auc']:.3f} | {_fmt(v['fisher'])} |")
         lines.append("")
-    lines += _bandwidth_section(results)
-    lines += _toy_section(results)
-    lines += _curves_section(results)
-    lines += ["## The paper's claims, checked on this run", "",
-              "Every claim of the paper, in its order: held, did not hold, or not tested "
-              "(its stage has not run), with the numbers behind it.", ""]
-    for c in claims_of(net, results):
-        verdict = {True: "held", False: "did not hold", None: "not tested"}[c["held"]]
-        lines.append(f"- **{verdict}**: {c['claim']}" + (f" ({c['numbers']})" if c["numbers"]
-                                                         else ""))
-    lines.append("")
-    figs = results.get("figures")
-    if figs:
-        lines += ["## Figures", ""]
-        lines += [f"![{f}]({f})" for f in figs if f.endswith(".png")]
-        lines.append("")
-    return "\n".join(lines)
+    return lines
 
 
-def _bandwidth_section(results) -> list:
+def bandwidth_section(config: dict, results: dict) -> list:
     """Kernel PCA's separation against the RBF bandwidth, the sets' scales, and what
     the numbers say drives the separation."""
     sweep, scales = results.get("bandwidth"), results.get("set_geometry")
     if not sweep:
         return []
-    from .study import COMBOS, SETS
 
     pairs = [f"{a}|{b}" for a, b in COMBOS if f"{a}|{b}" in sweep]  # the code's order
     if not pairs:
@@ -197,13 +204,13 @@ def _bandwidth_section(results) -> list:
     return lines
 
 
-def _toy_section(results) -> list:
+def toy_section(config: dict, results: dict) -> list:
     """The paper's Fig. 3: the toy paths at lambda = 10, 100 and 1000, and what makes
     them loop back on themselves."""
     toy = results.get("toy")
     if not toy:
         return []
-    from .toy import FEW_MODES, SETTINGS, WELL_RADIUS
+    from ..toy import FEW_MODES, SETTINGS, WELL_RADIUS
 
     lams = sorted(toy, key=float)
     lines = ["## Fig. 3: paths on the 2-D toy landscape", "",
@@ -340,13 +347,12 @@ def claims_of(net: str, results: dict) -> list:
     return out
 
 
-def _convergence_section(results) -> list:
+def convergence_section(config: dict, results: dict) -> list:
     """The barrier against the path's step budget, the minimax reference, and whether
     the paper's budget converges and the SGD < L-BFGS ordering depends on it."""
     conv = results.get("convergence")
     if not conv:
         return []
-    from .study import SETS
 
     names = [n for n in SETS if n in conv]
     steps = conv[names[0]]["steps"]
@@ -399,13 +405,12 @@ def _convergence_section(results) -> list:
     return lines
 
 
-def _alignment_section(results) -> list:
+def alignment_section(config: dict, results: dict) -> list:
     """Barriers and kernel PCA with and without permutation alignment (weight
     matching), and whether the barrier ordering survives it."""
     al = results.get("alignment")
     if not al:
         return []
-    from .study import COMBOS, SETS
 
     names = [n for n in SETS if n in al]
     lines = ["## Permutation alignment (not in the paper)", "",
@@ -451,7 +456,7 @@ def _alignment_section(results) -> list:
     return lines
 
 
-def _curves_section(results) -> list:
+def curves_section(config: dict, results: dict) -> list:
     """The barrier each curve family finds on the 2-D landscapes against the saddle."""
     curves = results.get("curves")
     if not curves:
@@ -503,13 +508,12 @@ def sharper(results: dict) -> dict:
     return out
 
 
-def _curvature_section(results) -> list:
+def curvature_section(config: dict, results: dict) -> list:
     """Sharpness per set, the spectral densities, the slices, and whether L-BFGS
     minima are sharper than SGD minima."""
     cur = results.get("curvature")
     if not cur:
         return []
-    from .study import SETS, SLICES
 
     lines = ["## Curvature (not in the paper)", "",
              "Sharpness on the training landscape from exact Hessian-vector products: the "
