@@ -103,3 +103,37 @@ def test_no_module_imports_anothers_private_names():
                 if private:
                     offenders.append(f"{path.relative_to(root)}: {node.module} {private}")
     assert not offenders, "\n".join(offenders)
+
+
+def test_nothing_in_the_library_imports_the_study():
+    # The study sits on the library; of the modules outside losstopo/study/ only the
+    # command line reaches into it.
+    import ast
+
+    root = Path(losstopo.__file__).parent
+    offenders = []
+    for path in sorted(root.glob("*.py")):
+        if path.name == "cli.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.ImportFrom):  # from .study... / from . import study
+                names = [node.module] if node.module else [a.name for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            if any(n == "study" or n.startswith("study.") or n.startswith("losstopo.study")
+                   for n in names):
+                offenders.append(path.name)
+    assert not offenders, offenders
+
+
+def test_the_study_modules_do_not_import_each_other_in_a_cycle(tmp_path):
+    # Each of the study's modules imports on its own in a fresh interpreter.
+    import subprocess
+    import sys
+
+    for mod in ("report", "estimate", "runner", "files", "folder", "config", "layout",
+                "results", "settings", "stages", "stages.plot"):
+        r = subprocess.run([sys.executable, "-c", f"import losstopo.study.{mod}"],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, (mod, r.stderr[-500:])
