@@ -87,7 +87,14 @@ class FourierPath:
         ``block`` points (so memory does not grow with n x D)."""
         t = np.linspace(0.0, 1.0, n)
         for s in range(0, n - 1, block):
-            W = self.at(t[s:min(n, s + block + 1)]).astype(np.float64)
+            ts = t[s:min(n, s + block + 1)]
+            # numpy's own loop over the modes, not a BLAS product whose rounding moves
+            # with its thread count: a worker with one BLAS thread measures the length
+            # a process with many does
+            S = basis(self.curve, self.n_modes, ts)
+            W = (np.outer(1 - ts, self.a) + np.outer(ts, self.b)
+                 + np.einsum("pk,kd->pd", S, self.coeffs, optimize=False))
+            W = W.astype(self.coeffs.dtype, copy=False).astype(np.float64)
             yield np.diff(W, axis=0)
 
     def length(self, n: int = 1001) -> float:
