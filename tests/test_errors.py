@@ -171,3 +171,33 @@ def test_many_solutions_draw_pairs_without_listing_them_all():
     assert len({tuple(p) for p in idx.tolist()}) == 5
     np.testing.assert_array_equal(idx, choose_pairs(5, 100_000, seed=3))  # reproducible
     np.testing.assert_array_equal(choose_pairs(3, 10, seed=1), choose_pairs(3, 10, seed=1))
+
+
+def test_settings_errors_name_the_field_that_was_set():
+    """The core's structs name their own fields (a C++ caller set LBFGSParams.golden.init);
+    through minimize's options the same rule reaches the caller under the key it set."""
+    from losstopo._native import core
+    from losstopo.optimize import minimize, option_fields
+
+    p = core.LBFGSParams()
+    p.golden.init = -1.0
+    with pytest.raises(ValueError, match=r"^golden\.init: must be positive, got -1"):
+        p.validate()
+    p = core.LBFGSParams()
+    p.wolfe.c1, p.wolfe.c2 = 0.5, 0.4
+    with pytest.raises(ValueError, match=r"^wolfe\.c2: must be in \(wolfe\.c1, 1\)"):
+        p.validate()
+    with pytest.raises(ValueError, match=r"^golden_init: must be positive"):
+        minimize(lambda x: (float(x @ x), 2 * x), np.ones(3), options=dict(golden_init=-1.0))
+    with pytest.raises(ValueError, match=r"^wolfe_c2: must be in \(wolfe_c1, 1\)"):
+        minimize(lambda x: (float(x @ x), 2 * x), np.ones(3), line_search="strong_wolfe",
+                 options=dict(wolfe_c1=0.5, wolfe_c2=0.4))
+    # every field of the line searches' structs is an option, none written by hand
+    fields = option_fields()
+    assert fields["golden_max_evals"] == "golden.max_evals"
+    assert fields["wolfe_max_step_factor"] == "wolfe.max_step_factor"
+    with pytest.raises(ValueError, match="wolfe_max_step_factor"):
+        minimize(lambda x: (float(x @ x), 2 * x), np.ones(3), line_search="strong_wolfe",
+                 options=dict(wolfe_max_step_factor=0.5))
+    with pytest.raises(TypeError, match="golden_init"):
+        minimize(lambda x: (float(x @ x), 2 * x), np.ones(3), options=dict(golden_init="big"))

@@ -35,6 +35,20 @@ class OptimizeResult:
         return getattr(self, key)
 
 
+def option_fields() -> dict:
+    """The ``options`` keys of the L-BFGS line searches and the LBFGSParams field each
+    sets (``golden_init`` -> ``golden.init``), read off the bound C++ structs (every
+    field of GoldenParams and WolfeParams, and min_cos)."""
+    from ._native import core
+
+    fields = {"min_cos": "min_cos"}
+    for sub, struct in (("golden", core.GoldenParams()), ("wolfe", core.WolfeParams())):
+        for name in dir(struct):
+            if not name.startswith("_") and not callable(getattr(struct, name)):
+                fields[f"{sub}_{name}"] = f"{sub}.{name}"
+    return fields
+
+
 def lbfgs_options(line_search, history, max_iter, gtol, ftol, options) -> dict:
     """The L-BFGS settings as a plain dict (hashable into a configuration), checked by
     the core's ``LBFGSParams.validate()``; here only types and choices."""
@@ -45,8 +59,7 @@ def lbfgs_options(line_search, history, max_iter, gtol, ftol, options) -> dict:
             raise TypeError(f"{name}: expected an int, got {v!r}")
     opts = dict(line_search=line_search, history=int(history), max_iter=int(max_iter),
                 gtol=float(gtol), ftol=float(ftol))
-    known = {"min_cos", "golden_init", "golden_expand", "golden_xtol", "golden_ftol",
-             "golden_max_evals", "wolfe_c1", "wolfe_c2", "wolfe_max_evals"}
+    known = option_fields()
     for k, v in (options or {}).items():
         if k not in known:
             raise ValueError(f"options: unknown key {k!r} (known: {sorted(known)})")
@@ -56,18 +69,30 @@ def lbfgs_options(line_search, history, max_iter, gtol, ftol, options) -> dict:
 
 
 def lbfgs_params(opts: dict):
-    """``core.LBFGSParams`` from the dict of :func:`lbfgs_options`, validated by the core."""
+    """``core.LBFGSParams`` from the dict of :func:`lbfgs_options`, validated by the core.
+    The core's message names its field (``golden.init``); it reaches the caller under
+    the key the caller set (``golden_init``)."""
     from ._native import core
 
     p = core.LBFGSParams()
+    fields = option_fields()
     for k, v in opts.items():
-        if k.startswith("golden_"):
-            setattr(p.golden, k[len("golden_"):], v)
-        elif k.startswith("wolfe_"):
-            setattr(p.wolfe, k[len("wolfe_"):], v)
-        else:
-            setattr(p, k, v)
-    p.validate()
+        target, name = p, fields.get(k, k)
+        if "." in name:
+            sub, name = name.split(".")
+            target = getattr(p, sub)
+        try:
+            setattr(target, name, v)
+        except TypeError as e:
+            raise TypeError(f"{k}: expected a number, got {v!r}") from e
+    try:
+        p.validate()
+    except ValueError as e:
+        msg = str(e)
+        for key, field in fields.items():
+            if key in opts and key != field:
+                msg = msg.replace(field, key)
+        raise ValueError(msg) from None
     return p
 
 
@@ -107,7 +132,9 @@ def minimize(
     options : dict, optional
         Line-search settings: golden_init (0.2), golden_expand (0.8), golden_xtol
         (1e-4), golden_ftol (1e-4), golden_max_evals (6), wolfe_c1 (1e-4), wolfe_c2
-        (0.9), wolfe_max_evals (20), and min_cos (1e-4), the history-reset test.
+        (0.9), wolfe_max_evals (20), wolfe_max_step_factor (1e3), and min_cos (1e-4),
+        the history-reset test: each ``<search>_<field>`` sets that field of the core's
+        LBFGSParams (``golden_init`` is ``LBFGSParams.golden.init``).
 
     Every batched problem has its own history and line search; all advance in
     lockstep, one batched evaluation per line-search round, and finished problems

@@ -40,13 +40,14 @@ struct GoldenParams {
   double xtol = 1e-4;
   double ftol = 1e-4;
   int max_evals = 6;
-  // Throws std::invalid_argument naming the first setting out of range.
+  // Throws std::invalid_argument naming the first field out of range as it is spelled
+  // inside LBFGSParams (golden.init, ...).
   void validate() const {
-    detail::require(std::isfinite(init) && init > 0.0, "golden_init", "positive", init);
-    detail::require(std::isfinite(expand) && expand > 0.0, "golden_expand", "positive", expand);
-    detail::require(detail::finite_nonneg(xtol), "golden_xtol", "finite and >= 0", xtol);
-    detail::require(detail::finite_nonneg(ftol), "golden_ftol", "finite and >= 0", ftol);
-    detail::require(max_evals >= 1, "golden_max_evals", "at least 1", max_evals);
+    detail::require(std::isfinite(init) && init > 0.0, "golden.init", "positive", init);
+    detail::require(std::isfinite(expand) && expand > 0.0, "golden.expand", "positive", expand);
+    detail::require(detail::finite_nonneg(xtol), "golden.xtol", "finite and >= 0", xtol);
+    detail::require(detail::finite_nonneg(ftol), "golden.ftol", "finite and >= 0", ftol);
+    detail::require(max_evals >= 1, "golden.max_evals", "at least 1", max_evals);
   }
 };
 
@@ -59,11 +60,11 @@ struct WolfeParams {
   int max_evals = 20;
   double max_step_factor = 1e3;  // largest step, in units of scale
   void validate() const {
-    detail::require(c1 > 0.0 && c1 < 1.0, "wolfe_c1", "in (0, 1)", c1);
-    detail::require(c2 > c1 && c2 < 1.0, "wolfe_c2", "in (wolfe_c1, 1)", c2);
-    detail::require(max_evals >= 1, "wolfe_max_evals", "at least 1", max_evals);
+    detail::require(c1 > 0.0 && c1 < 1.0, "wolfe.c1", "in (0, 1)", c1);
+    detail::require(c2 > c1 && c2 < 1.0, "wolfe.c2", "in (wolfe.c1, 1)", c2);
+    detail::require(max_evals >= 1, "wolfe.max_evals", "at least 1", max_evals);
     detail::require(std::isfinite(max_step_factor) && max_step_factor >= 1.0,
-                    "wolfe_max_step_factor", "finite and >= 1", max_step_factor);
+                    "wolfe.max_step_factor", "finite and >= 1", max_step_factor);
   }
 };
 
