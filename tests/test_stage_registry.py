@@ -151,3 +151,37 @@ def _fixture_flags():
     from test_study_fixture import FLAGS
 
     return [f for f in FLAGS if f != "--quiet"]
+
+
+def test_a_finished_study_takes_new_pair_counts_for_its_later_stages(tmp_path):
+    """converge_pairs and align_pairs belong to their stages: a finished study takes a
+    new value (that stage alone runs again, its old files gone) and one given by no
+    flag keeps the study's value, whatever the preset says now."""
+    import json
+
+    from test_study_fixture import FIXTURE, FLAGS
+
+    out = tmp_path / "study"
+    shutil.copytree(FIXTURE, out)
+    aligned = out / "paths_SGD-train_train_aligned.npz"
+    trained = (out / "sets.npz").read_bytes()
+    assert cli.main(["paths", "--out", str(out), "--align-pairs", "0", "--quiet"]) == 0
+    m = json.loads((out / "manifest.json").read_text())
+    assert "align" not in m["stages"] and "alignment" not in m["results"]
+    assert not aligned.exists() and m["config"]["align_pairs"] == 0
+    assert cli.main(["plot", "--out", str(out), "--quiet"]) == 0
+    assert "## Permutation alignment" not in (out / "report.md").read_text()
+    # the same study under reproduce's flags without --align-pairs: the study's 0 holds
+    flags = [f for i, f in enumerate(FLAGS) if f != "--align-pairs"
+             and FLAGS[i - 1] != "--align-pairs"]
+    assert cli.main(["reproduce", "--out", str(out)] + flags) == 0
+    assert not aligned.exists()
+    # back to one aligned pair: the alignment is found again, bit for bit
+    assert cli.main(["reproduce", "--out", str(out), "--align-pairs", "1"] + flags) == 0
+    assert aligned.exists()
+    assert (out / "report.md").read_bytes() == (FIXTURE / "report.md").read_bytes()
+    assert (out / "sets.npz").read_bytes() == trained  # nothing else ran again
+    m = json.loads((out / "manifest.json").read_text())
+    fixture = json.loads((FIXTURE / "manifest.json").read_text())
+    assert m["config_hash"] == fixture["config_hash"]
+    assert m["stages"]["train"] == fixture["stages"]["train"]

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from . import stages
 from .config import (StudyError, check_config, make_config, network, study_data,  # noqa: F401
-                     study_hash, study_landscapes)
+                     study_hash, study_key, study_landscapes)
 from .layout import (COMBOS, FIGURE_FORMATS, KERNELS, METHODS, SETS, SLICES,  # noqa: F401
                      aligned_file, embedding_key, landscapes_of, path_files)
 from .runner import Study

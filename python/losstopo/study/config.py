@@ -7,7 +7,7 @@ import numpy as np
 
 from .._io import config_hash
 from . import settings as _settings
-from .settings import LATER, NETWORK_PRESETS, NETWORKS, PRESETS, in_hash, minimum
+from .settings import LATER, NETWORK_PRESETS, NETWORKS, PRESETS, binds_study, in_hash, minimum
 
 
 class StudyError(RuntimeError):
@@ -31,6 +31,12 @@ def diff(old, new) -> str:
 def study_hash(cfg: dict) -> str:
     """The configuration's hash: every setting that enters it (settings.in_hash)."""
     return config_hash({k: v for k, v in cfg.items() if in_hash(k, v)})
+
+
+def study_key(cfg: dict) -> str:
+    """The hash of the settings that bind a study (settings.binds_study): two
+    configurations of one key are one study, whatever their stages' own settings."""
+    return config_hash({k: v for k, v in cfg.items() if binds_study(k, v)})
 
 
 def network(name: str):

@@ -139,12 +139,23 @@ class StudyFolder:
 
     def wipe(self, manifest):
         """Removes the files the old study wrote: the names its manifest lists (a
-        manifest of an older version without a list: the names a study writes), each
-        only if it is one of the code's own names and a plain file, plus the leftover
-        temporaries of their atomic writes; the figures folder only if then empty."""
+        manifest of an older version without a list: the names a study writes), and
+        the figures folder if then empty."""
         listed = manifest.get("files")
         names = self.names if listed is None else self.names & set(listed)
-        for name in sorted(names - {MANIFEST}) + [MANIFEST]:
+        self.remove(manifest, sorted(names - {MANIFEST}) + [MANIFEST])
+        figs = os.path.join(self.out, "figures")
+        if os.path.isdir(figs) and not os.path.islink(figs) and not os.listdir(figs):
+            os.rmdir(figs)
+
+    def remove(self, manifest, names):
+        """Removes ``names``, each only if the manifest lists it (or lists nothing, as an
+        older version's did), it is one of the code's own names and a plain file, with
+        the leftover temporaries of its atomic writes."""
+        listed = manifest.get("files")
+        for name in names:
+            if name not in self.names or (listed is not None and name not in listed):
+                continue
             try:
                 p = self.folder.path(name)
             except UnsafePathError:
@@ -154,9 +165,6 @@ class StudyFolder:
                                                   glob.escape(f".{base}.") + "*.tmp")):
                 if os.path.isfile(q) and not os.path.islink(q):
                     os.remove(q)
-        figs = os.path.join(self.out, "figures")
-        if os.path.isdir(figs) and not os.path.islink(figs) and not os.listdir(figs):
-            os.rmdir(figs)
 
     # ------------------------------------------------------------------- log
     def open_log(self, name: str):

@@ -12,7 +12,8 @@ from typing import Optional
 from .. import __version__
 from .._io import UnsafePathError
 from . import stages as registry
-from .config import StudyError, check_config, diff, study_data, study_hash, study_landscapes, why
+from .config import (StudyError, check_config, diff, study_data, study_hash, study_key,
+                     study_landscapes, why)
 from .files import REPORT, SetsFile, figure_names
 from .folder import StudyFolder
 from .layout import FIGURE_FORMATS
@@ -73,6 +74,7 @@ class Study:
     def _open(self, config, force, settings):
         folder = self.folder
         manifest = folder.read_manifest()
+        from_manifest = config is None
         if config is None:
             if manifest is None:
                 raise StudyError(f"{self.out}: no study here yet (run `losstopo reproduce`)")
@@ -87,20 +89,24 @@ class Study:
         if changes:
             config = dict(config, **changes)
             check_config(config, "configuration")
-        chash = study_hash(config)
-        if manifest is not None and manifest["config_hash"] != chash:
-            if config is manifest["config"]:
+        if manifest is not None:
+            mcfg = manifest["config"]
+            intact = manifest["config_hash"] == study_hash(mcfg)
+            if from_manifest and not intact:
                 raise StudyError(f"{self.manifest_path}: its configuration does not match its "
                                  "hash (edited by hand?); restore it, or start afresh with "
                                  "`losstopo reproduce --force`")
-            if not force:
-                raise StudyError(
-                    f"{self.out} holds a study with another configuration "
-                    f"({diff(manifest['config'], config)}); use --force to start afresh "
-                    "or choose another --out"
-                )
-            folder.wipe(manifest)
-            manifest = None
+            # One study: the same settings but for its stages' own (a changed one of
+            # those runs its stage again, below).
+            if not (intact and study_key(config) == study_key(mcfg)):
+                if not force:
+                    raise StudyError(
+                        f"{self.out} holds a study with another configuration "
+                        f"({diff(mcfg, config)}); use --force to start afresh "
+                        "or choose another --out"
+                    )
+                folder.wipe(manifest)
+                manifest = None
         reset = []
         if manifest is not None:
             # A stage's own settings: the study's unless given now; a stage whose
@@ -114,19 +120,21 @@ class Study:
                     manifest["stages"].pop(stage, None)
                     for key in registry.get(stage).results.keys():
                         manifest["results"].pop(key, None)
+                    folder.remove(manifest, registry.get(stage).produces())
                     reset.append(f"{stage} ({k}: {old.get(k, LATER[k])} -> {config[k]})")
             manifest["config"] = config
+            manifest["config_hash"] = study_hash(config)  # a hashed stage setting's new value
         self.config = config
         if manifest is None:
-            manifest = dict(config=config, config_hash=chash, stages={}, results={},
-                            files=[], version=__version__)
+            manifest = dict(config=config, config_hash=study_hash(config), stages={},
+                            results={}, files=[], version=__version__)
         manifest.setdefault("files", [])
         folder.manifest = manifest
         folder.own("manifest.json", "log.txt")
         self.log = folder.open_log(str(id(self)))
         for what in reset:
             self.log.info("settings changed: the %s stage runs again", what)
-        if reset:  # its old results are gone from the study now, run or not
+        if reset:  # its old results and files are gone from the study now, run or not
             folder.write_manifest()
 
     def __enter__(self):
