@@ -93,3 +93,16 @@ def test_a_paper_study_begun_with_300_aligned_pairs_resumes_with_them(tmp_path):
     with pytest.raises(study.StudyError, match="another configuration"):
         Study(tmp_path / "s", study.make_config("fcp", "paper", **dict(tiny, runs=4)),
               quiet=True)
+
+
+@pytest.mark.parametrize("flag,name", [(f, n) for f, n, _ in settings.STUDY_FLAGS
+                                       + settings.STAGE_FLAGS])
+def test_cli_bounds_come_from_the_table(flag, name, capsys):
+    from losstopo import cli
+
+    low = settings.minimum(name)
+    with pytest.raises(SystemExit):
+        cli.main(["reproduce", "--out", "nowhere", f"--{flag}", str(low - 1)])
+    err = capsys.readouterr().err
+    assert f"--{flag} must be " in err
+    assert ("non-negative" in err) == (low == 0) and ("positive" in err) == (low == 1)

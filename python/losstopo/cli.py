@@ -268,17 +268,15 @@ def main(argv=None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 0
-    for name in ("n", "points", "threads", "runs", "keep", "pairs", "epochs", "iters",
-                 "n_train", "n_test", "path_batch", "train_group"):
-        v = getattr(args, name, None)
-        if v is not None and v < 1:
-            parser.error(f"--{name.replace('_', '-')} must be a positive integer")
-    if getattr(args, "slice_grid", None) is not None and args.slice_grid < 2:
-        parser.error("--slice-grid must be an integer >= 2")
-    for name in ("path_steps", "seed", "converge_pairs", "align_pairs", "curvature_solutions"):
-        v = getattr(args, name, None)
-        if v is not None and v < 0:
-            parser.error(f"--{name.replace('_', '-')} must be a non-negative integer")
+    bounds = [(flag, 1) for flag in ("n", "points", "threads")]  # demo's and the engine's
+    bounds += [(flag, study_settings.minimum(name))  # the study's, from its settings table
+               for flag, name, _ in study_settings.STUDY_FLAGS + study_settings.STAGE_FLAGS]
+    for flag, low in bounds:
+        v = getattr(args, flag.replace("-", "_"), None)
+        if v is not None and v < low:
+            what = {0: "a non-negative integer", 1: "a positive integer"}.get(
+                low, f"an integer >= {low}")
+            parser.error(f"--{flag} must be {what}")
     try:
         return args.func(args)
     except KeyboardInterrupt:

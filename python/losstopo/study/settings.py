@@ -24,7 +24,7 @@ class Setting:
     """One setting of a study's configuration.
 
     kind: "int", "float", "opt_int" (an int or None) or "str". minimum: the lowest
-    value an "opt_int" may take (0 where 0 turns its stage off). presets: the value in
+    value it may take (0 where 0 turns its stage off; the CLI refuses a flag below it). presets: the value in
     each preset (settings the CLI chooses, such as ``network``, have none). torch_quick:
     the quick preset's value for the PyTorch networks, where it differs. flag: the CLI
     flag (without ``--``) that overrides it, if any. stage: the one stage that reads
@@ -94,7 +94,8 @@ SETTINGS = (
     Setting("n_modes", "int", _same(10)),
     Setting("lam", "float", _same(1e-4)),
     Setting("path_lr", "float", _same(1e-3)),
-    Setting("path_steps", "int", _each(20, 100, 100), torch_quick=10, flag="path-steps",
+    Setting("path_steps", "int", _each(20, 100, 100), minimum=0, torch_quick=10,
+            flag="path-steps",
             help="Adam steps per path"),
     Setting("path_batch", "opt_int", _same(None), flag="path-batch", later=None,
             help="samples drawn per path step (stochastic steps; default: all samples; "
@@ -118,7 +119,7 @@ SETTINGS = (
     Setting("slice_grid", "opt_int", _each(21, 51, 51), minimum=2, torch_quick=None,
             flag="slice-grid", stage="curvature", later=None,
             help="points per side of the curvature stage's 2-D slices"),
-    Setting("seed", "int", _same(0), flag="seed", help="random seed"),
+    Setting("seed", "int", _same(0), minimum=0, flag="seed", help="random seed"),
     # Chosen on the command line by flags of their own (with choices), in every preset.
     Setting("network", "str"),
     Setting("preset", "str"),
