@@ -27,6 +27,7 @@
 
 #include "blas.hpp"
 #include "block_ops.hpp"
+#include "chunk_loop.hpp"
 #include "losstopo/landscape.hpp"
 #include "network_math.hpp"
 
@@ -75,8 +76,7 @@ void gemm(blas::Trans ta, blas::Trans tb, int m, int n, int k, View<T> a, View<T
 // One thread's buffers.
 template <typename T>
 struct HvpWork {
-  std::vector<T> xbuf, tbuf;
-  std::vector<int32_t> ybuf;
+  chunks::Gather<T> gather;                 // a chunk's rows (with a sample list)
   std::vector<T> A1, D1;                    // (C, Pt*h1): first-layer outputs, deltas
   std::vector<T> RZ1, RA1, RD1;             // (C, P*h1): their directional derivatives
   std::vector<std::vector<T>> acts, delta;  // layer l >= 1: (Pt, C, h_{l+1})
@@ -122,7 +122,10 @@ void Landscape<T>::hessian_vector(const T* theta, int64_t Pt, const T* v, int64_
     for (int64_t p = 0; p < P; ++p) std::memcpy(&vb1[p * h1], v + p * D + boff[0], sizeof(T) * h1);
   }
 
-  const int threads = options_.threads > 0 ? options_.threads : omp_get_max_threads();
+  const int threads = chunks::thread_count(options_.threads);
+  const chunks::Data<T> data{X_.data(), labels_.empty() ? nullptr : labels_.data(),
+                             targets_.empty() ? nullptr : targets_.data(), d0, dout,
+                             mse_on_input};
   const bool balance = options_.chunk <= 0;
   auto split = [&](int64_t vectors) {
     return blocks::split_samples(N, balance ? chunk_size(vectors) : options_.chunk, threads,
@@ -165,11 +168,7 @@ void Landscape<T>::hessian_vector(const T* theta, int64_t Pt, const T* v, int64_
 
   std::vector<HvpWork<T>> work(nt);
   for (auto& w : work) {
-    if (samples) {
-      w.xbuf.resize(C * d0);
-      if (!labels_.empty()) w.ybuf.resize(C);
-      if (!targets_.empty()) w.tbuf.resize(C * dout);
-    }
+    if (samples) w.gather.reserve(data, C);
     if (!pc) {
       w.A1.resize(C * wt);
       w.D1.resize(C * wt);
@@ -208,23 +207,11 @@ void Landscape<T>::hessian_vector(const T* theta, int64_t Pt, const T* v, int64_
     for (int64_t c = c_begin; c < c_end; ++c) {
       const int64_t r0 = c * Cc;
       const int nc = int(std::min<int64_t>(Cc, N - r0));
-      const T* xc = X_.data() + r0 * d0;
-      const int32_t* yc = labels_.empty() ? nullptr : labels_.data() + r0;
-      const T* tc = targets_.empty() ? nullptr : targets_.data() + r0 * dout;
-      if (samples) {
-        for (int i = 0; i < nc; ++i) {
-          const int64_t k = samples[r0 + i];
-          std::memcpy(&w.xbuf[int64_t(i) * d0], X_.data() + k * d0, sizeof(T) * d0);
-          if (yc) w.ybuf[i] = labels_[k];
-          if (tc) std::memcpy(&w.tbuf[int64_t(i) * dout], targets_.data() + k * dout,
-                              sizeof(T) * dout);
-        }
-        xc = w.xbuf.data();
-        if (yc) yc = w.ybuf.data();
-        if (tc) tc = w.tbuf.data();
-      }
-      if (mse_on_input) tc = xc;
-      const int64_t ld_t = mse_on_input ? d0 : dout;
+      const chunks::Rows<T> rows = chunks::rows(data, samples, r0, nc, w.gather);
+      const T* xc = rows.x;
+      const int32_t* yc = rows.y;
+      const T* tc = rows.t;
+      const int64_t ld_t = rows.ld_t;
       const View<T> X{const_cast<T*>(xc), d0};
 
       // Views of layer l for point q (acts, deltas) and of the current direction.
@@ -347,16 +334,13 @@ void Landscape<T>::hessian_vector(const T* theta, int64_t Pt, const T* v, int64_
     }
   };
   {
-    blas::SingleThreaded single_threaded_blas;
     if (pc && !hit) {  // the point's passes into the cache, in chunks of its own
       const blocks::Split sp0 = split(2);
-      const int64_t C0 = sp0.C, n0 = sp0.nchunks;
+      const int64_t C0 = sp0.C;
       const int nt0 = std::min(sp0.nt, nt);
-#pragma omp parallel num_threads(nt0)
-      {
-        const int t = omp_get_thread_num();
-        run(n0 * t / nt0, n0 * (t + 1) / nt0, work[t], C0, true, false);
-      }
+      chunks::on_threads(sp0.nchunks, nt0, [&](int t, int64_t c_begin, int64_t c_end) {
+        run(c_begin, c_end, work[t], C0, true, false);
+      });
       pc->loss = 0.0;
       for (int t = 0; t < nt0; ++t) {
         pc->loss += work[t].loss[0];
@@ -367,11 +351,9 @@ void Landscape<T>::hessian_vector(const T* theta, int64_t Pt, const T* v, int64_
       pc->chunk = options_.chunk;
       pc->valid = true;
     }
-#pragma omp parallel num_threads(nt)
-    {
-      const int t = omp_get_thread_num();
-      run(nchunks * t / nt, nchunks * (t + 1) / nt, work[t], C, !pc, true);
-    }
+    chunks::on_threads(nchunks, nt, [&](int t, int64_t c_begin, int64_t c_end) {
+      run(c_begin, c_end, work[t], C, !pc, true);
+    });
   }
   // Sums over the threads in a fixed order.
   auto reduce = [&](int64_t rows, T* out, std::vector<T> HvpWork<T>::*first,
@@ -379,16 +361,9 @@ void Landscape<T>::hessian_vector(const T* theta, int64_t Pt, const T* v, int64_
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (int64_t p = 0; p < rows; ++p) {
       T* o = out + p * D;
-      for (int64_t i = 0; i < W1; ++i) {
-        T x = T(0);
-        for (int t = 0; t < nt; ++t) x += (work[t].*first)[p * W1 + i];
-        o[i] = x;
-      }
-      for (int64_t i = 0; i < R1; ++i) {
-        T x = T(0);
-        for (int t = 0; t < nt; ++t) x += (work[t].*rest)[p * R1 + i];
-        o[W1 + i] = x;
-      }
+      chunks::sum_in_order(nt, W1, [&](int t) { return (work[t].*first).data() + p * W1; }, o);
+      chunks::sum_in_order(nt, R1, [&](int t) { return (work[t].*rest).data() + p * R1; },
+                           o + W1);
     }
   };
   reduce(P, hv_out, &HvpWork<T>::hw1, &HvpWork<T>::hv);

@@ -15,6 +15,7 @@
 #include "activations.hpp"
 #include "blas.hpp"
 #include "block_ops.hpp"
+#include "chunk_loop.hpp"
 #include "fused_layers.hpp"
 #include "isa.hpp"
 #include "mix.hpp"
@@ -104,8 +105,7 @@ void derivative_values(isa::Level level, Activation act, const T* a, int64_t ld_
 // Buffers of one thread for one pass.
 template <typename T>
 struct detail::Workspace {
-  std::vector<T> xbuf, tbuf;           // gathered inputs / targets (with a sample list)
-  std::vector<int32_t> ybuf;           // gathered labels
+  chunks::Gather<T> gather;            // a chunk's rows gathered (with a sample list)
   std::vector<T> a1;                   // (chunk, P*h1) first-layer outputs, then deltas
   std::vector<std::vector<T>> acts;    // per layer l >= 1: (chunk, h_{l+1}) for one vector
   std::vector<std::vector<T>> deltas;  // same shapes as acts
@@ -118,44 +118,59 @@ struct detail::Workspace {
   std::vector<T> fused;                // the fused later layers' buffers (fused_layers.hpp)
 };
 
+namespace detail {
+// How a pass makes the first layer of its P vectors: one product with their gathered
+// first layers (Dense), from the products of prepared lines (Line), or as
+// combinations of a basis' products (Combination).
+enum class FirstLayer { Dense, Line, Combination };
+
+// Line mode: the first layer of vector p is A[:, c] - u[p] B[:, c] with
+// c = cols[p] * h1, from products prepared once (see prepare_lines).
+template <typename T>
+struct LineMode {
+  const T* A = nullptr;
+  const T* B = nullptr;
+  int64_t ld = 0;
+  const int64_t* cols = nullptr;
+  const T* u = nullptr;
+};
+
+// Combination mode: point p = sum_k coef[p, k] V[index[p, k]], k < nnz; v1 (Q*h1, d0)
+// holds the basis vectors' first layers, held[q] (or null) basis vector q's held
+// product X v1_q^T (n, h1) over all samples. With a projection proj_t (K, P: the
+// projection transposed) the first-layer weight gradient is accumulated only
+// projected: sum_p proj[p, n] dW1_p.
+template <typename T>
+struct CombinationMode {
+  const T* v1 = nullptr;
+  int64_t Q = 0;
+  const T* const* held = nullptr;
+  const int32_t* index = nullptr;
+  const T* coef = nullptr;
+  int nnz = 0;
+  const T* proj_t = nullptr;
+  int64_t K = 0;
+};
+}  // namespace detail
+
 // Everything one pass over a range of chunks needs.
 template <typename T>
 struct detail::Pass {
   const MLPSpec* spec;
   int64_t D, W1;  // parameters per vector, of them first-layer weights
-  const T* X;                  // (n, d0)
-  const int32_t* labels;       // (n) or null
-  const T* targets;            // (n, dout) or null
-  bool mse_on_input;
+  chunks::Data<T> data;        // the samples (X, labels or targets)
   const T* theta;              // (P, D)
   int64_t P;
-  const T* w1all;              // (P*h1, d0)
+  FirstLayer first = FirstLayer::Dense;
+  const T* w1all;              // Dense: (P*h1, d0)
   const T* b1all;              // (P*h1) or null
+  LineMode<T> line;            // Line only
+  CombinationMode<T> comb;     // Combination only
   const int64_t* samples;      // (N) or null: rows 0..N-1 of X
   int64_t N, C;                // samples in the pass, per chunk
   bool want_grad;
   T scale;
   std::vector<int64_t> woff, boff;
-  // Line mode: the first layer of vector p is A[:, c] - u[p] B[:, c] with
-  // c = line_cols[p] * h1, from products prepared once (see prepare_lines).
-  const T* lineA = nullptr;
-  const T* lineB = nullptr;
-  int64_t line_ld = 0;
-  const int64_t* line_cols = nullptr;
-  const T* line_u = nullptr;
-  // Combination mode: point p = sum_k comb_coef[p, k] V[comb_index[p, k]], k < comb_nnz;
-  // comb_v1 (Q*h1, d0) holds the basis vectors' first layers. With a projection proj
-  // (P, K) the first-layer weight gradient is accumulated only projected:
-  // sum_p proj[p, n] dW1_p.
-  const T* comb_v1 = nullptr;
-  int64_t comb_Q = 0;
-  // Per basis vector, its held product X v1_q^T (n, h1) over all samples, or null.
-  const T* const* comb_held = nullptr;
-  const int32_t* comb_index = nullptr;
-  const T* comb_coef = nullptr;
-  int comb_nnz = 0;
-  const T* proj_t = nullptr;  // the projection transposed: (K, P), or null
-  int64_t K = 0;
   // How the per-vector layers run: fused blocks (fused_layers.hpp) or BLAS products.
   fused::Isa isa = fused::Isa::Blas;
   // The instruction set of the first layer's mixes (mix.hpp).
@@ -175,11 +190,7 @@ void allocate(Workspace<T>& w, const Pass<T>& ps) {
   const MLPSpec& s = *ps.spec;
   const int L = s.num_layers(), d0 = s.sizes[0], h1 = s.sizes[1], dout = s.sizes.back();
   const int64_t C = ps.C, width1 = ps.P * h1;
-  if (ps.samples) {
-    w.xbuf.resize(C * d0);
-    if (ps.labels) w.ybuf.resize(C);
-    if (ps.targets) w.tbuf.resize(C * dout);
-  }
+  if (ps.samples) w.gather.reserve(ps.data, C);
   w.a1.resize(C * width1);
   w.acts.resize(L);
   w.deltas.resize(L);
@@ -191,10 +202,10 @@ void allocate(Workspace<T>& w, const Pass<T>& ps) {
   if (ps.want_grad) {
     if (blas_layers) w.tmp.resize(C * h1);
     w.grad.resize(ps.P * (ps.D - ps.W1));
-    w.dw1.resize((ps.proj_t ? ps.K * h1 : width1) * d0);
-    if (ps.proj_t) w.delta_proj.resize(C * ps.K * h1);
+    w.dw1.resize((ps.comb.proj_t ? ps.comb.K * h1 : width1) * d0);
+    if (ps.comb.proj_t) w.delta_proj.resize(C * ps.comb.K * h1);
   }
-  if (ps.comb_v1) w.ybuf1.resize(C * ps.comb_Q * h1);
+  if (ps.first == detail::FirstLayer::Combination) w.ybuf1.resize(C * ps.comb.Q * h1);
   w.scratch.resize(dout);
   w.loss.resize(ps.P);
   w.correct.resize(ps.P);
@@ -219,34 +230,22 @@ void run_chunks(const Pass<T>& ps, int64_t c_begin, int64_t c_end, Workspace<T>&
   for (int64_t c = c_begin; c < c_end; ++c) {
     const int64_t r0 = c * ps.C;
     const int nc = int(std::min<int64_t>(ps.C, ps.N - r0));
-    const T* xc;
-    const int32_t* yc = ps.labels ? ps.labels + r0 : nullptr;
-    const T* tc = ps.targets ? ps.targets + r0 * dout : nullptr;
-    if (ps.samples) {
-      for (int i = 0; i < nc; ++i) {
-        const int64_t k = ps.samples[r0 + i];
-        std::memcpy(&w.xbuf[int64_t(i) * d0], ps.X + k * d0, sizeof(T) * d0);
-        if (yc) w.ybuf[i] = ps.labels[k];
-        if (tc) std::memcpy(&w.tbuf[int64_t(i) * dout], ps.targets + k * dout, sizeof(T) * dout);
-      }
-      xc = w.xbuf.data();
-      if (yc) yc = w.ybuf.data();
-      if (tc) tc = w.tbuf.data();
-    } else {
-      xc = ps.X + r0 * d0;
-    }
-    if (ps.mse_on_input) tc = xc;
+    const chunks::Rows<T> rows = chunks::rows(ps.data, ps.samples, r0, nc, w.gather);
+    const T* xc = rows.x;
+    const int32_t* yc = rows.y;
+    const T* tc = rows.t;
 
     // Shared first layer: (nc, d0) x (d0, P*h1) in one product, or in line mode
     // from the prepared products (no product at all).
     T* a1 = w.a1.data();
-    if (ps.comb_v1) {
+    if (ps.first == detail::FirstLayer::Combination) {
       // The basis vectors' products, then each point's combination of them.
-      const int64_t wq = ps.comb_Q * h1;
+      const detail::CombinationMode<T>& cm = ps.comb;
+      const int64_t wq = cm.Q * h1;
       T* y = w.ybuf1.data();
-      for (int64_t q0 = 0; q0 < ps.comb_Q;) {
-        if (ps.comb_held && ps.comb_held[q0]) {  // a held product: its rows copied
-          const T* held = ps.comb_held[q0];
+      for (int64_t q0 = 0; q0 < cm.Q;) {
+        if (cm.held && cm.held[q0]) {  // a held product: its rows copied
+          const T* held = cm.held[q0];
           for (int i = 0; i < nc; ++i) {
             const int64_t k = ps.samples ? ps.samples[r0 + i] : r0 + i;
             std::memcpy(y + int64_t(i) * wq + q0 * h1, held + k * h1, sizeof(T) * h1);
@@ -255,17 +254,17 @@ void run_chunks(const Pass<T>& ps, int64_t c_begin, int64_t c_end, Workspace<T>&
           continue;
         }
         int64_t q1 = q0 + 1;  // a run of basis vectors without held products
-        while (q1 < ps.comb_Q && !(ps.comb_held && ps.comb_held[q1])) ++q1;
+        while (q1 < cm.Q && !(cm.held && cm.held[q1])) ++q1;
         blas::gemm(blas::N, blas::T, nc, int((q1 - q0) * h1), d0, T(1), xc, d0,
-                   ps.comb_v1 + q0 * h1 * d0, d0, T(0), y + q0 * h1, int(wq));
+                   cm.v1 + q0 * h1 * d0, d0, T(0), y + q0 * h1, int(wq));
         q0 = q1;
       }
-      mix::Job<T> m{nc, h1, int(P), ps.comb_nnz, ps.comb_index, ps.comb_coef, y, wq, a1,
-                    width1};
+      mix::Job<T> m{nc, h1, int(P), cm.nnz, cm.index, cm.coef, y, wq, a1, width1};
       mix::run(ps.level, m);
-    } else if (ps.lineA) {
-      mix::LineJob<T> m{nc, h1, int(P), ps.line_cols, ps.line_u, ps.lineA + r0 * ps.line_ld,
-                        ps.lineB + r0 * ps.line_ld, ps.line_ld, a1, width1};
+    } else if (ps.first == detail::FirstLayer::Line) {
+      const detail::LineMode<T>& lm = ps.line;
+      mix::LineJob<T> m{nc, h1, int(P), lm.cols, lm.u, lm.A + r0 * lm.ld, lm.B + r0 * lm.ld,
+                        lm.ld, a1, width1};
       mix::run(ps.level, m);
     } else {
       blas::gemm(blas::N, blas::T, nc, int(width1), d0, T(1), xc, d0, ps.w1all, d0, T(0), a1,
@@ -289,7 +288,7 @@ void run_chunks(const Pass<T>& ps, int64_t c_begin, int64_t c_end, Workspace<T>&
         job.nc = nc;
         job.labels = yc;
         job.targets = tc;
-        job.ld_t = tc == xc ? d0 : dout;
+        job.ld_t = rows.ld_t;
         job.scale = ps.scale;
         job.want_grad = want_grad;
         job.g = want_grad ? w.grad.data() + p * (D - ps.W1) : nullptr;
@@ -314,7 +313,7 @@ void run_chunks(const Pass<T>& ps, int64_t c_begin, int64_t c_end, Workspace<T>&
       // Loss, and dLoss/dz of the last layer.
       T* delta = L == 1 ? a1 + p * h1 : (want_grad ? w.deltas[L - 1].data() : nullptr);
       const int64_t ld_delta = L == 1 ? width1 : dout;
-      w.loss[p] += output_loss(ps.level, s, a_prev, ld_prev, nc, yc, tc, tc == xc ? d0 : dout,
+      w.loss[p] += output_loss(ps.level, s, a_prev, ld_prev, nc, yc, tc, rows.ld_t,
                                delta, ld_delta, ps.scale, want_grad, w.scratch.data(),
                                &w.correct[p]);
       if (!want_grad) continue;
@@ -346,10 +345,10 @@ void run_chunks(const Pass<T>& ps, int64_t c_begin, int64_t c_end, Workspace<T>&
     }
     // Shared first-layer weight gradient: (P*h1, nc) x (nc, d0) in one product; with
     // a projection, first the deltas are combined (K*h1 columns instead of P*h1).
-    if (want_grad && ps.proj_t) {
-      const int64_t wk = ps.K * h1;
+    if (want_grad && ps.comb.proj_t) {
+      const int64_t wk = ps.comb.K * h1;
       T* dp = w.delta_proj.data();
-      mix::Job<T> m{nc, h1, int(ps.K), int(P), nullptr, ps.proj_t, a1, width1, dp, wk};
+      mix::Job<T> m{nc, h1, int(ps.comb.K), int(P), nullptr, ps.comb.proj_t, a1, width1, dp, wk};
       mix::run(ps.level, m);
       blas::gemm(blas::T, blas::N, int(wk), d0, nc, T(1), dp, int(wk), xc, d0,
                  c == c_begin ? T(0) : T(1), w.dw1.data(), d0);
@@ -383,12 +382,9 @@ void run_split(const Pass<T>& ps, const Split& sp,
     allocate(*work[t], ps);
     clear(*work[t]);
   }
-  blas::SingleThreaded single_threaded_blas;
-#pragma omp parallel num_threads(sp.nt)
-  {
-    const int tid = omp_get_thread_num();
-    run_chunks(ps, sp.nchunks * tid / sp.nt, sp.nchunks * (tid + 1) / sp.nt, *work[tid]);
-  }
+  chunks::on_threads(sp.nchunks, sp.nt, [&](int t, int64_t c_begin, int64_t c_end) {
+    run_chunks(ps, c_begin, c_end, *work[t]);
+  });
 }
 
 // Mean losses (and accuracies) of P vectors, summed over the threads in a fixed order.
@@ -410,11 +406,7 @@ void reduce_losses(const std::vector<std::unique_ptr<Workspace<T>>>& work, int n
 template <typename T>
 void sum_first_layer(const std::vector<std::unique_ptr<Workspace<T>>>& work, int nt, int64_t row,
                      int64_t W1, T* out) {
-  for (int64_t i = 0; i < W1; ++i) {
-    T v = T(0);
-    for (int t = 0; t < nt; ++t) v += work[t]->dw1[row * W1 + i];
-    out[i] = v;
-  }
+  chunks::sum_in_order(nt, W1, [&](int t) { return work[t]->dw1.data() + row * W1; }, out);
 }
 
 // grad_out (P, D): the threads' gradients summed in a fixed order.
@@ -425,11 +417,8 @@ void reduce_gradients(const std::vector<std::unique_ptr<Workspace<T>>>& work, in
   for (int64_t p = 0; p < P; ++p) {
     T* g = grad_out + p * D;
     sum_first_layer(work, nt, p, W1, g);
-    for (int64_t i = W1; i < D; ++i) {
-      T v = T(0);
-      for (int t = 0; t < nt; ++t) v += work[t]->grad[p * (D - W1) + i - W1];
-      g[i] = v;
-    }
+    chunks::sum_in_order(nt, D - W1, [&](int t) { return work[t]->grad.data() + p * (D - W1); },
+                         g + W1);
   }
 }
 
@@ -472,7 +461,7 @@ void Landscape<T>::evaluate(const T* theta, int64_t P, T* loss_out, T* grad_out,
   const int64_t N = samples ? n_samples : n_;
   const bool want_grad = grad_out != nullptr;
 
-  int nt = options_.threads > 0 ? options_.threads : omp_get_max_threads();
+  int nt = chunks::thread_count(options_.threads);
   WorkspaceLease lease(*this, nt);
   auto& work = lease.work;
   // Gather the first layer of all P vectors: (P*h1, d0) and (P*h1).
@@ -541,7 +530,7 @@ void Landscape<T>::evaluate_each(const T* theta, int64_t P, const int64_t* sampl
   const int d0 = s.sizes[0], h1 = s.sizes[1];
   const int64_t D = num_params_, W1 = int64_t(h1) * d0;
   const bool want_grad = grad_out != nullptr;
-  int nt = options_.threads > 0 ? options_.threads : omp_get_max_threads();
+  int nt = chunks::thread_count(options_.threads);
   nt = int(std::max<int64_t>(1, std::min<int64_t>(nt, P)));
   // One vector per pass; its first layer is read in place from theta.
   const Pass<T> proto = make_pass(theta, 1, theta, nullptr, samples, B, B, want_grad);
@@ -578,10 +567,9 @@ detail::Pass<T> Landscape<T>::make_pass(const T* theta, int64_t P, const T* w1al
   ps.spec = &spec_;
   ps.D = num_params_;
   ps.W1 = int64_t(s.sizes[0]) * s.sizes[1];
-  ps.X = X_.data();
-  ps.labels = labels_.empty() ? nullptr : labels_.data();
-  ps.targets = targets_.empty() ? nullptr : targets_.data();
-  ps.mse_on_input = s.loss == Loss::MSE && targets_.empty();
+  ps.data = {X_.data(), labels_.empty() ? nullptr : labels_.data(),
+             targets_.empty() ? nullptr : targets_.data(), s.sizes[0], s.sizes.back(),
+             s.loss == Loss::MSE && targets_.empty()};
   ps.theta = theta;
   ps.P = P;
   ps.w1all = w1all;
@@ -622,7 +610,7 @@ bool Landscape<T>::prepare_lines(const T* x, const T* d, int64_t P, LineCache<T>
   for (int64_t k = 0; k < nf; ++k) std::memcpy(&wx[k * W1], x + fresh[k] * D, sizeof(T) * W1);
   for (int64_t p = 0; p < P; ++p) std::memcpy(&wd[p * W1], d + p * D, sizeof(T) * W1);
   const Split sp = split_samples(
-      n_, chunk_size(P), options_.threads > 0 ? options_.threads : omp_get_max_threads(), true);
+      n_, chunk_size(P), chunks::thread_count(options_.threads), true);
   blas::SingleThreaded single_threaded_blas;
   const isa::Level level = isa::chosen();
   // Every held line continued in its own column: A is updated in place, else the new
@@ -698,14 +686,11 @@ void Landscape<T>::line_values(const LineCache<T>& cache, const int64_t* lines, 
   }
   const int64_t N = n_;
   const Split sp = split_samples(
-      N, chunk_size(n), options_.threads > 0 ? options_.threads : omp_get_max_threads(), true);
+      N, chunk_size(n), chunks::thread_count(options_.threads), true);
   Pass<T> ps = make_pass(theta.data(), n, nullptr, s.bias ? b1.data() : nullptr, nullptr, N,
                          sp.C, grad_out != nullptr);
-  ps.lineA = cache.A.data();
-  ps.lineB = cache.B.data();
-  ps.line_ld = cache.P * h1;
-  ps.line_cols = lines;
-  ps.line_u = u;
+  ps.first = detail::FirstLayer::Line;
+  ps.line = {cache.A.data(), cache.B.data(), cache.P * h1, lines, u};
   WorkspaceLease lease(*this, sp.nt);
   run_split(ps, sp, lease.work);
   const double inv = math::mean_factor(s, N);
@@ -727,7 +712,7 @@ void Landscape<T>::hold_basis(const T* V, int64_t Q) const {
   const int d0 = spec_.sizes[0], h1 = spec_.sizes[1];
   const int64_t D = num_params_, W1 = int64_t(h1) * d0;
   const int64_t bytes = int64_t(sizeof(T)) * (n_ * h1 + W1);
-  const int nt = options_.threads > 0 ? options_.threads : omp_get_max_threads();
+  const int nt = chunks::thread_count(options_.threads);
   std::lock_guard<std::mutex> lock(held_mutex_);
   int64_t total = 0;
   for (const auto& h : held_) total += int64_t(sizeof(T)) * (h->product.size() + h->w1.size());
@@ -776,7 +761,7 @@ void Landscape<T>::evaluate_combination(const T* points, int64_t P, const T* V, 
   const int d0 = s.sizes[0], h1 = s.sizes[1];
   const int64_t D = num_params_, W1 = int64_t(h1) * d0;
   const bool want_grad = proj && proj_grad && K > 0;
-  int nt = options_.threads > 0 ? options_.threads : omp_get_max_threads();
+  int nt = chunks::thread_count(options_.threads);
   WorkspaceLease lease(*this, nt);
   auto& work = lease.work;
   // The basis vectors' first layers (Q*h1, d0) and the points' first-layer biases.
@@ -798,19 +783,20 @@ void Landscape<T>::evaluate_combination(const T* points, int64_t P, const T* V, 
     for (int64_t q = 0; q < Q && !held_.empty(); ++q)
       if ((held[q] = find_held(v1 + q * W1))) held_rows[q] = held[q]->product.data();
   }
-  ps.comb_held = held_rows.data();
-  ps.comb_v1 = v1;
-  ps.comb_Q = Q;
-  ps.comb_index = index;
-  ps.comb_coef = coef;
-  ps.comb_nnz = nnz;
+  ps.first = detail::FirstLayer::Combination;
+  ps.comb.held = held_rows.data();
+  ps.comb.v1 = v1;
+  ps.comb.Q = Q;
+  ps.comb.index = index;
+  ps.comb.coef = coef;
+  ps.comb.nnz = nnz;
   std::vector<T> proj_t;
   if (want_grad) {
-    ps.K = K;
+    ps.comb.K = K;
     proj_t.resize(K * P);
     for (int64_t p = 0; p < P; ++p)
       for (int64_t n = 0; n < K; ++n) proj_t[n * P + p] = proj[p * K + n];
-    ps.proj_t = proj_t.data();
+    ps.comb.proj_t = proj_t.data();
   }
   run_split(ps, sp, work);
   const double inv = math::mean_factor(s, N);

@@ -1,4 +1,5 @@
 #include "losstopo/sgd.hpp"
+#include "chunk_loop.hpp"
 
 #include <omp.h>
 
@@ -63,7 +64,7 @@ int64_t sgd_epoch(const Objective<T>& ls, T* theta, T* velocity, int64_t R, uint
   if (ls.run_sgd_epoch(theta, velocity, R, active, p, order.data())) return steps;
 
   const T lr = T(p.lr), mu = T(p.momentum);
-  const int nthreads = ls.threads() > 0 ? ls.threads() : omp_get_max_threads();
+  const int nthreads = chunks::thread_count(ls.threads());
   std::vector<T> th, loss, grad;
   std::vector<int64_t> samples;
   for (int64_t step = 0; step < steps; ++step) {
