@@ -690,9 +690,10 @@ struct CudaLandscape<T>::Impl {
 
 template <typename T>
 CudaLandscape<T>::CudaLandscape(MLPSpec spec, const T* X, int64_t n, const int32_t* labels,
-                                const T* targets, int device, bool tf32, int64_t chunk)
+                                const T* targets, CudaOptions options)
     : impl_(std::make_unique<Impl>()) {
   spec.validate();
+  options.validate();
   math::check_data(spec, n, labels, targets != nullptr);
   if (spec.num_params() > kIntMax)
     throw std::invalid_argument("sizes: more parameters than a BLAS dimension can hold");
@@ -707,8 +708,8 @@ CudaLandscape<T>::CudaLandscape(MLPSpec spec, const T* X, int64_t n, const int32
   m.n = n;
   m.D = s.num_params();
   m.W1 = int64_t(m.h1) * m.d0;
-  m.chunk = chunk;
-  m.device = device;
+  m.chunk = options.chunk;
+  m.device = options.device;
   m.ce = s.loss == Loss::CrossEntropy;
   m.has_targets = !m.ce && targets != nullptr;
   m.mse_on_input = !m.ce && !targets;
@@ -723,8 +724,8 @@ CudaLandscape<T>::CudaLandscape(MLPSpec spec, const T* X, int64_t n, const int32
   m.rd.resize(m.L);
   m.use_device();
   check(cublasCreate(&m.handle), "cublasCreate");
-  m.tf32 = tf32;
-  if (tf32) check(cublasSetMathMode(m.handle, CUBLAS_TF32_TENSOR_OP_MATH), "cublasSetMathMode");
+  m.tf32 = options.tf32;
+  if (m.tf32) check(cublasSetMathMode(m.handle, CUBLAS_TF32_TENSOR_OP_MATH), "cublasSetMathMode");
   m.X.upload(X, size_t(n) * m.d0);
   if (m.ce) m.labels.upload(labels, n);
   if (m.has_targets) m.targets.upload(targets, size_t(n) * m.dout);

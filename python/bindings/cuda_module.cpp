@@ -19,8 +19,12 @@ void bind(py::module_& m) {
                        std::optional<carray<T>> targets, int device, bool tf32, int64_t chunk) {
              MLPSpec s = make_spec(sizes, hidden, output, bias, loss);
              check_data_shapes<T>(s, X, y, targets);
+             CudaOptions options;
+             options.device = device;
+             options.tf32 = tf32;
+             options.chunk = chunk;
              return new CL(s, X.data(), X.shape(0), y ? y->data() : nullptr,
-                           targets ? targets->data() : nullptr, device, tf32, chunk);
+                           targets ? targets->data() : nullptr, options);
            }),
            py::arg("sizes"), py::arg("hidden"), py::arg("output"), py::arg("bias"),
            py::arg("loss"), py::arg("X"), py::arg("y") = py::none(),

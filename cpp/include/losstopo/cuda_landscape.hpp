@@ -6,6 +6,8 @@
 
 #include <cstdint>
 #include <memory>
+#include <stdexcept>
+#include <string>
 
 #include "losstopo/mlp.hpp"
 #include "losstopo/objective.hpp"
@@ -15,14 +17,28 @@ namespace losstopo {
 // Whether a CUDA device can be used by this build.
 bool cuda_device_available();
 
+// How the CUDA engine runs (beside the CPU engine's EngineOptions).
+struct CudaOptions {
+  int device = 0;      // the CUDA device ordinal
+  bool tf32 = false;   // let cuBLAS use TF32 tensor cores for float products
+  int64_t chunk = 0;   // samples per chunk; 0: chosen from the network and P
+  // Throws std::invalid_argument naming the first setting out of range.
+  void validate() const {
+    if (device < 0)
+      throw std::invalid_argument("device: must be a device ordinal >= 0, got " +
+                                  std::to_string(device));
+    if (chunk < 0)
+      throw std::invalid_argument("chunk: must be non-negative, got " + std::to_string(chunk));
+  }
+};
+
 template <typename T>
 class CudaLandscape final : public Objective<T> {
  public:
-  // The same data contract as Landscape<T>; the dataset is copied to `device` once.
-  // tf32: let cuBLAS use TF32 tensor cores for float products. chunk: samples per
-  // chunk (0: chosen from the network and the number of vectors).
+  // The same data contract as Landscape<T>; the dataset is copied to the options'
+  // device once.
   CudaLandscape(MLPSpec spec, const T* X, int64_t n, const int32_t* labels, const T* targets,
-                int device = 0, bool tf32 = false, int64_t chunk = 0);
+                CudaOptions options = {});
   ~CudaLandscape() override;
   CudaLandscape(const CudaLandscape&) = delete;
   CudaLandscape& operator=(const CudaLandscape&) = delete;
