@@ -102,42 +102,42 @@ def tables_section(config: dict, results: dict) -> list:
 
 def barriers_section(config: dict, results: dict) -> list:
     """The barriers at their three levels (the paths stage)."""
-    lines = []
     bars = results.get("barriers")
-    if bars:
-        lines += ["## Barriers along found paths", "",
-                  "Three levels: the absolute barrier H = max loss on the path (the paper's), "
-                  "H minus the higher endpoint loss, and H minus the mean endpoint loss "
-                  "(Git Re-Basin's).", "",
-                  "| set @ landscape | pairs | median H | H: 25% - 75% | median H - max endpoint "
-                  "| median H - mean endpoint | median refined H | median straight-line H |",
-                  "|---|---|---|---|---|---|---|---|"]
-        for key in barrier_keys():  # the code's order, never the manifest's dict order
-            v = bars.get(key)
-            if v is None:
-                continue
-            lines.append(f"| {key} | {v['pairs']} | {_fmt(v['median'])} | {_fmt(v['q25'])} - "
-                         f"{_fmt(v['q75'])} | {_fmt(v['median_rel'])} | "
-                         f"{_fmt(v.get('median_mean', float('nan')))} | "
-                         f"{_fmt(v['median_refined'])} | {_fmt(v['median_straight'])} |")
-        lines.append("")
+    if not bars:
+        return []
+    lines = ["## Barriers along found paths", "",
+             "Three levels: the absolute barrier H = max loss on the path (the paper's), "
+             "H minus the higher endpoint loss, and H minus the mean endpoint loss "
+             "(Git Re-Basin's).", "",
+             "| set @ landscape | pairs | median H | H: 25% - 75% | median H - max endpoint "
+             "| median H - mean endpoint | median refined H | median straight-line H |",
+             "|---|---|---|---|---|---|---|---|"]
+    for key in barrier_keys():  # the code's order, never the manifest's dict order
+        v = bars.get(key)
+        if v is None:
+            continue
+        lines.append(f"| {key} | {v['pairs']} | {_fmt(v['median'])} | {_fmt(v['q25'])} - "
+                     f"{_fmt(v['q75'])} | {_fmt(v['median_rel'])} | "
+                     f"{_fmt(v.get('median_mean', float('nan')))} | "
+                     f"{_fmt(v['median_refined'])} | {_fmt(v['median_straight'])} |")
+    lines.append("")
     return lines
 
 
 def kpca_section(config: dict, results: dict) -> list:
     """The separation along PC1 of every pair of sets and kernel (the embed stage)."""
-    lines = []
     seps = results.get("separation")
-    if seps:
-        lines += ["## Kernel PCA: separation of the two sets along PC1", "",
-                  "| sets | kernel | AUC (1 = separated, 0.5 = mixed) | Fisher ratio |",
-                  "|---|---|---|---|"]
-        for a, b, kernel in _separation_keys():  # the code's order, as above
-            v = seps.get(f"{a}|{b}|{kernel}")
-            if v is None:
-                continue
-            lines.append(f"| {a} + {b} | {kernel} | {v['auc']:.3f} | {_fmt(v['fisher'])} |")
-        lines.append("")
+    if not seps:
+        return []
+    lines = ["## Kernel PCA: separation of the two sets along PC1", "",
+             "| sets | kernel | AUC (1 = separated, 0.5 = mixed) | Fisher ratio |",
+             "|---|---|---|---|"]
+    for a, b, kernel in _separation_keys():  # the code's order, as above
+        v = seps.get(f"{a}|{b}|{kernel}")
+        if v is None:
+            continue
+        lines.append(f"| {a} + {b} | {kernel} | {v['auc']:.3f} | {_fmt(v['fisher'])} |")
+    lines.append("")
     return lines
 
 
