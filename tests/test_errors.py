@@ -201,3 +201,50 @@ def test_settings_errors_name_the_field_that_was_set():
                  options=dict(wolfe_max_step_factor=0.5))
     with pytest.raises(TypeError, match="golden_init"):
         minimize(lambda x: (float(x @ x), 2 * x), np.ones(3), options=dict(golden_init="big"))
+
+
+CALLBACK_FAULTS = r"""
+import numpy as np, losstopo
+
+class Raises:
+    def __call__(self, X): return (X**2).sum(1), 2*X
+    def loss(self, X): raise ValueError("boom")
+
+class WrongShape:
+    def __call__(self, X): return (X**2).sum(1), 2*X
+    def loss(self, X): return np.zeros(len(X) + 1)
+
+class Interrupted:
+    def __call__(self, X): raise KeyboardInterrupt
+
+ends = np.zeros(2), np.ones(2)
+for energy, expected in ((Raises(), ValueError), (WrongShape(), ValueError),
+                         (Interrupted(), KeyboardInterrupt)):
+    for call in (
+        lambda: losstopo.find_path(energy, *ends, n_points=5, steps=2, progress=False),
+        lambda: losstopo.barrier_matrix(energy, np.stack([*ends, np.full(2, 2.0)]), pairs=2,
+                                        steps=2, n_points=5, progress=False),
+        lambda: losstopo.minimize(energy, np.ones(2), max_iter=3),
+    ):
+        try:
+            call()
+        except expected:
+            print("raised", type(energy).__name__, expected.__name__)
+        else:
+            raise SystemExit(f"{type(energy).__name__}: no {expected.__name__}")
+print("survived")
+"""
+
+
+def test_a_failing_python_callback_raises_and_never_crashes():
+    """A landscape's Python method that raises, returns the wrong shape or is
+    interrupted while a path is set up (or an optimizer runs) reaches the caller as its
+    exception; the interpreter lives on (it crashed with SIGSEGV when the callback's
+    objects were freed without the GIL during the unwinding)."""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-c", CALLBACK_FAULTS], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, (r.returncode, r.stderr[-2000:])
+    assert r.stdout.count("raised") == 9 and "survived" in r.stdout

@@ -10,6 +10,7 @@
 
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -64,12 +65,34 @@ const Objective<T>* native_objective(py::handle o) {
   return o.cast<const Objective<T>*>();
 }
 
+// A Python object held by C++ code that may copy or drop it without the GIL (a
+// callback inside a std::function, an objective inside an engine object): the last
+// copy releases the object with the GIL taken, so an exception that unwinds through
+// a call made without the GIL (a path's setup whose callback raised) cannot free it
+// unguarded. Call it, as any py::object, with the GIL held.
+class GilObject {
+ public:
+  GilObject() = default;
+  explicit GilObject(py::object o)
+      : p_(new py::object(std::move(o)), [](py::object* q) {
+          if (!Py_IsInitialized()) return;  // the interpreter is gone: leak, never crash
+          py::gil_scoped_acquire gil;
+          delete q;
+        }) {}
+  const py::object& operator*() const { return *p_; }
+  const py::object* operator->() const { return p_.get(); }
+
+ private:
+  std::shared_ptr<py::object> p_;
+};
+
 // callback(int) -> None or bool (False stops), called with the GIL held.
 inline std::function<bool(int)> step_callback(py::object callback) {
   if (callback.is_none()) return {};
-  return [callback](int s) {
+  GilObject cb(std::move(callback));
+  return [cb](int s) {
     py::gil_scoped_acquire gil;
-    py::object r = callback(s);
+    py::object r = (*cb)(s);
     return r.is_none() || r.cast<bool>();
   };
 }
@@ -82,29 +105,31 @@ BatchFunction<T> make_function(py::object fun, int64_t D) {
   if (const Objective<T>* obj = native_objective<T>(fun)) {
     if (obj->num_params() != D)
       throw std::invalid_argument("x0: length differs from the landscape's");
-    return [obj, fun](const T* X, int64_t R, T* f, T* g) {
+    GilObject keep(fun);  // the landscape lives as long as the function
+    return [obj, keep](const T* X, int64_t R, T* f, T* g) {
       obj->evaluate(X, R, f, g, nullptr, nullptr, 0);
     };
   }
   if (!PyCallable_Check(fun.ptr()))
     throw std::invalid_argument("fun: expected a callable or a Landscape");
   // Values alone, when only values are asked for: fun.loss(X) or fun.energy(X).
-  py::object values = py::none();
+  py::object values_of = py::none();
   for (const char* name : {"loss", "energy"})
     if (py::hasattr(fun, name) && PyCallable_Check(fun.attr(name).ptr())) {
-      values = fun.attr(name);
+      values_of = fun.attr(name);
       break;
     }
-  return [fun, D, values](const T* X, int64_t R, T* f, T* g) {
+  GilObject callable(std::move(fun)), values(std::move(values_of));
+  return [callable, D, values](const T* X, int64_t R, T* f, T* g) {
     py::gil_scoped_acquire gil;
     carray<T> xa({R, D});
     std::memcpy(xa.mutable_data(), X, sizeof(T) * R * D);
     const std::string shape = "(" + std::to_string(R) + ",)";
-    if (!g && !values.is_none()) {
-      copy_from(values(xa), f, R, "fun values of shape " + shape);
+    if (!g && !values->is_none()) {
+      copy_from((*values)(xa), f, R, "fun values of shape " + shape);
       return;
     }
-    py::object out = fun(xa);
+    py::object out = (*callable)(xa);
     if (!py::isinstance<py::tuple>(out) || py::len(out) != 2)
       throw std::invalid_argument("fun: must return a tuple (values, grads)");
     py::tuple t = out.cast<py::tuple>();

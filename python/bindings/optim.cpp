@@ -107,10 +107,10 @@ template <typename T>
 class PyObjective final : public Objective<T> {
  public:
   explicit PyObjective(py::object obj)
-      : obj_(std::move(obj)),
-        D_(obj_.attr("num_params").cast<int64_t>()),
-        n_(obj_.attr("num_samples").cast<int64_t>()),
-        cls_(obj_.attr("classifier").cast<bool>()) {}
+      : obj_(obj),
+        D_(obj.attr("num_params").cast<int64_t>()),
+        n_(obj.attr("num_samples").cast<int64_t>()),
+        cls_(obj.attr("classifier").cast<bool>()) {}
   int64_t num_params() const override { return D_; }
   int64_t num_samples() const override { return n_; }
   bool classifier() const override { return cls_; }
@@ -126,13 +126,13 @@ class PyObjective final : public Objective<T> {
       s = sa;
     }
     if (grad) {
-      py::tuple r = obj_.attr("loss_and_grad")(th, s).template cast<py::tuple>();
+      py::tuple r = obj_->attr("loss_and_grad")(th, s).template cast<py::tuple>();
       copy_out(r[0], loss, P, "loss");
       copy_out(r[1], grad, P * D_, "grad");
     } else {
-      copy_out(obj_.attr("loss")(th, s), loss, P, "loss");
+      copy_out(obj_->attr("loss")(th, s), loss, P, "loss");
     }
-    if (acc) copy_out(obj_.attr("accuracy")(th, s), acc, P, "accuracy");
+    if (acc) copy_out(obj_->attr("accuracy")(th, s), acc, P, "accuracy");
   }
   void evaluate_each(const T* theta, int64_t P, const int64_t* samples, int64_t B, T* loss,
                      T* grad) const override {
@@ -141,7 +141,7 @@ class PyObjective final : public Objective<T> {
     std::memcpy(th.mutable_data(), theta, sizeof(T) * P * D_);
     carray<int64_t> sa({P, B});
     std::memcpy(sa.mutable_data(), samples, sizeof(int64_t) * P * B);
-    py::tuple r = obj_.attr("evaluate_each")(th, sa).template cast<py::tuple>();
+    py::tuple r = obj_->attr("evaluate_each")(th, sa).template cast<py::tuple>();
     copy_out(r[0], loss, P, "loss");
     if (grad) copy_out(r[1], grad, P * D_, "grad");
   }
@@ -150,7 +150,7 @@ class PyObjective final : public Objective<T> {
   static void copy_out(py::handle h, T* dst, int64_t n, const char* what) {
     copy_from(h, dst, n, std::string("objective: ") + what);
   }
-  py::object obj_;
+  GilObject obj_;  // dropped, with the GIL, wherever the engine drops this objective
   int64_t D_, n_;
   bool cls_;
 };
