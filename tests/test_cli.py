@@ -50,3 +50,32 @@ def test_progress_bar_in_a_log_prints_plain_lines():
     quiet = io.StringIO()
     Progress(5, "q", enabled=False, stream=quiet).close()
     assert quiet.getvalue() == ""
+
+
+@pytest.mark.parametrize("stderr", ["closed", "full"])
+def test_an_unwritable_stderr_never_stops_the_work(tmp_path, stderr):
+    """`losstopo train ... 2>&-` or `2>/dev/full`: the progress bars and the log lose
+    their lines, the stage finishes and the exit status is the run's."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    if stderr == "full" and not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full on this system")
+    out = tmp_path / "s"
+    argv = [sys.executable, "-m", "losstopo", "train", "--out", str(out), "--data", "synthetic",
+            "--n-train", "200", "--n-test", "50", "--runs", "2", "--keep", "2", "--epochs", "1",
+            "--iters", "2"]
+    if stderr == "closed":
+        r = subprocess.run(argv, stderr=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           timeout=300, preexec_fn=lambda: os.close(2))
+    else:
+        with open("/dev/full", "w") as full:
+            r = subprocess.run(argv, stderr=full, stdout=subprocess.PIPE, timeout=300)
+    assert r.returncode == 0, r.stdout[-2000:]
+    assert "train" in json.loads((out / "manifest.json").read_text())["stages"]
+    # and a failing run still exits with its status, its message lost
+    bad = [sys.executable, "-m", "losstopo", "plot", "--out", str(tmp_path / "none")]
+    with open("/dev/full", "w") as full:
+        assert subprocess.run(bad, stderr=full, timeout=120).returncode == 2

@@ -14,6 +14,18 @@ from .study import settings as study_settings, stages as study_stages
 from .study.settings import DATA, NETWORKS, PRESET_NAMES
 
 
+def _err(*parts) -> None:
+    """A line on stderr; a stderr that cannot be written (closed, full) loses the line,
+    never the run or its exit status."""
+    if sys.stderr is None:  # started with stderr closed
+        return
+    try:
+        print(*parts, file=sys.stderr)
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
 def cmake_dir():
     """The folder holding losstopoConfig.cmake inside the installed package, or None."""
     import glob
@@ -44,8 +56,7 @@ def _demo(args) -> int:
             if args.data == "mnist":
                 raise
             if not args.quiet:
-                print(f"(MNIST not cached: {e.__class__.__name__}; using synthetic data)",
-                      file=sys.stderr)
+                _err(f"(MNIST not cached: {e.__class__.__name__}; using synthetic data)")
     if source == "synthetic":
         X, y = datasets.synthetic(args.n, 784, 10, seed=0)
     X, y = X[: args.n], y[: args.n]
@@ -94,7 +105,7 @@ def _bench(args) -> int:
     if args.json is not None:
         bench.write_json(args.json, report)
         if not args.quiet:
-            print(f"wrote {args.json}", file=sys.stderr)
+            _err(f"wrote {args.json}")
     return 0
 
 
@@ -127,7 +138,7 @@ def _study(args, stages):
 
         with Cluster(args.cluster) as cluster:
             if not args.quiet:
-                print(f"losstopo: cluster {cluster.describe()}", file=sys.stderr)
+                _err(f"losstopo: cluster {cluster.describe()}")
             with Study(args.out, config, force=args.force, quiet=args.quiet,
                        client=cluster.client, threads=args.threads,
                        settings=settings) as study:
@@ -261,7 +272,7 @@ def main(argv=None) -> int:
     if args.cmake_dir:
         d = cmake_dir()
         if d is None:
-            print("losstopo: error: this installation has no CMake package", file=sys.stderr)
+            _err("losstopo: error: this installation has no CMake package")
             return 2
         print(d)
         return 0
@@ -280,17 +291,16 @@ def main(argv=None) -> int:
     try:
         return args.func(args)
     except KeyboardInterrupt:
-        print("losstopo: interrupted; finished work is kept, rerun to continue",
-              file=sys.stderr)
+        _err("losstopo: interrupted; finished work is kept, rerun to continue")
         return 130
     except (ValueError, TypeError, ConnectionError, RuntimeError, ImportError) as e:
-        print(f"losstopo: error: {e}", file=sys.stderr)
+        _err(f"losstopo: error: {e}")
         return 2
     except OSError as e:  # a read-only folder, a full disk, a file where a folder should be
         where = f"{e.filename}: " if getattr(e, "filename", None) else ""
         what = e.strerror or str(e) or type(e).__name__
-        print(f"losstopo: error: {where}{what} ({type(e).__name__}); check the path and its "
-              "permissions, or choose another --out", file=sys.stderr)
+        _err(f"losstopo: error: {where}{what} ({type(e).__name__}); check the path and its "
+             "permissions, or choose another --out")
         return 2
 
 

@@ -111,8 +111,11 @@ class MNIST:
 
 
 def _say(progress: bool, message: str) -> None:
-    if progress:
-        print(f"losstopo: {message}", file=sys.stderr, flush=True)
+    if progress and sys.stderr is not None:  # a stderr that cannot be written loses the line
+        try:
+            print(f"losstopo: {message}", file=sys.stderr, flush=True)
+        except (OSError, ValueError):
+            pass
 
 
 def _env_path(name: str) -> Optional[Path]:

@@ -1,6 +1,7 @@
 """A minimal progress bar on stderr (no dependencies); silent when disabled. On a
 terminal it redraws in place; written to a file or pipe it prints a plain line now
-and then, so logs stay readable."""
+and then, so logs stay readable. A stream that cannot be written (stderr closed, a
+full disk, a closed pipe) silences the bar; the work goes on."""
 
 from __future__ import annotations
 
@@ -14,14 +15,14 @@ class Progress:
     def __init__(self, total: int, desc: str = "", enabled: bool = True, stream=None):
         self.total = max(int(total), 0)
         self.desc = desc
-        self.enabled = enabled
         self.stream = stream or sys.stderr
+        self.enabled = enabled and self.stream is not None  # None: stderr was closed
         self.n = 0
         self.start = time.perf_counter()
         self.postfix = ""
         self._last = 0.0
         self._drawn = -1  # n at the last drawing
-        if enabled:
+        if self.enabled:
             self._draw(force=True)
 
     def update(self, k: int = 1, postfix: str = None) -> None:
@@ -53,17 +54,22 @@ class Progress:
             msg = f"\r{self.desc} {self.n} {el:6.1f}s"
         if self.postfix:
             msg += f" {self.postfix}"
-        self.stream.write(msg if tty else msg.lstrip("\r") + "\n")
-        self.stream.flush()
+        self._write(msg if tty else msg.lstrip("\r") + "\n")
+
+    def _write(self, text: str) -> None:
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except (OSError, ValueError):  # unwritable (full, closed): quiet from now on
+            self.enabled = False
 
     def close(self) -> None:
         if self.enabled:
             tty = getattr(self.stream, "isatty", lambda: False)()
             if tty or self._drawn != self.n:
                 self._draw(force=True)
-            if tty:
-                self.stream.write("\n")
-            self.stream.flush()
+            if tty and self.enabled:
+                self._write("\n")
             self.enabled = False
 
     def __enter__(self):

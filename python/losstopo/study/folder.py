@@ -9,6 +9,7 @@ import glob
 import json
 import logging
 import os
+import sys
 import time
 
 from .._io import Folder, UnsafePathError, load_npz
@@ -175,7 +176,7 @@ class StudyFolder:
         fh = logging.StreamHandler(self._logstream)
         fh.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
         log.addHandler(fh)
-        if not self.quiet:
+        if not self.quiet and sys.stderr is not None:  # None: started with stderr closed
             sh = logging.StreamHandler()
             sh.setFormatter(logging.Formatter("[losstopo] %(message)s"))
             log.addHandler(sh)
