@@ -79,3 +79,20 @@ def test_an_unwritable_stderr_never_stops_the_work(tmp_path, stderr):
     bad = [sys.executable, "-m", "losstopo", "plot", "--out", str(tmp_path / "none")]
     with open("/dev/full", "w") as full:
         assert subprocess.run(bad, stderr=full, timeout=120).returncode == 2
+
+
+def test_late_failures_are_caught_before_any_work(tmp_path, capsys):
+    out = tmp_path / "s"
+    # a device this build cannot use: refused before the manifest is written
+    assert cli.main(["reproduce", "--out", str(out), "--device", "gpu", "--data", "synthetic",
+                     "--quiet"]) == 2
+    assert "--device gpu" in capsys.readouterr().err and not (out / "manifest.json").exists()
+    # a stage command takes the study's configuration; --network there is refused clearly
+    assert cli.main(["embed", "--out", str(out), "--network", "fcp", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("losstopo: error: --network") and "Traceback" not in err
+    for argv, needle in ((["reproduce", "--out", ""], "--out"),
+                         (["demo", "--points", "1"], "--points must be at least 2")):
+        with pytest.raises(SystemExit):
+            cli.main(argv)
+        assert needle in capsys.readouterr().err

@@ -117,10 +117,14 @@ def study_overrides(args) -> dict:
 
 
 def _study(args, stages):
-    from .study import Study, make_config
+    from .study import Study, StudyError, make_config
 
     config = None
-    if _configures(args.command) or args.network is not None:
+    if not _configures(args.command) and args.network is not None:
+        raise StudyError(f"--network: `losstopo {args.command}` takes the study's configuration "
+                         "from --out; a study is set up by `losstopo reproduce` or "
+                         "`losstopo train`")
+    if _configures(args.command):
         overrides = study_overrides(args)
         config = make_config(args.network or "fcp", args.preset, data=args.data,
                              device=args.device, curve=args.curve, **overrides)
@@ -178,8 +182,15 @@ def _configures(command) -> bool:
     return command == "reproduce" or study_stages.commands().get(command, ("", False))[1]
 
 
+def _folder(value: str) -> str:
+    if not value.strip():
+        raise argparse.ArgumentTypeError("must name a folder (it is empty)")
+    return value
+
+
 def _add_study_args(p, full: bool):
-    p.add_argument("--out", required=True, help="the study's folder (created; resumable)")
+    p.add_argument("--out", required=True, type=_folder,
+                   help="the study's folder (created; resumable)")
     p.add_argument("--quiet", action="store_true", help="no progress bars or log on stderr")
     p.add_argument("--cluster", default=None, metavar="SPEC",
                    help="run training groups and path pairs on a Dask cluster: local:N (N "
@@ -279,7 +290,9 @@ def main(argv=None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 0
-    bounds = [(flag, 1) for flag in ("n", "points", "threads")]  # demo's and the engine's
+    if getattr(args, "points", None) is not None and args.points < 2:
+        parser.error("--points must be at least 2 (the demo follows the line between two)")
+    bounds = [(flag, 1) for flag in ("n", "threads")]  # demo's and the engine's
     bounds += [(flag, study_settings.minimum(name))  # the study's, from its settings table
                for flag, name, _ in study_settings.STUDY_FLAGS + study_settings.STAGE_FLAGS]
     for flag, low in bounds:

@@ -12,7 +12,8 @@ from .models import MLP, check_dtype
 
 
 
-def _check_device(device: str) -> str:
+def check_device(device: str) -> str:
+    """``device`` checked: "cpu", or "cuda[:N]" where this build can use a GPU."""
     if not isinstance(device, str):
         raise TypeError(f"device: expected a string such as 'cpu', got {device!r}")
     if device == "cpu":
@@ -83,7 +84,7 @@ class Landscape:
             raise TypeError(f"net: expected a losstopo.MLP, got {type(net).__name__}")
         self.net = net
         self.dtype = check_dtype(dtype)
-        self.device = _check_device(device)
+        self.device = check_device(device)
         X = _as_float_matrix("X", X, self.dtype, net.sizes[0])
         n = X.shape[0]
         labels = targets = None

@@ -80,6 +80,12 @@ def make_config(network_name="fcp", preset="quick", data="mnist", device="cpu",
         raise StudyError(f"keep: must lie in [1, runs={cfg['runs']}], got {cfg['keep']}")
     if cfg["keep"] < 2:
         raise StudyError("keep: need at least 2 solutions per set for paths")
+    from ..landscape import check_device
+
+    try:  # before any file is written: a study on a device it cannot use is no study
+        check_device(device)
+    except (TypeError, ValueError) as e:
+        raise StudyError(f"--device {device}: {e}") from e
     cfg.update(network=network_name, preset=preset, data=data, device=device, curve=curve)
     check_config(cfg, "configuration")
     return cfg
