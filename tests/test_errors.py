@@ -248,3 +248,29 @@ def test_a_failing_python_callback_raises_and_never_crashes():
                        timeout=120)
     assert r.returncode == 0, (r.returncode, r.stderr[-2000:])
     assert r.stdout.count("raised") == 9 and "survived" in r.stdout
+
+
+def test_atomic_writes_never_replace_a_device_or_a_fifo(tmp_path):
+    """A write to a FIFO is refused (it was replaced by a regular file); a character
+    device is written through and stays one (as root, `bench --json /dev/null` replaced
+    /dev/null itself)."""
+    import os
+    import stat
+
+    from losstopo._io import atomic_savez, atomic_write_text
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    for write in (lambda p: atomic_write_text(p, "x"), lambda p: atomic_savez(p, dict(a=1))):
+        with pytest.raises(ValueError, match="not a regular file"):
+            write(fifo)
+        assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    node = tmp_path / "null"
+    try:
+        os.mknod(node, 0o666 | stat.S_IFCHR, os.makedev(1, 3))  # a copy of /dev/null
+    except (PermissionError, OSError):
+        node = None  # no CAP_MKNOD here: the FIFO case above still ran
+    if node is not None:
+        atomic_write_text(node, "discarded")
+        atomic_savez(node, dict(a=np.arange(3)))
+        assert stat.S_ISCHR(os.stat(node).st_mode)

@@ -4,8 +4,10 @@ and the hash that keys a configuration (checkpoints, path files, study manifests
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
+import stat
 import tempfile
 
 import numpy as np
@@ -13,8 +15,22 @@ import numpy as np
 
 def _atomic(path, write, mode: str) -> None:
     """write(f) into a fresh temporary file beside ``path`` (a unique name, so writers
-    in several processes never share one), then rename it over ``path``."""
+    in several processes never share one), then rename it over ``path``. A character
+    device there (``/dev/null``, a terminal) is written through, never replaced; any
+    other file that is not a regular one (a FIFO, a socket, a block device) is
+    refused."""
     path = os.fspath(path)
+    if os.path.exists(path) and not os.path.isdir(path):
+        kind = os.stat(path).st_mode
+        if stat.S_ISCHR(kind):  # written whole, in one write (a device cannot seek)
+            buf = io.BytesIO() if "b" in mode else io.StringIO()
+            write(buf)
+            with open(path, mode) as f:
+                f.write(buf.getvalue())
+            return
+        if not stat.S_ISREG(kind):
+            raise ValueError(f"{path}: not a regular file (a FIFO, socket or block device); "
+                             "refusing to write over it: choose a file's path")
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
