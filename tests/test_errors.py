@@ -274,3 +274,15 @@ def test_atomic_writes_never_replace_a_device_or_a_fifo(tmp_path):
         atomic_write_text(node, "discarded")
         atomic_savez(node, dict(a=np.arange(3)))
         assert stat.S_ISCHR(os.stat(node).st_mode)
+
+
+def test_degenerate_sizes_and_spans_are_named():
+    from losstopo import Landscape, slice2d
+
+    ls = Landscape(NET, X, Y)
+    th = NET.init(2)
+    with pytest.raises(ValueError, match="B >= 1"):
+        ls.evaluate_each(th, np.zeros((2, 0), dtype=np.int64))
+    for span in (np.inf, (0.0, np.inf, 0.0, 1.0), np.nan):
+        with pytest.raises(ValueError, match="span"):
+            slice2d(ls, th[0].astype(np.float64), span=span, n=3)

@@ -312,8 +312,9 @@ def main(argv=None) -> int:
     except OSError as e:  # a read-only folder, a full disk, a file where a folder should be
         where = f"{e.filename}: " if getattr(e, "filename", None) else ""
         what = e.strerror or str(e) or type(e).__name__
+        other = "choose another --out" if hasattr(args, "out") else "choose another path"
         _err(f"losstopo: error: {where}{what} ({type(e).__name__}); check the path and its "
-             "permissions, or choose another --out")
+             f"permissions, or {other}")
         return 2
 
 

@@ -142,6 +142,8 @@ class Landscape:
         s = np.asarray(samples)
         if s.ndim != 2 or s.shape[0] != t.shape[0] or s.dtype.kind not in "iu":
             raise ValueError(f"samples: expected an integer array of shape ({t.shape[0]}, B)")
+        if s.shape[1] < 1:
+            raise ValueError("samples: each vector needs at least one sample (B >= 1)")
         if s.min() < 0 or s.max() >= self.num_samples:
             raise ValueError(f"samples: indices must lie in [0, {self.num_samples})")
         return self._engine.evaluate_each(t, np.ascontiguousarray(s, dtype=np.int64), True)

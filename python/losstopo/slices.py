@@ -128,12 +128,12 @@ def _evaluate(landscape, V: np.ndarray, coef: np.ndarray, want_acc: bool, chunk:
 
 def _axis(span, n, name):
     if np.isscalar(span):
-        if not span > 0:
-            raise ValueError(f"{name}: must be positive, got {span}")
+        if not (span > 0 and np.isfinite(span)):
+            raise ValueError(f"{name}: must be a finite positive number, got {span}")
         return np.linspace(-float(span), float(span), n)
     lo, hi = (float(v) for v in span)
-    if not hi > lo:
-        raise ValueError(f"{name}: expected (low, high) with high > low, got {span}")
+    if not (hi > lo and np.isfinite(lo) and np.isfinite(hi)):
+        raise ValueError(f"{name}: expected finite (low, high) with high > low, got {span}")
     return np.linspace(lo, hi, n)
 
 
