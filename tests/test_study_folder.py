@@ -298,3 +298,22 @@ def test_cli_errors_for_a_broken_manifest(trained, tmp_path, capsys, edit):
         edit(m)
         p.write_text(json.dumps(m))
     expect_cli_error(capsys, ["plot", "--out", str(out), "--quiet"], "manifest.json")
+
+
+def test_a_hard_linked_copy_of_a_study_writes_its_own_lock_and_log(tmp_path):
+    """`cp -al study copy`: the copy's .lock and log.txt are hard links to the
+    original's; running on the copy must not truncate or append to them."""
+    out, copy = tmp_path / "s", tmp_path / "copy"
+    with Study(out, cfg(), quiet=True):
+        pass
+    copy.mkdir()
+    for name in os.listdir(out):
+        if os.path.isfile(out / name):
+            os.link(out / name, copy / name)
+    before = {n: (out / n).read_bytes() for n in (".lock", "log.txt")}
+    with Study(copy, quiet=True) as s:
+        s.log.info("a line in the copy's log")
+    for n, data in before.items():
+        assert (out / n).read_bytes() == data, n
+        assert os.stat(copy / n).st_ino != os.stat(out / n).st_ino
+    assert "a line in the copy's log" in (copy / "log.txt").read_text()

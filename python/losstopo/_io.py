@@ -148,11 +148,25 @@ class Folder:
         return p
 
     def open_append(self, name):
-        """A text stream appending to ``name``; never follows a link."""
+        """A text stream appending to ``name``; never follows a link, and never appends
+        to a file shared by a hard link (a hard-linked copy of the folder): that one is
+        copied first, so the other name keeps its contents."""
         p = self._parent_ok(name)
+        self.unshare(name)
         fd = os.open(p, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0),
                      0o644)
         return os.fdopen(fd, "a")
+
+    def unshare(self, name) -> str:
+        """``name`` made this folder's own where it is a hard link shared with another
+        name: its contents copied to a fresh file put in its place (the other name keeps
+        the old file). Returns the checked path."""
+        p = self.path(name)
+        if os.path.isfile(p) and os.stat(p).st_nlink > 1:
+            with open(p, "rb") as f:
+                data = f.read()
+            self.write_bytes(name, data)  # a new file renamed over the name: unshared
+        return p
 
     def _parent_ok(self, name) -> str:
         p = self.path(name)

@@ -56,7 +56,7 @@ class StudyFolder:
         except ImportError:  # Windows: no flock; studies there run unlocked
             return
         try:
-            p = self.folder.path(".lock")
+            p = self.folder.unshare(".lock")  # a hard-linked copy's lock is its own
             fd = os.open(p, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
         except UnsafePathError as e:
             raise StudyError(str(e)) from e
