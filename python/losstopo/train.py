@@ -90,7 +90,11 @@ def train(
     runs : int or sequence of int
         R, or explicit run indices. Run r is initialized from its own stream of
         ``seed`` (``net.init(1, seed, first=r)``) and, for SGD, draws its own
-        minibatch order, so a run gives the same result alone or in a population.
+        minibatch order: the same run alone or in a population starts from the same
+        point and sees the same data. Its numbers agree to rounding, not bitwise:
+        the engine's sums over a batch of vectors round differently from one vector's
+        (L-BFGS amplifies this over its iterations: parameters differing by 4.7e-4 have
+        been seen). The same population, resumed or not, is bitwise the same.
     epochs : int
         SGD: passes over the data (default 20); L-BFGS: iterations (default 1000).
     lr, momentum, batch_size : SGD settings (PyTorch conventions; the last batch of
