@@ -243,3 +243,29 @@ def test_paths_on_a_torch_landscape_measure_like_the_native_engine():
     np.testing.assert_allclose(rt.losses, rn.losses, rtol=1e-10)
     assert rt.barrier_refined == pytest.approx(rn.barrier_refined, rel=1e-6)
     assert rt.barrier_refined >= rt.barrier - 1e-12
+
+
+def test_resume_files_are_keyed_by_the_data_and_the_module(tmp_path):
+    """Path files and checkpoints of a TorchLandscape are bound to its data, module and
+    dtype (they were keyed by repr() alone: another dataset of the same size, or another
+    activation, resumed the first one's numbers)."""
+    module, _, X, y = pair(40)
+    X2, y2 = losstopo.datasets.synthetic(40, 6, 3, seed=9, dtype="float64")
+    a = TorchLandscape(module, X, y, dtype="float64")
+    assert TorchLandscape(module, X, y, dtype="float64").fingerprint == a.fingerprint
+    b = TorchLandscape(module, X2, y2, dtype="float64")
+    assert repr(a) == repr(b) and a.fingerprint != b.fingerprint
+    relu = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.ReLU(), torch.nn.Linear(5, 3))
+    assert TorchLandscape(relu, X, y, dtype="float64").fingerprint != a.fingerprint
+    thetas = a.init(3, seed=1)
+    out = tmp_path / "paths.npz"
+    kw = dict(pairs=1, steps=2, n_points=6, n_modes=2, progress=False)
+    losstopo.barrier_matrix(a, thetas, out=out, **kw)
+    with pytest.raises(ValueError, match="different configuration"):
+        losstopo.barrier_matrix(b, thetas, out=out, **kw)
+    ckpt = tmp_path / "ckpt.npz"
+    train_kw = dict(method="sgd", runs=2, epochs=2, batch_size=8, dtype="float64",
+                    progress=False, checkpoint=ckpt)
+    losstopo.train(None, a, **train_kw)
+    with pytest.raises(ValueError, match="checkpoint"):
+        losstopo.train(None, b, **train_kw)

@@ -579,10 +579,14 @@ def barrier_matrix(landscape, thetas, pairs=300, seed: int = 0, out=None,
 
 def _landscape_key(landscape) -> dict:
     """What identifies a landscape's numbers: for a Landscape its data fingerprint,
-    network and dtype; for a callable its type and repr."""
+    network and dtype; for an objective with a fingerprint of its own (TorchLandscape:
+    data, module, parameters, dtype) that; for any other callable its type and repr."""
     if isinstance(landscape, Landscape):
         return dict(data=landscape.fingerprint, net=landscape.net.to_dict(),
                     dtype=landscape.dtype.name)
+    fp = getattr(landscape, "fingerprint", None)
+    if isinstance(fp, str):
+        return dict(callable=type(landscape).__qualname__, fingerprint=fp)
     return dict(callable=type(landscape).__qualname__, repr=repr(landscape))
 
 

@@ -99,6 +99,32 @@ class TorchLandscape:
         self._vg_each = torch.func.vmap(torch.func.grad_and_value(f), in_dims=(0, 0, 0))
         self._v_each = torch.func.vmap(f, in_dims=(0, 0, 0))
         self._out = torch.func.vmap(self._forward, in_dims=(0, None))
+        self.fingerprint = self._fingerprint()
+
+    def _fingerprint(self) -> str:
+        """What this landscape's numbers depend on, hashed (the key of its path files and
+        checkpoints, as a Landscape's data fingerprint is): the data as held, the
+        module's structure, class and forward code, its parameters' names and shapes, its
+        buffers (running statistics), the loss and the dtype."""
+        import hashlib
+        import inspect
+
+        h = hashlib.sha256()
+        for t in (self.X, self.y):
+            if t is not None:
+                h.update(t.numpy().tobytes())
+        m = self.module
+        try:
+            code = inspect.getsource(type(m).forward)
+        except (OSError, TypeError):  # defined where no source is kept
+            code = ""
+        for part in (type(m).__module__, type(m).__qualname__, str(m), code, self.loss_name,
+                     self.dtype.name, repr(list(zip(self.names, self.shapes)))):
+            h.update(part.encode())
+        for name, b in m.named_buffers():
+            h.update(name.encode())
+            h.update(b.detach().cpu().numpy().tobytes())
+        return h.hexdigest()[:16]
 
     @property
     def classifier(self) -> bool:

@@ -34,7 +34,8 @@ def _landscape(name, data, net, dtype, device, threads):
     if _is_objective(data) and not isinstance(data, Landscape):
         if np.dtype(data.dtype) != dtype:
             raise ValueError(f"{name}: landscape dtype {data.dtype} differs from dtype={dtype}")
-        return data, repr(data)
+        fp = getattr(data, "fingerprint", None)  # TorchLandscape's: data, module, dtype
+        return data, fp if isinstance(fp, str) else repr(data)
     if isinstance(data, Landscape):
         if data.net != net:
             raise ValueError(f"{name}: landscape of a different network")
