@@ -269,3 +269,58 @@ def test_resume_files_are_keyed_by_the_data_and_the_module(tmp_path):
     losstopo.train(None, a, **train_kw)
     with pytest.raises(ValueError, match="checkpoint"):
         losstopo.train(None, b, **train_kw)
+
+
+def test_the_adapter_checks_its_input_as_the_engine_does():
+    module, _, X, y = pair(20)
+    tl = TorchLandscape(module, X, y, dtype="float64")
+    theta = tl.init(1)[0]
+    bad_y = y.copy()
+    bad_y[0] = -100  # torch's ignore_index: silently dropped before
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 3\)"):
+        TorchLandscape(module, X, bad_y, dtype="float64")
+    for s in ([-1], np.ones(20, dtype=bool), [0.5, 1.5], []):
+        with pytest.raises(ValueError, match="samples"):
+            tl.loss(theta, samples=s)
+    with pytest.raises(ValueError, match="samples"):
+        tl.evaluate_each(tl.init(2), np.zeros((2, 0), dtype=np.int64))
+    with pytest.raises(TypeError, match="real"):
+        TorchLandscape(module, X.astype(complex), y, dtype="float64")
+    reg = torch.nn.Sequential(torch.nn.Linear(6, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1))
+    t = X[:, 0].copy()
+    with pytest.raises(ValueError, match=r"outputs' shape \(20, 1\)"):  # not broadcast
+        TorchLandscape(reg, X, t, loss="mse", dtype="float64")
+    TorchLandscape(reg, X, t[:, None], loss="mse", dtype="float64")  # the right shape
+    t[3] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        TorchLandscape(reg, X, t[:, None], loss="mse", dtype="float64")
+    with pytest.raises(TypeError, match="nn.Module"):
+        TorchLandscape(lambda x: x, X, y)
+
+    class Pair(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.f = torch.nn.Linear(6, 3)
+
+        def forward(self, x):
+            return self.f(x), x
+
+    with pytest.raises(TypeError, match="one tensor"):
+        TorchLandscape(Pair(), X, y, dtype="float64")
+    with pytest.raises(ValueError, match="no parameters"):
+        TorchLandscape(torch.nn.Identity(), X, y)
+
+
+def test_the_users_module_is_never_changed():
+    module, _, X, y = pair(20)
+    before = [p.detach().clone() for p in module.parameters()]
+    tl = TorchLandscape(module, X, y, dtype="float64")  # module stays float32
+    tl.init(2, seed=3)  # resets the landscape's own copy
+    assert all(p.dtype == torch.float32 for p in module.parameters())
+    assert all(torch.equal(a, b) for a, b in zip(before, module.parameters()))
+    bn = torch.nn.Sequential(torch.nn.Linear(6, 4), torch.nn.BatchNorm1d(4),
+                             torch.nn.Linear(4, 3))
+    tb = TorchLandscape(bn, X, y, dtype="float64")
+    stats = {k: v.clone() for k, v in tb.module.named_buffers()}
+    tb.sample_bytes()  # a measurement: the running statistics stay as they were
+    assert all(torch.equal(stats[k], v) for k, v in tb.module.named_buffers())

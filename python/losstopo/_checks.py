@@ -39,3 +39,46 @@ def check_point(landscape, theta, name: str = "theta") -> np.ndarray:
     if not np.isfinite(t).all():
         raise ValueError(f"{name}: contains NaN or Inf")
     return t
+
+
+def check_samples(samples, n: int):
+    """A sample list of a landscape of ``n`` samples as int64 (None passes): a
+    non-empty 1-D integer array (not booleans, not floats) of indices in [0, n)."""
+    if samples is None:
+        return None
+    s = np.asarray(samples)
+    if s.dtype.kind not in "iu" or s.ndim != 1 or s.size == 0:
+        raise ValueError("samples: expected a non-empty 1-D integer index array")
+    if s.min() < 0 or s.max() >= n:
+        raise ValueError(f"samples: indices must lie in [0, {n})")
+    return np.ascontiguousarray(s, dtype=np.int64)
+
+
+def check_labels(y, n: int, classes: int) -> np.ndarray:
+    """Class labels of ``n`` samples as int32: integers (not booleans) of shape (n,)
+    in [0, classes)."""
+    if y is None:
+        raise ValueError("y: cross_entropy needs integer labels")
+    y = np.asarray(y)
+    if y.dtype.kind not in "iu" or y.dtype == np.bool_:
+        raise TypeError(f"y: labels must be integers, got dtype {y.dtype}")
+    if y.shape != (n,):
+        raise ValueError(f"y: expected shape ({n},), got {y.shape}")
+    lo, hi = int(y.min()), int(y.max())
+    if lo < 0 or hi >= classes:
+        raise ValueError(f"y: labels must lie in [0, {classes}), found range [{lo}, {hi}]")
+    return np.ascontiguousarray(y, dtype=np.int32)
+
+
+def check_real(name: str, a, dtype) -> np.ndarray:
+    """``a`` as a contiguous array of ``dtype``: real numbers (not complex, not
+    booleans), non-empty, finite."""
+    a = np.asarray(a)
+    if a.dtype.kind not in "fiu" or a.dtype == np.bool_:
+        raise TypeError(f"{name}: expected a real numeric array, got dtype {a.dtype}")
+    if a.size == 0:
+        raise ValueError(f"{name}: empty array")
+    a = np.ascontiguousarray(a, dtype=dtype)
+    if not np.isfinite(a).all():
+        raise ValueError(f"{name}: contains NaN or Inf")
+    return a

@@ -7,7 +7,7 @@ from typing import Optional
 
 import numpy as np
 
-from ._checks import check_int
+from ._checks import check_int, check_labels, check_samples
 from .models import MLP, check_dtype
 
 
@@ -89,19 +89,7 @@ class Landscape:
         n = X.shape[0]
         labels = targets = None
         if net.loss == "cross_entropy":
-            if y is None:
-                raise ValueError("y: cross_entropy needs integer labels")
-            y = np.asarray(y)
-            if y.dtype.kind not in "iu" or y.dtype == np.bool_:
-                raise TypeError(f"y: labels must be integers, got dtype {y.dtype}")
-            if y.shape != (n,):
-                raise ValueError(f"y: expected shape ({n},), got {y.shape}")
-            lo, hi = int(y.min()), int(y.max())
-            if lo < 0 or hi >= net.sizes[-1]:
-                raise ValueError(
-                    f"y: labels must lie in [0, {net.sizes[-1]}), found range [{lo}, {hi}]"
-                )
-            labels = np.ascontiguousarray(y, dtype=np.int32)
+            labels = check_labels(y, n, net.sizes[-1])
         elif y is not None:
             targets = _as_float_matrix("y", y, self.dtype, net.sizes[-1])
             if targets.shape[0] != n:
@@ -194,14 +182,7 @@ class Landscape:
         return t2, single
 
     def _samples(self, samples):
-        if samples is None:
-            return None
-        s = np.asarray(samples)
-        if s.dtype.kind not in "iu" or s.ndim != 1 or s.size == 0:
-            raise ValueError("samples: expected a non-empty 1-D integer index array")
-        if s.min() < 0 or s.max() >= self.num_samples:
-            raise ValueError(f"samples: indices must lie in [0, {self.num_samples})")
-        return np.ascontiguousarray(s, dtype=np.int64)
+        return check_samples(samples, self.num_samples)
 
     def loss(self, theta, samples=None):
         """Mean loss. theta (D,) or (P, D) -> scalar or (P,) of ``dtype``."""

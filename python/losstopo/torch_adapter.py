@@ -8,10 +8,13 @@ the native :class:`~losstopo.Landscape`, so it plugs into ``train``, ``minimize`
 
 from __future__ import annotations
 
+import copy
 import warnings
 from typing import Optional
 
 import numpy as np
+
+from ._checks import check_labels, check_real, check_samples
 
 
 def require_torch():
@@ -57,23 +60,45 @@ class TorchLandscape:
         if self.dtype not in (np.float32, np.float64):
             raise TypeError(f"dtype: expected float32 or float64, got {self.dtype}")
         tdt = torch.float32 if self.dtype == np.float32 else torch.float64
+        if not isinstance(module, torch.nn.Module):
+            raise TypeError(f"module: expected a torch.nn.Module, got {type(module).__name__}")
+        if not any(True for _ in module.parameters()):
+            raise ValueError("module: has no parameters (nothing to make a landscape of)")
         X = np.asarray(X)
         if X.ndim < 2 or X.shape[0] == 0:
             raise ValueError(f"X: expected shape (n, ...), got {X.shape}")
-        if not np.isfinite(X).all():
-            raise ValueError("X: contains NaN or Inf")
-        self.module = module.to(tdt)
+        X = check_real("X", X, self.dtype)  # the same checks as the native engine's
+        # The user's module is never changed: this landscape works on its own copy.
+        self.module = copy.deepcopy(module).to(tdt)
         self.loss_name = loss
-        self.X = torch.from_numpy(np.ascontiguousarray(X, dtype=self.dtype))
+        self.X = torch.from_numpy(X)
         n = X.shape[0]
+        training = self.module.training
+        self.module.eval()  # a probe: no running statistics move, one sample is enough
+        try:
+            with torch.no_grad():  # one sample's output: the labels' range, the targets' shape
+                out = self.module(self.X[:1])
+        finally:
+            self.module.train(training)
+        if not isinstance(out, torch.Tensor):
+            raise TypeError(f"module: its forward must return one tensor, got "
+                            f"{type(out).__name__}")
         if loss == "cross_entropy":
-            y = np.asarray(y) if y is not None else None
-            if y is None or y.shape != (n,) or y.dtype.kind not in "iu":
-                raise ValueError(f"y: cross_entropy needs integer labels of shape ({n},)")
-            self.y = torch.from_numpy(y.astype(np.int64))
+            if out.ndim != 2:
+                raise ValueError(f"module: cross_entropy needs outputs of shape (n, classes), "
+                                 f"got {tuple(out.shape)} for one sample")
+            self.y = torch.from_numpy(check_labels(y, n, int(out.shape[1])).astype(np.int64))
+        elif y is None:
+            if out[0].numel() != self.X[0].numel():
+                raise ValueError("y: mse without targets reconstructs the input, which needs "
+                                 "outputs of the input's size")
+            self.y = None
         else:
-            self.y = None if y is None else torch.from_numpy(
-                np.ascontiguousarray(y, dtype=self.dtype))
+            t = check_real("y", y, self.dtype)
+            want = (n,) + tuple(out.shape[1:])
+            if t.shape != want:  # never broadcast (n,) against (n, 1)
+                raise ValueError(f"y: targets must have the outputs' shape {want}, got {t.shape}")
+            self.y = torch.from_numpy(t)
         self.names = [k for k, _ in module.named_parameters()]
         self.shapes = [tuple(p.shape) for _, p in module.named_parameters()]
         self.sizes = [int(np.prod(s)) for s in self.shapes]
@@ -180,8 +205,15 @@ class TorchLandscape:
                 return t
 
             yb = None if self.y is None else self.y[:b]
-            with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-                self._loss_fn(flat, self.X[:b], yb)
+            kept = {k: v.clone() for k, v in self.module.named_buffers()}
+            try:
+                with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(
+                        pack, lambda t: t):
+                    self._loss_fn(flat, self.X[:b], yb)
+            finally:  # the measurement leaves running statistics as they were
+                with torch.no_grad():
+                    for k, v in self.module.named_buffers():
+                        v.copy_(kept[k])
             # The saved tensors, their gradients in the backward pass and the
             # forward's temporaries: about three times what is saved.
             self._sample_bytes = max(1, 3 * total[0] // b)
@@ -198,7 +230,7 @@ class TorchLandscape:
     def _batches(self, samples, size):
         torch = require_torch()
         idx = torch.arange(self.num_samples) if samples is None else torch.from_numpy(
-            np.asarray(samples, dtype=np.int64))
+            check_samples(samples, self.num_samples))
         for s in range(0, len(idx), size):
             j = idx[s:s + size]
             yield len(j), self.X[j], (None if self.y is None else self.y[j])
@@ -224,6 +256,7 @@ class TorchLandscape:
     def _run(self, theta, grad: bool, samples=None):
         torch = require_torch()
         t, single = self._theta(theta)
+        samples = check_samples(samples, self.num_samples)
         n = self.num_samples if samples is None else len(samples)
         P = t.shape[0]
         loss = torch.zeros(P, dtype=t.dtype)
@@ -285,6 +318,7 @@ class TorchLandscape:
         if t.shape[0] not in (1, V.shape[0]):
             raise ValueError(f"theta: expected one point or one per direction ({V.shape[0]}), "
                              f"got {t.shape[0]}")
+        samples = check_samples(samples, self.num_samples)
         n = self.num_samples if samples is None else len(samples)
         # jvp of grad keeps about twice what a gradient keeps
         ps = max(1, self._plan(1, n)[1] // 2)
@@ -304,9 +338,11 @@ class TorchLandscape:
         """Vector p on its own samples[p] (P, B): losses (P,), grads (P, D)."""
         torch = require_torch()
         t, _ = self._theta(theta)
-        s = torch.from_numpy(np.asarray(samples, dtype=np.int64))
-        if s.ndim != 2 or s.shape[0] != t.shape[0]:
-            raise ValueError(f"samples: expected shape ({t.shape[0]}, B), got {tuple(s.shape)}")
+        s = np.asarray(samples)
+        if s.ndim != 2 or s.shape[0] != t.shape[0] or s.shape[1] < 1:
+            raise ValueError(f"samples: expected shape ({t.shape[0]}, B) with B >= 1, got "
+                             f"{s.shape}")
+        s = torch.from_numpy(check_samples(s.reshape(-1), self.num_samples).reshape(s.shape))
         P, B = s.shape
         pv = self._plan(P, B)[0] if B <= self.chunk else 1
         losses, grads = np.empty(P, dtype=self.dtype), np.empty(t.shape, dtype=self.dtype)
