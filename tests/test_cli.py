@@ -96,3 +96,14 @@ def test_late_failures_are_caught_before_any_work(tmp_path, capsys):
         with pytest.raises(SystemExit):
             cli.main(argv)
         assert needle in capsys.readouterr().err
+
+
+def test_impossible_sizes_are_refused_before_any_file(tmp_path, capsys):
+    out = tmp_path / "s"
+    for argv, needle in ((["--data", "synthetic", "--n-train", "10000000000"], "GiB"),
+                         (["--data", "mnist", "--n-train", "60000"], "only 50000"),
+                         (["--data", "synthetic", "--slice-grid", "1000000"], "GiB")):
+        assert cli.main(["reproduce", "--out", str(out), "--quiet"] + argv) == 2
+        err = capsys.readouterr().err
+        assert needle in err and "Traceback" not in err, err
+        assert not (out / "manifest.json").exists()

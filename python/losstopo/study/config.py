@@ -88,7 +88,44 @@ def make_config(network_name="fcp", preset="quick", data="mnist", device="cpu",
         raise StudyError(f"--device {device}: {e}") from e
     cfg.update(network=network_name, preset=preset, data=data, device=device, curve=curve)
     check_config(cfg, "configuration")
+    check_sizes(cfg)
     return cfg
+
+
+def available_memory() -> int:
+    """Bytes of memory available to this process now (0 where not known)."""
+    try:
+        import os
+
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
+def check_sizes(c: dict) -> None:
+    """Refuses, before any file is written, sizes the data cannot give (MNIST's splits)
+    or this machine cannot hold (synthetic data, the slices' grids)."""
+    from ..datasets import MNIST_SIZES
+
+    need = {}
+    if c["data"] == "mnist":
+        for key, flag, have in (("n_train", "--n-train", MNIST_SIZES[0]),
+                                ("n_test", "--n-test", MNIST_SIZES[2])):
+            if c[key] and c[key] > have:
+                raise StudyError(f"{flag} {c[key]}: the mnist data has only {have} "
+                                 f"{key[2:]} samples; choose at most {have} (or leave it out "
+                                 "for all of them)")
+    else:  # synthetic: float32 images of 784 pixels, generated here
+        need["the synthetic data"] = ((c["n_train"] or 2000) + (c["n_test"] or 500)) * 784 * 4
+    if c.get("curvature_solutions"):
+        n = c.get("slice_grid") or 51
+        need["the slices' grids"] = n * n * 8 * 4  # loss, accuracy and both coordinates
+    have = available_memory()
+    for what, b in need.items():
+        if have and b > have:
+            raise StudyError(f"{what} would need {b / 2**30:.1f} GiB, more than the "
+                             f"{have / 2**30:.1f} GiB of memory available; choose smaller "
+                             "sizes")
 
 
 def check_config(cfg, where: str) -> None:

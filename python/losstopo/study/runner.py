@@ -12,8 +12,8 @@ from typing import Optional
 from .. import __version__
 from .._io import UnsafePathError
 from . import stages as registry
-from .config import (StudyError, check_config, diff, study_data, study_hash, study_key,
-                     study_landscapes, why)
+from .config import (StudyError, check_config, check_sizes, diff, study_data, study_hash,
+                     study_key, study_landscapes, why)
 from .files import REPORT, SetsFile, figure_names
 from .folder import StudyFolder
 from .layout import FIGURE_FORMATS
@@ -89,6 +89,7 @@ class Study:
         if changes:
             config = dict(config, **changes)
             check_config(config, "configuration")
+            check_sizes(config)
         if manifest is not None:
             mcfg = manifest["config"]
             intact = manifest["config_hash"] == study_hash(mcfg)
