@@ -107,3 +107,8 @@ def test_impossible_sizes_are_refused_before_any_file(tmp_path, capsys):
         err = capsys.readouterr().err
         assert needle in err and "Traceback" not in err, err
         assert not (out / "manifest.json").exists()
+
+
+def test_a_demo_beyond_memory_is_refused(capsys):
+    assert cli.main(["demo", "--data", "synthetic", "--n", "300000000000", "--quiet"]) == 2
+    assert "GiB" in capsys.readouterr().err

@@ -324,3 +324,10 @@ def test_the_users_module_is_never_changed():
     stats = {k: v.clone() for k, v in tb.module.named_buffers()}
     tb.sample_bytes()  # a measurement: the running statistics stay as they were
     assert all(torch.equal(stats[k], v) for k, v in tb.module.named_buffers())
+
+
+def test_threads_are_checked():
+    module, _, X, y = pair(20)
+    for bad in (-1, 0, 1.5, True):
+        with pytest.raises(ValueError, match="threads"):
+            TorchLandscape(module, X, y, threads=bad)

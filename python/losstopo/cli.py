@@ -58,6 +58,13 @@ def _demo(args) -> int:
             if not args.quiet:
                 _err(f"(MNIST not cached: {e.__class__.__name__}; using synthetic data)")
     if source == "synthetic":
+        from .study.config import available_memory
+
+        need, have = args.n * 784 * 4, available_memory()
+        if have and need > have:
+            raise ValueError(f"--n {args.n}: synthetic data of that size needs "
+                             f"{need / 2**30:.1f} GiB, more than the {have / 2**30:.1f} GiB "
+                             "of memory available")
         X, y = datasets.synthetic(args.n, 784, 10, seed=0)
     X, y = X[: args.n], y[: args.n]
     ls = Landscape(net, X, y, threads=args.threads)

@@ -14,7 +14,7 @@ from typing import Optional
 
 import numpy as np
 
-from ._checks import check_labels, check_real, check_samples
+from ._checks import check_int, check_labels, check_real, check_samples
 
 
 def require_torch():
@@ -115,7 +115,7 @@ class TorchLandscape:
         # A path's maximum is located on a grid 2x (not 10x) finer than the path's, then
         # refined around the highest point: its passes cost ~10x the native engine's.
         self.measure_grid = dict(factor=2, rounds=3, per_round=8)
-        self.threads = threads
+        self.threads = check_int("threads", threads, allow_none=True)
         self.net = None  # not a native MLP
         f = self._loss_fn
         self._g = torch.func.grad_and_value(f)
