@@ -286,3 +286,23 @@ def test_degenerate_sizes_and_spans_are_named():
     for span in (np.inf, (0.0, np.inf, 0.0, 1.0), np.nan):
         with pytest.raises(ValueError, match="span"):
             slice2d(ls, th[0].astype(np.float64), span=span, n=3)
+
+
+def test_a_full_disk_names_the_file_and_huge_values_are_named_in_kernel_pca(tmp_path):
+    import errno
+
+    from losstopo import KernelPCA
+    from losstopo._io import _atomic
+
+    def full(f):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    target = tmp_path / "out.npz"
+    with pytest.raises(OSError) as e:
+        _atomic(target, full, "wb")
+    assert e.value.filename == str(target) and e.value.errno == errno.ENOSPC
+    assert list(tmp_path.iterdir()) == []  # no temporary left behind
+    X = np.random.default_rng(0).random((5, 3)) * 1e200
+    for kernel in ("rbf", "linear"):
+        with pytest.raises(ValueError, match="too large"):
+            KernelPCA(1, kernel=kernel).fit(X)

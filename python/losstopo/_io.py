@@ -36,10 +36,15 @@ def _atomic(path, write, mode: str) -> None:
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
                                dir=folder)
     try:
-        with os.fdopen(fd, mode) as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with os.fdopen(fd, mode) as f:
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:  # a full disk: the error names the file being written
+            if e.filename is None and e.errno is not None:
+                raise OSError(e.errno, e.strerror or str(e), path) from e
+            raise
         os.chmod(tmp, 0o644)  # mkstemp makes 0600; these are ordinary data files
         os.replace(tmp, path)
     except BaseException:

@@ -71,7 +71,11 @@ class KernelPCA:
             raise ValueError(f"gamma: must be positive, got {self.gamma!r}")
         self.gamma_ = 1.0 / X.shape[1] if self.gamma is None else float(self.gamma)
         self.X_fit_ = np.array(X, dtype=np.float64)
-        K = self._kernel(self.X_fit_, self.X_fit_)
+        with np.errstate(over="ignore", invalid="ignore"):
+            K = self._kernel(self.X_fit_, self.X_fit_)
+        if not np.isfinite(K).all():  # squared distances or products beyond float64
+            raise ValueError("X: values too large for the kernel (its entries overflow "
+                             f"float64; largest |X| is {np.abs(X).max():.3g}); rescale X")
         self._col_means = K.mean(axis=0)
         self._all_mean = K.mean()
         Kc = K - self._col_means[None, :] - self._col_means[:, None] + self._all_mean
