@@ -306,3 +306,15 @@ def test_a_full_disk_names_the_file_and_huge_values_are_named_in_kernel_pca(tmp_
     for kernel in ("rbf", "linear"):
         with pytest.raises(ValueError, match="too large"):
             KernelPCA(1, kernel=kernel).fit(X)
+
+
+def test_a_checkpoint_must_be_a_regular_file(tmp_path):
+    import os
+
+    from losstopo import train
+
+    for where in ("/dev/null", tmp_path):
+        if not os.path.exists(where):
+            continue
+        with pytest.raises(ValueError, match="not a regular file"):
+            train(NET, (X, Y), epochs=1, runs=1, progress=False, checkpoint=where)

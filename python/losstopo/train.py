@@ -140,6 +140,10 @@ def train(
     """
     from ._native import core
 
+    if checkpoint is not None and os.path.exists(os.fspath(checkpoint)) and not os.path.isfile(
+            os.fspath(checkpoint)):
+        raise ValueError(f"checkpoint {os.fspath(checkpoint)}: not a regular file (a device, "
+                         "FIFO or folder keeps no state to resume from); choose a file's path")
     if client is not None and group is None:
         raise ValueError("client: training on a cluster needs group= (runs per task; the "
                          "numbers then equal a single-process run with the same group)")
