@@ -317,3 +317,23 @@ def test_a_hard_linked_copy_of_a_study_writes_its_own_lock_and_log(tmp_path):
         assert (out / n).read_bytes() == data, n
         assert os.stat(copy / n).st_ino != os.stat(out / n).st_ino
     assert "a line in the copy's log" in (copy / "log.txt").read_text()
+
+
+def test_a_study_resumes_with_the_thread_count_it_began_with(tmp_path, capsys):
+    """The engine's sums round by the thread count: a study resumed on another machine
+    (or with another --threads) would silently be a third result."""
+    from losstopo.study.config import default_threads
+
+    out = tmp_path / "s"
+    with Study(out, cfg(), quiet=True) as s:  # no count asked for: the engine's default
+        assert s.threads == default_threads()
+    assert json.loads((out / "manifest.json").read_text())["engine"]["threads"] == s.threads
+    one = tmp_path / "one"
+    with Study(one, cfg(), quiet=True, threads=1):
+        pass
+    with Study(one, quiet=True) as s:  # resumed without --threads: the study's count
+        assert s.threads == 1
+    with pytest.raises(StudyError, match="resume with --threads 1"):
+        Study(one, quiet=True, threads=2)
+    expect_cli_error(capsys, ["paths", "--out", str(one), "--threads", "2", "--quiet"],
+                     "--threads 1")

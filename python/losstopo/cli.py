@@ -205,7 +205,8 @@ def _add_study_args(p, full: bool):
                    "(pip install \"losstopo[distributed]\")")
     p.add_argument("--threads", type=int, default=None,
                    help="engine threads, here and in every cluster task (default: all "
-                   "cores here; on a cluster the smallest worker's threads)")
+                   "cores here; on a cluster the smallest worker's threads); a study "
+                   "resumes with the count it was begun with")
     for flag, _, help_ in study_settings.STAGE_FLAGS:
         p.add_argument(f"--{flag}", type=int, default=None, help=help_)
     if not full:
