@@ -10,20 +10,14 @@ import numpy as np
 
 from . import __version__
 from .paths import CURVES
+from .progress import to_stderr
 from .study import settings as study_settings, stages as study_stages
 from .study.settings import DATA, NETWORKS, PRESET_NAMES
 
 
-def _err(*parts) -> None:
-    """A line on stderr; a stderr that cannot be written (closed, full) loses the line,
-    never the run or its exit status."""
-    if sys.stderr is None:  # started with stderr closed
-        return
-    try:
-        print(*parts, file=sys.stderr)
-        sys.stderr.flush()
-    except (OSError, ValueError):
-        pass
+def _err(line: str) -> None:
+    """A line on stderr (lost, never the exit status, where stderr cannot be written)."""
+    to_stderr(line)
 
 
 def cmake_dir():

@@ -28,6 +28,7 @@ import numpy as np
 
 from ._checks import check_int
 from ._io import atomic_savez
+from .progress import to_stderr
 
 __all__ = [
     "MNIST",
@@ -111,11 +112,8 @@ class MNIST:
 
 
 def _say(progress: bool, message: str) -> None:
-    if progress and sys.stderr is not None:  # a stderr that cannot be written loses the line
-        try:
-            print(f"losstopo: {message}", file=sys.stderr, flush=True)
-        except (OSError, ValueError):
-            pass
+    if progress:
+        to_stderr(f"losstopo: {message}")
 
 
 def _env_path(name: str) -> Optional[Path]:

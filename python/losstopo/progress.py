@@ -9,6 +9,17 @@ import sys
 import time
 
 
+def to_stderr(line: str) -> None:
+    """One line on stderr; a stderr that cannot be written (closed at start, a full
+    disk, a closed pipe) loses the line, never the work."""
+    if sys.stderr is None:  # started with stderr closed
+        return
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
+
+
 class Progress:
     """``Progress(total, desc)``; call ``update(k)`` and ``close()``, or use as a context."""
 
