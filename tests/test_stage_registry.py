@@ -102,7 +102,8 @@ def test_a_registered_stage_is_picked_up_everywhere(tmp_path, census):
     m = json.loads((out / "manifest.json").read_text())
     assert m["config"]["census_bins"] == 4 and "census" in m["stages"]
     assert "census.npz" in m["files"] and set(np.load(out / "census.npz")) == {
-        "SGD_train", "SGD_test", "LBFGS_train", "LBFGS_test"}
+        "SGD_train", "SGD_test", "LBFGS_train", "LBFGS_test", "seal"}
+    assert m["bindings"]["census.npz"]["role"] == "census.npz"  # bound like any other
     # the report: its section in its rank's place (after kernel PCA's, before the toy's)
     assert cli.main(["plot", "--out", str(out), "--quiet"]) == 0
     report = (out / "report.md").read_text()

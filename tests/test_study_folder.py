@@ -322,12 +322,13 @@ def test_a_hard_linked_copy_of_a_study_writes_its_own_lock_and_log(tmp_path):
 def test_a_study_resumes_with_the_thread_count_it_began_with(tmp_path, capsys):
     """The engine's sums round by the thread count: a study resumed on another machine
     (or with another --threads) would silently be a third result."""
-    from losstopo.study.config import default_threads
+    from losstopo._native import arithmetic, engine_threads
 
     out = tmp_path / "s"
     with Study(out, cfg(), quiet=True) as s:  # no count asked for: the engine's default
-        assert s.threads == default_threads()
-    assert json.loads((out / "manifest.json").read_text())["engine"]["threads"] == s.threads
+        assert s.threads == engine_threads()
+    engine = json.loads((out / "manifest.json").read_text())["engine"]
+    assert engine == arithmetic() and engine["threads"] == s.threads
     one = tmp_path / "one"
     with Study(one, cfg(), quiet=True, threads=1):
         pass
@@ -337,3 +338,32 @@ def test_a_study_resumes_with_the_thread_count_it_began_with(tmp_path, capsys):
         Study(one, quiet=True, threads=2)
     expect_cli_error(capsys, ["paths", "--out", str(one), "--threads", "2", "--quiet"],
                      "--threads 1")
+
+
+def test_a_study_resumes_only_where_the_engine_computes_as_it_did(tmp_path, monkeypatch):
+    """The instruction set (and the BLAS kernels) change the rounding too: a study begun
+    with one is refused on a machine that computes with another, with the setting that
+    selects the recorded one where this machine has it."""
+    out = tmp_path / "s"
+    with Study(out, cfg(), quiet=True, threads=1):
+        pass
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["engine"]["instruction_set"] in ("scalar", "avx2", "avx512")
+    m["engine"]["instruction_set"] = "scalar"  # as if begun on a machine without AVX2
+    (out / "manifest.json").write_text(json.dumps(m))
+    if m["engine"]["instruction_set"] != arithmetic_here()["instruction_set"]:
+        with pytest.raises(StudyError, match="LOSSTOPO_SIMD=scalar"):
+            Study(out, quiet=True)
+    monkeypatch.setenv("LOSSTOPO_SIMD", "scalar")  # the way out the message names
+    with Study(out, quiet=True) as s:
+        assert s.threads == 1
+    m["engine"]["blas_kernels"] = "NoSuchCore"
+    (out / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(StudyError, match="OPENBLAS_CORETYPE=NoSuchCore"):
+        Study(out, quiet=True)
+
+
+def arithmetic_here():
+    from losstopo._native import arithmetic
+
+    return arithmetic()

@@ -108,24 +108,31 @@ EDITS = [
 
 @pytest.mark.parametrize("array, edit, message", EDITS, ids=[e[2] for e in EDITS])
 def test_edited_checkpoint_is_refused(array, edit, message, tmp_path):
-    """Arrays restored into the core are checked there before use (no crash, no wrong
-    Table I from an edited best epoch)."""
-    import json
-
-    from losstopo._io import atomic_savez, load_npz
+    """An edited checkpoint is refused by its seal; and arrays restored into the core
+    are checked there before use, even when the edit was sealed again (no crash, no
+    wrong Table I from an edited best epoch)."""
+    from losstopo._io import atomic_savez, load_npz, unseal
 
     X, y = losstopo.datasets.synthetic(120, 6, 3, seed=4)
     kw = dict(method="lbfgs", runs=2, seed=9, epochs=8, progress=False, checkpoint_every=2)
     ck = tmp_path / "run.ckpt.npz"
     with pytest.raises(Interrupt):
         _interrupted(ck, X, y, kw)
-    data = load_npz(ck)
-    meta = json.loads(str(data["meta"]))
+    raw = load_npz(ck)
+    data = dict(raw)
+    meta = unseal(data, "checkpoint")
+    meta.pop("digest")
     assert 0 < meta["epoch"] < 8
     arr = data[array].copy()
     edit(arr)
-    data[array] = arr
-    atomic_savez(ck, data)
+    data[array] = raw[array] = arr
+    atomic_savez(ck, raw)  # the seal kept, an array edited after it
+    with pytest.raises(ValueError, match="edited after it was written"):
+        train(NET, (X, y), (X[:40], y[:40]), checkpoint=ck, **kw)
+    atomic_savez(ck, data)  # no seal at all
+    with pytest.raises(ValueError, match="no seal"):
+        train(NET, (X, y), (X[:40], y[:40]), checkpoint=ck, **kw)
+    atomic_savez(ck, data, seal=meta)  # sealed again: the core's own checks refuse it
     with pytest.raises(ValueError, match=message):
         train(NET, (X, y), (X[:40], y[:40]), checkpoint=ck, **kw)
 
@@ -216,7 +223,8 @@ def test_ensemble_select_save_load(tmp_path):
     with pytest.raises(ValueError, match="ensemble"):
         Ensemble.load(tmp_path / "bad.npz")
     # an edited file: its arrays are checked against each other
-    from losstopo._io import atomic_savez, load_npz
+    import edits
+    from losstopo._io import load_npz
 
     for name, value, message in (("epoch_best_train", 2**30, "epoch_best_train"),
                                  ("epoch_best_train", 1, "minimum"),
@@ -225,7 +233,10 @@ def test_ensemble_select_save_load(tmp_path):
         d = load_npz(p)
         arr = d[name].copy()
         arr[0] = value
-        atomic_savez(tmp_path / "edited.npz", dict(d, **{name: arr}))
+        edits.careless(p, tmp_path / "edited.npz", **{name: arr})
+        with pytest.raises(ValueError, match="edited after it was written"):
+            Ensemble.load(tmp_path / "edited.npz")
+        edits.resealed(p, tmp_path / "edited.npz", **{name: arr})
         with pytest.raises(ValueError, match=message):
             Ensemble.load(tmp_path / "edited.npz")
 

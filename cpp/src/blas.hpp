@@ -19,6 +19,7 @@ void LOSSTOPO_BLAS(cblas_dgemm)(int order, int ta, int tb, int m, int n, int k, 
                                 double* c, int ldc);
 void LOSSTOPO_BLAS(openblas_set_num_threads)(int num_threads);
 int LOSSTOPO_BLAS(openblas_get_num_threads)(void);
+char* LOSSTOPO_BLAS(openblas_get_corename)(void);
 }
 
 namespace losstopo::blas {

@@ -235,6 +235,17 @@ PYBIND11_MODULE(_core, m) {
   bind_path(m);
   m.attr("MAX_THREADS") = EngineOptions::kMaxThreads;
   m.def(
+      "cpu_arithmetic",
+      [] {
+        const Arithmetic a = cpu_arithmetic();
+        py::dict d;
+        d["instruction_set"] = a.instruction_set;
+        d["blas_kernels"] = a.blas_kernels;
+        return d;
+      },
+      "The instruction set and BLAS kernels the CPU engine computes with (its rounding "
+      "depends on them and on the thread count).");
+  m.def(
       "num_params",
       [](const std::vector<int>& sizes, bool bias) {
         MLPSpec s;

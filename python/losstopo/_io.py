@@ -1,5 +1,6 @@
 """The package's file I/O in one place: atomic writes, .npz reading without pickles,
-and the hash that keys a configuration (checkpoints, path files, study manifests)."""
+the seal that binds a file to what wrote it, and the hash that keys a configuration
+(checkpoints, path files, study manifests)."""
 
 from __future__ import annotations
 
@@ -55,10 +56,87 @@ def _atomic(path, write, mode: str) -> None:
         raise
 
 
-def atomic_savez(path, arrays: dict, compressed: bool = False) -> None:
-    """np.savez (or savez_compressed) to ``path`` through a temporary file and a rename."""
+def atomic_savez(path, arrays: dict, compressed: bool = False, seal=None) -> None:
+    """np.savez (or savez_compressed) to ``path`` through a temporary file and a rename;
+    with ``seal`` (a dict), the arrays go out sealed with it (see :func:`sealed`)."""
     save = np.savez_compressed if compressed else np.savez
+    if seal is not None:
+        arrays = sealed(arrays, **seal)
     _atomic(path, lambda f: save(f, **arrays), "wb")
+
+
+def npz_bytes(arrays: dict, seal=None) -> bytes:
+    """The bytes np.savez writes for ``arrays`` (sealed with ``seal`` when given)."""
+    if seal is not None:
+        arrays = sealed(arrays, **seal)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def file_digest(path) -> str:
+    """The sha256 of a file's bytes (hex)."""
+    h = hashlib.sha256()
+    with open(os.fspath(path), "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+# ------------------------------------------------------------------------ the seal
+# Every .npz the package writes to be read back carries one more array, SEAL: a JSON
+# object saying what wrote it (its "kind" and the writer's own binding: the
+# configuration hash, a study's key and the file's role) and the digest of every
+# other array (names, dtypes, shapes and bytes). Reading checks both, so a file
+# edited after it was written, or written by something else, is refused by name.
+SEAL = "seal"
+
+
+def content_digest(arrays: dict) -> str:
+    """sha256 over every array but the seal: its name, dtype, shape and bytes."""
+    h = hashlib.sha256()
+    for name in sorted(k for k in arrays if k != SEAL):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(json.dumps([name, a.dtype.str, list(a.shape)]).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def sealed(arrays: dict, **binding) -> dict:
+    """``arrays`` with the seal: ``binding`` (JSON values; "kind" names the writer)
+    and the arrays' digest."""
+    if SEAL in arrays:
+        raise ValueError(f"an array may not be named {SEAL!r} (the seal's name)")
+    return dict(arrays, **{SEAL: np.array(json.dumps(dict(binding,
+                                                            digest=content_digest(arrays)),
+                                                       sort_keys=True))})
+
+
+def unseal(arrays: dict, kind: str) -> dict:
+    """Checks the seal of arrays read back (ValueError naming what is wrong) and
+    returns its binding; the seal is taken out of ``arrays``."""
+    raw = arrays.pop(SEAL, None)
+    if raw is None:
+        raise ValueError("no seal (not a file losstopo wrote, or written by a version "
+                         "before files were sealed)")
+    try:
+        binding = json.loads(str(raw))
+    except ValueError:
+        binding = None
+    if not isinstance(binding, dict) or not isinstance(binding.get("digest"), str):
+        raise ValueError("its seal is not one losstopo writes")
+    if binding.get("kind") != kind:
+        raise ValueError(f"a {binding.get('kind')!r} file, not a {kind!r} file")
+    if binding["digest"] != content_digest(arrays):
+        raise ValueError("its arrays differ from those it was written with (edited "
+                         "after it was written)")
+    return binding
+
+
+def load_sealed(path, kind: str):
+    """(arrays, binding) of a sealed .npz of ``kind``, both checked (ValueError)."""
+    arrays = load_npz(path)
+    return arrays, unseal(arrays, kind)
 
 
 def atomic_write_text(path, text: str) -> None:
@@ -147,9 +225,9 @@ class Folder:
         _atomic(p, lambda f: f.write(data), "wb")
         return p
 
-    def savez(self, name, arrays: dict) -> str:
+    def savez(self, name, arrays: dict, seal=None) -> str:
         p = self._parent_ok(name)
-        atomic_savez(p, arrays)
+        atomic_savez(p, arrays, seal=seal)
         return p
 
     def open_append(self, name):

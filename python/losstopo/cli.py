@@ -160,7 +160,8 @@ def _estimate(args, config) -> int:
 
     workers = None
     if args.cluster is not None:
-        from .cluster import Cluster, cores, worker_threads
+        from ._native import cores
+        from .cluster import Cluster, worker_threads
 
         with Cluster(args.cluster) as cluster:  # in machines like this one
             workers = max(1, round(sum(worker_threads(cluster.client).values()) / cores()))

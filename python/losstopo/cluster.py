@@ -12,6 +12,8 @@ import threading
 import uuid
 from typing import Callable, Iterable, Iterator, Optional, Tuple
 
+from ._native import cores
+
 EXTRA = 'pip install "losstopo[distributed]"'
 # A worker resource: the engine threads a worker offers (its cores), for workers
 # started with one task thread (`dask worker --nthreads 1 --resources
@@ -20,12 +22,6 @@ RESOURCE = "losstopo_threads"
 _ADDRESS = re.compile(r"^(tcp|tls|ws|wss|inproc|ucx)://\[?[A-Za-z0-9_.:-]+\]?:(\d{1,5})$")
 
 
-def cores() -> int:
-    """The cores this process may run on (its affinity, not the machine's count)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
 
 
 def distributed_module():

@@ -10,7 +10,7 @@ from typing import List
 import numpy as np
 
 from ._checks import check_int
-from ._io import atomic_savez, load_npz
+from ._io import SEAL, atomic_savez, load_npz, load_sealed
 from .models import MLP
 
 ARRAYS = (
@@ -89,19 +89,26 @@ class Ensemble:
 
     # ------------------------------------------------------------------ I/O
     def save(self, path) -> None:
-        """Writes an .npz (arrays plus JSON metadata) atomically."""
+        """Writes an .npz (arrays plus JSON metadata, sealed) atomically."""
         meta = dict(self.meta, net=None if self.net is None else self.net.to_dict())
         arrays = {name: getattr(self, name) for name in ARRAYS}
         arrays["meta"] = np.array(json.dumps(meta))
-        atomic_savez(path, arrays)
+        atomic_savez(path, arrays, seal=dict(kind="ensemble"))
 
     @classmethod
-    def load(cls, path) -> "Ensemble":
+    def load(cls, path, sealed: bool = True) -> "Ensemble":
+        """Reads a file Ensemble.save wrote, its seal and arrays checked. ``sealed=False``
+        also reads a file from before files were sealed (a study that vouches for its
+        bytes)."""
         path = os.fspath(path)
         if not os.path.exists(path):
             raise FileNotFoundError(f"ensemble file not found: {path}")
         try:
-            data = load_npz(path)
+            if sealed:
+                data, _ = load_sealed(path, "ensemble")
+            else:
+                data = load_npz(path)
+                data.pop(SEAL, None)
             meta = json.loads(str(data.pop("meta")))
             nd = meta.pop("net")
             net = MLP.from_dict(nd) if isinstance(nd, dict) else None

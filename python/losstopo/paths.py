@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import json
 import os
 from dataclasses import dataclass, field
 from typing import Optional
@@ -12,7 +11,7 @@ from typing import Optional
 import numpy as np
 
 from ._checks import check_int
-from ._io import atomic_savez, config_hash, load_npz
+from ._io import atomic_savez, config_hash, load_sealed
 from .cluster import run_tasks
 from .landscape import Landscape
 from .optimize import lbfgs_options, lbfgs_params
@@ -117,12 +116,17 @@ class FourierPath:
 
     def save(self, path) -> None:
         atomic_savez(path, dict(a=self.a, b=self.b, coeffs=self.coeffs,
-                                curve=np.array(self.curve)))
+                                curve=np.array(self.curve)), seal=dict(kind="path"))
 
     @classmethod
     def load(cls, path) -> "FourierPath":
-        d = load_npz(path)
-        return cls(d["a"], d["b"], d["coeffs"], curve=str(d.get("curve", "fourier")))
+        try:
+            d, _ = load_sealed(path, "path")
+            return cls(d["a"], d["b"], d["coeffs"], curve=str(d["curve"]))
+        except OSError:
+            raise
+        except Exception as e:  # a truncated, foreign or edited file
+            raise ValueError(f"{os.fspath(path)}: not a valid losstopo path file ({e})") from e
 
     def __repr__(self) -> str:
         return f"FourierPath(D={self.a.size}, n_modes={self.n_modes}, curve={self.curve!r})"
@@ -534,8 +538,7 @@ def barrier_matrix(landscape, thetas, pairs=300, seed: int = 0, out=None,
     chash = config_hash(config)
     if out is not None and os.path.exists(out):
         try:
-            old = load_npz(out)
-            meta = json.loads(str(old.pop("meta")))
+            old, meta = load_sealed(out, "barrier_matrix")
         except Exception as e:
             raise ValueError(f"out {out}: unreadable ({e}); delete it to start afresh") from e
         if meta.get("config_hash") != chash:
@@ -569,7 +572,7 @@ def barrier_matrix(landscape, thetas, pairs=300, seed: int = 0, out=None,
                     res[key][j] = rec[key]
                 res["done"][j] = True
             if out is not None:
-                atomic_savez(out, dict(res, meta=np.array(json.dumps(dict(config_hash=chash)))))
+                atomic_savez(out, res, seal=dict(kind="barrier_matrix", config_hash=chash))
             bar.update(len(rows), postfix=f"barrier {records[-1]['barrier']:.4g}")
     finally:
         finished.close()  # cancels what still runs on a cluster

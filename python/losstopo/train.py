@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from typing import Optional, Sequence, Union
 
@@ -11,7 +10,8 @@ import numpy as np
 
 from . import __version__
 from ._checks import check_int
-from ._io import atomic_savez, config_hash, load_npz
+from ._io import atomic_savez, config_hash, load_sealed
+from ._native import arithmetic, arithmetic_mismatch
 from .cluster import run_tasks
 from .ensemble import ARRAYS, Ensemble, check_ensemble_arrays
 from .landscape import Landscape
@@ -223,17 +223,21 @@ def train(
     lparams.carry_lines = carry if method == "lbfgs" else 0
     trainer = Trainer(engine(train_ls), None if test_ls is None else engine(test_ls), theta0,
                       method, int(epochs), sgd, int(seed) & (2**64 - 1), run_seeds, lparams)
+    # What the numbers depend on beyond the configuration (a native CPU engine's thread
+    # count, instruction set and BLAS kernels): a checkpoint resumes only where they
+    # are the same, so a resumed population is bitwise the uninterrupted one.
+    engine = _arithmetic(train_ls)
     if checkpoint is not None:
         checkpoint = os.fspath(checkpoint)
         if os.path.exists(checkpoint):
-            _restore(trainer, checkpoint, chash)
+            _restore(trainer, checkpoint, chash, engine)
 
     def save():
         if checkpoint is not None:
             st = trainer.state()
-            st["meta"] = np.array(json.dumps(dict(config_hash=chash, epoch=trainer.epoch,
-                                                  config=config)))
-            atomic_savez(checkpoint, st)
+            atomic_savez(checkpoint, st, seal=dict(kind="checkpoint", config_hash=chash,
+                                                   epoch=trainer.epoch, config=config,
+                                                   engine=engine))
 
     label = f"{method} x{len(run_ids)}"
     bar = Progress(epochs, desc=label, enabled=progress)
@@ -302,11 +306,13 @@ def _train_groups(net, train_data, test_data, runs, group, client, checkpoint, p
                   theta0=None if theta0 is None else
                   hashlib.sha256(np.ascontiguousarray(theta0).tobytes()).hexdigest()[:16])
     chash = config_hash(config)
+    # groups trained here compute as this process does; on a cluster, as their workers
+    engine = _arithmetic(train_ls) if client is None else None
     parts = {}  # group index -> Ensemble
     if checkpoint is not None:
         checkpoint = os.fspath(checkpoint)
         if os.path.exists(checkpoint):
-            parts = _load_parts(checkpoint, chash, net, [ids for ids, _ in items],
+            parts = _load_parts(checkpoint, chash, engine, net, [ids for ids, _ in items],
                                 int(kw["epochs"] if kw["epochs"] is not None
                                     else DEFAULT_EPOCHS[kw["method"]]))
 
@@ -314,10 +320,9 @@ def _train_groups(net, train_data, test_data, runs, group, client, checkpoint, p
         if checkpoint is None:
             return
         arrays = {f"g{k}__{name}": getattr(e, name) for k, e in parts.items() for name in ARRAYS}
-        arrays["meta"] = np.array(json.dumps(dict(config_hash=chash, groups=sorted(parts),
-                                                  metas={str(k): e.meta
-                                                         for k, e in parts.items()})))
-        atomic_savez(checkpoint, arrays)
+        atomic_savez(checkpoint, arrays, seal=dict(
+            kind="grouped checkpoint", config_hash=chash, groups=sorted(parts),
+            metas={str(k): e.meta for k, e in parts.items()}, engine=engine))
 
     todo = [k for k in range(len(items)) if k not in parts]
     finished = run_tasks(client, _group_task, (net, train_ls, test_ls, kw),
@@ -341,15 +346,15 @@ def _train_groups(net, train_data, test_data, runs, group, client, checkpoint, p
     return Ensemble(net=net, meta=meta, **arrays)
 
 
-def _load_parts(path, chash, net, groups, epochs) -> dict:
+def _load_parts(path, chash, engine, net, groups, epochs) -> dict:
     """The finished groups kept in a grouped training's checkpoint, each checked to be
     its group's runs over all epochs."""
     try:
-        data = load_npz(path)
-        meta = json.loads(str(data.pop("meta")))
+        data, meta = load_sealed(path, "grouped checkpoint")
         if meta.get("config_hash") != chash:
             raise ValueError("written by a run with a different configuration; use another "
                              "path or delete it to start afresh")
+        _check_engine(meta.get("engine"), engine)
         parts = {}
         for k in meta["groups"]:
             kw = {name: data[f"g{int(k)}__{name}"] for name in ARRAYS}
@@ -368,17 +373,36 @@ def _load_parts(path, chash, net, groups, epochs) -> dict:
     return parts
 
 
-def _restore(trainer, path, config_hash):
+def _arithmetic(ls):
+    """A native CPU landscape's arithmetic (_native.arithmetic); None for others."""
+    if isinstance(ls, Landscape) and ls.device == "cpu":
+        return arithmetic(ls.threads or None)
+    return None
+
+
+def _check_engine(recorded, engine):
+    """Refuses (ValueError) a checkpoint whose numbers were computed otherwise than
+    they would be here."""
+    problem = None if recorded is None or engine is None else arithmetic_mismatch(recorded,
+                                                                                 engine)
+    if problem is not None:
+        raise ValueError(f"{problem} (or delete it to start afresh)")
+
+
+def _restore(trainer, path, config_hash, engine):
     try:
-        data = load_npz(path)
-        meta = json.loads(str(data.pop("meta")))
-    except Exception as e:  # a truncated or foreign file
+        data, meta = load_sealed(path, "checkpoint")
+    except Exception as e:  # a truncated, edited or foreign file
         raise ValueError(f"checkpoint {path}: unreadable ({e}); delete it to start afresh") from e
     if meta.get("config_hash") != config_hash:
         raise ValueError(
             f"checkpoint {path} was written by a run with a different configuration; "
             "use another path or delete it to start afresh"
         )
+    try:
+        _check_engine(meta.get("engine"), engine)
+    except ValueError as e:
+        raise ValueError(f"checkpoint {path}: {e}") from None
     epoch = meta.get("epoch")
     if isinstance(epoch, bool) or not isinstance(epoch, int) or not 0 <= epoch < 2**31:
         raise ValueError(f"checkpoint {path}: epoch {epoch!r} is not an epoch; "

@@ -57,6 +57,17 @@ struct EngineOptions {
   }
 };
 
+// What a CPU engine's rounding depends on besides its thread count: the instruction
+// set of its vectorized loops ("avx512", "avx2" or "scalar"; LOSSTOPO_SIMD may narrow
+// it) and the BLAS kernels' family (OpenBLAS's core name, e.g. "Haswell", "Zen";
+// OPENBLAS_CORETYPE may choose another). Two machines that agree on both (and on the
+// thread count) compute bitwise the same numbers.
+struct Arithmetic {
+  std::string instruction_set;
+  std::string blas_kernels;
+};
+Arithmetic cpu_arithmetic();
+
 // The first layer's products for P lines x_p - u d_p over the whole dataset
 // (2 x n x P x h1 numbers), filled by Landscape::prepare_lines.
 template <typename T>

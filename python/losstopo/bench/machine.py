@@ -23,10 +23,9 @@ def cpu_model() -> str:
 
 def machine_info() -> dict:
     """CPU model, core counts and OS of this machine."""
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        usable = os.cpu_count()
+    from .._native import cores
+
+    usable = cores()
     return {
         "cpu": cpu_model(),
         "logical_cores": os.cpu_count(),

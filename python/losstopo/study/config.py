@@ -110,20 +110,6 @@ def available_memory() -> int:
         return 0
 
 
-def default_threads() -> int:
-    """The native engine's threads when none are asked for: OpenMP's default (its
-    OMP_NUM_THREADS, else the cores this process may run on)."""
-    import os
-
-    env = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
-    if env.isdigit() and int(env) > 0:
-        return int(env)
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
 def check_sizes(c: dict) -> None:
     """Refuses, before any file is written, sizes the data cannot give (MNIST's splits)
     or this machine cannot hold (synthetic data, the slices' grids)."""

@@ -40,15 +40,18 @@ class EnsembleFile(StudyFile):
     def read(self, folder):
         from ..ensemble import Ensemble
 
+        p = folder.verify(self.name, self.command)
         try:
-            return Ensemble.load(folder.path(self.name))
+            return Ensemble.load(p, sealed=folder.sealed(self.name))
         except (ValueError, OSError) as e:
             raise StudyError(f"{e}; delete it and run `losstopo train --out {folder.out}` to "
                              "train it again") from e
 
 
 class CheckpointFile(StudyFile):
-    """checkpoint_{method}.npz: a population's running state (written by train())."""
+    """checkpoint_{method}.npz: a population's running state, written and read back by
+    train() (sealed and keyed by its configuration there); bound to the study once the
+    population has finished."""
 
     command = "train"
 
@@ -133,6 +136,24 @@ class PathsFile(StudyFile):
         if (d["done"].dtype != bool or d["barrier"].shape != (n,)
                 or d["losses"].ndim != 2 or len(d["losses"]) != n):
             raise ValueError("arrays of inconsistent shapes or types")
+
+    def read(self, folder, partial: bool = False) -> dict:
+        """The file's arrays, bound to the study (written by barrier_matrix, sealed by
+        it). ``partial``: a file that barrier_matrix has not finished (not recorded in
+        the manifest yet) is read on its seal alone, to be continued."""
+        if partial and folder.exists(self.name) and not folder.recorded(self.name):
+            from .._io import load_sealed
+
+            p = folder.path(self.name)
+            try:
+                d, _ = load_sealed(p, "barrier_matrix")
+                self.check(d)
+            except Exception as e:
+                raise StudyError(f"{p}: unreadable or not the study's ({e}); delete it and "
+                                 f"run `losstopo {self.command} --out {folder.out}` to make "
+                                 "it again") from e
+            return d
+        return folder.load(self.name, self.command, self.check, kind="barrier_matrix")
 
 
 class ConvergenceFile(StudyFile):

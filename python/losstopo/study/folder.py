@@ -1,24 +1,33 @@
 """A study's folder: the exclusive lock, the manifest (read with its checks, written
 atomically), the log, and the one writer every study file goes through (it refuses
 links and paths outside the folder, and lists each name in the manifest first, so
-``--force`` removes exactly the study's own files)."""
+``--force`` removes exactly the study's own files).
+
+Every file of the study is bound to it: the manifest's ``bindings`` record, for each
+file written, its role (the name it was written under), the study's key and the
+sha256 of its bytes; the .npz files the study writes itself are sealed with the same
+key and role. A file is read only when its bytes are the ones recorded, so a file
+edited, truncated, swapped with another of the study's or brought from another study
+is refused by name, never used."""
 
 from __future__ import annotations
 
 import glob
+import hashlib
 import json
 import logging
 import os
 import sys
 import time
 
-from .._io import Folder, UnsafePathError, load_npz
+from .._io import SEAL, Folder, UnsafePathError, file_digest, load_npz, npz_bytes, unseal
 from .config import StudyError, check_config, why
 
 MANIFEST = "manifest.json"
 LOG = "log.txt"
 _FIELDS = (("config", dict), ("config_hash", str), ("stages", dict), ("results", dict),
-           ("files", list))
+           ("files", list), ("bindings", dict))
+_OPTIONAL = ("files", "bindings")  # absent from the manifests of older versions
 
 
 class StudyFolder:
@@ -32,6 +41,7 @@ class StudyFolder:
         self.names = names
         self.quiet = quiet
         self.manifest = None
+        self.study = None  # the study's key (config.study_key), set by the runner
         self.log = None
         self._lockfile = None
         self._logstream = None
@@ -105,7 +115,7 @@ class StudyFolder:
             problems.append("not a JSON object")
         else:
             for key, types in _FIELDS:
-                if key not in m and key != "files":
+                if key not in m and key not in _OPTIONAL:
                     problems.append(f"no {key!r}")
                 elif key in m and not isinstance(m[key], types):
                     problems.append(f"{key!r} is a {type(m[key]).__name__}, "
@@ -113,6 +123,10 @@ class StudyFolder:
             if isinstance(m.get("files"), list) and not all(isinstance(x, str)
                                                             for x in m["files"]):
                 problems.append("'files' holds names that are not strings")
+            if isinstance(m.get("bindings"), dict) and not all(
+                    isinstance(b, dict) and isinstance(b.get("sha256"), str)
+                    for b in m["bindings"].values()):
+                problems.append("'bindings' holds records without a sha256")
         if problems:
             raise StudyError(f"{p}: not a study manifest ({'; '.join(problems)}); move it "
                              "away or choose another --out")
@@ -157,6 +171,7 @@ class StudyFolder:
         for name in names:
             if name not in self.names or (listed is not None and name not in listed):
                 continue
+            manifest.get("bindings", {}).pop(name, None)
             try:
                 p = self.folder.path(name)
             except UnsafePathError:
@@ -196,25 +211,106 @@ class StudyFolder:
 
     def write(self, name, kind, payload):
         """Every write of the study: listed in the manifest first, then written through
-        the folder's checks. ``kind``: "text", "bytes" or "npz" (a dict of arrays)."""
+        the folder's checks, then its binding recorded. ``kind``: "text", "bytes" or
+        "npz" (a dict of arrays, sealed with the study's key and the file's role)."""
         self.own(name)
+        if kind == "text":
+            data = payload.encode()
+        elif kind == "bytes":
+            data = payload
+        else:
+            data = npz_bytes(payload, seal=dict(kind="study", study=self.study, role=name))
         try:
-            if kind == "text":
-                return self.folder.write_text(name, payload)
-            if kind == "bytes":
-                return self.folder.write_bytes(name, payload)
-            return self.folder.savez(name, payload)
+            p = self.folder.write_bytes(name, data)
         except UnsafePathError as e:
             raise StudyError(str(e)) from e
+        self._bind(name, hashlib.sha256(data).hexdigest())
+        return p
 
-    def load(self, name, stage, check=None) -> dict:
-        """The arrays of one of the study's .npz files, checked; a clear StudyError
-        (naming the file and what to do) for a missing, truncated or foreign file."""
+    def record(self, name) -> None:
+        """Binds a file a library function wrote in the folder (an ensemble, a paths
+        file) to the study, as it is now."""
+        self._bind(name, file_digest(self.path(name)))
+
+    def _bind(self, name, digest) -> None:
+        bindings = self.manifest.setdefault("bindings", {})
+        bindings[name] = dict(role=name, study=self.study, sha256=digest)
+        self.write_manifest()
+
+    def adopt(self) -> list:
+        """Binds the files of a study written before studies recorded their files (a
+        manifest without ``bindings``) as they are now, once, marked unsealed (they are
+        read with their own checks); returns their names."""
+        adopted = []
+        bindings = self.manifest.setdefault("bindings", {})
+        listed = self.manifest.get("files")
+        for name in sorted(self.names if listed is None else self.names & set(listed)):
+            if not name.endswith(".npz") or name in bindings:
+                continue
+            try:
+                p = self.folder.path(name)
+            except UnsafePathError:
+                continue
+            if os.path.isfile(p):
+                bindings[name] = dict(role=name, study=self.study, sha256=file_digest(p),
+                                      sealed=False)
+                adopted.append(name)
+        self.write_manifest()
+        return adopted
+
+    def sealed(self, name) -> bool:
+        """Whether the study's file ``name`` carries a seal (all but adopted ones)."""
+        return self.manifest.get("bindings", {}).get(name, {}).get("sealed", True)
+
+    def recorded(self, name) -> bool:
+        return name in self.manifest.get("bindings", {})
+
+    def verify(self, name, stage) -> str:
+        """The checked path of one of the study's files whose bytes are those the study
+        recorded; a StudyError naming the file and what to do otherwise."""
         p = self.path(name)
         if not os.path.exists(p):
             raise StudyError(f"{p}: missing; run `losstopo {stage} --out {self.out}`")
+        redo = (f"delete it and run `losstopo {stage} --out {self.out}` to make it again "
+                "(or restore the study's own file)")
+        rec = self.manifest.get("bindings", {}).get(name)
+        if rec is None:
+            raise StudyError(f"{p}: not recorded in {MANIFEST} as this study's file (brought "
+                             f"from elsewhere, or left by an interrupted write); {redo}")
+        try:
+            digest = file_digest(p)
+        except OSError as e:
+            raise StudyError(f"{p}: unreadable ({why(e)}); {redo}") from e
+        if digest != rec["sha256"]:
+            raise StudyError(f"{p}: not the file this study wrote ({self._whose(p, name)}); "
+                             f"{redo}")
+        return p
+
+    def _whose(self, p, name) -> str:
+        """Why a file's bytes differ from the record, as far as its seal tells."""
         try:
             d = load_npz(p)
+            binding = unseal(d, "study") if SEAL in d else {}
+        except Exception:
+            return "truncated, edited or foreign: its bytes differ from those recorded"
+        if binding.get("study") not in (None, self.study):
+            return "written by another study"
+        if binding.get("role") not in (None, name):
+            return f"this study's {binding['role']}, under another name"
+        return "edited after it was written: its bytes differ from those recorded"
+
+    def load(self, name, stage, check=None, kind="study") -> dict:
+        """The arrays of one of the study's .npz files, bound to the study (verify) and
+        checked; a clear StudyError (naming the file and what to do) for a missing,
+        truncated, edited or foreign file. ``kind``: the writer the file's seal names
+        ("study" for the study's own writes)."""
+        p = self.verify(name, stage)
+        try:
+            d = load_npz(p)
+            binding = unseal(d, kind) if self.sealed(name) else {}
+            if kind == "study" and self.sealed(name) and (binding.get("study") != self.study
+                                                          or binding.get("role") != name):
+                raise ValueError("sealed for another study or another file")
             if check is not None:
                 check(d)
         except Exception as e:  # a truncated, foreign or malformed file

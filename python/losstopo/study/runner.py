@@ -12,7 +12,8 @@ from typing import Optional
 from .. import __version__
 from .._io import UnsafePathError
 from . import stages as registry
-from .config import (StudyError, check_config, check_sizes, default_threads, diff, network,
+from .._native import arithmetic, arithmetic_mismatch
+from .config import (StudyError, check_config, check_sizes, diff, network,
                      study_data, study_hash, study_key, study_landscapes, why)
 from .files import REPORT, SetsFile, figure_names
 from .folder import StudyFolder
@@ -126,41 +127,54 @@ class Study:
             manifest["config"] = config
             manifest["config_hash"] = study_hash(config)  # a hashed stage setting's new value
         self.config = config
+        folder.study = study_key(config)  # what every file the study writes is bound to
         if manifest is None:
             manifest = dict(config=config, config_hash=study_hash(config), stages={},
                             results={}, files=[], version=__version__)
         manifest.setdefault("files", [])
+        legacy = "bindings" not in manifest and bool(manifest["stages"])
+        manifest.setdefault("bindings", {})
         recorded = self._engine_threads(manifest)
         folder.manifest = manifest
         folder.own("manifest.json", "log.txt")
+        adopted = folder.adopt() if legacy else []
         if recorded:
             folder.write_manifest()
         self.log = folder.open_log(str(id(self)))
+        if adopted:
+            self.log.info("files bound to the study as found (written before studies "
+                          "recorded their files): %s", ", ".join(adopted))
         for what in reset:
             self.log.info("settings changed: the %s stage runs again", what)
         if reset:  # its old results and files are gone from the study now, run or not
             folder.write_manifest()
 
     def _engine_threads(self, manifest) -> bool:
-        """The native engine's thread count, which its sums' rounding depends on: a
-        study records the count it runs with, and a resumed one runs with it (so it is
-        bitwise the study an uninterrupted run would have made); another count asked
-        for is refused with the way out. Returns whether the manifest took it now.
-        A PyTorch network or a study on a cluster keeps the threads as given."""
+        """What the native engine's rounding depends on (its thread count, instruction
+        set and BLAS kernels): a study records what it computes with, and a resumed one
+        computes with it (so it is bitwise the study an uninterrupted run would have
+        made); another thread count asked for, or a machine that computes otherwise, is
+        refused with the way out. Returns whether the manifest took a record now. A
+        PyTorch network or a study on a cluster keeps the threads as given."""
         if self.client is not None or network(self.config["network"]) is None:
             return False
         engine = manifest.setdefault("engine", {})
         had = engine.get("threads")
-        if had is None:  # a new study, or one written before the count was recorded
-            engine["threads"] = self.threads or default_threads()
-            self.threads = engine["threads"]
-            return True
-        if self.threads is not None and self.threads != had:
+        if self.threads is not None and had is not None and self.threads != had:
             raise StudyError(f"{self.out}: this study was computed with {had} engine threads "
                              f"and its numbers depend on the count; resume with --threads "
                              f"{had} (or start afresh with --force)")
-        self.threads = had
-        return False
+        now = arithmetic(self.threads if had is None else had)
+        if had is not None:
+            problem = arithmetic_mismatch(engine, now)
+            if problem is not None:
+                raise StudyError(f"{self.out}: this study was {problem} (or start afresh "
+                                 "with --force)")
+        self.threads = now["threads"]
+        if engine == now:
+            return False
+        engine.update(now)  # a new study, or one written before the record was complete
+        return True
 
     def __enter__(self):
         return self

@@ -52,9 +52,12 @@ class AlignStage(Stage):
             study.log.info("align: %s, %d pairs aligned on the train landscape", name, k)
             fname = PathsFile(name, aligned=True).name
             study.folder.own(fname)
+            if study.folder.exists(fname):  # to be continued: sealed and whole
+                PathsFile(name, aligned=True).read(study.folder, partial=True)
             res = barrier_matrix(train_ls, sets[name], pairs=pairs, seed=c["seed"],
                                  out=study.path(fname), progress=not study.quiet, align=True,
                                  client=study.client, **kw)
+            study.folder.record(fname)
             summary[name] = dict(
                 pairs=int(k), median=float(np.median(res["barrier"])),
                 median_unaligned=float(np.median(plain["barrier"][:k])),

@@ -67,7 +67,7 @@ class PathsStage(Stage):
         files = [(name, lname, PathsFile(name, lname)) for name, lname, _ in path_files()]
         for _, _, f in files:  # a broken file stops us now, not hours in
             if study.folder.exists(f.name):
-                f.read(study.folder)
+                f.read(study.folder, partial=True)
         train_ls, test_ls = study.landscapes()
         summary = {}
         for name, lname, f in files:
@@ -82,6 +82,7 @@ class PathsStage(Stage):
                 if "out " not in str(e):
                     raise
                 raise StudyError(str(e)) from e
+            study.folder.record(f.name)
             b = res["barrier"]
             summary[f"{name}@{lname}"] = dict(
                 median=float(np.median(b)), q25=float(np.percentile(b, 25)),

@@ -70,6 +70,9 @@ class TrainStage(Stage):
                     raise
                 raise StudyError(str(e)) from e
             ens.save(study.path(target))
+            study.folder.record(target)
+            if study.folder.exists(checkpoint):
+                study.folder.record(checkpoint)
             study.log.info("train: %s finished in %.1f s", method, time.perf_counter() - t)
             study.finish(f"train_{method}", NoResults())
         sgd = EnsembleFile("sgd").read(study.folder).select(c["keep"])
