@@ -275,3 +275,30 @@ def test_data_fingerprint_is_the_same_for_arrays_and_landscapes():
     c = train(NET, (X[::-1], y[::-1]), runs=1, epochs=1, progress=False)
     assert a.meta["train_data"] == b.meta["train_data"] != c.meta["train_data"]
     assert a.meta["config_hash"] == b.meta["config_hash"] != c.meta["config_hash"]
+
+
+def test_a_checkpoint_resumes_only_with_the_arithmetic_it_was_written_with(tmp_path):
+    """The engine's sums round by its thread count: a population interrupted at one
+    count and resumed at another would be a third result. The checkpoint records the
+    count (and the instruction set and BLAS kernels), another is refused with the way
+    out, and the recorded one resumes bitwise the uninterrupted run."""
+    X, y = losstopo.datasets.synthetic(120, 6, 3, seed=4)
+    kw = dict(method="lbfgs", runs=2, seed=9, epochs=8, progress=False, checkpoint_every=2)
+    ck = tmp_path / "run.ckpt.npz"
+    with pytest.raises(Interrupt):
+        _interrupted(ck, X, y, dict(kw, threads=1))
+    with pytest.raises(ValueError, match=r"engine threads 1 \(here 2\).*threads=1"):
+        train(NET, (X, y), (X[:40], y[:40]), checkpoint=ck, **dict(kw, threads=2))
+    got = train(NET, (X, y), (X[:40], y[:40]), checkpoint=ck, **dict(kw, threads=1))
+    ref = train(NET, (X, y), (X[:40], y[:40]), **dict(kw, threads=1))
+    np.testing.assert_array_equal(got.theta_final, ref.theta_final)
+    np.testing.assert_array_equal(got.train_loss, ref.train_loss)
+    from losstopo._io import load_npz, unseal
+
+    d = load_npz(ck)
+    meta = unseal(d, "checkpoint")
+    meta.pop("digest")
+    meta["engine"] = dict(meta["engine"], blas_kernels="NoSuchCore")  # another machine's
+    losstopo._io.atomic_savez(ck, d, seal=meta)
+    with pytest.raises(ValueError, match="OPENBLAS_CORETYPE=NoSuchCore"):
+        train(NET, (X, y), (X[:40], y[:40]), checkpoint=ck, **dict(kw, threads=1))
