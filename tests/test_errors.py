@@ -250,6 +250,65 @@ def test_a_failing_python_callback_raises_and_never_crashes():
     assert r.stdout.count("raised") == 9 and "survived" in r.stdout
 
 
+TORCH_INTERRUPT = r"""
+import numpy as np, torch, losstopo
+from losstopo.torch_adapter import TorchLandscape, lenet, lstm
+
+rng = np.random.default_rng(0)
+X = rng.random((16, 784), dtype=np.float32)
+y = rng.integers(0, 10, 16)
+for make in (lenet, lstm):
+    module = make()
+    calls = [0]
+
+    def pre_hook(mod, inputs):  # Ctrl-C after the path has started its steps
+        calls[0] += 1
+        if calls[0] == 3:
+            raise KeyboardInterrupt
+
+    ls = TorchLandscape(module, X, y)
+    ls.module.register_forward_pre_hook(pre_hook)
+    D = ls.num_params
+    a = (0.01 * rng.standard_normal(D)).astype(np.float32)
+    try:
+        losstopo.find_path(ls, a, a + 0.01, n_points=4, n_modes=2, steps=3, progress=False)
+    except KeyboardInterrupt:
+        print("interrupted", make.__name__)
+print("survived")
+"""
+
+
+def test_ctrl_c_during_a_torch_path_raises_keyboard_interrupt():
+    """Ctrl-C while the study's LeNet or LSTM path runs (the core calling the torch
+    module back) reaches the caller as KeyboardInterrupt; it segfaulted before."""
+    pytest.importorskip("torch")
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-c", TORCH_INTERRUPT], capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, (r.returncode, r.stderr[-2000:])
+    assert r.stdout.count("interrupted") == 2 and "survived" in r.stdout, r.stdout
+
+
+def test_a_path_whose_start_overflows_is_refused():
+    """init_scale=1e30 on a float32 network: the initial curve's energy is not finite;
+    it returned the straight line with a NaN history."""
+    X, y = losstopo.datasets.synthetic(60, 4, 3, seed=1)
+    net = MLP([4, 5, 3])
+    ls = Landscape(net, X, y)
+    a = np.random.default_rng(0).normal(size=net.num_params).astype(np.float32)
+    with pytest.raises(ValueError, match="init_scale=1e"):
+        losstopo.find_path(ls, a, a + 1, n_points=5, steps=3, progress=False,
+                           init_scale=1e30)
+    with pytest.raises(ValueError, match="init_scale=1e"):
+        losstopo.barrier_matrix(ls, np.stack([a, a + 1]), pairs=1, n_points=5, steps=3,
+                                progress=False, init_scale=1e30)
+    ok = losstopo.find_path(ls, a, a + 1, n_points=5, steps=3, progress=False,
+                            init_scale=0.1)
+    assert np.isfinite(ok.history).all()
+
+
 def test_atomic_writes_never_replace_a_device_or_a_fifo(tmp_path):
     """A write to a FIFO is refused (it was replaced by a regular file); a character
     device is written through and stays one (as root, `bench --json /dev/null` replaced

@@ -437,6 +437,12 @@ def _find_paths(landscape, A, B, params: dict, refine: bool, seed: int, init_sca
         pb.optimize(lambda s: bar.set(s))
     finally:
         bar.close()
+    start = np.asarray(pb.history).reshape(R, -1)[:, 0]
+    if not np.isfinite(start).all():  # the best path would be the straight line, silently
+        what = (f"init_scale={init_scale:g}: the initial curve's coefficients overflow the "
+                "landscape's arithmetic; choose a smaller init_scale" if init_scale else
+                "the straight line's energy is not finite; check the landscape")
+        raise ValueError(f"the path objective is not finite at the first step ({what})")
     out = []
     for j, res in enumerate(path_results(pb, pb.best_coeffs, pb.history, None, refine,
                                          int(pb.energy_points) // R, measure_grid(landscape))):
