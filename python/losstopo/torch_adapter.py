@@ -78,6 +78,9 @@ class TorchLandscape:
         try:
             with torch.no_grad():  # one sample's output: the labels' range, the targets' shape
                 out = self.module(self.X[:1])
+        except (RuntimeError, ValueError, TypeError, IndexError) as e:  # torch's own words
+            raise ValueError(f"X: the module cannot take inputs of shape {X.shape[1:]} per "
+                             f"sample ({str(e).splitlines()[0]})") from e
         finally:
             self.module.train(training)
         if not isinstance(out, torch.Tensor):
