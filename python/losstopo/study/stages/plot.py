@@ -53,7 +53,8 @@ class PlotStage(Stage):
         # Every input is read and checked before the first figure is drawn.
         folder = study.folder
         ens = {"SGD": EnsembleFile("sgd").read(folder), "LBFGS": EnsembleFile("lbfgs").read(folder)}
-        paths = {(name, lname): PathsFile(name, lname).read(folder)
+        # (the paths of a stage still under way too: a file barrier_matrix is filling)
+        paths = {(name, lname): PathsFile(name, lname).read(folder, partial=True)
                  for name, lname, fname in path_files() if folder.exists(fname)}
         emb = sets = None
         if folder.exists(EmbeddingFile().name):
