@@ -8,7 +8,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['GoldenParams', 'LBFGSParams', 'LandscapeF32', 'LandscapeF64', 'MAX_THREADS', 'ObjectiveF32', 'ObjectiveF64', 'PathBatchF32', 'PathBatchF64', 'PathParams', 'SGDParams', 'TrainerF32', 'TrainerF64', 'WolfeParams', 'line_search_1d', 'minimize_lbfgs_f32', 'minimize_lbfgs_f64', 'num_params', 'permutation', 'status_messages']
+__all__: list[str] = ['GoldenParams', 'LBFGSParams', 'LandscapeF32', 'LandscapeF64', 'MAX_THREADS', 'ObjectiveF32', 'ObjectiveF64', 'PathBatchF32', 'PathBatchF64', 'PathParams', 'SGDParams', 'TrainerF32', 'TrainerF64', 'WolfeParams', 'cpu_arithmetic', 'line_search_1d', 'minimize_lbfgs_f32', 'minimize_lbfgs_f64', 'num_params', 'permutation', 'status_messages']
 class GoldenParams:
     """
     Golden-section line search settings.
@@ -570,6 +570,10 @@ class PathBatchF64:
     @property
     def uses_combinations(self) -> bool:
         ...
+def cpu_arithmetic() -> dict:
+    """
+    The instruction set and BLAS kernels the CPU engine computes with (its rounding depends on them and on the thread count).
+    """
 def line_search_1d(phi: typing.Any, f0: typing.SupportsFloat | typing.SupportsIndex, slope0: typing.SupportsFloat | typing.SupportsIndex, scale: typing.SupportsFloat | typing.SupportsIndex, params: LBFGSParams) -> tuple:
     ...
 def minimize_lbfgs_f32(fun: typing.Any, x0: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], params: LBFGSParams, callback: typing.Any = None) -> dict:
