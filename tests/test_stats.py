@@ -21,7 +21,7 @@ def test_interval_and_p_value_equal_scipys_on_the_same_data(statistic, fn):
     def diff(x, y, axis=-1):
         return fn(x, axis=axis) - fn(y, axis=axis)
 
-    c = S.compare_solutions(a, b, statistic, n_resamples=999, seed=5)
+    c = S.compare_solutions(a, b, statistic, n_resamples=999, seed=5, permutations=999)
     ref = st.bootstrap((a, b), diff, n_resamples=999, vectorized=True, method="percentile",
                        rng=np.random.default_rng(5))
     perm = st.permutation_test((a, b), diff, permutation_type="independent",
@@ -70,11 +70,11 @@ def test_intervals_cover_a_known_shift_and_zero_is_inconclusive(design):
         rng = np.random.default_rng(1000 + rep)
         xa, pa = make(rng, 0.0)
         xb, pb = make(rng, 0.8)
-        c = S.compare_pairs(xa, pa, xb, pb, n_resamples=400, seed=rep)
+        c = S.compare_pairs(xa, pa, xb, pb, n_resamples=400, seed=rep, permutations=400)
         assert c.scheme == ("clusters" if design == "disjoint" else "solutions")
         covered += c.low <= -0.8 <= c.high
         ya, qa = make(rng, 0.0)
-        z = S.compare_pairs(xa, pa, ya, qa, n_resamples=400, seed=rep)
+        z = S.compare_pairs(xa, pa, ya, qa, n_resamples=400, seed=rep, permutations=400)
         inconclusive += S.verdict(z, -1)[0] == "inconclusive"
     assert 180 <= covered <= 198, covered
     assert 180 <= inconclusive <= 198, inconclusive
@@ -154,7 +154,7 @@ def test_pairs_needed_scales_with_the_standard_error():
     for rep in range(40):
         r = np.random.default_rng(rep)
         cc = S.compare_solutions(r.normal(0, 1, n), r.normal(0.3, 1, n), "mean",
-                                 n_resamples=400, seed=rep)
+                                 n_resamples=400, seed=rep, permutations=100)
         hits += cc.high < 0
     assert hits >= 20
 

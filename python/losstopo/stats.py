@@ -39,6 +39,9 @@ from scipy import stats as _st
 ALPHA = 0.05
 LEVEL = 0.95
 RESAMPLES = 2000
+# permutations of a test: enough that its smallest p-value survives Holm's correction
+# over a report's few dozen claims
+PERMUTATIONS = 9999
 VERDICTS = ("held", "contradicted", "inconclusive")
 # the power a "pairs needed" estimate asks for
 POWER = 0.8
@@ -211,8 +214,9 @@ def _counts(idx: np.ndarray, units: int) -> np.ndarray:
     """Draws of unit indices (b, n) -> counts per unit (b, units)."""
     idx = np.asarray(idx, dtype=np.int64)
     flat = idx.reshape(-1, idx.shape[-1])
-    C = np.zeros((flat.shape[0], units))
-    np.add.at(C, (np.arange(flat.shape[0])[:, None], flat), 1.0)
+    b = flat.shape[0]
+    offset = (np.arange(b, dtype=np.int64) * units)[:, None]
+    C = np.bincount((flat + offset).ravel(), minlength=b * units).astype(np.float64)
     return C.reshape(idx.shape[:-1] + (units,))
 
 
@@ -263,7 +267,8 @@ def _reason(da: _Design, db: Optional[_Design], names: tuple) -> str:
 
 
 def _compare(da: _Design, db: _Design, statistic, n_resamples: int, seed,
-             names=("A", "B"), permute: bool = True) -> Comparison:
+             names=("A", "B"), permute: bool = True,
+             permutations: int = PERMUTATIONS) -> Comparison:
     stat = _statistic(statistic)
     reason = _reason(da, db, names)
     n_sol = (da.n_solutions, db.n_solutions)
@@ -284,7 +289,7 @@ def _compare(da: _Design, db: _Design, statistic, n_resamples: int, seed,
     se = float(np.nanstd(dist, ddof=1))
     p, test = bootstrap_p(dist), "bootstrap"
     if permute and da.unit_of is not None and db.unit_of is not None:
-        p, test = _permutation_p(da, db, stat, n_resamples, seed), "permutation"
+        p, test = _permutation_p(da, db, stat, permutations, seed), "permutation"
     if np.all(dist == dist[0]) and np.isfinite(dist[0]) and effect == 0.0:
         reason = "no variation: every value is the same"
     return Comparison(effect, low, high, se, p, test, n_sol, n_pairs, scheme,
@@ -312,25 +317,28 @@ def _permutation_p(da: _Design, db: _Design, stat, n_resamples: int, seed) -> fl
 # --- the public comparisons -----------------------------------------------------------
 
 def compare_solutions(a, b, statistic="median", n_resamples: int = RESAMPLES, seed=0,
-                      names=("A", "B")) -> Comparison:
+                      names=("A", "B"), permutations: int = PERMUTATIONS) -> Comparison:
     """statistic(a) - statistic(b) for values per solution (1-D, or (n, k) for a
     statistic of several columns such as ``pooled_std``). NaN values are left out and
-    counted."""
+    counted. ``permutations``: of the permutation test that gives the p-value."""
     _check_resamples(n_resamples)
+    _check_resamples(permutations, "permutations")
     return _compare(_solutions_design(names[0], a), _solutions_design(names[1], b),
-                    statistic, n_resamples, seed, names)
+                    statistic, n_resamples, seed, names, permutations=permutations)
 
 
 def compare_pairs(a, pairs_a, b, pairs_b, statistic="median", n_resamples: int = RESAMPLES,
-                  seed=0, scheme: str = "auto", names=("A", "B")) -> Comparison:
+                  seed=0, scheme: str = "auto", names=("A", "B"),
+                  permutations: int = PERMUTATIONS) -> Comparison:
     """statistic(a) - statistic(b) for values per pair of solutions: ``a`` (k,) with
     ``pairs_a`` (k, 2) the indices of each pair's endpoints in its set (likewise b).
     ``scheme``: "auto" (see the module's text), "clusters" or "solutions". NaN values
     (failed pairs) are left out and counted."""
     _check_resamples(n_resamples)
+    _check_resamples(permutations, "permutations")
     return _compare(_pairs_design(names[0], a, pairs_a, scheme),
                     _pairs_design(names[1], b, pairs_b, scheme), statistic, n_resamples,
-                    seed, names)
+                    seed, names, permutations=permutations)
 
 
 def against_threshold(a, threshold: float, statistic="median", pairs=None,
@@ -361,25 +369,27 @@ def fixed(effect: float, n: tuple = (1,)) -> Comparison:
 
 
 def resampled(stat_of_indices, sizes: tuple, observed: float, null: float = 0.0,
-              n_resamples: int = RESAMPLES, seed=0, n_solutions=None) -> Comparison:
+              n_resamples: int = RESAMPLES, seed=0, n_solutions=None, keep: bool = False):
     """The bootstrap of any statistic of resampled solutions: ``stat_of_indices(*idx)``
     takes one (b, n_k) array of drawn indices per set (``sizes``) and returns (b,).
-    The effect is ``observed - null``."""
+    The effect is ``observed - null``. ``keep``: (comparison, the bootstrap
+    distribution of the statistic) instead."""
     _check_resamples(n_resamples)
     sizes = tuple(int(s) for s in sizes)
     n_sol = tuple(n_solutions or sizes)
     if min(sizes) < 2:
-        return Comparison(*(float("nan"),) * 5, "none", n_sol,
-                          reason="fewer than 2 solutions in a set")
-    low, high, dist = _bootstrap(lambda *i: stat_of_indices(*i) - null, sizes, n_resamples,
-                                 seed)
-    return Comparison(float(observed - null), low, high, float(np.nanstd(dist, ddof=1)),
-                      bootstrap_p(dist), "bootstrap", n_sol)
+        c = Comparison(*(float("nan"),) * 5, "none", n_sol,
+                       reason="fewer than 2 solutions in a set")
+        return (c, np.full(1, np.nan)) if keep else c
+    low, high, dist = _bootstrap(stat_of_indices, sizes, n_resamples, seed)
+    c = Comparison(float(observed - null), low - null, high - null,
+                   float(np.nanstd(dist, ddof=1)), bootstrap_p(dist, null), "bootstrap", n_sol)
+    return (c, dist) if keep else c
 
 
-def _check_resamples(n: int) -> None:
+def _check_resamples(n: int, name: str = "n_resamples") -> None:
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 100:
-        raise ValueError(f"n_resamples: expected an int of at least 100, got {n!r}")
+        raise ValueError(f"{name}: expected an int of at least 100, got {n!r}")
 
 
 # --- verdicts -------------------------------------------------------------------------
@@ -441,7 +451,7 @@ def needed(c: Comparison, power: float = POWER, alpha: float = ALPHA) -> Optiona
     return float((z * c.se / abs(c.effect)) ** 2)
 
 
-def auc_null(scores_a, scores_b, n_resamples: int = RESAMPLES, seed=0) -> tuple:
+def auc_null(scores_a, scores_b, n_resamples: int = PERMUTATIONS, seed=0) -> tuple:
     """The folded AUC of two sets of scores (max(A, 1 - A), as geometry.separation)
     and its label-permutation null: (auc, p-value, null 95% quantile). The scores
     are fixed (an unsupervised embedding does not see the labels), so the null is
