@@ -226,21 +226,36 @@ def _rng(seed):
 
 def _bootstrap(stat_of_draws, units: tuple, n_resamples: int, seed) -> tuple:
     """scipy's percentile bootstrap over the units' indices of one or two samples:
-    (low, high, distribution)."""
+    (low, high, distribution). Resamples where the statistic is undefined (a set drew
+    no pair whose two endpoints it drew) are left out of the interval; the caller
+    says so where they are more than a few."""
+    import warnings
+
     data = tuple(np.arange(u) for u in units)
 
     def statistic(*idx, axis=-1):
         return stat_of_draws(*idx)
 
-    with np.errstate(invalid="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # degenerate data: reported as such, below
-            res = _st.bootstrap(data, statistic, n_resamples=n_resamples, vectorized=True,
-                                method="percentile", confidence_level=LEVEL, rng=_rng(seed))
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # degenerate data: reported as such by the caller
+        res = _st.bootstrap(data, statistic, n_resamples=n_resamples, vectorized=True,
+                            method="percentile", confidence_level=LEVEL, rng=_rng(seed))
     d = np.asarray(res.bootstrap_distribution, dtype=np.float64)
-    return float(res.confidence_interval.low), float(res.confidence_interval.high), d
+    low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
+    ok = np.isfinite(d)
+    if not ok.all() and ok.sum() >= 2:
+        low, high = (float(x) for x in np.percentile(
+            d[ok], [50 * (1 - LEVEL), 50 * (1 + LEVEL)]))
+    return low, high, d
+
+
+UNDEFINED = 0.05  # the share of resamples without a statistic beyond which none is given
+
+
+def _undefined(dist: np.ndarray) -> str:
+    bad = float(np.mean(~np.isfinite(dist)))
+    return (f"{100 * bad:.0f}% of the bootstrap's resamples drew no pair with both of its "
+            "solutions: too few solutions for the pairs" if bad > UNDEFINED else "")
 
 
 def bootstrap_p(distribution: np.ndarray, null: float = 0.0) -> float:
@@ -258,9 +273,11 @@ def _reason(da: _Design, db: Optional[_Design], names: tuple) -> str:
     for d, n in ((da, names[0]), (db, names[1])):
         if d is None:
             continue
+        left = f" ({d.dropped} of its values not finite)" if d.dropped else ""
         if d.n_solutions < 2:
-            return f"{n}: fewer than 2 solutions" + (
-                f" ({d.dropped} of its values not finite)" if d.dropped else "")
+            return f"{n}: fewer than 2 solutions" + left
+        if d.n_pairs is not None and d.n_pairs < 2:
+            return f"{n}: fewer than 2 pairs" + left
         if d.units < 2:
             return f"{n}: fewer than 2 independent units to resample"
     return ""
@@ -290,6 +307,7 @@ def _compare(da: _Design, db: _Design, statistic, n_resamples: int, seed,
     p, test = bootstrap_p(dist), "bootstrap"
     if permute and da.unit_of is not None and db.unit_of is not None:
         p, test = _permutation_p(da, db, stat, permutations, seed), "permutation"
+    reason = _undefined(dist)
     if np.all(dist == dist[0]) and np.isfinite(dist[0]) and effect == 0.0:
         reason = "no variation: every value is the same"
     return Comparison(effect, low, high, se, p, test, n_sol, n_pairs, scheme,
@@ -358,7 +376,8 @@ def against_threshold(a, threshold: float, statistic="median", pairs=None,
         lambda i: stat(d.values, d.weights(_counts(i, d.units))) - threshold, (d.units,),
         n_resamples, seed)
     return Comparison(effect, low, high, float(np.nanstd(dist, ddof=1)), bootstrap_p(dist),
-                      "bootstrap", (d.n_solutions,), n_pairs, d.scheme, dropped=(d.dropped,))
+                      "bootstrap", (d.n_solutions,), n_pairs, d.scheme, dropped=(d.dropped,),
+                      reason=_undefined(dist))
 
 
 def fixed(effect: float, n: tuple = (1,)) -> Comparison:
@@ -442,9 +461,10 @@ def verdict(c: Comparison, direction: int, p_adjusted: Optional[float] = None,
 
 def needed(c: Comparison, power: float = POWER, alpha: float = ALPHA) -> Optional[float]:
     """Roughly how many times the present sample (solutions, pairs or runs) would
-    resolve the observed effect with the given power: from the bootstrap standard
-    error, assuming it shrinks as 1 / sqrt(n). None where there is no effect or no
-    standard error to scale."""
+    resolve the observed effect with the given power at the two-sided level ``alpha``
+    (pass alpha / family for a claim among a family under Holm's correction): from
+    the bootstrap standard error, assuming it shrinks as 1 / sqrt(n). None where there
+    is no effect or no standard error to scale."""
     if not (np.isfinite(c.effect) and np.isfinite(c.se)) or c.effect == 0 or c.se <= 0:
         return None
     z = _st.norm.ppf(1 - alpha / 2) + _st.norm.ppf(power)

@@ -58,20 +58,96 @@ def render_report(config: dict, results: dict, sections=()) -> str:
     lines.append("")
     for section in sections:
         lines += section(config, results)
-    lines += ["## The paper's claims, checked on this run", "",
-              "Every claim of the paper, in its order: held, did not hold, or not tested "
-              "(its stage has not run), with the numbers behind it.", ""]
-    for c in claims_of(net, results):
-        verdict = {True: "held", False: "did not hold", None: "not tested"}[c["held"]]
-        lines.append(f"- **{verdict}**: {c['claim']}" + (f" ({c['numbers']})" if c["numbers"]
-                                                         else ""))
-    lines.append("")
+    lines += claims_section(config, results)
     figs = results.get("figures")
     if figs:
         lines += ["## Figures", ""]
         lines += [f"![{f}]({f})" for f in figs if f.endswith(".png")]
         lines.append("")
     return "\n".join(lines)
+
+
+def _interval(iv) -> str:
+    """'median [low, high]' of an interval record [median, low, high, ...]."""
+    return f"{_fmt(iv[0])} [{_fmt(iv[1])}, {_fmt(iv[2])}]"
+
+
+UNITS = {"pairs": "pairs", "runs": "runs", "solutions": "solutions", "paths": "paths"}
+
+
+def claim_line(r: dict) -> str:
+    """One claim as the report prints it: its verdict, the claim, the effect with its
+    interval, the p-value (and Holm's), n, and why it is inconclusive (with the sample
+    that would resolve it)."""
+    head = f"- **{r['verdict']}**: {r['claim']}"
+    c = r.get("comparison")
+    if c is None:
+        return head + (f" ({r['reason']})" if r.get("reason") else "") + (
+            f" ({r['numbers']})" if r.get("numbers") else "")
+    parts = []
+    if c["scheme"] == "fixed":
+        parts.append(f"{r['statistic']} = {_fmt(c['effect'])} (one deterministic "
+                     "computation: no sampling uncertainty)")
+    elif np.isfinite(c["effect"]):
+        p = (f"p = {c['p']:.2g} ({c['test']}" + (
+            f"; Holm {r['p_holm']:.2g})" if r.get("p_holm") is not None else ")")
+             if np.isfinite(c["p"]) else "no p-value")
+        parts.append(f"{r['statistic']} {_fmt(c['effect'])}, 95% interval "
+                     f"[{_fmt(c['low'])}, {_fmt(c['high'])}]; {p}")
+    ns = " + ".join(str(n) for n in c["n_solutions"])
+    if r["unit"] == "pairs" and c.get("n_pairs"):
+        parts.append(" + ".join(str(n) for n in c["n_pairs"]) + f" pairs on {ns} solutions"
+                     + (" (failed pairs left out: "
+                        + " + ".join(str(d) for d in c["dropped"]) + ")"
+                        if any(c["dropped"]) else ""))
+    elif c["scheme"] != "fixed":
+        parts.append(f"{ns} {UNITS.get(r['unit'], r['unit'])}")
+    if r.get("numbers"):
+        parts.append(r["numbers"])
+    line = head + ": " + "; ".join(parts)
+    if r["verdict"] == "inconclusive" and r.get("reason"):
+        line += f". Inconclusive: {r['reason']}"
+        if r.get("needed"):
+            line += (f"; about {r['needed']} {UNITS.get(r['unit'], r['unit'])} per set would "
+                     "resolve the observed effect (80% power at the corrected level, from "
+                     "the bootstrap's standard error)")
+    elif r.get("reason"):
+        line += f" ({r['reason']})"
+    return line + "."
+
+
+def claims_section(config: dict, results: dict) -> list:
+    """Every claim, the paper's and ours, with its verdict and uncertainty
+    (the verdicts stage's records; the toy claims decided from the plot stage's
+    summary)."""
+    from .claims import NOT_TESTED, with_toy
+
+    found = with_toy(results.get("claims") or [], results.get("toy"))
+    lines = ["## The paper's claims, checked on this run", ""]
+    if not found:
+        return lines + ["Not tested: the verdicts stage has not run.", ""]
+    family = max((r.get("family", 0) for r in found), default=0)
+    lines += [
+        "Each claim with its effect, 95% interval and p-value. Intervals are percentile "
+        "bootstraps in which whole solutions are resampled, never single pairs: barriers "
+        "of pairs that share a solution are not independent, so pairs are resampled in "
+        "whole clusters of pairs joined by shared solutions, or, where the pairs share "
+        "solutions too much for that, through their solutions. p-values come from "
+        "permutations of whole units between the two sets where such a permutation "
+        "exists, else from the bootstrap. Holm's correction runs over the "
+        f"{family} claims with a p-value. **held**: the interval excludes 0 on the "
+        "claimed side and the corrected p-value is below 0.05; **contradicted**: the "
+        "same on the other side; **inconclusive**: neither, with the reason. Seeded "
+        f"(seed {config.get('seed', 0)}): a rerun gives the same numbers.", ""]
+    counts = {v: sum(r["verdict"] == v for r in found)
+              for v in ("held", "contradicted", "inconclusive", NOT_TESTED)}
+    lines += [", ".join(f"{n} {v}" for v, n in counts.items() if n) + ".", ""]
+    lines += [claim_line(r) for r in found if r.get("group", "paper") == "paper"]
+    beyond = [r for r in found if r.get("group") == "beyond"]
+    if beyond:
+        lines += ["", "Beyond the paper:", ""] + [claim_line(r) for r in beyond]
+    lines.append("")
+    return lines
 
 
 def tables_section(config: dict, results: dict) -> list:
@@ -85,7 +161,15 @@ def tables_section(config: dict, results: dict) -> list:
                   "| | train L-BFGS | train SGD | test L-BFGS | test SGD |", "|---|---|---|---|---|",
                   f"| ours | {_fmt(t1['train_lbfgs'])} | {_fmt(t1['train_sgd'])} | "
                   f"{_fmt(t1['test_lbfgs'])} | {_fmt(t1['test_sgd'])} |",
-                  f"| paper | {_fmt(p[0])} | {_fmt(p[1])} | {_fmt(p[2])} | {_fmt(p[3])} |", ""]
+                  f"| paper | {_fmt(p[0])} | {_fmt(p[1])} | {_fmt(p[2])} | {_fmt(p[3])} |"]
+        iv = (results.get("intervals") or {}).get("table1")
+        if iv:
+            cols = ("train_lbfgs", "train_sgd", "test_lbfgs", "test_sgd")
+            lines += ["| ours: median [95% interval] | " + " | ".join(
+                          _interval(iv[k]) if k in iv else "-" for k in cols) + " |",
+                      "| ours: std across runs | " + " | ".join(
+                          _fmt(iv[k][3]) if k in iv else "-" for k in cols) + " |"]
+        lines.append("")
     ws = results.get("weight_stats")
     if ws:
         p = PAPER_TABLES1.get(net, {})
@@ -109,16 +193,26 @@ def barriers_section(config: dict, results: dict) -> list:
              "Three levels: the absolute barrier H = max loss on the path (the paper's), "
              "H minus the higher endpoint loss, and H minus the mean endpoint loss "
              "(Git Re-Basin's).", "",
+             "Medians with their 95% intervals (bootstrap over the pairs' solutions; see "
+             "the claims).", "",
              "| set @ landscape | pairs | median H | H: 25% - 75% | median H - max endpoint "
              "| median H - mean endpoint | median refined H | median straight-line H |",
              "|---|---|---|---|---|---|---|---|"]
+    ivs = (results.get("intervals") or {}).get("barriers") or {}
+
+    def med(key, level, fallback):
+        iv = ivs.get(key, {}).get(level)
+        ok = iv and all(x is not None and np.isfinite(x) for x in iv[:3])
+        return _interval(iv) if ok else _fmt(fallback)
+
     for key in barrier_keys():  # the code's order, never the manifest's dict order
         v = bars.get(key)
         if v is None:
             continue
-        lines.append(f"| {key} | {v['pairs']} | {_fmt(v['median'])} | {_fmt(v['q25'])} - "
-                     f"{_fmt(v['q75'])} | {_fmt(v['median_rel'])} | "
-                     f"{_fmt(v.get('median_mean', float('nan')))} | "
+        lines.append(f"| {key} | {v['pairs']} | {med(key, 'barrier', v['median'])} | "
+                     f"{_fmt(v['q25'])} - {_fmt(v['q75'])} | "
+                     f"{med(key, 'barrier_rel', v['median_rel'])} | "
+                     f"{med(key, 'barrier_mean', v.get('median_mean', float('nan')))} | "
                      f"{_fmt(v['median_refined'])} | {_fmt(v['median_straight'])} |")
     lines.append("")
     return lines
@@ -130,13 +224,21 @@ def kpca_section(config: dict, results: dict) -> list:
     if not seps:
         return []
     lines = ["## Kernel PCA: separation of the two sets along PC1", "",
-             "| sets | kernel | AUC (1 = separated, 0.5 = mixed) | Fisher ratio |",
-             "|---|---|---|---|"]
+             "AUC with its 95% interval (the solutions of each set resampled, kernel PCA "
+             "done again on each resample) and the label-permutation null: its p-value and "
+             "the AUC that 95% of random labellings stay below.", "",
+             "| sets | kernel | AUC (1 = separated, 0.5 = mixed) | 95% interval | null: p "
+             "(95% point) | Fisher ratio |", "|---|---|---|---|---|---|"]
+    ivs = (results.get("intervals") or {}).get("separation") or {}
     for a, b, kernel in _separation_keys():  # the code's order, as above
         v = seps.get(f"{a}|{b}|{kernel}")
         if v is None:
             continue
-        lines.append(f"| {a} + {b} | {kernel} | {v['auc']:.3f} | {_fmt(v['fisher'])} |")
+        iv = ivs.get(f"{a}|{b}|{kernel}")
+        extra = (f"{iv['low']:.3f} - {iv['high']:.3f} | {iv['p_null']:.2g} ({iv['null95']:.3f})"
+                 if iv else "- | -")
+        lines.append(f"| {a} + {b} | {kernel} | {v['auc']:.3f} | {extra} | "
+                     f"{_fmt(v['fisher'])} |")
     lines.append("")
     return lines
 
@@ -152,9 +254,13 @@ def bandwidth_section(config: dict, results: dict) -> list:
     if not pairs:
         return []
     gds = [r["gamma_d"] for r in sweep[pairs[0]]]
+    ivs = (results.get("intervals") or {}).get("bandwidth") or {}
     lines = ["## Kernel PCA against the RBF bandwidth", "",
              "PC1 AUC (Fisher ratio) of RBF kernel PCA with gamma = g / D; g = 1 is the "
-             "paper's 2 sigma^2 = D.", "",
+             "paper's 2 sigma^2 = D."
+             + (" Below each AUC, its 95% interval and, in brackets, the AUC that 95% of "
+                "random labellings of the same solutions stay below (the null band)."
+                if ivs else ""), "",
              "| sets | " + " | ".join(f"g = {g:g}" for g in gds) + " |",
              "|---|" + "---|" * len(gds)]
     first = {}
@@ -162,6 +268,9 @@ def bandwidth_section(config: dict, results: dict) -> list:
         rows = sweep[key]
         lines.append(f"| {key.replace('|', ' + ')} | "
                      + " | ".join(f"{r['auc']:.2f} ({_fmt(r['fisher'])})" for r in rows) + " |")
+        if key in ivs:
+            lines.append("| (interval; null) | " + " | ".join(
+                f"{r['low']:.2f} - {r['high']:.2f}; {r['null95']:.2f}" for r in ivs[key]) + " |")
         hit = [r["gamma_d"] for r in rows if r["auc"] >= 0.9]
         first[key] = hit[0] if hit else None
     lines.append("")
@@ -251,102 +360,6 @@ def toy_section(config: dict, results: dict) -> list:
     return lines
 
 
-def _claim(claim: str, held, numbers: str = "") -> dict:
-    return dict(claim=claim, held=None if held is None else bool(held), numbers=numbers)
-
-
-def _median(v) -> float:
-    return float(np.median(np.asarray(v, dtype=np.float64)))
-
-
-def claims_of(net: str, results: dict) -> list:
-    """Every claim of the paper that a study of ``net`` can check, in the paper's
-    order: dicts of the claim, ``held`` (True, False, or None where the results to
-    test it are missing) and the numbers behind the verdict."""
-    out = []
-    ae = net == "autoencoder"
-    t1 = results.get("table1")
-    text = "L-BFGS reaches a lower training loss than SGD (Table I)"
-    out.append(_claim(text, None) if not t1 else _claim(
-        text, t1["train_lbfgs"] < t1["train_sgd"],
-        f"L-BFGS {_fmt(t1['train_lbfgs'])}, SGD {_fmt(t1['train_sgd'])}"))
-    text = ("the autoencoder's exception: L-BFGS also reaches the lower test loss (Table I: "
-            "1.65e-2 against 4.52e-2)" if ae else
-            "SGD solutions generalize better: lower test loss at the test minimum (Table I)")
-    out.append(_claim(text, None) if not t1 else _claim(
-        text, (t1["test_lbfgs"] < t1["test_sgd"]) if ae else (t1["test_sgd"] < t1["test_lbfgs"]),
-        f"L-BFGS {_fmt(t1['test_lbfgs'])}, SGD {_fmt(t1['test_sgd'])}"))
-    ws = results.get("weight_stats")
-    for kind in ("train", "test"):
-        text = f"L-BFGS weights spread wider than SGD's (Table S1, std, {kind} sets)"
-        a, b = f"LBFGS-{kind}", f"SGD-{kind}"
-        out.append(_claim(text, None) if not ws or a not in ws or b not in ws else _claim(
-            text, ws[a][1] > ws[b][1], f"L-BFGS {_fmt(ws[a][1])}, SGD {_fmt(ws[b][1])}"))
-    d = results.get("centroid_distances")
-    text = "L-BFGS solutions lie farther from the common centroid (Fig. 5, train sets)"
-    out.append(_claim(text, None) if not d or "LBFGS-train" not in d or "SGD-train" not in d
-               else _claim(text, _median(d["LBFGS-train"]) > _median(d["SGD-train"]),
-                           f"median distance L-BFGS {_fmt(_median(d['LBFGS-train']))}, SGD "
-                           f"{_fmt(_median(d['SGD-train']))}"))
-    bars = results.get("barriers") or {}
-    levels = (("median", "absolute H, the paper's"), ("median_rel", "H - max endpoint"),
-              ("median_mean", "H - mean endpoint"))
-    for key, where in (("train@train", "train sets, training landscape"),
-                       ("test@train", "test sets, training landscape"),
-                       ("test@test", "test sets, test landscape")):
-        kind, lname = key.split("@")
-        a, b = bars.get(f"SGD-{kind}@{lname}"), bars.get(f"LBFGS-{kind}@{lname}")
-        for level, name in levels:
-            text = (f"the autoencoder's exception: SGD barriers are not lower than L-BFGS "
-                    f"barriers ({where}; {name})" if ae else
-                    f"SGD barriers are lower than L-BFGS barriers ({where}; {name})")
-            if not a or not b or level not in a or level not in b:
-                out.append(_claim(text, None))
-                continue
-            lower = a[level] < b[level]
-            out.append(_claim(text, (not lower) if ae else lower,
-                              f"median SGD {_fmt(a[level])}, L-BFGS {_fmt(b[level])}, "
-                              f"{a['pairs']} and {b['pairs']} pairs"))
-    seps = results.get("separation") or {}
-    rbf, lin = seps.get("LBFGS-train|SGD-train|rbf"), seps.get("LBFGS-train|SGD-train|linear")
-    text = ("RBF kernel PCA separates SGD from L-BFGS solutions along PC1 at the paper's "
-            "bandwidth (train sets, AUC >= 0.9)")
-    out.append(_claim(text, None) if not rbf else _claim(
-        text, rbf["auc"] >= 0.9, f"AUC {rbf['auc']:.3f}, Fisher ratio {_fmt(rbf['fisher'])}"))
-    rbf_t = seps.get("LBFGS-test|SGD-test|rbf")
-    if net in ("fcp", "lenet"):
-        text = ("with the two test sets the separation nearly disappears (AUC below 0.75 and "
-                "below the train sets')")
-        held = None if not rbf or not rbf_t else (
-            rbf_t["auc"] < 0.75 and rbf_t["auc"] < rbf["auc"])
-    else:
-        text = "the two test sets separate as well (AUC >= 0.9)"
-        held = None if not rbf_t else rbf_t["auc"] >= 0.9
-    out.append(_claim(text, held) if held is None else _claim(
-        text, held, f"test sets AUC {rbf_t['auc']:.3f}"
-        + (f", train sets {rbf['auc']:.3f}" if rbf else "")))
-    text = ("the separation is seen only with the RBF kernel (linear kernel PCA: AUC < 0.9 "
-            "where the RBF kernel separates)")
-    out.append(_claim(text, None) if not rbf or not lin else _claim(
-        text, lin["auc"] < 0.9 <= rbf["auc"], f"linear AUC {lin['auc']:.3f}, RBF "
-        f"{rbf['auc']:.3f}"))
-    toy = results.get("toy")
-    lams = sorted(toy, key=float) if toy else []
-    text = ("Fig. 3: found paths on the toy landscape reach the paper's barriers "
-            "(0.640 - 0.652, within 0.03, every lambda; straight line 1.102)")
-    out.append(_claim(text, None) if not toy else _claim(
-        text, all(abs(toy[k]["barrier_refined"] - toy[k]["paper"]) <= 0.03 for k in lams),
-        ", ".join(f"lambda {k}: {toy[k]['barrier_refined']:.3f} (paper {toy[k]['paper']:.3f})"
-                  for k in lams)))
-    text = "Fig. 3: the barrier hardly depends on lambda (spread at most 0.05 over 10 - 1000)"
-    if toy:
-        hs = [toy[k]["barrier_refined"] for k in lams]
-        out.append(_claim(text, max(hs) - min(hs) <= 0.05, f"spread {max(hs) - min(hs):.3f}"))
-    else:
-        out.append(_claim(text, None))
-    return out
-
-
 def convergence_section(config: dict, results: dict) -> list:
     """The barrier against the path's step budget, the minimax reference, and whether
     the paper's budget converges and the SGD < L-BFGS ordering depends on it."""
@@ -390,6 +403,12 @@ def convergence_section(config: dict, results: dict) -> list:
                if above else
                f" After {steps[j]} steps the barrier differs from the minimax reference by "
                f"{100 * min(gap):+.1f}% to {100 * max(gap):+.1f}%."))
+    few = min(conv[n]["pairs"] for n in names)
+    if few < 3:
+        sentences.append(
+            f"The orderings below come from {few} pair{'s' if few > 1 else ''} per set: "
+            "they show how the budget moves the numbers, not whether a set's barriers are "
+            "lower (that needs more pairs: see the claims).")
     for kind in ("train", "test"):
         a, b = conv.get(f"SGD-{kind}"), conv.get(f"LBFGS-{kind}")
         if a and b:
@@ -427,21 +446,10 @@ def alignment_section(config: dict, results: dict) -> list:
                      f"{_fmt(v['median_rel'])} | {_fmt(v['distance_before'])} -> "
                      f"{_fmt(v['distance_after'])} |")
     lines.append("")
-    sentences = []
-    for kind in ("train", "test"):
-        a, b = al.get(f"SGD-{kind}"), al.get(f"LBFGS-{kind}")
-        if a and b:
-            before = a["median_unaligned"] < b["median_unaligned"]
-            after = a["median"] < b["median"]
-            sentences.append(
-                f"SGD < L-BFGS ({kind} sets): {'holds' if before else 'fails'} unaligned "
-                f"({_fmt(a['median_unaligned'])} against {_fmt(b['median_unaligned'])}) and "
-                f"{'holds' if after else 'fails'} aligned ({_fmt(a['median'])} against "
-                f"{_fmt(b['median'])}): the ordering "
-                + ("survives alignment." if before and after else
-                   "does not survive alignment." if before else
-                   "appears only after alignment." if after else "fails either way."))
-    lines += [" ".join(sentences), ""]
+    aligned = [r for r in results.get("claims") or []
+               if "after permutation alignment" in r["claim"] and r.get("comparison")]
+    if aligned:
+        lines += [claim_line(r) for r in aligned] + [""]
     seps, plain = results.get("aligned_separation") or {}, results.get("separation") or {}
     rows = [(a, b) for a, b in COMBOS if f"{a}|{b}|rbf" in seps]
     if rows:
@@ -493,21 +501,6 @@ def curves_section(config: dict, results: dict) -> list:
     return lines
 
 
-def sharper(results: dict) -> dict:
-    """Whether L-BFGS minima are sharper than SGD minima (largest Hessian eigenvalue on
-    the training landscape), per kind of set: {kind: (held, L-BFGS median, SGD median,
-    probability that an L-BFGS solution is the sharper of a random pair)}."""
-    cur = results.get("curvature") or {}
-    out = {}
-    for kind in ("train", "test"):
-        a, b = cur.get(f"LBFGS-{kind}"), cur.get(f"SGD-{kind}")
-        if a and b and a.get("top") and b.get("top"):
-            la, lb = np.asarray(a["top"]), np.asarray(b["top"])
-            p = float(np.mean(la[:, None] > lb[None]) + 0.5 * np.mean(la[:, None] == lb[None]))
-            out[kind] = (a["median_top"] > b["median_top"], a["median_top"], b["median_top"], p)
-    return out
-
-
 def curvature_section(config: dict, results: dict) -> list:
     """Sharpness per set, the spectral densities, the slices, and whether L-BFGS
     minima are sharper than SGD minima."""
@@ -519,21 +512,21 @@ def curvature_section(config: dict, results: dict) -> list:
              "Sharpness on the training landscape from exact Hessian-vector products: the "
              "largest eigenvalue (Lanczos, to 1e-3) and the trace (Hutchinson, 32 Rademacher "
              "probes; its standard error beside it).", "",
-             "| set | solutions | median top eigenvalue | median trace (median s.e.) |",
-             "|---|---|---|---|"]
+             "| set | solutions | median top eigenvalue [95% interval] | median trace "
+             "(median s.e.) |", "|---|---|---|---|"]
+    ivs = (results.get("intervals") or {}).get("sharpness") or {}
     for n in SETS:
         v = cur.get(n)
         if v:
-            lines.append(f"| {n} | {v['solutions']} | {_fmt(v['median_top'])} | "
+            top = _interval(ivs[n]) if n in ivs else _fmt(v["median_top"])
+            lines.append(f"| {n} | {v['solutions']} | {top} | "
                          f"{_fmt(v['median_trace'])} ({_fmt(v['median_trace_se'])}) |")
     lines.append("")
-    for kind, (held, a, b, p) in sharper(results).items():
-        lines.append(f"- **{'held' if held else 'did not hold'}**: L-BFGS minima are sharper "
-                     f"than SGD minima ({kind} sets): median top eigenvalue L-BFGS {_fmt(a)}, "
-                     f"SGD {_fmt(b)}; an L-BFGS solution is the sharper of a random pair with "
-                     f"probability {p:.2f}.")
+    sharp = [r for r in results.get("claims") or [] if r["claim"].startswith(
+        "L-BFGS minima are sharper") and r.get("comparison")]
+    lines += [claim_line(r) for r in sharp]
     t1 = results.get("table1")
-    if t1 and sharper(results):
+    if t1 and sharp:
         lines += ["", "Sharpness is not invariant to reparametrization (Dinh et al. 2017); with "
                   "the cross-entropy the Hessian shrinks with the loss as the softmax "
                   "saturates, so a set whose training loss is far lower is flatter by this "

@@ -69,6 +69,12 @@ class CurvatureResults(Results):
 
 
 @dataclass
+class VerdictsResults(Results):
+    claims: Optional[list] = None  # every claim: effect, interval, p, verdict (claims.py)
+    intervals: Optional[dict] = None  # the intervals the tables and figures show
+
+
+@dataclass
 class PlotResults(Results):
     figures: Optional[list] = None  # the figure files written
     toy: Optional[dict] = None  # the 2-D toy landscape's paths

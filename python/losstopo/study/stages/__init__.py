@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from .. import settings
 from ..folder import LOG, MANIFEST
-from . import align, converge, curvature, embed, paths, plot, train
+from . import align, converge, curvature, embed, paths, plot, train, verdicts
 from .base import Stage
 
 REGISTRY = [
@@ -17,6 +17,7 @@ REGISTRY = [
     converge.STAGE,
     align.STAGE,
     curvature.STAGE,
+    verdicts.STAGE,  # before plot: both run after all others, in this order
     plot.STAGE,
 ]
 
@@ -55,12 +56,14 @@ def ordered() -> list:
     """Every stage in the order they run: each after the stages it requires or runs
     after, ties in the registry's order."""
     before = {}
+    last = [o.name for o in REGISTRY if o.after == "*"]  # these run last, in this order
     for s in REGISTRY:
-        after = [o.name for o in REGISTRY if o is not s] if s.after == "*" else list(s.after)
+        after = ([o.name for o in REGISTRY if o is not s and o.name not in last]
+                 + last[:last.index(s.name)] if s.after == "*" else list(s.after))
         before[s.name] = {n for n in list(s.requires) + after if n in names()}
     for s in REGISTRY:  # a stage that runs after all others runs after these too
         if s.after != "*":
-            before[s.name] -= {o.name for o in REGISTRY if o.after == "*"}
+            before[s.name] -= set(last)
     order, left = [], names()
     while left:
         ready = [n for n in left if before[n] <= set(order)]

@@ -16,7 +16,8 @@ class Stage:
     that runs it (None: one of its own, with ``command_help``); stages that share a
     command run in the registry's order. configures: its command sets a study up (takes
     the configuration's flags). requires: the stages that must have finished first.
-    after: stages that run before it when they run (order only); "*": all others.
+    after: stages that run before it when they run (order only); "*": all others
+    (several such stages run last, in the registry's order).
     asked_by: the setting that asks for it (0 or None: it does not run). settings: the
     Setting rows it adds to the table (a stage's own settings; the built-in stages'
     are rows of settings.SETTINGS). results: its Results record. always: it runs on

@@ -1,0 +1,79 @@
+"""The claims' stage: every claim of the report decided with its uncertainty, from
+the files the other stages left (claims.evaluate). It runs on every run, after every
+other stage but the figures, so its verdicts follow whatever has finished."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import claims
+from ..files import CurvatureFile, EnsembleFile, PathsFile
+from ..layout import SETS, path_files
+from ..results import CurvatureResults, EmbedResults, VerdictsResults
+from .base import Stage
+
+
+def gather(study) -> dict:
+    """The numbers every claim needs, as claims.evaluate takes them, from the study's
+    files (each read through its checks) and results; what has not been made is left
+    out, so its claims are not tested."""
+    c, folder, results = study.config, study.folder, study.manifest["results"]
+    data = {}
+    ens = {opt: EnsembleFile(m).read(folder).select(c["keep"])
+           for opt, m in (("SGD", "sgd"), ("LBFGS", "lbfgs"))}
+    data["losses"] = {opt: {"train": np.asarray(e.best_train_loss, np.float64),
+                            "test": np.asarray(e.best_test_loss, np.float64)}
+                      for opt, e in ens.items()}
+    sets = study.sets()
+    data["moments"] = {k: np.stack([v.astype(np.float64).mean(1),
+                                    np.square(v.astype(np.float64)).mean(1)], 1)
+                       for k, v in sets.items()}
+    if study.done("embed"):
+        data["sets"] = sets
+        data["centroid"] = {k: np.asarray(v, np.float64) for k, v in
+                            (EmbedResults.of(results).centroid_distances or {}).items()}
+    bars = {}
+    for name, lname, fname in path_files():
+        if folder.exists(fname):
+            d = PathsFile(name, lname).read(folder, partial=True)
+            done = d["done"]
+            if done.any():
+                bars[f"{name}@{lname}"] = dict(
+                    pairs=d["pairs"][done],
+                    **{lv: d[lv][done] for lv, _ in claims.LEVELS if lv in d})
+    data["barriers"] = bars
+    aligned = {}
+    for name in SETS:
+        f = PathsFile(name, aligned=True)
+        if study.done("align") and folder.exists(f.name):
+            d = f.read(folder)
+            aligned[name] = dict(pairs=d["pairs"][d["done"]], barrier=d["barrier"][d["done"]])
+    data["aligned"] = aligned
+    curv = CurvatureResults.of(results)
+    if study.done("curvature") and curv.curvature:
+        names = [n for n in SETS if n in curv.curvature]
+        d = CurvatureFile().read(folder, names)
+        data["sharpness"] = {n: np.asarray(d["sharpness"][n]["top"], np.float64)
+                             for n in names}
+    return data
+
+
+class VerdictsStage(Stage):
+    name = "verdicts"
+    command = "plot"
+    command_help = "stage 5: figures and report.md"
+    requires = ("train",)
+    after = "*"
+    always = True
+    results = VerdictsResults
+
+    def run(self, study):
+        found, intervals = claims.evaluate(study.config["network"], gather(study),
+                                           seed=study.config["seed"])
+        counts = {v: sum(r["verdict"] == v for r in found)
+                  for v in ("held", "contradicted", "inconclusive", claims.NOT_TESTED)}
+        study.log.info("verdicts: %s", ", ".join(f"{n} {v}" for v, n in counts.items()))
+        return VerdictsResults(claims=found, intervals=intervals)
+
+
+STAGE = VerdictsStage()
