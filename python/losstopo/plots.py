@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from typing import Dict, Optional, Sequence
 
 import numpy as np
@@ -18,6 +19,14 @@ def _color(name: str) -> Optional[str]:
         if name.upper().startswith(key):
             return c
     return None
+
+
+def _style(name: str) -> dict:
+    """Line style and marker of a set, so that sets are told apart by more than
+    colour: a method's "-test" set dashed with squares, its "-train" set solid with
+    circles."""
+    test = "test" in name.split("@")[0].lower()
+    return dict(ls="--" if test else "-", marker="s" if test else "o")
 
 
 FORMATS = ("png", "pdf")
@@ -47,8 +56,10 @@ def save_figure(fig: Figure, path_stem, formats=FORMATS, dpi: int = 150) -> list
     return out
 
 
-def plot_loss_curves(ensembles: Dict[str, object], max_runs: int = 10) -> Figure:
-    """Training and test loss against epoch, minima marked (the paper's Fig. 2).
+def plot_loss_curves(ensembles: Dict[str, object]) -> Figure:
+    """Training and test loss of a population against epoch (the paper's Fig. 2), as
+    the median over its runs with bands of the 25-75% and 5-95% quantiles, and each
+    run's minimum marked.
 
     ensembles: name -> Ensemble (e.g. {"SGD": e1, "LBFGS": e2}).
     """
@@ -56,21 +67,27 @@ def plot_loss_curves(ensembles: Dict[str, object], max_runs: int = 10) -> Figure
     axes = np.atleast_1d(fig.subplots(1, len(ensembles), squeeze=False)[0])
     for ax, (name, ens) in zip(axes, ensembles.items()):
         ep = np.arange(ens.train_loss.shape[1])
-        for r in range(min(ens.runs, max_runs)):
-            ax.plot(ep, ens.train_loss[r], color="#444444", lw=0.8, alpha=0.7,
-                    label="train" if r == 0 else None)
-            et = ens.epoch_best_train[r]
-            ax.plot(et, ens.train_loss[r, et], "v", color="k", ms=4)
-            if np.isfinite(ens.test_loss[r]).any():
-                ax.plot(ep, ens.test_loss[r], color=_color(name) or "C1", lw=0.8, alpha=0.8,
-                        label="test" if r == 0 else None)
-                es = ens.epoch_best_test[r]
-                ax.plot(es, ens.test_loss[r, es], "o", color=_color(name) or "C1", ms=4)
+        for kind, L, best, color, ls in (
+                ("train", ens.train_loss, ens.epoch_best_train, "#444444", "-"),
+                ("test", ens.test_loss, ens.epoch_best_test, _color(name) or "C1", "--")):
+            L = np.asarray(L, dtype=np.float64)
+            if not np.isfinite(L).any():
+                continue
+            with np.errstate(invalid="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # epochs no run reached
+                q = np.nanpercentile(L, [5, 25, 50, 75, 95], axis=0)
+            ax.fill_between(ep, q[0], q[4], color=color, alpha=0.12, lw=0)
+            ax.fill_between(ep, q[1], q[3], color=color, alpha=0.3, lw=0)
+            ax.plot(ep, q[2], color=color, lw=1.4, ls=ls,
+                    label=f"{kind}: median of {L.shape[0]} runs, 25-75% and 5-95% bands")
+            rows = np.arange(L.shape[0])
+            ax.plot(best, L[rows, best], "v" if kind == "train" else "o", color=color, ms=3,
+                    alpha=0.7, ls="none", label=f"{kind}: each run's minimum")
         ax.set_yscale("log")
         ax.set_xlabel("epoch (SGD) / iteration (L-BFGS)")
         ax.set_ylabel("loss")
-        ax.set_title(f"{name}: loss curves, minima marked")
-        ax.legend(frameon=False)
+        ax.set_title(f"{name}: loss of the population")
+        ax.legend(frameon=False, fontsize=7)
     fig.tight_layout()
     return fig
 
@@ -146,8 +163,11 @@ def _finish(fig: Figure, ax, xlabel: str, ylabel: str, title: str) -> Figure:
 
 
 def plot_histograms(values: Dict[str, Sequence[float]], xlabel: str, title: str = "",
-                    bins: int = 20, log: bool = False) -> Figure:
-    """Overlaid histograms of several sets (barriers: Fig. 4; distances: Fig. 5)."""
+                    bins: int = 20, log: bool = False,
+                    intervals: Optional[Dict[str, Sequence[float]]] = None) -> Figure:
+    """Overlaid histograms of several sets (barriers: Fig. 4; distances: Fig. 5).
+    ``intervals``: {name: (median, low, high)}, each set's median drawn as a line
+    with its interval as a band (sets without one: the median alone)."""
     fig = Figure(figsize=(5.5, 3.8))
     ax = fig.subplots()
     finite = [np.asarray(v, dtype=np.float64)[np.isfinite(v)] for v in values.values()]
@@ -159,12 +179,26 @@ def plot_histograms(values: Dict[str, Sequence[float]], xlabel: str, title: str 
             ax.set_xscale("log")
         else:
             edges = np.linspace(lo, hi + 1e-12 * max(1.0, abs(hi)), bins + 1)
-        for (name, _), v in zip(values.items(), finite):
+        for i, ((name, _), v) in enumerate(zip(values.items(), finite)):
+            if not v.size:
+                continue
             # "-test" sets as outlines, so a method's two sets stay apart
             outline = name.endswith("-test")
+            color = _color(name) or f"C{i}"
+            iv = (intervals or {}).get(name)
+            ok = iv is not None and all(np.isfinite(x) for x in iv[:3])
+            label = (f"{name}: median {iv[0]:.3g} [{iv[1]:.3g}, {iv[2]:.3g}]" if ok
+                     else f"{name} (median {np.median(v):.3g})")
             ax.hist(v, bins=edges, alpha=0.9 if outline else 0.5,
                     histtype="step" if outline else "bar", linewidth=2 if outline else None,
-                    label=f"{name} (median {np.median(v):.3g})", color=_color(name))
+                    label=label, color=color)
+            if intervals is not None:
+                ax.axvline(iv[0] if ok else np.median(v), color=color, lw=1.2,
+                           ls=_style(name)["ls"])
+                if ok:
+                    ax.axvspan(iv[1], iv[2], color=color, alpha=0.15, lw=0)
+    if intervals is not None:
+        title = (title + "; " if title else "") + "lines: medians, bands: their 95% intervals"
     return _finish(fig, ax, xlabel, "count", title)
 
 
@@ -175,13 +209,14 @@ BARRIER_LEVELS = {"barrier": "absolute barrier H = max loss (the paper's)",
 
 
 def plot_barrier_histograms(barriers: Dict[str, Sequence[float]], log: bool = True,
-                            level: str = "barrier") -> Figure:
+                            level: str = "barrier",
+                            intervals: Optional[Dict[str, Sequence[float]]] = None) -> Figure:
     """Barrier heights per set, SGD against L-BFGS (the paper's Fig. 4), at one of the
-    levels of BARRIER_LEVELS."""
+    levels of BARRIER_LEVELS; ``intervals`` as plot_histograms."""
     if level not in BARRIER_LEVELS:
         raise ValueError(f"level: expected one of {tuple(BARRIER_LEVELS)}, got {level!r}")
     return plot_histograms(barriers, BARRIER_LEVELS[level], "barriers along found paths",
-                           log=log)
+                           log=log, intervals=intervals)
 
 
 def plot_distance_histograms(distances: Dict[str, Sequence[float]]) -> Figure:
@@ -214,23 +249,39 @@ def plot_loss_profiles(profiles: Dict[str, tuple]) -> Figure:
             t, e = prof.t, prof.losses
         else:
             t, e = prof
-        ax.plot(t, e, lw=1.2, color=_color(name) or f"C{i}", label=name)
+        ax.plot(t, e, lw=1.2, color=_color(name) or f"C{i}", ls=_style(name)["ls"],
+                label=name)
     return _finish(fig, ax, "t", "loss", "loss along paths")
 
 
-def plot_bandwidth(sweeps: Dict[str, list]) -> Figure:
+def plot_bandwidth(sweeps: Dict[str, list], intervals: Optional[Dict[str, list]] = None
+                   ) -> Figure:
     """PC1 separation (AUC) of RBF kernel PCA against the bandwidth gamma * D, one line
-    per pair of sets: name -> [dict(gamma_d, auc, fisher), ...]."""
+    per pair of sets: name -> [dict(gamma_d, auc, fisher), ...]. ``intervals``: name ->
+    [dict(gamma_d, low, high, null95), ...]: each AUC's 95% interval as error bars and
+    the label-permutation null's 95% point as the top of a band from 0.5."""
     fig = Figure(figsize=(5.5, 3.8))
     ax = fig.subplots()
+    markers = "osD^v"
     for i, (name, rows) in enumerate(sweeps.items()):
-        ax.plot([r["gamma_d"] for r in rows], [r["auc"] for r in rows], "o-", lw=1.2,
-                color=f"C{i}", label=name)
+        g = np.array([r["gamma_d"] for r in rows])
+        auc = np.array([r["auc"] for r in rows])
+        ls = ("-", "--", "-.", ":")[i % 4]
+        ax.plot(g, auc, marker=markers[i % len(markers)], ls=ls, lw=1.2, color=f"C{i}",
+                label=name)
+        iv = (intervals or {}).get(name)
+        if iv:
+            lo, hi = np.array([r["low"] for r in iv]), np.array([r["high"] for r in iv])
+            ax.errorbar(g, auc, yerr=[np.maximum(auc - lo, 0), np.maximum(hi - auc, 0)],
+                        fmt="none", ecolor=f"C{i}", elinewidth=0.9, capsize=2)
+            ax.fill_between(g, 0.5, [r["null95"] for r in iv], color=f"C{i}", alpha=0.1,
+                            lw=0, label=f"{name}: 95% of random labellings")
     ax.axvline(1.0, color="0.6", lw=0.8, ls=":")
     ax.set_xscale("log")
     ax.set_ylim(0.45, 1.02)
     return _finish(fig, ax, "gamma * D (1: the paper's 2 sigma^2 = D)",
-                   "PC1 AUC (1: separated, 0.5: mixed)", "kernel PCA against the RBF bandwidth")
+                   "PC1 AUC (1: separated, 0.5: mixed)", "kernel PCA against the RBF bandwidth"
+                   + ("; bars: 95% intervals" if intervals else ""))
 
 
 def plot_convergence(sets: Dict[str, dict]) -> Figure:

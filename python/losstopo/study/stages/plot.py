@@ -11,7 +11,8 @@ from .. import report
 from ..files import (REPORT, CurvatureFile, EmbeddingFile, EnsembleFile, PathsFile,
                      figure_names)
 from ..layout import COMBOS, KERNELS, LEVEL_STEMS, SETS, SLICES, embedding_key, path_files
-from ..results import ConvergeResults, CurvatureResults, EmbedResults, PlotResults
+from ..results import (ConvergeResults, CurvatureResults, EmbedResults, PlotResults,
+                       VerdictsResults)
 from .base import Stage
 
 
@@ -69,6 +70,8 @@ class PlotStage(Stage):
         toy_paths, toy_summary = lambda_paths()
         figure(plots.plot_toy_lambdas(toy_gaussians(), toy_paths), "fig3_toy_lambdas")
         figure(plots.plot_landscape_paths(toy_gaussians(), objective_paths()), "fig3_toy_paths")
+        intervals = VerdictsResults.of(study.manifest["results"]).intervals or {}
+        bar_iv = intervals.get("barriers") or {}
         for lname in ("train", "test"):
             bars, profiles = {lv: {} for lv in LEVEL_STEMS}, {}
             for name in SETS:
@@ -82,7 +85,10 @@ class PlotStage(Stage):
                         profiles[name] = (np.linspace(0, 1, d["losses"].shape[1]), d["losses"][i])
             for lv, stem in LEVEL_STEMS.items():
                 if bars[lv]:
-                    figure(plots.plot_barrier_histograms(bars[lv], log=lv == "barrier", level=lv),
+                    iv = {n: bar_iv[f"{n}@{lname}"][lv] for n in bars[lv]
+                          if lv in bar_iv.get(f"{n}@{lname}", {})}
+                    figure(plots.plot_barrier_histograms(bars[lv], log=lv == "barrier", level=lv,
+                                                         intervals=iv),
                            f"fig4_barriers_{lname}{stem}")
             if profiles:
                 figure(plots.plot_loss_profiles(profiles), f"loss_profiles_{lname}")
@@ -110,8 +116,11 @@ class PlotStage(Stage):
             self._curvature_figures(study, plots, curv, figure)
         sweep = embedded.bandwidth
         if sweep:
+            bw = intervals.get("bandwidth") or {}
             figure(plots.plot_bandwidth({f"{a} + {b}": sweep[f"{a}|{b}"] for a, b in COMBOS
-                                         if f"{a}|{b}" in sweep}), "fig6_kpca_bandwidth")
+                                         if f"{a}|{b}" in sweep},
+                                        {f"{a} + {b}": bw[f"{a}|{b}"] for a, b in COMBOS
+                                         if f"{a}|{b}" in bw}), "fig6_kpca_bandwidth")
         study.log.info("plot: %d files in %s", len(written), os.path.join(study.out, "figures"))
         return PlotResults(figures=written, toy=toy_summary, curves=curve_families())
 
@@ -130,8 +139,12 @@ class PlotStage(Stage):
         d = CurvatureFile().read(study.folder, names, labels)
         tops = {n: d["sharpness"][n]["top"] for n in names}
         traces = {n: d["sharpness"][n]["trace"] for n in names}
+        sharp = (VerdictsResults.of(study.manifest["results"]).intervals or {}).get(
+            "sharpness") or {}
         figure(plots.plot_histograms(tops, "largest Hessian eigenvalue",
-                                     "sharpness of the solutions", log=True), "sharpness_top")
+                                     "sharpness of the solutions", log=True,
+                                     intervals={n: sharp[n] for n in tops if n in sharp}),
+               "sharpness_top")
         figure(plots.plot_histograms(traces, "Hessian trace (Hutchinson)",
                                      "sharpness of the solutions"), "sharpness_trace")
         dens = {opt: SpectralDensity(v["nodes"], v["weights"], v["grid"], v["density"], 0.0, 0)
