@@ -42,7 +42,13 @@ def test_cli_study_every_stage_and_file(tmp_path):
                     "Fig. 3: paths on the 2-D toy landscape"):
         assert section in report
     assert "**not tested**" not in report  # every stage ran: every claim is checked
-    assert "## Permutation alignment" in report and "the ordering" in report
+    claims = [ln for ln in report.splitlines() if ln.startswith("- **")]
+    assert len(claims) == 26  # 24 claims, the sharpness claims again in their section
+    assert {ln.split("**")[1] for ln in claims} <= {"held", "contradicted", "inconclusive"}
+    for ln in claims:  # each with its interval, or why it has none
+        assert ("95% interval [" in ln or "deterministic" in ln or "Inconclusive: " in ln), ln
+    assert "Holm's correction runs over the" in report
+    assert "## Permutation alignment" in report and "after permutation alignment" in report
     assert "## Curvature" in report and "L-BFGS minima are sharper than SGD minima" in report
     m = json.loads((out / "manifest.json").read_text())
     cur = m["results"]["curvature"]
