@@ -462,13 +462,19 @@ def verdict(c: Comparison, direction: int, p_adjusted: Optional[float] = None,
 def needed(c: Comparison, power: float = POWER, alpha: float = ALPHA) -> Optional[float]:
     """Roughly how many times the present sample (solutions, pairs or runs) would
     resolve the observed effect with the given power at the two-sided level ``alpha``
-    (pass alpha / family for a claim among a family under Holm's correction): from
-    the bootstrap standard error, assuming it shrinks as 1 / sqrt(n). None where there
-    is no effect or no standard error to scale."""
-    if not (np.isfinite(c.effect) and np.isfinite(c.se)) or c.effect == 0 or c.se <= 0:
+    (pass alpha / family for a claim among a family under Holm's correction),
+    assuming the uncertainty shrinks as 1 / sqrt(n): from the bootstrap standard
+    error (for the interval) and from the p-value's z-score (for the test), whichever
+    asks for more. None where there is no effect or nothing to scale."""
+    if not np.isfinite(c.effect) or c.effect == 0:
         return None
     z = _st.norm.ppf(1 - alpha / 2) + _st.norm.ppf(power)
-    return float((z * c.se / abs(c.effect)) ** 2)
+    ks = []
+    if np.isfinite(c.se) and c.se > 0:
+        ks.append((z * c.se / abs(c.effect)) ** 2)
+    if np.isfinite(c.p) and 0 < c.p < 1:
+        ks.append((z / _st.norm.isf(c.p / 2)) ** 2)
+    return float(max(ks)) if ks else None
 
 
 def auc_null(scores_a, scores_b, n_resamples: int = PERMUTATIONS, seed=0) -> tuple:
