@@ -497,13 +497,6 @@ def auc_null(scores_a, scores_b, n_resamples: int = PERMUTATIONS, seed=0) -> tup
             float(np.quantile(res.null_distribution, LEVEL)))
 
 
-def fmt_interval(c: Comparison) -> str:
-    """'effect [low, high]' in 3 significant figures."""
-    def f(x):
-        return "-" if not np.isfinite(x) else f"{x:.3g}"
-    return f"{f(c.effect)} [{f(c.low)}, {f(c.high)}]"
-
-
 __all__ = ["Comparison", "compare_solutions", "compare_pairs", "against_threshold", "fixed",
            "resampled", "holm", "verdict", "needed", "auc_null", "components",
            "weighted_median", "bootstrap_p", "VERDICTS", "ALPHA", "LEVEL", "RESAMPLES"]

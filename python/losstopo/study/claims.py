@@ -62,16 +62,20 @@ def _kernel(X: np.ndarray, kernel: str, gamma_d: float = 1.0) -> np.ndarray:
     return X @ X.T
 
 
-def _pc1_auc(K: np.ndarray, na: int) -> float:
-    """The folded AUC of the two sets along PC1 of kernel PCA of the kernel matrix K
-    (the first na rows set A), as geometry.separation of KernelPCA's embedding."""
+def _scores(K: np.ndarray) -> np.ndarray:
+    """PC1 scores (up to scale and sign) of kernel PCA of the kernel matrix K."""
     from scipy.linalg import eigh
 
     n = len(K)
     m = K.mean(axis=0)
-    Kc = K - m[None, :] - m[:, None] + K.mean()
-    _, v = eigh(Kc, subset_by_index=(n - 1, n - 1))
-    s = v[:, 0]
+    _, v = eigh(K - m[None, :] - m[:, None] + K.mean(), subset_by_index=(n - 1, n - 1))
+    return v[:, 0]
+
+
+def _pc1_auc(K: np.ndarray, na: int) -> float:
+    """The folded AUC of the two sets along PC1 of kernel PCA of the kernel matrix K
+    (the first na rows set A), as geometry.separation of KernelPCA's embedding."""
+    s = _scores(K)
     a, b = s[:na], s[na:]
     g = (a[:, None] > b[None]).mean() + 0.5 * (a[:, None] == b[None]).mean()
     return float(max(g, 1.0 - g))
@@ -92,15 +96,6 @@ def separation_interval(K: np.ndarray, na: int, threshold: float = 0.0,
         return out
 
     return S.resampled(stat, (na, nb), observed, threshold, n_resamples, seed, keep=True)
-
-
-def _scores(K: np.ndarray) -> np.ndarray:
-    n = len(K)
-    m = K.mean(axis=0)
-    from scipy.linalg import eigh
-
-    _, v = eigh(K - m[None, :] - m[:, None] + K.mean(), subset_by_index=(n - 1, n - 1))
-    return v[:, 0]
 
 
 # --- the claims -------------------------------------------------------------------------
@@ -222,8 +217,8 @@ class _Claims:
                 for kernel in KERNELS:
                     K = self.kernel(a, b, kernel)
                     c, dist = separation_interval(K, na, 0.0, self.Bk, self.seed_of())
-                    auc, p, q95 = S.auc_null(_scores(K)[:na], _scores(K)[na:], self.B,
-                                             self.seed_of())
+                    sc = _scores(K)
+                    _, p, q95 = S.auc_null(sc[:na], sc[na:], self.B, self.seed_of())
                     sep[(a, b, kernel)] = (c, dist, p, q95)
                     self.intervals.setdefault("separation", {})[f"{a}|{b}|{kernel}"] = dict(
                         auc=c.effect, low=c.low, high=c.high, p_null=p, null95=q95)
@@ -233,8 +228,8 @@ class _Claims:
                     K = self.kernel(a, b, "rbf", g)
                     c, _ = separation_interval(K, na, 0.0, min(self.Bk, SWEEP_RESAMPLES),
                                                self.seed_of())
-                    _, p, q95 = S.auc_null(_scores(K)[:na], _scores(K)[na:], self.B,
-                                           self.seed_of())
+                    sc = _scores(K)
+                    _, p, q95 = S.auc_null(sc[:na], sc[na:], self.B, self.seed_of())
                     rows.append(dict(gamma_d=float(g), auc=c.effect, low=c.low, high=c.high,
                                      p_null=p, null95=q95))
                 self.intervals.setdefault("bandwidth", {})[f"{a}|{b}"] = rows

@@ -109,8 +109,8 @@ def claim_line(r: dict) -> str:
         line += f". Inconclusive: {r['reason']}"
         if r.get("needed"):
             line += (f"; about {r['needed']} {UNITS.get(r['unit'], r['unit'])} per set would "
-                     "resolve the observed effect (80% power at the corrected level, from "
-                     "the bootstrap's standard error)")
+                     "resolve the observed effect (80% power at the corrected level, "
+                     "scaled from this interval and p-value)")
     elif r.get("reason"):
         line += f" ({r['reason']})"
     return line + "."
