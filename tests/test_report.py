@@ -87,6 +87,8 @@ def test_every_claim_with_its_effect_interval_and_verdict(fcp):
     assert set(intervals["separation"]) == {f"{a}|{b}|{k}" for a, b in
                                             C.COMBOS for k in ("rbf", "linear")}
     assert len(intervals["bandwidth"]["LBFGS-train|SGD-train"]) == 6
+    med, lo, hi = intervals["centroid"]["LBFGS-train"]
+    assert lo <= med <= hi and 3 < med < 4
 
 
 def test_a_reversed_effect_is_contradicted_and_none_is_inconclusive():

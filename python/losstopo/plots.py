@@ -219,10 +219,12 @@ def plot_barrier_histograms(barriers: Dict[str, Sequence[float]], log: bool = Tr
                            log=log, intervals=intervals)
 
 
-def plot_distance_histograms(distances: Dict[str, Sequence[float]]) -> Figure:
-    """Distances from the common centroid (the paper's Fig. 5)."""
+def plot_distance_histograms(distances: Dict[str, Sequence[float]],
+                             intervals: Optional[Dict[str, Sequence[float]]] = None) -> Figure:
+    """Distances from the common centroid (the paper's Fig. 5); ``intervals`` as
+    plot_histograms."""
     return plot_histograms(distances, "distance from the common centroid",
-                           "spread of the solutions")
+                           "spread of the solutions", intervals=intervals)
 
 
 def plot_embedding(embeddings: Dict[str, np.ndarray], paths: Optional[Dict[str, np.ndarray]]

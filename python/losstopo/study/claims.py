@@ -172,6 +172,9 @@ class _Claims:
                                 names=("LBFGS-train", "SGD-train"))
         self.add(text, +1, c, "difference of median distances, L-BFGS - SGD", "solutions",
                  f"median distance L-BFGS {_f(np.median(a))}, SGD {_f(np.median(b))}")
+        for k, v in d.items():  # each set's median with its interval, for Fig. 5
+            iv = S.against_threshold(v, 0.0, "median", n_resamples=self.B, seed=self.seed_of())
+            self.intervals.setdefault("centroid", {})[k] = [iv.effect, iv.low, iv.high]
 
     # Fig. 4
     def barriers(self):

@@ -98,7 +98,9 @@ class PlotStage(Stage):
         for kind in ("train", "test"):
             sel = {k: dists[k] for k in SETS if k.endswith(kind) and k in dists}
             if sel:
-                figure(plots.plot_distance_histograms(sel), f"fig5_distances_{kind}")
+                civ = intervals.get("centroid") or {}
+                figure(plots.plot_distance_histograms(sel, {k: civ[k] for k in sel if k in civ}),
+                       f"fig5_distances_{kind}")
         if emb is not None:
             for a, b in COMBOS:  # names from the code's own lists, never from the file
                 na = len(sets[a])
