@@ -201,6 +201,15 @@ def test_bad_input_is_a_reason_or_a_named_error():
         S.compare_solutions([1, 2], [3, 4], statistic="mode")
     with pytest.raises(ValueError, match="1-D"):
         S.compare_solutions(np.zeros((2, 2, 2)), [3, 4])
+    with pytest.raises(ValueError, match="median takes a 1-D array"):
+        S.compare_solutions(np.zeros((3, 2)), np.ones((3, 2)))
+    with pytest.raises(ValueError, match=r"pooled_std takes \(n, 2\)"):
+        S.compare_solutions([1.0, 2.0, 3.0], [1.0, 2.0, 4.0], "pooled_std")
+    none = S.compare_pairs([], [], [0.1, 0.2], [[0, 1], [2, 3]])
+    assert S.verdict(none, -1) == ("inconclusive", "A: fewer than 2 solutions")
+    # an interval clear of 0 with no test behind it is no verdict
+    untested = S.Comparison(0.5, 0.4, 0.6, 0.0, float("nan"), "none", (5, 5))
+    assert S.verdict(untested, 1)[0] == "inconclusive"
 
 
 def test_a_comparison_survives_json():

@@ -24,7 +24,8 @@ the units' indices; ``scipy.stats.permutation_test`` permutes whole units betwee
 two sets for the p-value. Where no permutation can be made (the ``solutions`` scheme:
 pairs across the two sets were never measured; or a claim against a threshold), the
 p-value is the bootstrap's: twice the smaller share of the bootstrap distribution on
-either side of the null, so that p < 0.05 exactly when the 95% interval excludes it.
+either side of the null (with the usual +1 correction), so that p < 0.05 where the 95%
+interval excludes the null, up to that correction at the edge.
 Every draw comes from ``seed``, so every interval and p-value is reproducible.
 """
 
@@ -188,6 +189,8 @@ def components(pairs: np.ndarray) -> tuple:
 def _pairs_design(name: str, values, pairs, scheme: str = "auto") -> _Design:
     v = _values(name, values)
     P = np.asarray(pairs)
+    if P.size == 0:  # no pairs at all (an empty list reads as floats)
+        P = P.reshape(0, 2).astype(np.int64)
     if P.ndim != 2 or P.shape[1] != 2 or len(P) != len(v) or P.dtype.kind not in "iu":
         raise ValueError(f"{name}: pairs must be an integer array ({len(v)}, 2) beside its "
                          f"values, got {P.dtype} {P.shape}")
@@ -283,10 +286,25 @@ def _reason(da: _Design, db: Optional[_Design], names: tuple) -> str:
     return ""
 
 
+def _check_shape(d: _Design, statistic, name: str) -> None:
+    """Values of the shape the named statistic takes: 1-D for median and mean, (n, 2)
+    for pooled_std."""
+    if callable(statistic):
+        return
+    if statistic == "pooled_std" and (d.values.ndim != 2 or d.values.shape[1] != 2):
+        raise ValueError(f"{name}: pooled_std takes (n, 2) values (each solution's mean and "
+                         f"mean squared weight), got shape {d.values.shape}")
+    if statistic != "pooled_std" and d.values.ndim != 1:
+        raise ValueError(f"{name}: {statistic} takes a 1-D array of values, got shape "
+                         f"{d.values.shape}")
+
+
 def _compare(da: _Design, db: _Design, statistic, n_resamples: int, seed,
              names=("A", "B"), permute: bool = True,
              permutations: int = PERMUTATIONS) -> Comparison:
     stat = _statistic(statistic)
+    _check_shape(da, statistic, names[0])
+    _check_shape(db, statistic, names[1])
     reason = _reason(da, db, names)
     n_sol = (da.n_solutions, db.n_solutions)
     n_pairs = (da.n_pairs, db.n_pairs) if da.n_pairs is not None else None
@@ -366,6 +384,7 @@ def against_threshold(a, threshold: float, statistic="median", pairs=None,
     _check_resamples(n_resamples)
     d = _solutions_design(name, a) if pairs is None else _pairs_design(name, a, pairs)
     stat = _statistic(statistic)
+    _check_shape(d, statistic, name)
     reason = _reason(d, None, (name, ""))
     n_pairs = None if d.n_pairs is None else (d.n_pairs,)
     if reason:
@@ -451,7 +470,9 @@ def verdict(c: Comparison, direction: int, p_adjusted: Optional[float] = None,
     if side == 0:
         return "inconclusive", "the interval includes 0"
     p = c.p if p_adjusted is None else p_adjusted
-    if np.isfinite(p) and p >= alpha:
+    if not np.isfinite(p):
+        return "inconclusive", "no p-value (nothing varies to test)"
+    if p >= alpha:
         return "inconclusive", (
             f"the interval excludes 0 but p = {c.p:.3g} is {p:.3g} after Holm's correction "
             f"over {family} claims" if p_adjusted is not None and family > 1 else

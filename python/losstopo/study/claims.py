@@ -105,13 +105,17 @@ class _Claims:
         self.net, self.data, self.seed = net, data, seed
         self.B, self.Bk = resamples, kpca_resamples
         self.out, self.intervals = [], {}
+        self._draws = 0
         self._kernels = {}
 
     def add(self, *args, **kw):
         self.out.append(_record(*args, **kw))
 
-    def seed_of(self) -> int:  # one stream per claim, in the claims' order
-        return self.seed + 7919 * len(self.out)
+    def seed_of(self) -> int:
+        """A seed of its own for every draw (bootstrap or permutation), in the claims'
+        order: no two numbers share their resamples."""
+        self._draws += 1
+        return self.seed + 7919 * self._draws
 
     def kernel(self, a, b, kernel, gamma_d=1.0):
         key = (a, b, kernel, gamma_d)
