@@ -175,7 +175,7 @@ class _Claims:
         c = S.compare_solutions(a, b, "median", self.B, self.seed_of(),
                                 names=("LBFGS-train", "SGD-train"))
         self.add(text, +1, c, "difference of median distances, L-BFGS - SGD", "solutions",
-                 f"median distance L-BFGS {_f(np.median(a))}, SGD {_f(np.median(b))}")
+                 f"median distance L-BFGS {_f(np.nanmedian(a))}, SGD {_f(np.nanmedian(b))}")
         for k, v in d.items():  # each set's median with its interval, for Fig. 5
             iv = S.against_threshold(v, 0.0, "median", n_resamples=self.B, seed=self.seed_of())
             self.intervals.setdefault("centroid", {})[k] = [iv.effect, iv.low, iv.high]
@@ -349,8 +349,8 @@ class _Claims:
             c = S.compare_solutions(sh[a], sh[b], "median", self.B, self.seed_of(),
                                     names=(a, b))
             self.add(text, +1, c, "difference of median top eigenvalues, L-BFGS - SGD",
-                     "solutions", f"median L-BFGS {_f(np.median(sh[a]))}, SGD "
-                     f"{_f(np.median(sh[b]))}", group="beyond")
+                     "solutions", f"median L-BFGS {_f(np.nanmedian(sh[a]))}, SGD "
+                     f"{_f(np.nanmedian(sh[b]))}", group="beyond")
             for k in (a, b):
                 iv = S.against_threshold(sh[k], 0.0, "median", n_resamples=self.B,
                                          seed=self.seed_of())
