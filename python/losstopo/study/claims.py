@@ -26,7 +26,7 @@ import math
 import numpy as np
 
 from .. import stats as S
-from ..geometry import GAMMA_D
+from ..geometry import GAMMA_D, separation
 from ..kpca import sq_distances
 from .layout import COMBOS, KERNELS
 
@@ -75,10 +75,8 @@ def _scores(K: np.ndarray) -> np.ndarray:
 def _pc1_auc(K: np.ndarray, na: int) -> float:
     """The folded AUC of the two sets along PC1 of kernel PCA of the kernel matrix K
     (the first na rows set A), as geometry.separation of KernelPCA's embedding."""
-    s = _scores(K)
-    a, b = s[:na], s[na:]
-    g = (a[:, None] > b[None]).mean() + 0.5 * (a[:, None] == b[None]).mean()
-    return float(max(g, 1.0 - g))
+    s = _scores(K)[:, None]
+    return separation(s[:na], s[na:])["auc"]
 
 
 def separation_interval(K: np.ndarray, na: int, threshold: float = 0.0,
@@ -395,6 +393,7 @@ def with_toy(claims: list, toy) -> list:
     may not): they are deterministic, outside Holm's family, so nothing else moves."""
     c = _Claims("", {"toy": toy}, 0, RESAMPLES, KPCA_RESAMPLES)
     c.toy()
+    decide(c.out)  # no p-values among them: each decided alone
     fresh = iter(c.out)
     out = []
     for r in claims:
@@ -402,12 +401,7 @@ def with_toy(claims: list, toy) -> list:
             out.append(r)
             continue
         new = next(fresh)
-        new.update(family=r.get("family", 0), p_holm=None, needed=None)
-        if new["comparison"] is None:
-            new["verdict"] = NOT_TESTED
-        else:
-            new["verdict"], new["reason"] = S.verdict(
-                S.Comparison.from_dict(new["comparison"]), new["direction"])
+        new["family"] = r.get("family", 0)  # the family of the claims around them
         out.append(new)
     return out
 

@@ -72,9 +72,6 @@ def _interval(iv) -> str:
     return f"{_fmt(iv[0])} [{_fmt(iv[1])}, {_fmt(iv[2])}]"
 
 
-UNITS = {"pairs": "pairs", "runs": "runs", "solutions": "solutions", "paths": "paths"}
-
-
 def claim_line(r: dict) -> str:
     """One claim as the report prints it: its verdict, the claim, the effect with its
     interval, the p-value (and Holm's), n, and why it is inconclusive (with the sample
@@ -101,14 +98,14 @@ def claim_line(r: dict) -> str:
                         + " + ".join(str(d) for d in c["dropped"]) + ")"
                         if any(c["dropped"]) else ""))
     elif c["scheme"] != "fixed":
-        parts.append(f"{ns} {UNITS.get(r['unit'], r['unit'])}")
+        parts.append(f"{ns} {r['unit']}")
     if r.get("numbers"):
         parts.append(r["numbers"])
     line = head + ": " + "; ".join(parts)
     if r["verdict"] == "inconclusive" and r.get("reason"):
         line += f". Inconclusive: {r['reason']}"
         if r.get("needed"):
-            line += (f"; about {r['needed']} {UNITS.get(r['unit'], r['unit'])} per set would "
+            line += (f"; about {r['needed']} {r['unit']} per set would "
                      "resolve the observed effect (80% power at the corrected level, "
                      "scaled from this interval and p-value)")
     elif r.get("reason"):
