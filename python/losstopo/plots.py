@@ -21,11 +21,16 @@ def _color(name: str) -> Optional[str]:
     return None
 
 
+def _is_test(name: str) -> bool:
+    """Whether ``name`` (a set, or "set@landscape") is a test-loss set."""
+    return "test" in name.split("@")[0].lower()
+
+
 def _style(name: str) -> dict:
     """Line style and marker of a set, so that sets are told apart by more than
     colour: a method's "-test" set dashed with squares, its "-train" set solid with
     circles."""
-    test = "test" in name.split("@")[0].lower()
+    test = _is_test(name)
     return dict(ls="--" if test else "-", marker="s" if test else "o")
 
 
@@ -293,9 +298,8 @@ def plot_convergence(sets: Dict[str, dict]) -> Figure:
     ax = fig.subplots()
     steps = []
     for name, v in sets.items():
-        color, test = _color(name), name.endswith("test")
-        ax.plot(v["steps"], v["median"], "s--" if test else "o-", lw=1.2, color=color,
-                label=name)
+        color, test = _color(name), _is_test(name)
+        ax.plot(v["steps"], v["median"], lw=1.2, color=color, label=name, **_style(name))
         ax.axhline(v["reference"], color=color, lw=0.9, ls=(0, (1, 3)) if test else ":")
         steps = v["steps"]
     ax.axvline(100, color="0.6", lw=0.8)

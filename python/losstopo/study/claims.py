@@ -342,13 +342,13 @@ class _Claims:
                     "eigenvalue on the training landscape)")
             a, b = f"LBFGS-{kind}", f"SGD-{kind}"
             if a not in sh or b not in sh:
-                self.add(text, +1, group="beyond")
+                self.add(text, +1, group="beyond", key="sharpness")
                 continue
             c = S.compare_solutions(sh[a], sh[b], "median", self.B, self.seed_of(),
                                     names=(a, b))
             self.add(text, +1, c, "difference of median top eigenvalues, L-BFGS - SGD",
                      "solutions", f"median L-BFGS {_f(np.nanmedian(sh[a]))}, SGD "
-                     f"{_f(np.nanmedian(sh[b]))}", group="beyond")
+                     f"{_f(np.nanmedian(sh[b]))}", group="beyond", key="sharpness")
             for k in (a, b):
                 iv = S.against_threshold(sh[k], 0.0, "median", n_resamples=self.B,
                                          seed=self.seed_of())
@@ -361,13 +361,13 @@ class _Claims:
                     f"({kind} sets, training landscape; absolute H)")
             a, b = al.get(f"SGD-{kind}"), al.get(f"LBFGS-{kind}")
             if not a or not b:
-                self.add(text, -1, group="beyond")
+                self.add(text, -1, group="beyond", key="alignment")
                 continue
             c = S.compare_pairs(a["barrier"], a["pairs"], b["barrier"], b["pairs"], "median",
                                 self.B, self.seed_of(), names=(f"SGD-{kind}", f"LBFGS-{kind}"))
             self.add(text, -1, c, "difference of medians, SGD - L-BFGS", "pairs",
                      f"median SGD {_f(np.nanmedian(a['barrier']))}, L-BFGS "
-                     f"{_f(np.nanmedian(b['barrier']))}", group="beyond")
+                     f"{_f(np.nanmedian(b['barrier']))}", group="beyond", key="alignment")
 
 
 def evaluate(net: str, data: dict, seed: int = 0, resamples: int = RESAMPLES,

@@ -444,7 +444,7 @@ def alignment_section(config: dict, results: dict) -> list:
                      f"{_fmt(v['distance_after'])} |")
     lines.append("")
     aligned = [r for r in results.get("claims") or []
-               if "after permutation alignment" in r["claim"] and r.get("comparison")]
+               if r.get("key") == "alignment" and r.get("comparison")]
     if aligned:
         lines += [claim_line(r) for r in aligned] + [""]
     seps, plain = results.get("aligned_separation") or {}, results.get("separation") or {}
@@ -519,8 +519,8 @@ def curvature_section(config: dict, results: dict) -> list:
             lines.append(f"| {n} | {v['solutions']} | {top} | "
                          f"{_fmt(v['median_trace'])} ({_fmt(v['median_trace_se'])}) |")
     lines.append("")
-    sharp = [r for r in results.get("claims") or [] if r["claim"].startswith(
-        "L-BFGS minima are sharper") and r.get("comparison")]
+    sharp = [r for r in results.get("claims") or []
+             if r.get("key") == "sharpness" and r.get("comparison")]
     lines += [claim_line(r) for r in sharp]
     t1 = results.get("table1")
     if t1 and sharp:

@@ -115,7 +115,8 @@ class PlotStage(Stage):
                    "path_convergence")
         curv = CurvatureResults.of(results)
         if study.done("curvature") and curv.curvature:
-            self._curvature_figures(study, plots, curv, figure)
+            self._curvature_figures(study, plots, curv, figure,
+                                    intervals.get("sharpness") or {})
         sweep = embedded.bandwidth
         if sweep:
             bw = intervals.get("bandwidth") or {}
@@ -130,9 +131,10 @@ class PlotStage(Stage):
         study.report()  # from the results just recorded, the figures' list among them
 
     @staticmethod
-    def _curvature_figures(study, plots, curv, figure):
-        """Sharpness histograms, the spectral densities and the slices, from
-        curvature.npz (checked against the stage's own names)."""
+    def _curvature_figures(study, plots, curv, figure, sharp):
+        """Sharpness histograms (``sharp``: each set's median top eigenvalue with its
+        interval), the spectral densities and the slices, from curvature.npz (checked
+        against the stage's own names)."""
         from ...curvature import SpectralDensity
         from ...slices import Slice
 
@@ -141,8 +143,6 @@ class PlotStage(Stage):
         d = CurvatureFile().read(study.folder, names, labels)
         tops = {n: d["sharpness"][n]["top"] for n in names}
         traces = {n: d["sharpness"][n]["trace"] for n in names}
-        sharp = (VerdictsResults.of(study.manifest["results"]).intervals or {}).get(
-            "sharpness") or {}
         figure(plots.plot_histograms(tops, "largest Hessian eigenvalue",
                                      "sharpness of the solutions", log=True,
                                      intervals={n: sharp[n] for n in tops if n in sharp}),
