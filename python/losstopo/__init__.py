@@ -24,7 +24,7 @@ from .train import train  # noqa: E402
 # Submodules the README writes as ``losstopo.<module>.<name>``; imported on first use so
 # that a bare ``import losstopo`` stays light (torch_adapter imports torch only when a
 # model is built; study pulls in the figures).
-_LAZY_MODULES = ("align", "bench", "convergence", "datasets", "plots", "stats", "study", "toy",
+_LAZY_MODULES = ("align", "bench", "convergence", "datasets", "plots", "saddles", "stats", "study", "toy",
                  "torch_adapter")
 
 
@@ -33,6 +33,10 @@ def __getattr__(name):
         import importlib
 
         return importlib.import_module(f".{name}", __name__)
+    if name == "certify":  # losstopo.certify is losstopo.saddles.certify
+        from .saddles import certify
+
+        return certify
     if name == "TorchLandscape":  # torch is imported only when asked for
         from .torch_adapter import TorchLandscape
 
@@ -52,5 +56,5 @@ __all__ = [
     "MLP", "Landscape", "Ensemble", "OptimizeResult", "datasets", "fcp", "autoencoder",
     "minimize", "line_search", "train", "FourierPath", "PathResult", "find_path",
     "barrier_matrix", "hessian", "slice1d", "slice2d", "analytic", "KernelPCA",
-    "centroid_distances", "pairwise_distances", "separation", "weight_stats", "plots", "stats", "cuda_available", "__version__",
+    "centroid_distances", "pairwise_distances", "separation", "weight_stats", "plots", "stats", "certify", "cuda_available", "__version__",
 ]

@@ -1,0 +1,131 @@
+"""Certified barriers (losstopo.saddles) against analytic landscapes whose saddles
+and minima are known independently (Muller-Brown's from the literature, the paper's
+toy landscape's from its formula), and the errors of bad input."""
+
+import numpy as np
+import pytest
+
+from losstopo import analytic
+from losstopo.saddles import certify, neb
+
+
+def _dense_hessian(f, x, h=1e-5):
+    """Central differences of the landscape's gradient (independent of the code's
+    Hessian-vector products)."""
+    D = x.size
+    H = np.empty((D, D))
+    for i in range(D):
+        e = np.zeros(D)
+        e[i] = h
+        H[i] = (f(x + e)[1] - f(x - e)[1]) / (2 * h)
+    return 0.5 * (H + H.T)
+
+
+def test_muller_brown_both_saddles_and_the_intermediate_minimum():
+    mb = analytic.muller_brown()
+    a, b = mb.endpoints
+    c = certify(mb, (a, b), n_images=30)
+    assert c.status == "certified", c
+    assert len(c.saddles) == 2 and len(c.minima) == 1
+    s1, s2 = c.saddles
+    np.testing.assert_allclose(s1.theta, [-0.822, 0.624], atol=2e-3)
+    np.testing.assert_allclose(s2.theta, [0.212, 0.293], atol=2e-3)
+    assert s1.loss == pytest.approx(-40.665, abs=2e-3)
+    assert s2.loss == pytest.approx(-72.249, abs=2e-3)
+    np.testing.assert_allclose(c.minima[0].theta, [-0.050, 0.467], atol=2e-3)
+    assert c.minima[0].loss == pytest.approx(-80.768, abs=2e-3)
+    # the first saddle joins a and the intermediate minimum, not b
+    assert sorted(s1.connects) == ["a", "minimum"]
+    assert sorted(s2.connects) == ["b", "minimum 1"]
+    for s in (s1, s2):
+        assert np.sum(np.linalg.eigvalsh(_dense_hessian(mb, s.theta)) < 0) == 1
+        assert s.index == 1
+    assert c.barrier == pytest.approx(s1.loss)
+    assert [p["status"] for p in c.pieces] == ["certified", "certified"]
+
+
+def test_toy_saddle_from_the_paper_landscape():
+    toy = analytic.toy_gaussians()
+    c = certify(toy, tuple(toy.minima), n_images=30)
+    assert c.status == "certified", c
+    (s,) = c.saddles
+    assert s.loss == pytest.approx(0.62439, abs=1e-4)
+    np.testing.assert_allclose(s.theta, [-0.1647, -0.0699], atol=1e-4)
+    assert s.grad_norm <= c.tolerances["gtol"]
+
+
+def test_toy_endpoints_not_minima_refused_or_polished():
+    toy = analytic.toy_gaussians()
+    with pytest.raises(ValueError, match="endpoint a is not a minimum"):
+        certify(toy, toy.endpoints, n_images=30)
+    c = certify(toy, toy.endpoints, n_images=30, polish=True)
+    assert c.status == "certified"
+    assert len(c.tolerances["polished"]) == 2
+
+
+def _index2():
+    """A double well with a Gaussian bump on the segment between its minima: the
+    straight line crosses the bump's maximum (index 2)."""
+    def f(X):
+        X = np.atleast_2d(X)
+        x, y = X[:, 0], X[:, 1]
+        g = 3.0 * np.exp(-(x * x + y * y) / 0.1)
+        E = (x * x - 1) ** 2 + y * y + g
+        gx = 4 * x * (x * x - 1) - 20 * x * g
+        gy = 2 * y - 20 * y * g
+        return E, np.stack([gx, gy], axis=1)
+
+    class L:
+        num_params = 2
+
+        def __call__(self, X):
+            return f(X)
+
+    return L()
+
+
+def test_a_path_through_a_maximum_is_never_certified():
+    ls = _index2()
+    c = certify(ls, (np.array([-1.0, 0.0]), np.array([1.0, 0.0])), n_images=21)
+    assert c.status == "bound only"
+    assert "index" in c.reason or "did not" in c.reason
+
+
+def test_barrier_free_pair():
+    toy = analytic.toy_gaussians()
+    m = toy.minima[0]
+    c = certify(toy, (m, m + np.array([0.02, 0.01])), n_images=10, endpoint_gtol=1.0)
+    assert c.status == "barrier-free"
+    assert not c.saddles
+
+
+def test_neb_records_its_barrier_and_stops_on_force():
+    mb = analytic.muller_brown()
+    a, b = mb.endpoints
+    t = np.linspace(0, 1, 20)[:, None]
+    band = neb(mb, (1 - t) * a + t * b, ftol=1.0, max_iter=2000)
+    assert band.converged and band.force < 1.0
+    assert len(band.history) == band.iterations + 1
+    assert band.history[-1] < band.history[0]  # the band came down from the line
+    with pytest.raises(ValueError, match="ftol"):
+        neb(mb, (1 - t) * a + t * b, ftol=0.0)
+
+
+@pytest.mark.parametrize("kw, name", [
+    (dict(gtol=0.0), "gtol"), (dict(gtol=np.nan), "gtol"), (dict(eig_tol=-1.0), "eig_tol"),
+    (dict(barrier_tol=np.inf), "barrier_tol"), (dict(neb_iters=0), "neb_iters"),
+    (dict(search_iters=0), "search_iters"), (dict(descent_iters=0), "descent_iters"),
+    (dict(n_images=2), "n_images"),
+])
+def test_bad_settings_name_their_argument(kw, name):
+    mb = analytic.muller_brown()
+    with pytest.raises(ValueError, match=name):
+        certify(mb, mb.endpoints, **kw)
+
+
+def test_bad_paths():
+    mb = analytic.muller_brown()
+    with pytest.raises(TypeError, match="path"):
+        certify(mb, "not a path")
+    with pytest.raises(ValueError, match="NaN"):
+        certify(mb, np.full((5, 2), np.nan))
