@@ -129,3 +129,39 @@ def test_bad_paths():
         certify(mb, "not a path")
     with pytest.raises(ValueError, match="NaN"):
         certify(mb, np.full((5, 2), np.nan))
+
+
+def test_find_path_and_barrier_matrix_attach_certificates(tmp_path):
+    from losstopo.paths import barrier_matrix, find_path
+
+    toy = analytic.toy_gaussians()
+    a, b = toy.minima
+    r = find_path(toy, a, b, n_points=30, steps=50, certify=True, progress=False)
+    assert r.certificate.status == "certified"
+    assert r.certificate.barrier == pytest.approx(0.62439, abs=1e-4)
+    assert r.certificate.barrier < r.barrier  # the fixed budget's path is only a bound
+    thetas = np.stack([a, b, toy.endpoints[0]])  # the third is not a minimum
+    out = tmp_path / "m.npz"
+    kw = dict(pairs=3, n_points=30, steps=50, certify=dict(n_images=30), out=out,
+              progress=False)
+    res = barrier_matrix(toy, thetas, **kw)
+    by_pair = {tuple(p): i for i, p in enumerate(res["pairs"])}
+    i = by_pair[(0, 1)]
+    assert res["cert_status"][i] == "certified" and res["cert_reason"][i] == ""
+    assert res["cert_barrier"][i] == pytest.approx(0.62439, abs=1e-4)
+    assert res["saddle_eigenvalue"][i] < 0 < res["saddle_eigenvalue2"][i]
+    assert res["cert_gradients"][i] > 0 and res["cert_hessian_vector"][i] > 0
+    for p in ((0, 2), (1, 2)):  # said, not certified, and the matrix goes on
+        j = by_pair[p]
+        assert res["cert_status"][j] == "bound only"
+        assert "not a minimum" in res["cert_reason"][j]
+        assert np.isnan(res["saddle_grad_norm"][j])
+    again = barrier_matrix(toy, thetas, **kw)  # resumed from the file: nothing redone
+    for key in ("cert_status", "cert_reason", "cert_barrier"):
+        np.testing.assert_array_equal(again[key], res[key])
+    with pytest.raises(ValueError, match="different configuration"):
+        barrier_matrix(toy, thetas, **dict(kw, certify=dict(n_images=20)))
+    with pytest.raises(TypeError, match="unknown option"):
+        find_path(toy, a, b, certify=dict(ftol=1.0), progress=False)
+    with pytest.raises(TypeError, match="certify"):
+        barrier_matrix(toy, thetas, pairs=1, certify="yes", progress=False)

@@ -168,6 +168,7 @@ class PathResult:
     aligned: bool = False
     distance_before: Optional[float] = None
     distance_after: Optional[float] = None
+    certificate: Optional[object] = None  # a saddles.Certificate, with certify=
 
     @property
     def straight_barrier(self) -> float:
@@ -335,6 +336,7 @@ def find_path(
     batch_size: Optional[int] = None,
     align: bool = False,
     curve: str = "fourier",
+    certify=False,
     progress: bool = True,
 ) -> PathResult:
     """Finds a low path from a to b (FourierPathFinder, Yu & Morozov, Algorithm 2).
@@ -372,11 +374,15 @@ def find_path(
         Garipov et al.'s quadratic curve with one control point) or "polychain" (a
         piecewise-linear chain through n_modes pivots at evenly spaced t, as a
         fixed-pivot nudged elastic band). See :func:`basis`.
+    certify : False (the paper's fixed-budget barrier only), True or a dict of
+        :func:`losstopo.saddles.certify` options: the found path is then refined to a
+        minimum-energy path and its maximum certified (``result.certificate``).
     progress : a progress bar on stderr.
 
     Every step evaluates all path points in one batched call; the best path seen
     (lowest summed energy, without the smoothness term) is returned.
     """
+    cert = certify_options(certify)
     params = path_params(n_modes, n_points, lam, optimizer, lr, steps, objective, temperature,
                          line_search, batch_size, curve)
     dtype, D, _ = landscape_kind(landscape)
@@ -387,7 +393,30 @@ def find_path(
     res = _find_paths(landscape, a[None], b, params, refine, seed, init_scale,
                       progress=progress)[0]
     _record_alignment([res], dist)
+    if cert is not None:
+        from .saddles import certify as certify_path
+
+        res.certificate = certify_path(landscape, res, progress=progress, **cert)
     return res
+
+
+def certify_options(certify) -> Optional[dict]:
+    """The certify options of ``certify=`` (False/None: none; True: the defaults; a
+    dict: those options, checked against :func:`losstopo.saddles.certify`)."""
+    if certify is None or certify is False:
+        return None
+    if certify is True:
+        return {}
+    if not isinstance(certify, dict):
+        raise TypeError(f"certify: expected True, False or a dict of certify options, got "
+                        f"{type(certify).__name__}")
+    from .saddles import CERTIFY_OPTIONS
+
+    unknown = set(certify) - set(CERTIFY_OPTIONS)
+    if unknown:
+        raise TypeError(f"certify: unknown option(s) {sorted(unknown)}; expected some of "
+                        f"{sorted(CERTIFY_OPTIONS)}")
+    return dict(certify)
 
 
 def _aligned(landscape, A, B, align: bool):
@@ -455,10 +484,43 @@ def _find_paths(landscape, A, B, params: dict, refine: bool, seed: int, init_sca
 _RECORD = ("barrier", "barrier_rel", "barrier_mean", "barrier_refined", "length",
            "straight_barrier", "error_barrier", "losses")
 _ALIGN_RECORD = ("distance_before", "distance_after")  # recorded with align=True
+# recorded with certify= (saddles.Certificate.summary()): numbers, then texts
+_CERT_RECORD = ("cert_barrier", "cert_barrier_rel", "saddle_grad_norm", "saddle_eigenvalue",
+                "saddle_eigenvalue2", "saddle_top_eigenvalue", "cert_minima",
+                "cert_iterations", "cert_gradients", "cert_hessian_vector")
+_CERT_TEXT = ("cert_status", "cert_reason")
+
+
+def _certificate_record(landscape, result, options: dict) -> dict:
+    """The numbers barrier_matrix records of a path's certificate. A pair whose
+    endpoints are not minima is recorded as a bound with that reason (its path's
+    refined maximum), not raised: the other pairs of the matrix go on."""
+    from .saddles import certify as certify_path
+
+    try:
+        c = certify_path(landscape, result, **options)
+    except ValueError as e:
+        if "is not a minimum" not in str(e):
+            raise
+        top = result.barrier if result.barrier_refined is None else result.barrier_refined
+        nan = np.nan
+        return dict(cert_status="bound only", cert_reason=str(e).split("; ")[0],
+                    cert_barrier=top, cert_barrier_rel=top - max(result.endpoint_losses),
+                    saddle_grad_norm=nan, saddle_eigenvalue=nan, saddle_eigenvalue2=nan,
+                    saddle_top_eigenvalue=nan, cert_minima=0, cert_iterations=0,
+                    cert_gradients=0, cert_hessian_vector=0)
+    s = c.summary()
+    return dict(cert_status=c.status, cert_reason=c.reason, cert_barrier=c.barrier,
+                cert_barrier_rel=c.barrier_rel, saddle_grad_norm=s["saddle_grad_norm"],
+                saddle_eigenvalue=s["saddle_eigenvalue"],
+                saddle_eigenvalue2=s["saddle_eigenvalue2"],
+                saddle_top_eigenvalue=s["saddle_top_eigenvalue"], cert_minima=s["minima"],
+                cert_iterations=s["iterations"], cert_gradients=s["gradients"],
+                cert_hessian_vector=s["hessian_vector"])
 
 
 def _pair_records(landscape, thetas, params: dict, refine: bool, seed: int,
-                  init_scale: float, align: bool, pairs) -> list:
+                  init_scale: float, align: bool, cert, pairs) -> list:
     """The numbers barrier_matrix records for the pairs (k, 2) of thetas (checked, in
     the landscape's dtype), found together in one core batch: one dict per pair (NaN
     where not defined). A task of its own: the shared arguments first."""
@@ -475,7 +537,8 @@ def _pair_records(landscape, thetas, params: dict, refine: bool, seed: int,
             barrier_refined=np.nan if r.barrier_refined is None else r.barrier_refined,
             length=r.length, straight_barrier=r.straight_barrier,
             error_barrier=np.nan if r.error_barrier is None else r.error_barrier,
-            losses=r.losses))
+            losses=r.losses, **({} if cert is None else
+                                _certificate_record(landscape, r, cert))))
     return out
 
 
@@ -499,7 +562,8 @@ def barrier_matrix(landscape, thetas, pairs=300, seed: int = 0, out=None,
         and finished chunks are written to ``out`` here as they arrive (only this
         process writes). The numbers equal a single-process run whose engine has the
         workers' thread count. Needs ``pip install "losstopo[distributed]"``.
-    find_path_kwargs : passed to :func:`find_path` (progress is per chunk here).
+    find_path_kwargs : passed to :func:`find_path` (progress is per chunk here);
+        ``certify=`` certifies every pair's barrier (see :func:`losstopo.certify`).
 
     Returns
     -------
@@ -507,7 +571,14 @@ def barrier_matrix(landscape, thetas, pairs=300, seed: int = 0, out=None,
     ``barrier_mean``, ``barrier_refined``, ``length``, ``straight_barrier``,
     ``error_barrier`` (NaN where not defined), ``losses`` (k, n_points) the energy
     profiles, and ``done`` (bool); with ``align=True`` (each pair's second endpoint
-    permuted to match the first) also ``distance_before`` and ``distance_after``.
+    permuted to match the first) also ``distance_before`` and ``distance_after``;
+    with ``certify=`` also ``cert_status`` ("certified", "barrier-free", "bound only",
+    "" while not done), ``cert_reason``, ``cert_barrier`` (the certified barrier, or the
+    refined path's maximum where only a bound), ``cert_barrier_rel``, the saddle's
+    ``saddle_grad_norm``, ``saddle_eigenvalue`` (lowest), ``saddle_eigenvalue2``,
+    ``saddle_top_eigenvalue``, ``cert_minima`` (intermediate minima found) and the
+    cost: ``cert_iterations``, ``cert_gradients``, ``cert_hessian_vector``. A pair
+    whose endpoints are not minima is a bound with that reason.
     """
     thetas = np.asarray(thetas)
     if thetas.ndim != 2 or thetas.shape[0] < 2:
@@ -520,7 +591,13 @@ def barrier_matrix(landscape, thetas, pairs=300, seed: int = 0, out=None,
             "straight_barrier", "error_barrier")
     if find_path_kwargs.get("align"):
         keys += _ALIGN_RECORD
+    cert = certify_options(find_path_kwargs.get("certify"))
+    if cert is not None:
+        keys += _CERT_RECORD
     res = {key: np.full(k, np.nan) for key in keys}
+    if cert is not None:
+        for key in _CERT_TEXT:
+            res[key] = np.full(k, "", dtype="U400")
     res["pairs"] = idx
     res["done"] = np.zeros(k, dtype=bool)
     fp = dict(find_path_kwargs)
@@ -539,6 +616,7 @@ def barrier_matrix(landscape, thetas, pairs=300, seed: int = 0, out=None,
     config = dict(pairs=idx.tolist(), landscape=_landscape_key(landscape),
                   settings=dict(params, refine=bool(args["refine"]), seed=int(args["seed"]),
                                 **({"align": True} if args["align"] else {}),
+                                **({} if cert is None else {"certify": _jsonable(cert)}),
                                 init_scale=float(args["init_scale"])),
                   thetas=hashlib.sha256(np.ascontiguousarray(thetas).tobytes()).hexdigest()[:16])
     chash = config_hash(config)
@@ -565,7 +643,8 @@ def barrier_matrix(landscape, thetas, pairs=300, seed: int = 0, out=None,
     todo = np.nonzero(~res["done"])[0]
     chunks = [todo[c0:c0 + chunk] for c0 in range(0, len(todo), chunk)]
     shared = (landscape, np.ascontiguousarray(thetas, dtype=dtype), params,
-              bool(args["refine"]), args["seed"], args["init_scale"], bool(args["align"]))
+              bool(args["refine"]), args["seed"], args["init_scale"], bool(args["align"]),
+              cert)
     finished = run_tasks(client, _pair_records, shared, [idx[rows] for rows in chunks],
                          key="losstopo-pairs")
     bar = Progress(k, desc="pairs", enabled=progress)
@@ -574,7 +653,8 @@ def barrier_matrix(landscape, thetas, pairs=300, seed: int = 0, out=None,
         for c, records in finished:
             rows = chunks[c]
             for j, rec in zip(rows, records):
-                for key in _RECORD + (_ALIGN_RECORD if args["align"] else ()):
+                for key in (_RECORD + (_ALIGN_RECORD if args["align"] else ())
+                            + (() if cert is None else _CERT_RECORD + _CERT_TEXT)):
                     res[key][j] = rec[key]
                 res["done"][j] = True
             if out is not None:
@@ -584,6 +664,11 @@ def barrier_matrix(landscape, thetas, pairs=300, seed: int = 0, out=None,
         finished.close()  # cancels what still runs on a cluster
         bar.close()
     return res
+
+
+def _jsonable(options: dict) -> dict:
+    """Certify options as plain JSON values (the file's key)."""
+    return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in sorted(options.items())}
 
 
 def _landscape_key(landscape) -> dict:

@@ -869,3 +869,8 @@ def certify(landscape, path, gtol: Optional[float] = None, eig_tol: float = 1e-3
                        history=np.array(history), tolerances=tol,
                        evaluations=dict(gradients=orc.gradients, hessian_vector=orc.products),
                        pieces=pieces)
+
+
+# certify's options (what find_path(certify={...}) and barrier_matrix accept)
+CERTIFY_OPTIONS = tuple(p for p in __import__("inspect").signature(certify).parameters
+                        if p not in ("landscape", "path", "progress"))
