@@ -58,9 +58,17 @@ def test_toy_endpoints_not_minima_refused_or_polished():
     toy = analytic.toy_gaussians()
     with pytest.raises(ValueError, match="endpoint a is not a minimum"):
         certify(toy, toy.endpoints, n_images=30)
-    c = certify(toy, toy.endpoints, n_images=30, polish=True)
+    c = certify(toy, toy.endpoints, n_images=30, endpoints="polish")
     assert c.status == "certified"
     assert len(c.tolerances["polished"]) == 2
+    # kept as they are: the refined band's maximum, a bound that says why
+    b = certify(toy, toy.endpoints, n_images=30, endpoints="bound")
+    assert b.status == "bound only" and not b.saddles
+    assert "endpoint a is not a minimum" in b.reason and "upper bound" in b.reason
+    straight = toy(np.linspace(toy.endpoints[0], toy.endpoints[1], 200))[0].max()
+    assert c.barrier - 1e-6 <= b.barrier < straight  # above the saddle, below the line
+    with pytest.raises(ValueError, match="endpoints"):
+        certify(toy, toy.endpoints, endpoints="loose")
 
 
 def _index2():
@@ -151,11 +159,14 @@ def test_find_path_and_barrier_matrix_attach_certificates(tmp_path):
     assert res["cert_barrier"][i] == pytest.approx(0.62439, abs=1e-4)
     assert res["saddle_eigenvalue"][i] < 0 < res["saddle_eigenvalue2"][i]
     assert res["cert_gradients"][i] > 0 and res["cert_hessian_vector"][i] > 0
-    for p in ((0, 2), (1, 2)):  # said, not certified, and the matrix goes on
+    for p in ((0, 2), (1, 2)):  # never certified, and the matrix goes on
         j = by_pair[p]
-        assert res["cert_status"][j] == "bound only"
-        assert "not a minimum" in res["cert_reason"][j]
+        # the third point lies above the saddle: a band to it need not rise at all
+        assert res["cert_status"][j] in ("bound only", "barrier-free")
+        if res["cert_status"][j] == "bound only":
+            assert "not a minimum" in res["cert_reason"][j]
         assert np.isnan(res["saddle_grad_norm"][j])
+        assert res["cert_barrier"][j] <= res["barrier_refined"][j] + 1e-9  # refined
     again = barrier_matrix(toy, thetas, **kw)  # resumed from the file: nothing redone
     for key in ("cert_status", "cert_reason", "cert_barrier"):
         np.testing.assert_array_equal(again[key], res[key])

@@ -30,6 +30,8 @@ from ._checks import check_int
 from .progress import Progress
 
 STATUSES = ("certified", "barrier-free", "bound only")
+ENDPOINTS = ("minima", "polish", "bound")
+NEB_METHODS = ("lbfgs", "fire")
 # Activations whose second derivative is zero almost everywhere: the Hessian of the
 # R-operator describes the loss only inside one activation pattern.
 PIECEWISE_LINEAR = ("relu", "identity")
@@ -64,7 +66,8 @@ class Certificate:
     """What a path's barrier is, with its proof (see the module's docstring).
 
     ``barrier`` is absolute (the paper's H): the highest saddle's loss when
-    certified, the higher endpoint's loss when barrier-free, the refined path's
+    certified, the highest point of the refined chain of images (the straight segments
+    between them) when barrier-free, the refined path's
     maximum when a bound. ``barrier_rel`` subtracts the higher endpoint.
     ``saddles`` and ``minima`` run from a to b; ``history`` is the path's maximum
     after every refinement iteration; ``tolerances`` the criteria used;
@@ -254,8 +257,8 @@ def _tangents(R, E):
 
 
 def neb(landscape, images, ftol: float = 1e-3, max_iter: int = 500, climb: bool = True,
-        spring: float = 1.0, max_step: Optional[float] = None, progress: bool = False,
-        _oracle=None) -> NEBResult:
+        spring: float = 1.0, max_step: Optional[float] = None, method: str = "lbfgs",
+        memory: int = 20, progress: bool = False, _oracle=None) -> NEBResult:
     """Climbing-image nudged elastic band (Henkelman, Uberuaga & Jonsson 2000) on a
     chain of images (M, D) whose first and last stay fixed: every iteration
     evaluates all moving images in one batched call and moves them by FIRE
@@ -275,6 +278,9 @@ def neb(landscape, images, ftol: float = 1e-3, max_iter: int = 500, climb: bool 
     if not (np.isfinite(spring) and spring > 0):
         raise ValueError(f"spring: must be a positive number, got {spring!r}")
     max_iter = check_int("max_iter", max_iter, minimum=0)
+    if method not in NEB_METHODS:
+        raise ValueError(f"method: expected one of {NEB_METHODS}, got {method!r}")
+    memory = check_int("memory", memory, minimum=1)
     orc = _oracle or _Oracle(landscape)
     M = len(R)
     E = np.empty(M)
@@ -293,6 +299,7 @@ def neb(landscape, images, ftol: float = 1e-3, max_iter: int = 500, climb: bool 
     history = []
     bar = Progress(max_iter, "NEB", enabled=progress)
     climbing = False
+    S, Y, prev = [], [], None
     c = int(np.argmax(E[1:-1])) + 1
     fmax = cf = np.inf
     it = 0
@@ -312,11 +319,39 @@ def neb(landscape, images, ftol: float = 1e-3, max_iter: int = 500, climb: bool 
             history.append(float(E.max()))
             if climb and not climbing and fmax < 10 * ftol:
                 climbing = True
+                S, Y, prev = [], [], None  # the force changed: its history no longer holds
                 continue
             if fmax < ftol and (climbing or not climb):
                 break
             if it == max_iter:
                 break
+            if method == "lbfgs":
+                # global L-BFGS on the band's force (Sheppard, Terrell & Henkelman
+                # 2008): the images' force as one vector, the step scaled as a whole
+                # so that no image moves more than step_cap
+                f = F.ravel()
+                if prev is not None:
+                    sv, yv = R[1:-1].ravel() - prev[0], prev[1] - f
+                    if sv @ yv > 0:
+                        _push(S, Y, sv, yv, m=memory)
+                    else:
+                        S, Y = [], []
+                d = _two_loop(f, S, Y, step_cap)
+                if d @ f <= 0:  # not along the force: afresh
+                    S, Y = [], []
+                    d = f * (step_cap / max(float(np.linalg.norm(f)), 1e-300))
+                step = d.reshape(F.shape)
+                sn = float(np.linalg.norm(step, axis=1).max())
+                step *= min(1.0, step_cap / max(sn, 1e-300))
+                prev = (R[1:-1].ravel().copy(), f.copy())
+                R[1:-1] += step
+                Ein, G = orc.eg(R[1:-1])
+                if not np.isfinite(Ein).all():
+                    raise FloatingPointError("neb: the energy is not finite at an image (a "
+                                             "step too long? lower max_step)")
+                E[1:-1] = Ein
+                bar.update(1, postfix=f"max E {E.max():.6g} |F| {fmax:.2e}")
+                continue
             # FIRE
             if dt is None:
                 dt = np.sqrt(0.1 * step_cap / max(fmax, 1e-300))
@@ -645,8 +680,8 @@ def certify(landscape, path, gtol: Optional[float] = None, eig_tol: float = 1e-3
             barrier_tol: Optional[float] = None, endpoint_gtol: Optional[float] = None,
             neb_iters: int = 200, neb_ftol: Optional[float] = None, search_iters: int = 300,
             descent_iters: int = 2000, max_minima: int = 4, n_images: Optional[int] = None,
-            lanczos_steps: int = 200, polish: bool = False, seed: int = 0,
-            progress: bool = False) -> Certificate:
+            lanczos_steps: int = 200, endpoints: str = "minima", neb_method: str = "lbfgs",
+            seed: int = 0, progress: bool = False) -> Certificate:
     """The barrier of ``path`` with its proof (see the module docstring).
 
     Parameters
@@ -654,17 +689,25 @@ def certify(landscape, path, gtol: Optional[float] = None, eig_tol: float = 1e-3
     landscape : Landscape, TorchLandscape or callable ``f(X) -> (E, G)``
     path : PathResult, FourierPath, (a, b) (the straight line) or images (M, D)
     gtol : gradient norm a saddle must reach (absolute). Default: 1e-6 of the largest
-        gradient norm on the path, or the endpoints' own gradient norm if larger (a
-        saddle is stationary as precisely as the endpoints are minima).
+        gradient norm on the path (sqrt of the machine epsilon of the landscape's dtype
+        where that is larger: 3.5e-4 in float32, whose sums resolve no better), or the
+        endpoints' own gradient norm if larger (a saddle is stationary as precisely
+        as the endpoints are minima).
     eig_tol : a Hessian eigenvalue counts as negative below ``-eig_tol`` times the
         largest eigenvalue at that point.
     barrier_tol : how far a path may rise above its higher endpoint and still be
         barrier-free, and how far a straight segment may rise and still lie in one
         basin. Default: 1e-3 of the given path's barrier above its higher endpoint.
-    endpoint_gtol : the endpoints must be minima to this gradient norm (default 1e-3
-        of the path's largest gradient norm); else a ValueError, or with ``polish``
-        they are first descended (L-BFGS) to the minimum of their basin.
-    neb_iters, neb_ftol : the band's budget and force tolerance (default 10 gtol);
+    endpoint_gtol : an endpoint is a minimum to this gradient norm (default 1e-3 of the
+        path's largest gradient norm).
+    endpoints : what to do with endpoints that are not minima: "minima" (the default)
+        refuses them (ValueError naming the endpoint); "polish" first descends them
+        (L-BFGS) to the minimum of their basin and certifies the barrier between
+        those; "bound" keeps them, refines the band between them all the same and
+        returns its maximum as a bound ("barrier-free" where the band never rises
+        above the higher endpoint), saying why nothing more is proven.
+    neb_iters, neb_ftol, neb_method : the band's budget, force tolerance (default 10
+        gtol) and optimizer ("lbfgs" or "fire", see :func:`neb`);
         search_iters, descent_iters : the saddle search's and each descent's budget.
     max_minima : intermediate minima at most (each splits the path once more).
     n_images : images of the band (default: the path's points, 50 for a FourierPath).
@@ -681,6 +724,10 @@ def certify(landscape, path, gtol: Optional[float] = None, eig_tol: float = 1e-3
     check_int("max_minima", max_minima, minimum=0)
     if n_images is not None:
         check_int("n_images", n_images, minimum=3)
+    if endpoints not in ENDPOINTS:
+        raise ValueError(f"endpoints: expected one of {ENDPOINTS}, got {endpoints!r}")
+    if neb_method not in NEB_METHODS:
+        raise ValueError(f"neb_method: expected one of {NEB_METHODS}, got {neb_method!r}")
     orc = _Oracle(landscape)
     R = _images_of(path, n_images).astype(np.float64)
     if orc.D is not None and R.shape[1] != orc.D:
@@ -698,15 +745,20 @@ def certify(landscape, path, gtol: Optional[float] = None, eig_tol: float = 1e-3
         endpoint_gtol = max(1e-3 * gscale, 1e-300)
     ends = [R[0].copy(), R[-1].copy()]
     E_ends = [float(E0[0]), float(E0[-1])]
-    polished = []
+    polished, not_minima = [], []
     for i, name in enumerate("ab"):
         if g_ends[i] <= endpoint_gtol:
             continue
-        if not polish:
+        why = (f"its endpoint {name} is not a minimum (gradient norm {g_ends[i]:.3g}, above "
+               f"endpoint_gtol {endpoint_gtol:.3g})")
+        if endpoints == "bound":
+            not_minima.append(why)
+            continue
+        if endpoints == "minima":
             raise ValueError(
-                f"path: its endpoint {name} is not a minimum (gradient norm {g_ends[i]:.3g}, "
-                f"above endpoint_gtol {endpoint_gtol:.3g}); minimize it first, or pass "
-                "polish=True to certify the barrier between the minima of their basins")
+                f"path: {why}; minimize it first, or pass endpoints='polish' to certify "
+                "the barrier between the minima of their basins, or endpoints='bound' for "
+                "the refined path's maximum as a bound")
         from .optimize import minimize
 
         r = minimize(landscape, np.ascontiguousarray(ends[i], dtype=orc.dtype),
@@ -722,12 +774,17 @@ def certify(landscape, path, gtol: Optional[float] = None, eig_tol: float = 1e-3
         t = np.linspace(0.0, 1.0, len(R))[:, None]
         R = R + (1 - t) * (ends[0] - R[0]) + t * (ends[1] - R[-1])
         E0, G0 = orc.eg(R)
-    if gtol is None:
-        gtol = max(1e-6 * gscale, float(g_ends.max()))
+    if gtol is None:  # never below what the landscape's arithmetic resolves
+        gtol = max(1e-6, np.sqrt(np.finfo(orc.dtype).eps)) * gscale
+        if not not_minima:
+            gtol = max(gtol, float(g_ends.max()))
     rise0 = float(E0.max() - max(E_ends))
     if barrier_tol is None:
         barrier_tol = max(1e-3 * rise0, 1e-12 * max(1.0, abs(max(E_ends))))
     neb_ftol = neb_ftol or 10 * gtol
+    if not_minima:
+        return _bound_between(landscape, orc, R, E_ends, neb_ftol, neb_iters, neb_method,
+                              barrier_tol, gtol, eig_tol, endpoint_gtol, not_minima)
     tol = dict(gtol=gtol, eig_tol=eig_tol, barrier=barrier_tol, endpoint_gtol=endpoint_gtol,
                minimum=max(gtol, float(g_ends.max())), neb_ftol=neb_ftol)
 
@@ -742,17 +799,20 @@ def certify(landscape, path, gtol: Optional[float] = None, eig_tol: float = 1e-3
         while queue:
             images, i0, i1 = queue.pop(0)
             (xa, ea), (xb, eb) = nodes[i0], nodes[i1]
-            Eim = orc.energy(images[1:-1])
-            if float(Eim.max(initial=-np.inf)) - max(ea, eb) <= barrier_tol:
-                done.append((i0, i1, "barrier-free", max(ea, eb), "", None))
-                bar.update(1)
-                continue
+            Eim = np.concatenate([[ea], orc.energy(images[1:-1]), [eb]])
+            if float(Eim.max()) - max(ea, eb) <= barrier_tol:
+                peak = _polyline_max(orc, images, Eim)
+                if peak - max(ea, eb) <= barrier_tol:
+                    done.append((i0, i1, "barrier-free", peak, "", None))
+                    bar.update(1)
+                    continue
             band = neb(landscape, images, ftol=neb_ftol, max_iter=neb_iters, climb=True,
-                       _oracle=orc)
+                       method=neb_method, _oracle=orc)
             history.extend(band.history.tolist())
-            top = float(band.energies.max())
+            # the band's chain of straight segments: a path, its maximum a bound
+            top = _polyline_max(orc, band.images, band.energies)
             if top - max(ea, eb) <= barrier_tol:
-                done.append((i0, i1, "barrier-free", max(ea, eb), "", None))
+                done.append((i0, i1, "barrier-free", top, "", None))
                 bar.update(1)
                 continue
             c = band.climber
@@ -869,6 +929,60 @@ def certify(landscape, path, gtol: Optional[float] = None, eig_tol: float = 1e-3
                        history=np.array(history), tolerances=tol,
                        evaluations=dict(gradients=orc.gradients, hessian_vector=orc.products),
                        pieces=pieces)
+
+
+def _polyline_max(orc, images, energies, per_segment: int = 3) -> float:
+    """The highest energy of the chain of straight segments through ``images`` (the
+    path a band stands for, and the maximum a bound or a barrier-free verdict rests
+    on): ``per_segment`` points inside every segment (one batched call), then Brent's
+    method on the segment holding the highest of them."""
+    from scipy.optimize import minimize_scalar
+
+    images = np.asarray(images)
+    M = len(images)
+    t = np.linspace(0.0, 1.0, per_segment + 2)[1:-1]
+    X = ((1 - t)[None, :, None] * images[:-1, None] + t[None, :, None] * images[1:, None])
+    E = orc.energy(X.reshape(-1, images.shape[1])).reshape(M - 1, per_segment)
+    i, k = np.unravel_index(int(np.argmax(E)), E.shape)
+    top = max(float(np.max(energies)), float(E[i, k]))
+    if E[i, k] < np.max(energies):  # the highest point is an image: look beside it
+        c = int(np.argmax(energies))
+        i, k = (c - 1, per_segment - 1) if c > 0 and (c == M - 1 or E[c - 1, -1] >= E[c, 0]) \
+            else (c, 0)
+        if not 0 <= i < M - 1:
+            return top
+    lo, hi = (t[k - 1] if k else 0.0), (t[k + 1] if k + 1 < len(t) else 1.0)
+    seg = lambda u: -float(orc.energy((1 - u) * images[i] + u * images[i + 1])[0])  # noqa
+    r = minimize_scalar(seg, bounds=(lo, hi), method="bounded",
+                        options=dict(xatol=1e-6 * (hi - lo)))
+    return max(top, -float(r.fun))
+
+
+def _bound_between(landscape, orc, R, E_ends, ftol, iters, method, barrier_tol, gtol,
+                   eig_tol, endpoint_gtol, why) -> Certificate:
+    """certify(endpoints="bound"): the band refined between endpoints that are not
+    minima (no climbing image), its chain's maximum a bound (the given path's where
+    that is lower), or no barrier at all."""
+    # no climbing: between points that are not minima the climbing image may climb the
+    # slope towards an endpoint instead of reaching a saddle
+    band = neb(landscape, R, ftol=ftol, max_iter=iters, climb=False, method=method,
+               _oracle=orc)
+    top = min(_polyline_max(orc, band.images, band.energies), float(orc.energy(R).max()))
+    tol = dict(gtol=gtol, eig_tol=eig_tol, barrier=barrier_tol, endpoint_gtol=endpoint_gtol,
+               neb_ftol=ftol, polished=[])
+    ev = dict(gradients=orc.gradients, hessian_vector=orc.products)
+    if top - max(E_ends) <= barrier_tol:
+        status, reason, barrier = "barrier-free", "", top
+    else:
+        status, barrier = "bound only", top
+        reason = ("; ".join(why) + ": the refined path's maximum is an upper bound (no "
+                  "saddle is certified between points that are not minima)"
+                  + ("" if band.converged else
+                     f"; the band did not reach its force tolerance in {iters} iterations"))
+    return Certificate(status=status, barrier=float(barrier), reason=reason,
+                       endpoint_losses=(E_ends[0], E_ends[1]), history=band.history,
+                       tolerances=tol, evaluations=ev,
+                       pieces=[dict(status=status, barrier=float(barrier), reason=reason)])
 
 
 # certify's options (what find_path(certify={...}) and barrier_matrix accept)
