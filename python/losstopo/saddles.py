@@ -233,6 +233,7 @@ class NEBResult:
     history: np.ndarray   # the highest energy after every iteration
     converged: bool
     iterations: int
+    low: bool = False     # stopped because no image rose above stop_rise
 
 
 def _tangents(R, E):
@@ -258,16 +259,22 @@ def _tangents(R, E):
 
 def neb(landscape, images, ftol: float = 1e-3, max_iter: int = 500, climb: bool = True,
         spring: float = 1.0, max_step: Optional[float] = None, method: str = "lbfgs",
-        memory: int = 20, progress: bool = False, _oracle=None) -> NEBResult:
+        memory: int = 20, stop_rise: Optional[float] = None, progress: bool = False,
+        _oracle=None) -> NEBResult:
     """Climbing-image nudged elastic band (Henkelman, Uberuaga & Jonsson 2000) on a
     chain of images (M, D) whose first and last stay fixed: every iteration
-    evaluates all moving images in one batched call and moves them by FIRE
-    (Bitzek et al. 2006). Springs hold the images evenly spaced along the path; the
-    highest image climbs (its force along the tangent inverted) once the band has
-    settled to 10x ``ftol``. Stops when every moving image's force norm is below
-    ``ftol`` (absolute, in the landscape's gradient units), or after ``max_iter``.
-    ``spring`` scales the spring constant (default: springs as stiff as the straight
-    line's barrier over the path's length)."""
+    evaluates all moving images in one batched call and moves them by global L-BFGS
+    on the band's force (``method="lbfgs"``, Sheppard, Terrell & Henkelman 2008;
+    ``memory`` pairs) or by FIRE (``"fire"``, Bitzek et al. 2006), no image further
+    than ``max_step`` (default a quarter of the image spacing) per iteration. Springs
+    hold the images evenly spaced along the path; with ``climb`` the highest image
+    climbs (its force along the tangent inverted) once the band has settled to 10x
+    ``ftol``. Stops when every moving image's force norm is below ``ftol`` (absolute,
+    in the landscape's gradient units), when no image rises more than ``stop_rise``
+    above the higher endpoint (``low``: a path with no barrier is found, nothing
+    more to refine), or after ``max_iter``. ``spring`` scales the spring constant
+    (default: springs as stiff as the straight line's barrier over the path's
+    length)."""
     R = np.array(images, dtype=np.float64)
     if R.ndim != 2 or len(R) < 3:
         raise ValueError(f"images: expected (M >= 3, D), got {np.shape(images)}")
@@ -298,7 +305,7 @@ def neb(landscape, images, ftol: float = 1e-3, max_iter: int = 500, climb: bool 
     a_fire, n_pos = 0.1, 0
     history = []
     bar = Progress(max_iter, "NEB", enabled=progress)
-    climbing = False
+    climbing = low = False
     S, Y, prev = [], [], None
     c = int(np.argmax(E[1:-1])) + 1
     fmax = cf = np.inf
@@ -317,6 +324,9 @@ def neb(landscape, images, ftol: float = 1e-3, max_iter: int = 500, climb: bool 
             fmax = float(norms.max())
             cf = float(norms[c - 1])
             history.append(float(E.max()))
+            if stop_rise is not None and E.max() - max(E[0], E[-1]) <= stop_rise:
+                low = True
+                break
             if climb and not climbing and fmax < 10 * ftol:
                 climbing = True
                 S, Y, prev = [], [], None  # the force changed: its history no longer holds
@@ -382,7 +392,7 @@ def neb(landscape, images, ftol: float = 1e-3, max_iter: int = 500, climb: bool 
     finally:
         bar.close()
     converged = fmax < ftol and (climbing or not climb)
-    return NEBResult(R, E.copy(), c, fmax, cf, np.array(history), bool(converged), it)
+    return NEBResult(R, E.copy(), c, fmax, cf, np.array(history), bool(converged), it, low)
 
 
 # ---------------------------------------------------------------- saddle search
@@ -426,18 +436,58 @@ def _push(S, Y, s, y, m: int = 10) -> None:
             Y.pop(0)
 
 
+def _steihaug(hv, g, v, radius: float, iters: int, rtol: float):
+    """Truncated conjugate gradients (Steihaug 1983) on (P H P) s = -P g in the
+    complement P of the unit vector v, within ``radius``: stops on the relative
+    residual ``rtol``, at the boundary, or along a direction of non-positive
+    curvature (taken to the boundary). Returns (s, products used)."""
+    def proj(u):
+        return u - (u @ v) * v
+
+    def to_boundary(s, d):
+        a, b, c = d @ d, 2 * (s @ d), s @ s - radius ** 2
+        return s + (-b + np.sqrt(max(b * b - 4 * a * c, 0.0))) / (2 * a) * d
+
+    r = -proj(g)
+    s = np.zeros_like(g)
+    d = r.copy()
+    rr = float(r @ r)
+    r0 = np.sqrt(rr)
+    if r0 == 0:
+        return s, 0
+    for k in range(iters):
+        Hd = proj(hv(d[None])[0])
+        dHd = float(d @ Hd)
+        if dHd <= 0:
+            return to_boundary(s, d), k + 1
+        alpha = rr / dHd
+        if np.linalg.norm(s + alpha * d) >= radius:
+            return to_boundary(s, d), k + 1
+        s = s + alpha * d
+        r = r - alpha * Hd
+        rn = float(r @ r)
+        if np.sqrt(rn) <= rtol * r0:
+            return s, k + 1
+        d = r + (rn / rr) * d
+        rr = rn
+    return s, iters
+
+
 def saddle_search(landscape, x0, direction=None, gtol: float = 1e-5,
                   max_iter: int = 200, max_step: Optional[float] = None,
-                  lanczos_steps: int = 20, inner: int = 5, seed: int = 0,
+                  lanczos_steps: int = 30, cg_iters: int = 50, seed: int = 0,
                   _oracle=None) -> _Search:
-    """Hybrid eigenvector-following (Munro & Wales 1999) from x0. Each iteration
-    finds the lowest Hessian eigenpair (v, lam) by Lanczos warm-started from the
-    last one, steps uphill along v (Newton's step where lam < 0, a fixed step while
-    the curvature is still positive), then minimizes the loss in the hyperplane
-    orthogonal to v by up to ``inner`` L-BFGS steps with backtracking (the loss is a
-    true merit function there). Ends where the gradient norm is below ``gtol``
-    (absolute); every step is at most the trust radius ``max_step`` (default a
-    tenth of the RMS parameter, adapted to how well the uphill model predicts)."""
+    """Hybrid eigenvector-following (after Munro & Wales 1999) as a trust-region
+    Newton method from x0. Each iteration finds the lowest Hessian eigenpair (v, lam)
+    by Lanczos warm-started from the last one; the step is Newton's along v where
+    lam < 0 (uphill to the trust radius while the curvature is still positive) plus
+    a truncated Newton step (Steihaug's conjugate gradients, ``cg_iters`` products
+    at most) in the complement of v, where the Hessian is positive near an index-1
+    saddle. A step is taken where it lowers the gradient norm, or where the
+    quadratic model predicts the energy's change (ratio within 0.5..2); the trust
+    radius grows where the model holds and shrinks where a step is refused. Ends
+    where the gradient norm is below ``gtol`` (absolute). ``max_step`` is the first
+    trust radius (default a tenth of the RMS parameter); it grows to 10x at most."""
     orc = _oracle or _Oracle(landscape)
     x = np.array(x0, dtype=np.float64)
     D = x.size
@@ -449,69 +499,47 @@ def saddle_search(landscape, x0, direction=None, gtol: float = 1e-5,
     cap = 10 * trust
     E, G = orc.eg(x)
     E, g = float(E[0]), G[0]
-    S, Y = [], []
     lam = np.nan
+    refused = 0
     for it in range(max_iter + 1):
-        if float(np.linalg.norm(g)) < gtol:
+        gn = float(np.linalg.norm(g))
+        if gn < gtol:
             return _Search(x, E, g, v, lam, it, True, "")
-        if it == max_iter:
+        if it == max_iter or refused > 30:
             break
-        vals, vecs, _, _, _ = _lanczos_ends(lambda Q: orc.hv(x, Q), D, v, lanczos_steps,
-                                            1e-2, low=1, seed=seed + it)
-        lam, vnew = float(vals[0]), vecs[0]
-        if vnew @ v < 0:
-            vnew = -vnew
-        if vnew @ v < 0.9:  # the mode turned: the stored pairs describe another space
-            S, Y = [], []
-        v = vnew
-        # 1. uphill along v
+
+        def hv(Q, x=x):
+            return orc.hv(x, Q)
+
+        vals, vecs, _, _, _ = _lanczos_ends(hv, D, v, lanczos_steps, 1e-3, low=1,
+                                            seed=seed + it)
+        lam, vn = float(vals[0]), vecs[0]
+        v = vn if vn @ v >= 0 else -vn
         gv = float(g @ v)
         sv = -gv / lam if lam < 0 else np.sign(gv if gv else 1.0) * trust
         sv = float(np.clip(sv, -trust, trust))
-        if abs(sv) > 0:
-            xn = x + sv * v
-            En, Gn = orc.eg(xn)
-            if np.isfinite(En[0]):
-                gvn = float(Gn[0] @ v)
-                # the quadratic model along v predicts g.v -> 0; trust grows where it does
-                if lam < 0 and abs(gvn) < 0.5 * abs(gv):
-                    trust = min(1.5 * trust, cap)
-                elif abs(gvn) > abs(gv):
-                    trust *= 0.5
-                x, E, g = xn, float(En[0]), Gn[0]
-            else:
-                trust *= 0.25
-                continue
-        # 2. down in the hyperplane orthogonal to v
-        for _ in range(inner):
-            gp = g - (g @ v) * v
-            if np.linalg.norm(gp) < 0.5 * gtol:
-                break
-            d = -_two_loop(gp, S, Y, trust)
-            d -= (d @ v) * v
-            if d @ gp >= 0:
-                S, Y = [], []
-                d = -gp * trust / max(np.linalg.norm(gp), 1e-300)
-            n = np.linalg.norm(d)
-            if n > trust:
-                d *= trust / n
-            slope = float(g @ d)
-            alpha, ok = 1.0, False
-            for _ in range(10):
-                En, Gn = orc.eg(x + alpha * d)
-                if np.isfinite(En[0]) and En[0] <= E + 1e-4 * alpha * slope:
-                    ok = True
-                    break
-                alpha *= 0.5
-            if not ok:
-                break
-            s = alpha * d
-            gpn = Gn[0] - (Gn[0] @ v) * v
-            _push(S, Y, s, gpn - gp)
-            x, E, g = x + s, float(En[0]), Gn[0]
-    return _Search(x, E, g, v, lam, max_iter, False,
-                   f"the saddle search did not reach |g| < {gtol:g} in {max_iter} "
-                   f"iterations (|g| = {np.linalg.norm(g):.3g})")
+        sp, _ = _steihaug(hv, g, v, trust, cg_iters, min(0.5, np.sqrt(gn)))
+        step = sv * v + sp
+        Hs = hv(step[None])[0]
+        pred = float(g @ step + 0.5 * step @ Hs)
+        En, Gn = orc.eg(x + step)
+        if not np.isfinite(En[0]) or not np.isfinite(Gn).all():
+            trust *= 0.25
+            refused += 1
+            continue
+        gnn = float(np.linalg.norm(Gn[0]))
+        rho = float((En[0] - E) / pred) if pred != 0 else 1.0
+        if gnn < gn or (0.5 < rho < 2.0 and gnn < 2 * gn):
+            x, E, g = x + step, float(En[0]), Gn[0]
+            if 0.75 < rho < 1.33 and np.linalg.norm(step) > 0.8 * trust:
+                trust = min(2 * trust, cap)
+            refused = 0
+        else:
+            trust *= 0.3
+            refused += 1
+    return _Search(x, E, g, v, lam, it, False,
+                   f"the saddle search did not reach |g| < {gtol:g} in {it} iterations "
+                   f"(|g| = {np.linalg.norm(g):.3g})")
 
 
 # ------------------------------------------------------------ connection check
@@ -689,10 +717,8 @@ def certify(landscape, path, gtol: Optional[float] = None, eig_tol: float = 1e-3
     landscape : Landscape, TorchLandscape or callable ``f(X) -> (E, G)``
     path : PathResult, FourierPath, (a, b) (the straight line) or images (M, D)
     gtol : gradient norm a saddle must reach (absolute). Default: 1e-6 of the largest
-        gradient norm on the path (sqrt of the machine epsilon of the landscape's dtype
-        where that is larger: 3.5e-4 in float32, whose sums resolve no better), or the
-        endpoints' own gradient norm if larger (a saddle is stationary as precisely
-        as the endpoints are minima).
+        gradient norm on the path, or the endpoints' own gradient norm if larger (a
+        saddle is stationary as precisely as the endpoints are minima).
     eig_tol : a Hessian eigenvalue counts as negative below ``-eig_tol`` times the
         largest eigenvalue at that point.
     barrier_tol : how far a path may rise above its higher endpoint and still be
@@ -706,8 +732,10 @@ def certify(landscape, path, gtol: Optional[float] = None, eig_tol: float = 1e-3
         those; "bound" keeps them, refines the band between them all the same and
         returns its maximum as a bound ("barrier-free" where the band never rises
         above the higher endpoint), saying why nothing more is proven.
-    neb_iters, neb_ftol, neb_method : the band's budget, force tolerance (default 10
-        gtol) and optimizer ("lbfgs" or "fire", see :func:`neb`);
+    neb_iters, neb_ftol, neb_method : the band's budget (for each of its two phases:
+        relaxed with no climbing image, stopped as soon as the chain is barrier-free;
+        then, where a barrier remains, with its highest image climbing), force
+        tolerance (default 10 gtol) and optimizer ("lbfgs" or "fire", see :func:`neb`);
         search_iters, descent_iters : the saddle search's and each descent's budget.
     max_minima : intermediate minima at most (each splits the path once more).
     n_images : images of the band (default: the path's points, 50 for a FourierPath).
@@ -774,8 +802,8 @@ def certify(landscape, path, gtol: Optional[float] = None, eig_tol: float = 1e-3
         t = np.linspace(0.0, 1.0, len(R))[:, None]
         R = R + (1 - t) * (ends[0] - R[0]) + t * (ends[1] - R[-1])
         E0, G0 = orc.eg(R)
-    if gtol is None:  # never below what the landscape's arithmetic resolves
-        gtol = max(1e-6, np.sqrt(np.finfo(orc.dtype).eps)) * gscale
+    if gtol is None:
+        gtol = 1e-6 * gscale
         if not not_minima:
             gtol = max(gtol, float(g_ends.max()))
     rise0 = float(E0.max() - max(E_ends))
@@ -806,8 +834,11 @@ def certify(landscape, path, gtol: Optional[float] = None, eig_tol: float = 1e-3
                     done.append((i0, i1, "barrier-free", peak, "", None))
                     bar.update(1)
                     continue
-            band = neb(landscape, images, ftol=neb_ftol, max_iter=neb_iters, climb=True,
-                       method=neb_method, _oracle=orc)
+            # 1. the band relaxed to the minimum-energy path with no image climbing (a
+            # climbing image started early climbs the slopes of a path that has no
+            # barrier at all), stopped as soon as no image rises above the tolerance
+            band = neb(landscape, images, ftol=neb_ftol, max_iter=neb_iters, climb=False,
+                       method=neb_method, stop_rise=0.5 * barrier_tol, _oracle=orc)
             history.extend(band.history.tolist())
             # the band's chain of straight segments: a path, its maximum a bound
             top = _polyline_max(orc, band.images, band.energies)
@@ -815,6 +846,11 @@ def certify(landscape, path, gtol: Optional[float] = None, eig_tol: float = 1e-3
                 done.append((i0, i1, "barrier-free", top, "", None))
                 bar.update(1)
                 continue
+            # 2. a barrier remains: the highest image climbs to the saddle
+            band = neb(landscape, band.images, ftol=neb_ftol, max_iter=neb_iters, climb=True,
+                       method=neb_method, _oracle=orc)
+            history.extend(band.history.tolist())
+            top = min(top, _polyline_max(orc, band.images, band.energies))
             c = band.climber
             tau = _tangents(band.images, band.energies)[c - 1]
             spacing = float(np.linalg.norm(np.diff(band.images, axis=0), axis=1).mean())
