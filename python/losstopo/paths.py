@@ -400,6 +400,32 @@ def find_path(
     return res
 
 
+def refine_curve(landscape, path: FourierPath, steps: int = 100, n_points: int = 50,
+                 lam: float = 1e-4, progress: bool = False) -> PathResult:
+    """``path``'s curve optimized further by L-BFGS (strong Wolfe line search) on the
+    paper's sum objective from its own coefficients, in the same batched steps as
+    :func:`find_path` (its basis products held), and measured (``barrier_refined``: the
+    curve's maximum on a fine grid, located by golden-section search). The cheap first
+    refinement of :func:`losstopo.certify`."""
+    if not isinstance(path, FourierPath):
+        raise TypeError(f"path: expected a FourierPath, got {type(path).__name__}")
+    params = path_params(path.n_modes, n_points, lam, "lbfgs", 1e-3, steps, "sum", None,
+                         "strong_wolfe", None, path.curve)
+    dtype, D, _ = landscape_kind(landscape)
+    a = check_endpoint("a", path.a, D, dtype)
+    b = check_endpoint("b", path.b, a.size, dtype)
+    pb = make_path_batch(landscape, a[None], b[None], params)
+    pb.set_coeffs(np.ascontiguousarray(path.coeffs, dtype=dtype)[None])
+    bar = Progress(steps, desc="curve (L-BFGS)", enabled=progress)
+    try:
+        pb.optimize(lambda k: bar.set(k))
+    finally:
+        bar.close()
+    res = path_results(pb, pb.best_coeffs, pb.history, dict(params), True,
+                       int(pb.energy_points), measure_grid(landscape))[0]
+    return res
+
+
 def certify_options(certify) -> Optional[dict]:
     """The certify options of ``certify=`` (False/None: none; True: the defaults; a
     dict: those options, checked against :func:`losstopo.saddles.certify`)."""

@@ -695,6 +695,20 @@ def _images_of(path_or_result, n_images):
     return R
 
 
+def _curve_of(path, ends):
+    """The curve (a FourierPath between ``ends``) that ``path`` is, or None for images
+    given as an array."""
+    from .paths import FourierPath, PathResult
+
+    if isinstance(path, PathResult):
+        path = path.path
+    if isinstance(path, FourierPath):
+        return FourierPath(ends[0], ends[1], path.coeffs.astype(np.float64), curve=path.curve)
+    if isinstance(path, tuple) and len(path) == 2:
+        return FourierPath(ends[0], ends[1], n_modes=10)
+    return None
+
+
 def _positive(name, v, allow_none=True):
     if v is None and allow_none:
         return None
@@ -709,7 +723,7 @@ def certify(landscape, path, gtol: Optional[float] = None, eig_tol: float = 1e-3
             neb_iters: int = 200, neb_ftol: Optional[float] = None, search_iters: int = 300,
             descent_iters: int = 2000, max_minima: int = 4, n_images: Optional[int] = None,
             lanczos_steps: int = 200, endpoints: str = "minima", neb_method: str = "lbfgs",
-            seed: int = 0, progress: bool = False) -> Certificate:
+            curve_iters: int = 100, seed: int = 0, progress: bool = False) -> Certificate:
     """The barrier of ``path`` with its proof (see the module docstring).
 
     Parameters
@@ -739,6 +753,11 @@ def certify(landscape, path, gtol: Optional[float] = None, eig_tol: float = 1e-3
         search_iters, descent_iters : the saddle search's and each descent's budget.
     max_minima : intermediate minima at most (each splits the path once more).
     n_images : images of the band (default: the path's points, 50 for a FourierPath).
+    curve_iters : where the path is a curve (a PathResult, a FourierPath, or (a, b):
+        the straight line), L-BFGS iterations on its coefficients first
+        (:func:`losstopo.paths.refine_curve`); a curve that is then barrier-free ends
+        the search (its maximum on the path finder's fine grid is the evidence), else
+        the band starts from it. 0: straight to the band.
     lanczos_steps : Krylov steps of the final curvature check at a saddle.
     """
     eig_tol = _positive("eig_tol", eig_tol, allow_none=False)
@@ -746,6 +765,7 @@ def certify(landscape, path, gtol: Optional[float] = None, eig_tol: float = 1e-3
     barrier_tol = _positive("barrier_tol", barrier_tol)
     endpoint_gtol = _positive("endpoint_gtol", endpoint_gtol)
     neb_ftol = _positive("neb_ftol", neb_ftol)
+    check_int("curve_iters", curve_iters, minimum=0)
     for name, v in (("neb_iters", neb_iters), ("search_iters", search_iters),
                     ("descent_iters", descent_iters), ("lanczos_steps", lanczos_steps)):
         check_int(name, v, minimum=1)
@@ -810,13 +830,39 @@ def certify(landscape, path, gtol: Optional[float] = None, eig_tol: float = 1e-3
     if barrier_tol is None:
         barrier_tol = max(1e-3 * rise0, 1e-12 * max(1.0, abs(max(E_ends))))
     neb_ftol = neb_ftol or 10 * gtol
+    curve = _curve_of(path, ends) if curve_iters else None
+    history = []
+    if curve is not None:
+        # 0. the curve itself refined first: L-BFGS on its coefficients, in the path
+        # finder's batched steps (its basis products held), far cheaper per iteration
+        # than a band of free images
+        from .paths import refine_curve
+
+        lam = float(getattr(path, "settings", {}).get("lam", 1e-4)) if hasattr(
+            path, "settings") else 1e-4
+        cr = refine_curve(landscape, curve, steps=curve_iters, n_points=len(R), lam=lam)
+        orc.gradients += int(cr.evaluations)
+        peak = float(cr.barrier_refined)
+        history.append(peak)
+        if peak - max(E_ends) <= barrier_tol:
+            tol = dict(gtol=gtol, eig_tol=eig_tol, barrier=barrier_tol,
+                       endpoint_gtol=endpoint_gtol, neb_ftol=neb_ftol, polished=polished)
+            return Certificate(
+                status="barrier-free", barrier=peak, reason="", history=np.array(history),
+                endpoint_losses=(E_ends[0], E_ends[1]), tolerances=tol,
+                evaluations=dict(gradients=orc.gradients, hessian_vector=orc.products),
+                pieces=[dict(status="barrier-free", barrier=peak, reason="")])
+        if peak < float(E0.max()):
+            R = cr.path.at(np.linspace(0.0, 1.0, len(R))).astype(np.float64)
+            R[0], R[-1] = ends[0], ends[1]
     if not_minima:
         return _bound_between(landscape, orc, R, E_ends, neb_ftol, neb_iters, neb_method,
-                              barrier_tol, gtol, eig_tol, endpoint_gtol, not_minima)
+                              barrier_tol, gtol, eig_tol, endpoint_gtol, not_minima, history,
+                              history[0] if curve is not None else np.inf)
     tol = dict(gtol=gtol, eig_tol=eig_tol, barrier=barrier_tol, endpoint_gtol=endpoint_gtol,
                minimum=max(gtol, float(g_ends.max())), neb_ftol=neb_ftol)
 
-    saddles, minima, pieces, history = [], [], [], []
+    saddles, minima, pieces = [], [], []
     # pieces to certify, in order from a to b: (images, index of its start and end
     # among the nodes) where nodes are a, the intermediate minima found, b
     nodes = [(ends[0], E_ends[0]), (ends[1], E_ends[1])]
@@ -851,6 +897,8 @@ def certify(landscape, path, gtol: Optional[float] = None, eig_tol: float = 1e-3
                        method=neb_method, _oracle=orc)
             history.extend(band.history.tolist())
             top = min(top, _polyline_max(orc, band.images, band.energies))
+            if (i0, i1) == (0, 1) and curve is not None:  # the refined curve's, too
+                top = min(top, history[0])
             c = band.climber
             tau = _tangents(band.images, band.energies)[c - 1]
             spacing = float(np.linalg.norm(np.diff(band.images, axis=0), axis=1).mean())
@@ -995,7 +1043,8 @@ def _polyline_max(orc, images, energies, per_segment: int = 3) -> float:
 
 
 def _bound_between(landscape, orc, R, E_ends, ftol, iters, method, barrier_tol, gtol,
-                   eig_tol, endpoint_gtol, why) -> Certificate:
+                   eig_tol, endpoint_gtol, why, history=(),
+                   curve_peak: float = np.inf) -> Certificate:
     """certify(endpoints="bound"): the band refined between endpoints that are not
     minima (no climbing image), its chain's maximum a bound (the given path's where
     that is lower), or no barrier at all."""
@@ -1003,7 +1052,9 @@ def _bound_between(landscape, orc, R, E_ends, ftol, iters, method, barrier_tol, 
     # slope towards an endpoint instead of reaching a saddle
     band = neb(landscape, R, ftol=ftol, max_iter=iters, climb=False, method=method,
                _oracle=orc)
-    top = min(_polyline_max(orc, band.images, band.energies), float(orc.energy(R).max()))
+    # the lower of two paths' maxima: the band's chain, and the refined curve's (its
+    # images' maximum bounds nothing: the curve may rise between them)
+    top = min(_polyline_max(orc, band.images, band.energies), curve_peak)
     tol = dict(gtol=gtol, eig_tol=eig_tol, barrier=barrier_tol, endpoint_gtol=endpoint_gtol,
                neb_ftol=ftol, polished=[])
     ev = dict(gradients=orc.gradients, hessian_vector=orc.products)
@@ -1016,7 +1067,8 @@ def _bound_between(landscape, orc, R, E_ends, ftol, iters, method, barrier_tol, 
                   + ("" if band.converged else
                      f"; the band did not reach its force tolerance in {iters} iterations"))
     return Certificate(status=status, barrier=float(barrier), reason=reason,
-                       endpoint_losses=(E_ends[0], E_ends[1]), history=band.history,
+                       endpoint_losses=(E_ends[0], E_ends[1]),
+                       history=np.concatenate([history, band.history]),
                        tolerances=tol, evaluations=ev,
                        pieces=[dict(status=status, barrier=float(barrier), reason=reason)])
 

@@ -370,6 +370,25 @@ class _Claims:
                      f"{_f(np.nanmedian(b['barrier']))}", group="beyond", key="alignment")
 
 
+    def certified(self):
+        cert = self.data.get("certified") or {}
+        for key, where in (("train@train", "train sets, training landscape"),
+                           ("test@test", "test sets, test landscape")):
+            kind, lname = key.split("@")
+            text = (f"SGD barriers are lower than L-BFGS barriers on refined paths ({where}; "
+                    "absolute H, certified or bounded)")
+            sa, sb = f"SGD-{kind}@{lname}", f"LBFGS-{kind}@{lname}"
+            a, b = cert.get(sa), cert.get(sb)
+            if not a or not b:
+                self.add(text, -1, group="beyond", key="certified")
+                continue
+            c = S.compare_pairs(a["barrier"], a["pairs"], b["barrier"], b["pairs"], "median",
+                                self.B, self.seed_of(), names=(sa, sb))
+            self.add(text, -1, c, "difference of medians, SGD - L-BFGS", "pairs",
+                     f"median SGD {_f(np.nanmedian(a['barrier']))}, L-BFGS "
+                     f"{_f(np.nanmedian(b['barrier']))}", group="beyond", key="certified")
+
+
 def evaluate(net: str, data: dict, seed: int = 0, resamples: int = RESAMPLES,
              kpca_resamples: int = KPCA_RESAMPLES) -> tuple:
     """(claims, intervals): every claim's record in the report's order, with its
@@ -383,6 +402,7 @@ def evaluate(net: str, data: dict, seed: int = 0, resamples: int = RESAMPLES,
     c.toy()
     c.sharpness()
     c.alignment()
+    c.certified()
     decide(c.out)
     return c.out, c.intervals
 

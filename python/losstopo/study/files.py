@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from .config import StudyError
 from .layout import (COMBOS, FIGURE_FORMATS, KERNELS, OPTIMIZERS, SETS, aligned_file,
-                     embedding_key, set_key)
+                     certified_file, embedding_key, set_key)
 
 REPORT = "report.md"
 
@@ -118,15 +118,20 @@ class EmbeddingFile(StudyFile):
 
 
 class PathsFile(StudyFile):
-    """paths_{set}_{landscape}.npz (or the aligned pairs' file): written by
+    """paths_{set}_{landscape}.npz (or the aligned or certified pairs' file): written by
     paths.barrier_matrix pair chunk by pair chunk, read back with its checks."""
 
     command = "paths"
     required = ("barrier", "done", "losses")
 
-    def __init__(self, name: str, landscape: str = "train", aligned: bool = False):
+    def __init__(self, name: str, landscape: str = "train", aligned: bool = False,
+                 certified: bool = False):
         self.set, self.landscape, self.aligned = name, landscape, aligned
-        self.name = aligned_file(name) if aligned else f"paths_{name}_{landscape}.npz"
+        self.certified = certified
+        self.name = (aligned_file(name) if aligned else certified_file(name, landscape)
+                     if certified else f"paths_{name}_{landscape}.npz")
+        if certified:
+            self.required = PathsFile.required + ("cert_status", "cert_barrier")
 
     def check(self, d):
         for k in self.required:

@@ -40,6 +40,11 @@ def aligned_file(name: str) -> str:
     return f"paths_{name}_train_aligned.npz"
 
 
+def certified_file(name: str, landscape: str) -> str:
+    """The file of a set's certified pairs on a landscape (the certify stage's)."""
+    return f"certified_{name}_{landscape}.npz"
+
+
 def path_files() -> list:
     """(set, landscape, file name) of every path file, in the order of the stage."""
     return [(name, lname, f"paths_{name}_{lname}.npz")

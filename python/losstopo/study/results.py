@@ -56,6 +56,11 @@ class ConvergeResults(Results):
 
 
 @dataclass
+class CertifyResults(Results):
+    certified: Optional[dict] = None  # "set@landscape": statuses, certified medians
+
+
+@dataclass
 class AlignResults(Results):
     alignment: Optional[dict] = None  # per set: aligned against unaligned barriers
     aligned_separation: Optional[dict] = None  # "a|b|rbf": separation after alignment

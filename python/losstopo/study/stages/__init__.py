@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from .. import settings
 from ..folder import LOG, MANIFEST
-from . import align, converge, curvature, embed, paths, plot, train, verdicts
+from . import align, certify, converge, curvature, embed, paths, plot, train, verdicts
 from .base import Stage
 
 REGISTRY = [
@@ -16,10 +16,16 @@ REGISTRY = [
     paths.STAGE,
     converge.STAGE,
     align.STAGE,
+    certify.STAGE,
     curvature.STAGE,
     verdicts.STAGE,  # before plot: both run after all others, in this order
     plot.STAGE,
 ]
+
+
+# The registered stages' own settings (the built-in stages' are rows of
+# settings.SETTINGS already).
+settings.add([row for s in REGISTRY for row in s.settings])
 
 
 def register(stage: Stage, before: str = None) -> None:

@@ -49,6 +49,14 @@ def gather(study) -> dict:
             d = f.read(folder)
             aligned[name] = dict(pairs=d["pairs"][d["done"]], barrier=d["barrier"][d["done"]])
     data["aligned"] = aligned
+    certified = {}
+    for name, lname, _ in path_files():
+        f = PathsFile(name, lname, certified=True)
+        if study.done("certify") and folder.exists(f.name):
+            d = f.read(folder)
+            certified[f"{name}@{lname}"] = dict(pairs=d["pairs"][d["done"]],
+                                                barrier=d["cert_barrier"][d["done"]])
+    data["certified"] = certified
     curv = CurvatureResults.of(results)
     if study.done("curvature") and curv.curvature:
         names = [n for n in SETS if n in curv.curvature]
