@@ -312,3 +312,42 @@ def test_curvature_stage_joins_a_finished_study(tmp_path, monkeypatch):
     assert "## Curvature" not in (out / "report.md").read_text()
     with pytest.raises(SystemExit):
         cli.main(["curvature", "--out", str(out), "--slice-grid", "1", "--quiet"])
+
+
+def test_certify_stage_joins_a_finished_study(tmp_path):
+    """The certify stage: the first pairs of each path file refined and certified, a
+    status per pair, its report section and claims; its setting stays out of the
+    hash, so a finished study takes it later and nothing else runs again."""
+    from losstopo.saddles import STATUSES
+
+    out = tmp_path / "s"
+    assert cli.main(["reproduce", "--out", str(out)] + TINY) == 0
+    m0 = json.loads((out / "manifest.json").read_text())
+    assert "certify" not in m0["stages"]
+    assert cli.main(["paths", "--out", str(out), "--certify-pairs", "1", "--quiet"]) == 0
+    m1 = json.loads((out / "manifest.json").read_text())
+    assert m1["config_hash"] == m0["config_hash"]
+    assert {k: m1["stages"][k] for k in ("train", "embed", "paths")} == {
+        k: m0["stages"][k] for k in ("train", "embed", "paths")}
+    cert = m1["results"]["certified"]
+    assert set(cert) == {"SGD-train@train", "SGD-test@train", "SGD-test@test",
+                         "LBFGS-train@train", "LBFGS-test@train", "LBFGS-test@test"}
+    for key, v in cert.items():
+        name, lname = key.split("@")
+        d = np.load(out / f"certified_{name}_{lname}.npz")
+        plain = np.load(out / f"paths_{name}_{lname}.npz")
+        assert d["pairs"].tolist() == plain["pairs"][:1].tolist()  # the same pair
+        assert sum(v["counts"].values()) == v["pairs"] == 1
+        status = str(d["cert_status"][0])
+        assert status in STATUSES and v["counts"][status] == 1
+        if status == "bound only":
+            assert d["cert_reason"][0]
+        # refined from the straight line: never above it
+        assert d["cert_barrier"][0] <= d["straight_barrier"][0] + 1e-6
+        assert v["median_paper"] == pytest.approx(float(plain["barrier"][0]))
+    assert cli.main(["plot", "--out", str(out), "--quiet"]) == 0
+    report = (out / "report.md").read_text()
+    assert "## Certified barriers" in report
+    assert "on refined paths (train sets, training landscape" in report
+    assert "**not tested**: SGD barriers are lower than L-BFGS barriers on refined" \
+        not in report
