@@ -13,7 +13,8 @@ from losstopo.study import Study, StudyError, make_config
 
 TINY = ["--data", "synthetic", "--n-train", "300", "--n-test", "100", "--runs", "3",
         "--keep", "2", "--epochs", "2", "--iters", "3", "--pairs", "1", "--path-steps", "2",
-        "--converge-pairs", "0", "--align-pairs", "0", "--curvature-solutions", "0", "--quiet"]
+        "--converge-pairs", "0", "--align-pairs", "0", "--curvature-solutions", "0",
+        "--certify-pairs", "0", "--quiet"]
 
 
 def test_cli_study_every_stage_and_file(tmp_path):
@@ -21,6 +22,7 @@ def test_cli_study_every_stage_and_file(tmp_path):
     tiny = TINY.copy()
     tiny[tiny.index("--align-pairs") + 1] = "1"
     tiny[tiny.index("--curvature-solutions") + 1] = "2"
+    tiny[tiny.index("--certify-pairs") + 1] = "1"
     assert cli.main(["reproduce", "--out", str(out), "--slice-grid", "6"] + tiny) == 0
     names = set(os.listdir(out))
     for f in ("manifest.json", "log.txt", "report.md", "ensemble_sgd.npz", "ensemble_lbfgs.npz",
@@ -43,13 +45,15 @@ def test_cli_study_every_stage_and_file(tmp_path):
         assert section in report
     assert "**not tested**" not in report  # every stage ran: every claim is checked
     claims = [ln for ln in report.splitlines() if ln.startswith("- **")]
-    assert len(claims) == 28  # 24 claims; sharpness and alignment again in their sections
+    # 26 claims; sharpness, alignment and certified barriers again in their sections
+    assert len(claims) == 32
     assert {ln.split("**")[1] for ln in claims} <= {"held", "contradicted", "inconclusive"}
     for ln in claims:  # each with its interval, or why it has none
         assert ("95% interval [" in ln or "deterministic" in ln or "Inconclusive: " in ln), ln
     assert "Holm's correction runs over the" in report
     assert "## Permutation alignment" in report and "after permutation alignment" in report
     assert "## Curvature" in report and "L-BFGS minima are sharper than SGD minima" in report
+    assert "## Certified barriers" in report
     m = json.loads((out / "manifest.json").read_text())
     cur = m["results"]["curvature"]
     d = np.load(out / "curvature.npz")
@@ -314,14 +318,19 @@ def test_curvature_stage_joins_a_finished_study(tmp_path, monkeypatch):
         cli.main(["curvature", "--out", str(out), "--slice-grid", "1", "--quiet"])
 
 
-def test_certify_stage_joins_a_finished_study(tmp_path):
+def test_certify_stage_joins_a_finished_study(tmp_path, monkeypatch):
     """The certify stage: the first pairs of each path file refined and certified, a
     status per pair, its report section and claims; its setting stays out of the
-    hash, so a finished study takes it later and nothing else runs again."""
+    hash, so a finished study takes it later and nothing else runs again; the
+    convergence section and figure take its barriers as their reference."""
+    from losstopo import convergence
     from losstopo.saddles import STATUSES
 
+    monkeypatch.setattr(convergence, "STEPS", (1, 2, 4))
     out = tmp_path / "s"
-    assert cli.main(["reproduce", "--out", str(out)] + TINY) == 0
+    args = list(TINY)
+    args[args.index("--converge-pairs") + 1] = "1"
+    assert cli.main(["reproduce", "--out", str(out)] + args) == 0
     m0 = json.loads((out / "manifest.json").read_text())
     assert "certify" not in m0["stages"]
     assert cli.main(["paths", "--out", str(out), "--certify-pairs", "1", "--quiet"]) == 0
@@ -351,3 +360,19 @@ def test_certify_stage_joins_a_finished_study(tmp_path):
     assert "on refined paths (train sets, training landscape" in report
     assert "**not tested**: SGD barriers are lower than L-BFGS barriers on refined" \
         not in report
+    conv = report[report.index("## Path convergence"):]
+    assert "refined (certify stage)" in conv and "the fixed budgets are bounds" in conv
+    # a new study whose certify stage covers the convergence pairs makes no minimax run
+    calls = []
+    real = convergence.path_convergence
+    monkeypatch.setattr(convergence, "path_convergence",
+                        lambda *a, **k: calls.append(k["reference"]) or real(*a, **k))
+    out2 = tmp_path / "s2"
+    args[args.index("--certify-pairs") + 1] = "1"
+    assert cli.main(["reproduce", "--out", str(out2)] + args) == 0
+    assert calls and not any(calls)
+    m2 = json.loads((out2 / "manifest.json").read_text())
+    assert all(np.isnan(v["reference"]) for v in m2["results"]["convergence"].values())
+    conv = (out2 / "report.md").read_text().split("## Path convergence")[1]
+    assert "minimax reference" not in conv.split("##")[0]
+    assert "refined (certify stage)" in conv

@@ -293,22 +293,34 @@ def plot_bandwidth(sweeps: Dict[str, list], intervals: Optional[Dict[str, list]]
 
 def plot_convergence(sets: Dict[str, dict]) -> Figure:
     """Median refined barrier against the number of path steps, one line per set,
-    with its minimax reference dashed: name -> dict(steps, median, reference)."""
+    with its minimax reference dotted and the certify stage's refined barrier of the
+    same pairs as a marker at the right (where given): name -> dict(steps, median,
+    reference, refined=None)."""
     fig = Figure(figsize=(5.5, 3.8))
     ax = fig.subplots()
     steps = []
+    refs = []
     for name, v in sets.items():
         color, test = _color(name), _is_test(name)
         ax.plot(v["steps"], v["median"], lw=1.2, color=color, label=name, **_style(name))
-        ax.axhline(v["reference"], color=color, lw=0.9, ls=(0, (1, 3)) if test else ":")
+        if v.get("reference") is not None and np.isfinite(v["reference"]):
+            ax.axhline(v["reference"], color=color, lw=0.9, ls=(0, (1, 3)) if test else ":")
+            refs.append("dotted: minimax reference")
+        if v.get("refined") is not None and np.isfinite(v["refined"]):
+            ax.plot([2 * v["steps"][-1]], [v["refined"]], marker="*", ms=9, color=color,
+                    ls="none")
+            refs.append("stars: refined (certify stage)")
         steps = v["steps"]
+    if any("stars" in r for r in refs):
+        ax.set_yscale("log")
     ax.axvline(100, color="0.6", lw=0.8)
     ax.set_xscale("log")
     ax.set_xticks(steps)
     ax.set_xticklabels([str(k) for k in steps])
     ax.minorticks_off()
+    note = "; ".join(dict.fromkeys(refs))
     return _finish(fig, ax, "Adam steps (grey: the paper's 100)",
-                   "median barrier H (dotted: minimax reference)", "path convergence")
+                   "median barrier H" + (f" ({note})" if note else ""), "path convergence")
 
 
 def plot_spectral_density(densities: Dict[str, object]) -> Figure:

@@ -47,6 +47,8 @@ def summarize(d: dict, plain: dict, k: int) -> dict:
     reasons = sorted({str(r).split(":")[0].split(" (")[0] for r, s in
                       zip(d["cert_reason"][done], status) if s == "bound only" and r})
     return dict(pairs=int(done.sum()), counts=counts,
+                barriers=[float(x) for x in d["cert_barrier"][done]],
+                statuses=[str(x) for x in status],
                 median=med(d["cert_barrier"][done]),
                 median_rel=med(d["cert_barrier_rel"][done]),
                 median_paper=med(plain["barrier"][:k][done]),

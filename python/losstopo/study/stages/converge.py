@@ -15,6 +15,12 @@ from .base import Stage
 from .paths import pairs_of
 
 
+def certified_reference(config: dict) -> bool:
+    """Whether the certify stage refines every pair this stage follows: its barriers
+    are then the reference, and the minimax run is not made."""
+    return (config.get("certify_pairs") or 0) >= (config.get("converge_pairs") or 0)
+
+
 class ConvergeStage(Stage):
     name = "converge"
     command = "paths"
@@ -40,7 +46,8 @@ class ConvergeStage(Stage):
                            name, len(idx), "/".join(map(str, steps)))
             th = sets[name]
             res = convergence.path_convergence(
-                train_ls, th[idx[:, 0]], th[idx[:, 1]], steps=steps, n_points=c["n_points"],
+                train_ls, th[idx[:, 0]], th[idx[:, 1]], steps=steps,
+                reference=not certified_reference(c), n_points=c["n_points"],
                 n_modes=c["n_modes"], lam=c["lam"], lr=c["path_lr"], curve=c["curve"],
                 progress=not study.quiet)
             per_set[name] = dict(res, pairs=idx)
@@ -53,13 +60,14 @@ class ConvergeStage(Stage):
 
     def estimate(self, config, cal, schedule):
         # In this process: per pair the longest budget twice (the paper's objective, then
-        # the minimax reference), full batch, and a measurement per budget and of the
+        # the minimax reference, unless the certify stage gives the reference), full batch, and a measurement per budget and of the
         # reference, on the training landscape of each set.
         steps = convergence.STEPS
         cp = min(config.get("converge_pairs") or 0, pairs_of(config))
         n_tr, batch = cal["n_train"], config.get("path_batch")
         full_step = cal["path_step"] * n_tr / min(batch or n_tr, n_tr)
-        seconds = len(SETS) * cp * (2 * max(steps) * full_step
+        runs = 1 if certified_reference(config) else 2
+        seconds = len(SETS) * cp * (runs * max(steps) * full_step
                                     + (len(steps) + 1) * cal["path_measure"])
         return [("converge", "path convergence", seconds)]
 

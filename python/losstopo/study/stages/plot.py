@@ -111,7 +111,9 @@ class PlotStage(Stage):
                            f"fig6_kpca_{embedding_key(a, b, kernel)}")
         conv = ConvergeResults.of(results).convergence
         if conv:
-            figure(plots.plot_convergence({k: conv[k] for k in SETS if k in conv}),
+            refined = report.certified_of(conv, results.get("certified") or {})
+            figure(plots.plot_convergence({k: dict(conv[k], refined=refined.get(k, (None,))[0])
+                                           for k in SETS if k in conv}),
                    "path_convergence")
         curv = CurvatureResults.of(results)
         if study.done("curvature") and curv.curvature:
