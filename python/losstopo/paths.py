@@ -401,12 +401,16 @@ def find_path(
 
 
 def refine_curve(landscape, path: FourierPath, steps: int = 100, n_points: int = 50,
-                 lam: float = 1e-4, progress: bool = False) -> PathResult:
+                 lam: float = 1e-4, stop_rise: Optional[float] = None, check_every: int = 10,
+                 progress: bool = False) -> PathResult:
     """``path``'s curve optimized further by L-BFGS (strong Wolfe line search) on the
     paper's sum objective from its own coefficients, in the same batched steps as
     :func:`find_path` (its basis products held), and measured (``barrier_refined``: the
     curve's maximum on a fine grid, located by golden-section search). The cheap first
-    refinement of :func:`losstopo.certify`."""
+    refinement of :func:`losstopo.certify`. With ``stop_rise``, every ``check_every``
+    iterations the best curve's points are evaluated once (on a second batch, loss
+    only) and the iterations stop once none rises more than ``stop_rise`` above the
+    higher endpoint."""
     if not isinstance(path, FourierPath):
         raise TypeError(f"path: expected a FourierPath, got {type(path).__name__}")
     params = path_params(path.n_modes, n_points, lam, "lbfgs", 1e-3, steps, "sum", None,
@@ -417,13 +421,24 @@ def refine_curve(landscape, path: FourierPath, steps: int = 100, n_points: int =
     pb = make_path_batch(landscape, a[None], b[None], params)
     pb.set_coeffs(np.ascontiguousarray(path.coeffs, dtype=dtype)[None])
     bar = Progress(steps, desc="curve (L-BFGS)", enabled=progress)
+    check = None if stop_rise is None else make_path_batch(landscape, a[None], b[None], params)
+    checked = 0
+
+    def on_step(k):
+        nonlocal checked
+        bar.set(k)
+        if check is None or k == 0 or k % check_every:
+            return True
+        E = np.asarray(check.objective(pb.best_coeffs, grad=False)[2], np.float64)[0]
+        checked += E.size
+        return bool(E.max() - max(E[0], E[-1]) > stop_rise)
+
     try:
-        pb.optimize(lambda k: bar.set(k))
+        pb.optimize(on_step)
     finally:
         bar.close()
-    res = path_results(pb, pb.best_coeffs, pb.history, dict(params), True,
-                       int(pb.energy_points), measure_grid(landscape))[0]
-    return res
+    return path_results(pb, pb.best_coeffs, pb.history, dict(params), True,
+                        int(pb.energy_points) + checked, measure_grid(landscape))[0]
 
 
 def certify_options(certify) -> Optional[dict]:

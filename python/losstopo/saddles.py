@@ -840,7 +840,8 @@ def certify(landscape, path, gtol: Optional[float] = None, eig_tol: float = 1e-3
 
         lam = float(getattr(path, "settings", {}).get("lam", 1e-4)) if hasattr(
             path, "settings") else 1e-4
-        cr = refine_curve(landscape, curve, steps=curve_iters, n_points=len(R), lam=lam)
+        cr = refine_curve(landscape, curve, steps=curve_iters, n_points=len(R), lam=lam,
+                          stop_rise=0.5 * barrier_tol)
         orc.gradients += int(cr.evaluations)
         peak = float(cr.barrier_refined)
         history.append(peak)
