@@ -87,6 +87,7 @@ def make_config(network_name="fcp", preset="quick", data="mnist", device="cpu",
     except (TypeError, ValueError) as e:
         raise StudyError(f"--device {device}: {e}") from e
     cfg.update(network=network_name, preset=preset, data=data, device=device, curve=curve)
+    cfg = {s.name: cfg[s.name] for s in _settings.SETTINGS if s.name in cfg}  # their order
     check_config(cfg, "configuration")
     check_sizes(cfg)
     return cfg
