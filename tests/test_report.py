@@ -35,6 +35,8 @@ def data(sgd_barrier, lbfgs_barrier, n=20, seed=0):
         sets=sets,
         sharpness={k: rng.uniform(1, 2, n) * (10 if k.startswith("LBFGS") else 1) for k in SETS},
         aligned={k: dict(pairs=pairs[:5], barrier=rng.uniform(0, 1, 5)) for k in SETS},
+        certified={f"{s}-{k}@{k}": bars(0.1 * (sgd_barrier if s == "SGD" else lbfgs_barrier))
+                   for s in ("SGD", "LBFGS") for k in ("train", "test")},
         toy={"10": dict(barrier_refined=0.66, paper=0.646),
              "100": dict(barrier_refined=0.70, paper=0.640),
              "1000": dict(barrier_refined=0.65, paper=0.652)})
@@ -56,7 +58,7 @@ def fcp():
 def test_every_claim_with_its_effect_interval_and_verdict(fcp):
     found, intervals = fcp
     v = by_claim(found)
-    assert len(found) == 24 and sum(r["group"] == "beyond" for r in found) == 4
+    assert len(found) == 26 and sum(r["group"] == "beyond" for r in found) == 6
     assert all(r["verdict"] in ("held", "contradicted", "inconclusive") for r in found)
     train = v["L-BFGS reaches a lower training loss than SGD (Table I)"]
     assert train["verdict"] == "held" and train["comparison"]["high"] < 0
@@ -72,6 +74,9 @@ def test_every_claim_with_its_effect_interval_and_verdict(fcp):
     assert len(barrier) == 9 and all(r["verdict"] == "held" for r in barrier)
     assert all(r["comparison"]["scheme"] == "clusters" and r["comparison"]["n_pairs"] == [10, 10]
                for r in barrier)
+    refined = [r for r in found if "on refined paths" in r["claim"]]
+    assert len(refined) == 2 and all(r["verdict"] == "held" and r["key"] == "certified"
+                                     for r in refined)
     # every solution separates, with either kernel: the RBF claim holds, the "only
     # with the RBF kernel" claim is contradicted by the linear kernel's AUC
     sep = [r for r in found if "separat" in r["claim"]]
@@ -110,10 +115,10 @@ def test_the_autoencoder_checks_the_papers_exception():
 
 def test_claims_without_their_stage_are_not_tested():
     found, intervals = C.evaluate("lstm", {})
-    assert len(found) == 23 and all(r["verdict"] == "not tested" for r in found)
+    assert len(found) == 25 and all(r["verdict"] == "not tested" for r in found)
     assert intervals == {}
     text = render_report(make_config(data="synthetic"), {"claims": found})
-    assert text.count("**not tested**") == 23
+    assert text.count("**not tested**") == 25
 
 
 def test_the_report_prints_each_claim_with_its_numbers(fcp):

@@ -21,8 +21,12 @@ def why(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
 
 
-def diff(old, new) -> str:
-    """The settings two configurations differ in, for an error message."""
+def diff(old, new, binding: bool = False) -> str:
+    """The settings two configurations differ in, for an error message (with
+    ``binding``, only those that bind a study: a stage's own settings never refuse it)."""
+    if binding:
+        old = {k: v for k, v in old.items() if binds_study(k, v)}
+        new = {k: v for k, v in new.items() if binds_study(k, v)}
     keys = sorted(set(old) | set(new))
     changed = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k)]
     return "; ".join(changed[:4]) + (" ..." if len(changed) > 4 else "")

@@ -104,7 +104,7 @@ class Study:
                 if not force:
                     raise StudyError(
                         f"{self.out} holds a study with another configuration "
-                        f"({diff(mcfg, config)}); use --force to start afresh "
+                        f"({diff(mcfg, config, binding=intact)}); use --force to start afresh "
                         "or choose another --out"
                     )
                 folder.wipe(manifest)
