@@ -24,8 +24,8 @@ from .train import train  # noqa: E402
 # Submodules the README writes as ``losstopo.<module>.<name>``; imported on first use so
 # that a bare ``import losstopo`` stays light (torch_adapter imports torch only when a
 # model is built; study pulls in the figures).
-_LAZY_MODULES = ("align", "bench", "convergence", "datasets", "plots", "saddles", "stats", "study", "toy",
-                 "torch_adapter")
+_LAZY_MODULES = ("align", "bench", "convergence", "datasets", "plots", "saddles", "stats",
+                 "study", "topography", "toy", "torch_adapter")
 
 
 def __getattr__(name):
@@ -56,5 +56,6 @@ __all__ = [
     "MLP", "Landscape", "Ensemble", "OptimizeResult", "datasets", "fcp", "autoencoder",
     "minimize", "line_search", "train", "FourierPath", "PathResult", "find_path",
     "barrier_matrix", "hessian", "slice1d", "slice2d", "analytic", "KernelPCA",
-    "centroid_distances", "pairwise_distances", "separation", "weight_stats", "plots", "stats", "certify", "cuda_available", "__version__",
+    "centroid_distances", "pairwise_distances", "separation", "weight_stats", "plots", "stats",
+    "certify", "topography", "cuda_available", "__version__",
 ]

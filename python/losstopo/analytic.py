@@ -114,11 +114,12 @@ def muller_brown(scale: Optional[float] = None) -> AnalyticLandscape:
     def f(X):
         dx = X[:, :1] - x0
         dy = X[:, 1:] - y0
-        with np.errstate(over="ignore"):  # far from the region of interest V -> +inf
+        # far from the region of interest V -> +inf (a line search's trial step)
+        with np.errstate(over="ignore", invalid="ignore"):
             e = A * np.exp(a * dx * dx + b * dx * dy + cc * dy * dy)
-        E = e.sum(axis=1)
-        gx = (e * (2 * a * dx + b * dy)).sum(axis=1)
-        gy = (e * (b * dx + 2 * cc * dy)).sum(axis=1)
+            E = e.sum(axis=1)
+            gx = (e * (2 * a * dx + b * dy)).sum(axis=1)
+            gy = (e * (b * dx + 2 * cc * dy)).sum(axis=1)
         return s * E, s * np.stack([gx, gy], axis=1)
 
     minima = _refine(f, [(-0.558, 1.442), (0.623, 0.028), (-0.050, 0.467)])

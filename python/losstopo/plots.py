@@ -388,3 +388,69 @@ def plot_slice_surface(sl, title: str = "") -> Figure:
     ax.set_zlabel("log10 loss")
     ax.set_title(title or f"2-D slice ({sl.kind})")
     return fig
+
+
+def disconnectivity_layout(network) -> dict:
+    """The drawing of a disconnectivity graph as data: ``x`` and ``y`` of every leaf
+    (y its loss) and merge (y its join level; merges of components no measured path
+    joins sit at ``top``), ``segments`` [(x0, y0, x1, y1, joined)], and ``log`` (the
+    levels span more than two decades and are positive)."""
+    from scipy.cluster.hierarchy import leaves_list
+
+    n = network.n
+    losses = network.losses
+    if n < 2:
+        return dict(x=np.zeros(1), y=losses.copy(), segments=[], top=float(losses[0]),
+                    log=False, unjoined=0)
+    Z, ceiling = network.linkage()
+    levels = np.concatenate([losses, Z[:, 2]])
+    known = levels[levels < ceiling]
+    log = bool(known.min() > 0 and known.max() / known.min() > 100)
+    hi = known.max()
+    top = hi * 3 if log else hi + 0.15 * max(hi - known.min(), abs(hi), 1e-12)
+    x = np.zeros(2 * n - 1)
+    x[leaves_list(np.column_stack([Z[:, :2], Z[:, 2] - Z[:, 2].min(), Z[:, 3]]))] = (
+        np.arange(n))
+    y = levels.copy()
+    y[n:][Z[:, 2] >= ceiling] = top
+    segments = []
+    for t, (a, b, _, _) in enumerate(Z):
+        node = n + t
+        a, b = int(a), int(b)
+        x[node] = 0.5 * (x[a] + x[b])
+        joined = bool(Z[t, 2] < ceiling)
+        for c in (a, b):
+            segments.append((x[c], y[c], x[c], y[node], joined))
+        segments.append((x[a], y[node], x[b], y[node], joined))
+    return dict(x=x, y=y, segments=segments, top=float(top), log=log,
+                unjoined=int((Z[:, 2] >= ceiling).sum()))
+
+
+def plot_disconnectivity(networks, title: str = "disconnectivity graph") -> Figure:
+    """Disconnectivity graph(s): every minimum a leaf at its own loss, basins merging
+    at the barrier that joins them (solid), components no measured path joins meeting
+    dotted at the top. ``networks``: a MinimaNetwork or {panel title: network} (e.g.
+    raw and aligned side by side). Leaves are coloured and marked by set."""
+    if not isinstance(networks, dict):
+        networks = {title: networks}
+    fig = Figure(figsize=(5.5 * len(networks), 4.2))
+    axes = np.atleast_1d(fig.subplots(1, len(networks), squeeze=False)[0])
+    for ax, (name, net) in zip(axes, networks.items()):
+        lay = disconnectivity_layout(net)
+        for x0, y0, x1, y1, joined in lay["segments"]:
+            ax.plot([x0, x1], [y0, y1], color="0.25" if joined else "0.6",
+                    lw=0.8, ls="-" if joined else ":")
+        for label in sorted(set(net.labels)):
+            idx = np.flatnonzero(net.labels == label)
+            ax.plot(lay["x"][idx], lay["y"][idx], ls="none", ms=4, color=_color(label),
+                    marker=_style(label)["marker"] if _color(label) else "D",
+                    label=label or "minima")
+        if lay["log"]:
+            ax.set_yscale("log")
+        ax.set_xticks([])
+        ax.set_title(name + (f" ({lay['unjoined']} joins unmeasured)" if lay["unjoined"]
+                             else ""))
+        ax.set_ylabel("loss (leaves) / barrier H (joins)")
+        ax.legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    return fig
