@@ -12,7 +12,7 @@ CAL = dict(sgd_epoch_per_run=2.0, lbfgs_iter_per_run=0.5, path_step=1.0, path_me
 
 def test_projection_arithmetic():
     c = make_config(data="synthetic", runs=8, keep=5, sgd_epochs=3, lbfgs_iters=10, pairs=8,
-                    path_steps=5, converge_pairs=1, align_pairs=5, certify_pairs=0)
+                    path_steps=5, converge_pairs=1, align_pairs=5, certify_pairs=0, map_pairs=0)
     one = estimate.project(c, CAL, 1)
     assert one["sgd"] == pytest.approx(8 * 3 * 2.0)
     assert one["lbfgs"] == pytest.approx(8 * 10 * 0.5)
@@ -34,6 +34,9 @@ def test_projection_arithmetic():
     assert cert["certify"] == pytest.approx(2 * (4 * (150 + 20) + 2 * 0.25 * (150 + 20)))
     assert cert["converge"] == pytest.approx(4 * 1 * (400 * 1.0 + 6 * 10.0))
     assert one["certify"] == 0
+    # the map: 6 pairs per view, raw and aligned (an MLP), one after another
+    assert estimate.project(dict(c, map_pairs=6), CAL, 2)["map"] == pytest.approx(2 * 6 * pair)
+    assert one["map"] == 0
     two = estimate.project(c, CAL, 2)  # 2 chunks of 4 pairs per file, in one round
     assert two["paths"] == pytest.approx(one["paths"] / 2)
     assert two["sgd"] == one["sgd"]  # one training group: no spread

@@ -82,7 +82,8 @@ def census():
 def test_a_registered_stage_is_picked_up_everywhere(tmp_path, census):
     # the runner's order and the study's files
     assert stages.stage_names() == ("train", "embed", "paths", "converge", "align",
-                                    "certify", "curvature", "census", "verdicts", "plot")
+                                    "certify", "map", "curvature", "census", "verdicts",
+                                    "plot")
     assert "census.npz" in study_files()
     # the CLI: a command of its own and its setting's flag
     parser = cli.build_parser()

@@ -14,7 +14,7 @@ from losstopo.study import Study, StudyError, make_config
 TINY = ["--data", "synthetic", "--n-train", "300", "--n-test", "100", "--runs", "3",
         "--keep", "2", "--epochs", "2", "--iters", "3", "--pairs", "1", "--path-steps", "2",
         "--converge-pairs", "0", "--align-pairs", "0", "--curvature-solutions", "0",
-        "--certify-pairs", "0", "--quiet"]
+        "--certify-pairs", "0", "--map-pairs", "0", "--quiet"]
 
 
 def test_cli_study_every_stage_and_file(tmp_path):
@@ -376,3 +376,37 @@ def test_certify_stage_joins_a_finished_study(tmp_path, monkeypatch):
     conv = (out2 / "report.md").read_text().split("## Path convergence")[1]
     assert "minimax reference" not in conv.split("##")[0]
     assert "refined (certify stage)" in conv
+
+
+def test_map_stage_draws_the_network_of_minima(tmp_path):
+    """The map stage: the first solutions of both training sets as one network of
+    minima (raw and aligned), its files bound to the study, its figure and section;
+    asking for a bigger map runs that stage again and nothing else."""
+    from losstopo.topography import MinimaNetwork
+
+    out = tmp_path / "s"
+    tiny = TINY.copy()
+    tiny[tiny.index("--map-pairs") + 1] = "6"
+    assert cli.main(["reproduce", "--out", str(out)] + tiny) == 0
+    m = json.loads((out / "manifest.json").read_text())
+    assert "map" in m["stages"]
+    for view in ("raw", "aligned"):
+        net = MinimaNetwork.load(out / f"map_{view}.npz")
+        assert net.n == 4 and sorted(set(net.labels)) == ["LBFGS-train", "SGD-train"]
+        assert 3 <= len(net.edges) <= 6 and np.isfinite(net.join_levels()).all()
+        r = m["results"]["map"][view]
+        assert r["minima_per_set"] == 2 and r["history"][0]["edges"] == 3
+        assert f"map_{view}.npz" in m["bindings"] and f"map_{view}_pass0.npz" in m["bindings"]
+        # the join levels the report states are the network's own
+        for name, s in r["summary"]["sets"].items():
+            idx = np.flatnonzero(net.labels == name)
+            assert s["join_level"] == pytest.approx(net.join_levels()[np.ix_(idx, idx)].max())
+    text = (out / "report.md").read_text()
+    assert "## The map of minima (not in the paper)" in text and "Settling (raw)" in text
+    assert (out / "figures" / "disconnectivity.png").exists()
+    trained = (out / "ensemble_sgd.npz").stat().st_mtime_ns
+    assert cli.main(["paths", "--out", str(out), "--map-pairs", "8", "--quiet"]) == 0
+    assert (out / "ensemble_sgd.npz").stat().st_mtime_ns == trained
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["config"]["map_pairs"] == 8
+    assert len(MinimaNetwork.load(out / "map_raw.npz").edges) >= 4

@@ -500,15 +500,16 @@ def minima_losses(landscape, thetas) -> np.ndarray:
 
 def map_minima(landscape, thetas, labels=None, budget: Optional[int] = None,
                pass_size: Optional[int] = None, out=None, distances=None, client=None,
-               progress: bool = True, **find_path_kwargs) -> MinimaNetwork:
+               progress: bool = True, prefix: str = "pass", on_pass=None,
+               **find_path_kwargs) -> MinimaNetwork:
     """The network of minima of ``thetas`` on ``landscape``, measured pass by pass.
 
     Pass 0 measures the minimum spanning tree of the distances (n - 1 pairs); then
     connect passes of ``pass_size`` pairs (default n // 2) from :func:`plan_pairs`
     until ``budget`` pairs in all (default 2 (n - 1)) or no join has room left. Every
     pass is one ``barrier_matrix`` call (``find_path_kwargs`` go to it, ``certify=``
-    included), written to ``out/pass{k}.npz`` when ``out`` is a folder, so a rerun
-    resumes; ``history`` holds the graph's summary after every pass.
+    included), written to ``out/{prefix}{k}.npz`` when ``out`` is a folder, so a
+    rerun resumes; ``history`` holds the graph's summary after every pass.
     """
     from .paths import barrier_matrix
 
@@ -528,11 +529,13 @@ def map_minima(landscape, thetas, labels=None, budget: Optional[int] = None,
         os.makedirs(out, exist_ok=True)
     spent, k = 0, 0
     while spent < budget:
+        if on_pass is not None:
+            on_pass(k)
         size = budget - spent if k == 0 else min(pass_size, budget - spent)
         P = plan_pairs(net, size, distances=D)
         if len(P) == 0:
             break
-        file = None if out is None else os.path.join(os.fspath(out), f"pass{k}.npz")
+        file = None if out is None else os.path.join(os.fspath(out), f"{prefix}{k}.npz")
         rec = barrier_matrix(landscape, thetas, pairs=P, out=file, client=client,
                              progress=progress, **find_path_kwargs)
         net.add_record(rec, source=f"pass {k}")

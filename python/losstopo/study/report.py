@@ -256,6 +256,54 @@ def certified_section(config: dict, results: dict) -> list:
     return lines
 
 
+def map_section(config: dict, results: dict) -> list:
+    """The map of minima (the map stage): where each training set's minima join, the
+    basins below a few levels, and how the graph settled pass by pass."""
+    maps = results.get("map")
+    if not maps:
+        return []
+    m = next(iter(maps.values()))["minima_per_set"]
+    lines = ["## The map of minima (not in the paper)", "",
+             f"The first {m} solutions of each training set as one network of minima on "
+             "the training landscape: paths (the paper's settings) along the minimum "
+             "spanning tree of their distances, then connect passes, each the closest "
+             "unmeasured pair across every join with room above its endpoints "
+             "(losstopo.topography). Two minima join at the lowest barrier over all paths "
+             "through other minima (single linkage of the barriers): the level at which "
+             "the disconnectivity graph (figures/disconnectivity) merges them. Its edges "
+             "are the paths' refined maxima, upper bounds (**bound**), so every join "
+             "level is an upper bound too; **aligned**: every solution permuted to match "
+             "the first (weight matching) before its paths are found.", "",
+             "| view | set | minima | all its minima join at | that join is | "
+             "median loss |", "|---|---|---|---|---|---|"]
+    for view, v in maps.items():
+        for name, s in v["summary"]["sets"].items():
+            lines.append(f"| {view} | {name} | {s['minima']} | {_fmt(s['join_level'])} | "
+                         f"{s['join_status']} | {_fmt(s['median_loss'])} |")
+    lines += ["", "| view | below level | basins | mixed basins | " + " | ".join(
+        f"{n} basins" for n in next(iter(maps.values()))["summary"]["sets"]) + " |",
+        "|---|---|---|---|" + "---|" * len(next(iter(maps.values()))["summary"]["sets"])]
+    for view, v in maps.items():
+        for b in v["summary"]["basins"]:
+            lines.append(f"| {view} | {_fmt(b['level'])} | {b['basins']} | {b['mixed']} | "
+                         + " | ".join(str(b["per_set"][n]) for n in v["summary"]["sets"])
+                         + " |")
+    lines.append("")
+    for view, v in maps.items():
+        steps = "; ".join(f"{h['label']} ({h['edges']} edges, "
+                          f"{100 * h['changed']:.0f}% of joins moved)" for h in v["history"])
+        lines.append(f"Settling ({view}): {steps}.")
+    sets = maps.get("raw", next(iter(maps.values())))["summary"]["sets"]
+    sgd, lb = sets.get("SGD-train"), sets.get("LBFGS-train")
+    if sgd and lb and sgd["join_level"] is not None and lb["join_level"] is not None:
+        lower = "SGD's" if sgd["join_level"] < lb["join_level"] else "L-BFGS's"
+        lines += ["", f"In topographic terms (raw): SGD's minima all join at "
+                  f"{_fmt(sgd['join_level'])} and L-BFGS's at {_fmt(lb['join_level'])}, so "
+                  f"{lower} join lower, on {m} minima per set and upper bounds; no "
+                  "interval is given (a join level is one number per set, not a sample)."]
+    return lines + [""]
+
+
 def kpca_section(config: dict, results: dict) -> list:
     """The separation along PC1 of every pair of sets and kernel (the embed stage)."""
     seps = results.get("separation")

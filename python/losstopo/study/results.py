@@ -61,6 +61,11 @@ class CertifyResults(Results):
 
 
 @dataclass
+class MapResults(Results):
+    map: Optional[dict] = None  # per view (raw, aligned): the network's summary, history
+
+
+@dataclass
 class AlignResults(Results):
     alignment: Optional[dict] = None  # per set: aligned against unaligned barriers
     aligned_separation: Optional[dict] = None  # "a|b|rbf": separation after alignment

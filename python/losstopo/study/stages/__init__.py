@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from .. import settings
 from ..folder import LOG, MANIFEST
-from . import align, certify, converge, curvature, embed, paths, plot, train, verdicts
+from . import align, certify, converge, curvature, embed, map, paths, plot, train, verdicts
 from .base import Stage
 
 REGISTRY = [
@@ -17,6 +17,7 @@ REGISTRY = [
     converge.STAGE,
     align.STAGE,
     certify.STAGE,
+    map.STAGE,
     curvature.STAGE,
     verdicts.STAGE,  # before plot: both run after all others, in this order
     plot.STAGE,

@@ -13,7 +13,10 @@ from ..files import (REPORT, CurvatureFile, EmbeddingFile, EnsembleFile, PathsFi
 from ..layout import COMBOS, KERNELS, LEVEL_STEMS, SETS, SLICES, embedding_key, path_files
 from ..results import (ConvergeResults, CurvatureResults, EmbedResults, PlotResults,
                        VerdictsResults)
+from ...topography import MinimaNetwork
 from .base import Stage
+from .map import VIEWS as MAP_VIEWS
+from .map import map_file
 
 
 def figure_stems() -> list:
@@ -26,6 +29,7 @@ def figure_stems() -> list:
     stems += [f"fig6_kpca_{embedding_key(a, b, k)}" for a, b in COMBOS for k in KERNELS]
     stems.append("fig6_kpca_bandwidth")
     stems.append("path_convergence")
+    stems.append("disconnectivity")
     stems += ["sharpness_top", "sharpness_trace", "hessian_density"]
     stems += [f"slice_{label}" for label in SLICES] + ["slice_surface_SGD", "slice_surface_LBFGS"]
     return stems
@@ -115,6 +119,10 @@ class PlotStage(Stage):
             figure(plots.plot_convergence({k: dict(conv[k], refined=refined.get(k, (None,))[0])
                                            for k in SETS if k in conv}),
                    "path_convergence")
+        nets = {view: MinimaNetwork.load(folder.verify(map_file(view), "paths"))
+                for view in MAP_VIEWS if study.done("map") and folder.exists(map_file(view))}
+        if nets:
+            figure(plots.plot_disconnectivity(nets), "disconnectivity")
         curv = CurvatureResults.of(results)
         if study.done("curvature") and curv.curvature:
             self._curvature_figures(study, plots, curv, figure,

@@ -1,0 +1,126 @@
+"""The map of minima (not in the paper): the first solutions of the two training sets
+as one network of minima on the training landscape, measured along the minimum
+spanning tree of their distances and then in connect passes (losstopo.topography),
+raw and, for an MLP, with every solution aligned to one reference; its
+disconnectivity graph answers the paper's claim in topographic terms."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...models import MLP
+from ...topography import map_minima
+from .. import report
+from ..config import network
+from ..results import MapResults
+from ..settings import Setting
+from .base import Stage
+from .paths import pair_seconds, path_kwargs
+
+VIEWS = ("raw", "aligned")
+SETS = ("SGD-train", "LBFGS-train")
+
+
+def minima_per_set(config: dict) -> int:
+    """Solutions of each training set in the map: about half the budget spans them (a
+    tree of 2m - 1 pairs), the other half connects; at least 2, at most the set."""
+    n = config.get("map_pairs") or 0
+    return int(min(config["keep"], max(2, (n // 2 + 1) // 2)))
+
+
+def map_file(view: str) -> str:
+    return f"map_{view}.npz"
+
+
+def pass_prefix(view: str) -> str:
+    return f"map_{view}_pass"
+
+
+CONNECT_PASSES = 4
+
+
+def pass_size(config: dict) -> int:
+    """Pairs per connect pass: what the tree leaves of the budget, in CONNECT_PASSES."""
+    tree = 2 * minima_per_set(config) - 1
+    return max(1, -(-max(0, (config.get("map_pairs") or 0) - tree) // CONNECT_PASSES))
+
+
+class MapStage(Stage):
+    name = "map"
+    command = "paths"
+    requires = ("paths",)
+    asked_by = "map_pairs"
+    settings = (Setting(
+        "map_pairs", "opt_int", dict(quick=8, medium=24, paper=200), minimum=0,
+        torch_quick=None, flag="map-pairs", stage="map", later=None,
+        help="pairs measured for the map of minima, per view (raw, aligned): the first "
+        "N/4 solutions of each training set, joined along their spanning tree, then in "
+        "connect passes (0: no map)"),)
+    results = MapResults
+    report_sections = ((27, report.map_section),)
+
+    def produces(self):
+        return [map_file(v) for v in VIEWS] + [f"{pass_prefix(v)}{k}.npz" for v in VIEWS
+                                               for k in range(1 + CONNECT_PASSES)]
+
+    def run(self, study):
+        from ...align import align_to_common
+
+        c = study.config
+        m = minima_per_set(c)
+        sets = study.sets()
+        train_ls, _ = study.landscapes()
+        thetas = np.concatenate([sets[s][:m] for s in SETS])
+        labels = [s for s in SETS for _ in range(len(sets[s][:m]))]
+        net = network(c["network"])
+        views = VIEWS if isinstance(net, MLP) else ("raw",)
+        kw = path_kwargs(c, train_ls)
+        summary = {}
+        for view in views:
+            X = thetas if view == "raw" else align_to_common(net, thetas).theta
+            study.log.info("map: %s, %d minima, %d pairs", view, len(X), c["map_pairs"])
+            prefix = pass_prefix(view)
+            owned = []
+
+            def own(k, prefix=prefix, owned=owned):
+                study.folder.own(f"{prefix}{k}.npz")
+                owned.append(f"{prefix}{k}.npz")
+
+            g = map_minima(train_ls, X, labels, budget=c["map_pairs"], pass_size=pass_size(c),
+                           out=study.out, prefix=prefix, on_pass=own, client=study.client,
+                           progress=not study.quiet, seed=c["seed"], **kw)
+            for name in owned:
+                if study.folder.exists(name):
+                    study.folder.record(name)
+            study.folder.own(map_file(view))
+            g.save(study.path(map_file(view)))
+            study.folder.record(map_file(view))
+            s = g.to_dict()
+            summary[view] = dict(minima_per_set=m, summary=_plain(g.summary()),
+                                 history=_plain(s["history"]))
+        return MapResults(map=summary)
+
+    def estimate(self, config, cal, schedule):
+        n = config.get("map_pairs") or 0
+        if not n:
+            return [("map", "map of minima", 0.0)]
+        views = len(VIEWS) if config["network"] in ("fcp", "autoencoder") else 1
+        pair = pair_seconds(config, cal, cal["n_train"])
+        # the passes run one after another (each plans from the last)
+        return [("map", "map of minima", views * n * pair)]
+
+
+def _plain(summary: dict) -> dict:
+    """JSON-safe (infinite join levels as None)."""
+    def clean(v):
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [clean(x) for x in v]
+        if isinstance(v, float) and not np.isfinite(v):
+            return None
+        return v
+    return clean(summary)
+
+
+STAGE = MapStage()
