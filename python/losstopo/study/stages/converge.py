@@ -42,8 +42,9 @@ class ConvergeStage(Stage):
         for name in SETS:
             # the paths stage's own pairs, as its file names them
             idx = PathsFile(name).read(study.folder)["pairs"][: c["converge_pairs"]]
-            study.log.info("converge: %s, %d pairs, %s steps and the minimax reference",
-                           name, len(idx), "/".join(map(str, steps)))
+            study.log.info("converge: %s, %d pairs, %s steps%s", name, len(idx),
+                           "/".join(map(str, steps)), "" if certified_reference(c) else
+                           " and the minimax reference")
             th = sets[name]
             res = convergence.path_convergence(
                 train_ls, th[idx[:, 0]], th[idx[:, 1]], steps=steps,
