@@ -613,19 +613,7 @@ def _descend(orc, X, iters: int, max_step: float):
         Dn = np.empty_like(X)
         for p in range(P):
             S, Y = mem[p]
-            q = G[p].copy()
-            al = []
-            for s_, y_ in zip(reversed(S), reversed(Y)):
-                r = 1.0 / (y_ @ s_)
-                a = r * (s_ @ q)
-                al.append((a, r, s_, y_))
-                q -= a * y_
-            if S:
-                q *= (S[-1] @ Y[-1]) / (Y[-1] @ Y[-1])
-            else:
-                q *= max_step / max(np.linalg.norm(q), 1e-300)
-            for a, r, s_, y_ in reversed(al):
-                q += s_ * (a - r * (y_ @ q))
+            q = _two_loop(G[p], S, Y, max_step)
             if q @ G[p] <= 0:  # not a descent direction: steepest descent afresh
                 mem[p] = ([], [])
                 q = G[p] * max_step / max(np.linalg.norm(G[p]), 1e-300)
