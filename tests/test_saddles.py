@@ -54,6 +54,22 @@ def test_toy_saddle_from_the_paper_landscape():
     assert s.grad_norm <= c.tolerances["gtol"]
 
 
+def test_toy_other_saddle_when_the_path_starts_on_its_side():
+    """The toy landscape's second saddle (0.63726 at (0.0529, -0.6882), from its
+    formula) when the band starts bent through that side."""
+    toy = analytic.toy_gaussians()
+    a, b = toy.minima
+    side = np.array([0.05, -0.7])
+    t = np.linspace(0, 1, 15)[:, None]
+    images = np.concatenate([a + t * (side - a), (side + t * (b - side))[1:]])
+    c = certify(toy, images)
+    assert c.status == "certified", c
+    (s,) = c.saddles
+    assert s.loss == pytest.approx(0.63726, abs=1e-4)
+    np.testing.assert_allclose(s.theta, [0.0529, -0.6882], atol=1e-4)
+    assert np.sum(np.linalg.eigvalsh(_dense_hessian(toy, s.theta)) < 0) == 1
+
+
 def test_toy_endpoints_not_minima_refused_or_polished():
     toy = analytic.toy_gaussians()
     with pytest.raises(ValueError, match="endpoint a is not a minimum"):
