@@ -493,9 +493,13 @@ def plan_pairs(network: MinimaNetwork, budget: int, thetas=None, distances=None
 
 def minima_losses(landscape, thetas) -> np.ndarray:
     """The loss of each solution on ``landscape`` (float64)."""
-    from .saddles import _Oracle
+    from .paths import landscape_kind
 
-    return _Oracle(landscape).energy(np.asarray(thetas))
+    dtype = landscape_kind(landscape)[0]
+    X = np.ascontiguousarray(np.atleast_2d(thetas), dtype=dtype)
+    loss = getattr(landscape, "loss", None)
+    E = loss(X) if callable(loss) else landscape(X)[0]
+    return np.asarray(E, dtype=np.float64).reshape(len(X))
 
 
 def map_minima(landscape, thetas, labels=None, budget: Optional[int] = None,
