@@ -228,8 +228,8 @@ def certified_section(config: dict, results: dict) -> list:
              "curvature and connection to both endpoints are checked. **certified**: an "
              "index-1 saddle whose descents reach both endpoints' basins; **barrier-free**: "
              "a path (the band's chain of straight segments) that never rises above the "
-             "higher endpoint by more than the tolerance (1e-3 of the found path's barrier "
-             "above it); **bound only**: the refined path's maximum, an upper bound, with "
+             "higher endpoint by more than the tolerance (1e-3 of the median rise of the "
+             "same pairs' paths at the paper's budget); **bound only**: the refined path's maximum, an upper bound, with "
              "the reason nothing more is proven (SGD's solutions are not minima, so no "
              "saddle between them is certified).", "",
              "| set @ landscape | pairs | certified | barrier-free | bound only | median H, "

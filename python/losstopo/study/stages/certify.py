@@ -26,9 +26,20 @@ CURVE_ITERS = 100
 NEB_ITERS = 200
 
 
-def certify_options(config: dict) -> dict:
-    """certify()'s options in the study: the band has the paths' M images."""
-    return dict(n_images=config["n_points"], curve_iters=CURVE_ITERS, neb_iters=NEB_ITERS)
+def certify_options(config: dict, plain: dict = None, k: int = 0) -> dict:
+    """certify()'s options in the study: the band has the paths' M images; with the
+    paths stage's record ``plain`` of the k pairs, the barrier-free tolerance is 1e-3
+    of their median rise on the paper's path (certify's own default would take it
+    from the straight line the stage starts from, whose rise is up to 100x larger)."""
+    out = dict(n_images=config["n_points"], curve_iters=CURVE_ITERS, neb_iters=NEB_ITERS)
+    if plain is not None and k:
+        for key in ("barrier_rel", "barrier"):
+            v = np.asarray(plain[key][:k], dtype=np.float64)
+            v = v[np.isfinite(v)]
+            if v.size and np.median(v) > 0:
+                out["barrier_tol"] = float(1e-3 * np.median(v))
+                break
+    return out
 
 
 def summarize(d: dict, plain: dict, k: int) -> dict:
@@ -97,7 +108,8 @@ class CertifyStage(Stage):
             kw.pop("batch_size", None)
             res = barrier_matrix(ls, sets[name], pairs=plain["pairs"][:k], seed=c["seed"],
                                  out=study.path(f.name), progress=not study.quiet,
-                                 client=study.client, certify=certify_options(c), **kw)
+                                 client=study.client, certify=certify_options(c, plain, k),
+                                 **kw)
             study.folder.record(f.name)
             summary[f"{name}@{lname}"] = summarize(res, plain, k)
         return CertifyResults(certified=summary)
