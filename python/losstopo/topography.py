@@ -67,6 +67,8 @@ class MinimaNetwork:
     labels: np.ndarray
     edges: Dict[tuple, Edge] = field(default_factory=dict)
     history: List[dict] = field(default_factory=list)
+    # the join levels at the last checkpoint (what ``changed`` compares with)
+    _last_joins: Optional[np.ndarray] = field(default=None, init=False, repr=False)
 
     def __post_init__(self):
         self.losses = np.asarray(self.losses, dtype=np.float64).reshape(-1)
@@ -272,7 +274,10 @@ class MinimaNetwork:
         each level, the number of basins below it, how many hold minima of more than
         one set (mixed) and per label how many basins its minima fall into.
         """
-        J = self.join_levels()
+        return self._summary(self.join_levels(), levels)
+
+    def _summary(self, J: np.ndarray, levels) -> dict:
+        """summary() from the join levels ``J`` already computed."""
         names = sorted(set(self.labels))
         sets = {}
         for name in names:
@@ -313,20 +318,19 @@ class MinimaNetwork:
     def checkpoint(self, label: str = "", levels: Optional[Sequence[float]] = None) -> dict:
         """Record the summary now in ``history`` (with ``label``) and return it; the
         fraction of joins that moved since the last checkpoint is ``changed``."""
-        s = self.summary(levels)
         J = self.join_levels()
-        iu = np.triu_indices(self.n, 1)
-        cur = J[iu]
+        s = self._summary(J, levels)
+        cur = J[np.triu_indices(self.n, 1)]
         s["label"] = label
-        if self.history and "_joins" in self.history[-1]:
-            prev = np.asarray(self.history[-1]["_joins"])
+        prev = self._last_joins
+        if prev is not None:
             with np.errstate(invalid="ignore"):
                 moved = ~np.isclose(cur, prev, rtol=1e-6, atol=0) & ~(
                     np.isinf(cur) & np.isinf(prev))
             s["changed"] = float(moved.mean()) if len(cur) else 0.0
         else:
             s["changed"] = 1.0
-        s["_joins"] = cur.tolist()
+        self._last_joins = cur
         self.history.append(s)
         return s
 
@@ -340,7 +344,7 @@ class MinimaNetwork:
             edges=[dict(source=i, target=j, barrier=e.barrier, status=e.status,
                         origin=e.source, join_level=float(J[i, j]))
                    for (i, j), e in sorted(self.edges.items())],
-            history=[{k: v for k, v in h.items() if k != "_joins"} for h in self.history])
+            history=list(self.history))
 
     def save(self, path) -> str:
         """Write the network as JSON (``.json``) or npz (anything else); returns the path."""

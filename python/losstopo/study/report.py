@@ -229,9 +229,9 @@ def certified_section(config: dict, results: dict) -> list:
              "index-1 saddle whose descents reach both endpoints' basins; **barrier-free**: "
              "a path (the band's chain of straight segments) that never rises above the "
              "higher endpoint by more than the tolerance (1e-3 of the median rise of the "
-             "same pairs' paths at the paper's budget); **bound only**: the refined path's maximum, an upper bound, with "
-             "the reason nothing more is proven (SGD's solutions are not minima, so no "
-             "saddle between them is certified).", "",
+             "same pairs' paths at the paper's budget); **bound only**: the refined path's "
+             "maximum, an upper bound, with the reason nothing more is proven (SGD's "
+             "solutions are not minima, so no saddle between them is certified).", "",
              "| set @ landscape | pairs | certified | barrier-free | bound only | median H, "
              "paper's budget | median H, refined | median H - max endpoint, refined | "
              "loss+grad points / Hessian-vector products per pair (median) |",
@@ -262,7 +262,8 @@ def map_section(config: dict, results: dict) -> list:
     maps = results.get("map")
     if not maps:
         return []
-    m = next(iter(maps.values()))["minima_per_set"]
+    first = next(iter(maps.values()))
+    m, names = first["minima_per_set"], list(first["summary"]["sets"])
     lines = ["## The map of minima (not in the paper)", "",
              f"The first {m} solutions of each training set as one network of minima on "
              "the training landscape: paths (the paper's settings) along the minimum "
@@ -280,20 +281,19 @@ def map_section(config: dict, results: dict) -> list:
         for name, s in v["summary"]["sets"].items():
             lines.append(f"| {view} | {name} | {s['minima']} | {_fmt(s['join_level'])} | "
                          f"{s['join_status']} | {_fmt(s['median_loss'])} |")
-    lines += ["", "| view | below level | basins | mixed basins | " + " | ".join(
-        f"{n} basins" for n in next(iter(maps.values()))["summary"]["sets"]) + " |",
-        "|---|---|---|---|" + "---|" * len(next(iter(maps.values()))["summary"]["sets"])]
+    lines += ["", "| view | below level | basins | mixed basins | "
+              + " | ".join(f"{n} basins" for n in names) + " |",
+              "|---|---|---|---|" + "---|" * len(names)]
     for view, v in maps.items():
         for b in v["summary"]["basins"]:
             lines.append(f"| {view} | {_fmt(b['level'])} | {b['basins']} | {b['mixed']} | "
-                         + " | ".join(str(b["per_set"][n]) for n in v["summary"]["sets"])
-                         + " |")
+                         + " | ".join(str(b["per_set"][n]) for n in names) + " |")
     lines.append("")
     for view, v in maps.items():
         steps = "; ".join(f"{h['label']} ({h['edges']} edges, "
                           f"{100 * h['changed']:.0f}% of joins moved)" for h in v["history"])
         lines.append(f"Settling ({view}): {steps}.")
-    sets = maps.get("raw", next(iter(maps.values())))["summary"]["sets"]
+    sets = maps.get("raw", first)["summary"]["sets"]
     sgd, lb = sets.get("SGD-train"), sets.get("LBFGS-train")
     if sgd and lb and sgd["join_level"] is not None and lb["join_level"] is not None:
         lower = "SGD's" if sgd["join_level"] < lb["join_level"] else "L-BFGS's"

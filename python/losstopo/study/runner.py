@@ -104,8 +104,8 @@ class Study:
                 if not force:
                     raise StudyError(
                         f"{self.out} holds a study with another configuration "
-                        f"({diff(mcfg, config, binding=intact)}); use --force to start afresh "
-                        "or choose another --out"
+                        f"({diff(mcfg, config, binding=intact)}); use --force to start "
+                        "afresh or choose another --out"
                     )
                 folder.wipe(manifest)
                 manifest = None

@@ -39,6 +39,11 @@ def pass_prefix(view: str) -> str:
 CONNECT_PASSES = 4
 
 
+def views_of(config: dict) -> tuple:
+    """The map's views: raw, and aligned where weight matching applies (an MLP)."""
+    return VIEWS if isinstance(network(config["network"]), MLP) else ("raw",)
+
+
 def pass_size(config: dict) -> int:
     """Pairs per connect pass: what the tree leaves of the budget, in CONNECT_PASSES."""
     tree = 2 * minima_per_set(config) - 1
@@ -73,10 +78,9 @@ class MapStage(Stage):
         thetas = np.concatenate([sets[s][:m] for s in SETS])
         labels = [s for s in SETS for _ in range(len(sets[s][:m]))]
         net = network(c["network"])
-        views = VIEWS if isinstance(net, MLP) else ("raw",)
         kw = path_kwargs(c, train_ls)
         summary = {}
-        for view in views:
+        for view in views_of(c):
             X = thetas if view == "raw" else align_to_common(net, thetas).theta
             study.log.info("map: %s, %d minima, %d pairs", view, len(X), c["map_pairs"])
             prefix = pass_prefix(view)
@@ -95,19 +99,17 @@ class MapStage(Stage):
             study.folder.own(map_file(view))
             g.save(study.path(map_file(view)))
             study.folder.record(map_file(view))
-            s = g.to_dict()
             summary[view] = dict(minima_per_set=m, summary=_plain(g.summary()),
-                                 history=_plain(s["history"]))
+                                 history=_plain(g.history))
         return MapResults(map=summary)
 
     def estimate(self, config, cal, schedule):
         n = config.get("map_pairs") or 0
         if not n:
             return [("map", "map of minima", 0.0)]
-        views = len(VIEWS) if config["network"] in ("fcp", "autoencoder") else 1
         pair = pair_seconds(config, cal, cal["n_train"])
         # the passes run one after another (each plans from the last)
-        return [("map", "map of minima", views * n * pair)]
+        return [("map", "map of minima", len(views_of(config)) * n * pair)]
 
 
 def _plain(summary: dict) -> dict:
