@@ -11,19 +11,21 @@
 namespace losstopo::blocks {
 
 // The chunks of a pass over N samples, C per chunk; balanced over the nt threads (a
-// multiple of nt chunks of nearly equal size) unless the chunk size is fixed.
+// multiple of nt chunks of nearly equal size) unless the chunk size is fixed; C then
+// rounded up to a multiple of `multiple` (chunks starting on a group of rows).
 struct Split {
   int64_t C, nchunks;
   int nt;
 };
 
-inline Split split_samples(int64_t N, int64_t C, int nt, bool balance) {
+inline Split split_samples(int64_t N, int64_t C, int nt, bool balance, int64_t multiple = 1) {
   C = std::min<int64_t>(C, N);
   if (balance) {
     int64_t k = (N + C - 1) / C;
     k = std::min<int64_t>(N, (k + nt - 1) / nt * nt);
     C = (N + k - 1) / k;
   }
+  if (multiple > 1 && C < N) C = std::min<int64_t>(N, (C + multiple - 1) / multiple * multiple);
   const int64_t nchunks = (N + C - 1) / C;
   return {C, nchunks, int(std::max<int64_t>(1, std::min<int64_t>(nt, nchunks)))};
 }
