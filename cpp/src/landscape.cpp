@@ -20,6 +20,7 @@
 #include "isa.hpp"
 #include "mix.hpp"
 #include "row_losses.hpp"
+#include "sparse_rows.hpp"
 #include "network_math.hpp"
 
 namespace losstopo {
@@ -37,6 +38,34 @@ Landscape<T>::Landscape(MLPSpec spec, const T* X, int64_t n, const int32_t* labe
   X_.assign(X, X + n * d_in);
   if (spec_.loss == Loss::CrossEntropy) labels_.assign(labels, labels + n);
   else if (targets) targets_.assign(targets, targets + n * d_out);
+  int64_t nonzero = 0;
+  for (const T& x : X_) nonzero += x != T(0);
+  density_ = X_.empty() ? 1.0 : double(nonzero) / double(X_.size());
+  set_options(options_);
+}
+
+static_assert(sparse::kPanel == 4, "Landscape::chunk_multiple() is the panels' group");
+
+// All samples' inputs in panels of rows (sparse_rows.hpp), made when the passes first
+// take the sparse products.
+template <typename T>
+struct detail::InputPanels {
+  sparse::Panels<T> rows;
+};
+
+template <typename T>
+void Landscape<T>::set_options(EngineOptions options) {
+  options.validate();
+  options_ = options;
+  sparse_ = options.input_products == InputProducts::Sparse ||
+            (options.input_products == InputProducts::Auto &&
+             density_ < EngineOptions::kSparseBelow);
+  if (sparse_ && !panels_) {
+    auto panels = std::make_unique<detail::InputPanels<T>>();
+    const int64_t d0 = spec_.sizes[0];
+    sparse::panels(X_.data(), n_, d0, d0, false, panels->rows);
+    panels_ = std::move(panels);
+  }
 }
 
 template <typename T>
@@ -45,7 +74,9 @@ int64_t Landscape<T>::chunk_size(int64_t P) const {
   // Keep the first layer's activations for one chunk near 1M numbers.
   const int64_t width = std::max<int64_t>(P * spec_.sizes[1], spec_.sizes[0]);
   int64_t c = (int64_t(1) << 20) / width;
-  return std::clamp<int64_t>(c, 64, 4096);
+  c = std::clamp<int64_t>(c, 64, 4096);
+  // With sparse inputs chunks start on the held panels' groups of rows.
+  return sparse_ ? c / sparse::kPanel * sparse::kPanel : c;
 }
 
 namespace {
@@ -116,6 +147,7 @@ struct detail::Workspace {
   std::vector<double> loss, correct;   // (P)
   std::vector<T> ybuf1, delta_proj;    // combination mode: (chunk, Q*h1), (chunk, K*h1)
   std::vector<T> fused;                // the fused later layers' buffers (fused_layers.hpp)
+  sparse::Panels<T> prows, pcols;      // sparse inputs: a chunk's rows and columns in panels
 };
 
 namespace detail {
@@ -175,6 +207,15 @@ struct detail::Pass {
   fused::Isa isa = fused::Isa::Blas;
   // The instruction set of the first layer's mixes (mix.hpp).
   isa::Level level = isa::Level::Scalar;
+  // Sparse inputs (sparse_rows.hpp): the products with the inputs from their
+  // nonzeros, reading the first layers transposed (Dense: w1t (d0, P*h1); Combination:
+  // comb_v1t (d0, Q*h1)); `panels` holds all samples' rows (null: made per chunk).
+  // With sparse_grad the weight gradient is formed by panels of the inputs' columns
+  // too and kept transposed, dw1 (d0, its width).
+  bool sparse = false, sparse_grad = false;
+  const sparse::Panels<T>* panels = nullptr;
+  const T* w1t = nullptr;
+  const T* comb_v1t = nullptr;
 };
 
 namespace {
@@ -218,6 +259,74 @@ void clear(Workspace<T>& w) {
   std::fill(w.correct.begin(), w.correct.end(), 0.0);
 }
 
+// w (m, d0) transposed, (d0, m): the first layers as the sparse products read them.
+template <typename T>
+std::vector<T> transposed(const T* w, int64_t m, int d0) {
+  std::vector<T> wt(size_t(m) * d0);
+  for (int64_t r = 0; r < m; ++r)
+    for (int j = 0; j < d0; ++j) wt[int64_t(j) * m + r] = w[r * d0 + j];
+  return wt;
+}
+
+// The narrowest weight gradient (columns of the deltas) whose sparse form pays for
+// making each chunk's column panels (benchmarks/cpp/sparse_first_layer.cpp: about the
+// products of 12 first layers of 50 units).
+constexpr int64_t kSparseGradWidth = 1024;
+
+// A pass's first-layer weight gradient: its width (P*h1, or K*h1 when projected) and
+// whether it is kept transposed (sparse_grad: (d0, width)) rather than (width, d0).
+template <typename T>
+int64_t first_grad_width(const Pass<T>& ps) {
+  return (ps.comb.proj_t ? ps.comb.K : ps.P) * ps.spec->sizes[1];
+}
+template <typename T>
+void choose_sparse(Pass<T>& ps, bool sparse) {
+  ps.sparse = sparse;
+  ps.sparse_grad = sparse && ps.want_grad && first_grad_width(ps) >= kSparseGradWidth;
+}
+
+// The rows of a chunk in panels: the held ones when the chunk starts and ends on their
+// groups, else made from the rows.
+template <typename T>
+sparse::PanelView<T> row_panels(const Pass<T>& ps, Workspace<T>& w, int64_t r0, int nc,
+                                const T* xc) {
+  const int64_t R = sparse::kPanel;
+  if (ps.panels && !ps.samples && r0 % R == 0 && (nc % R == 0 || r0 + nc == ps.N))
+    return ps.panels->view(r0, nc);
+  const int d0 = ps.spec->sizes[0];
+  sparse::panels(xc, nc, d0, d0, false, w.prows);
+  return w.prows.view();
+}
+
+// out (nc, m) = xc w^T for first layers w (m, d0): by BLAS, or with sparse inputs from
+// the rows' panels and w transposed, wt (d0, m; row stride ld_wt).
+template <typename T>
+void input_product(const Pass<T>& ps, const sparse::PanelView<T>& rows, int nc, const T* xc,
+                   const T* w, const T* wt, int64_t ld_wt, int64_t m, T* out, int64_t ld_out) {
+  const int d0 = ps.spec->sizes[0];
+  if (ps.sparse)
+    sparse::run(ps.level, sparse::PanelJob<T>{rows, wt, ld_wt, m, out, ld_out, false});
+  else
+    blas::gemm(blas::N, blas::T, nc, int(m), d0, T(1), xc, d0, w, d0, T(0), out, int(ld_out));
+}
+
+// The chunk's share of the first-layer weight gradient, delta^T xc for deltas (nc, m):
+// into w.dw1 (m, d0) by BLAS, or transposed (d0, m) from the columns' panels; the
+// first chunk of a thread overwrites, the others add.
+template <typename T>
+void weight_product(const Pass<T>& ps, Workspace<T>& w, int nc, const T* xc, const T* delta,
+                    int64_t ld_delta, int64_t m, bool first) {
+  const int d0 = ps.spec->sizes[0];
+  if (ps.sparse_grad) {
+    sparse::panels(xc, nc, d0, d0, true, w.pcols);
+    sparse::run(ps.level, sparse::PanelJob<T>{w.pcols.view(), delta, ld_delta, m, w.dw1.data(),
+                                              m, !first});
+  } else {
+    blas::gemm(blas::T, blas::N, int(m), d0, nc, T(1), delta, int(ld_delta), xc, d0,
+               first ? T(0) : T(1), w.dw1.data(), d0);
+  }
+}
+
 // Accumulates chunks [c_begin, c_end) of the pass into w: summed losses, correct
 // counts and (scaled) gradients.
 template <typename T>
@@ -234,6 +343,8 @@ void run_chunks(const Pass<T>& ps, int64_t c_begin, int64_t c_end, Workspace<T>&
     const T* xc = rows.x;
     const int32_t* yc = rows.y;
     const T* tc = rows.t;
+    sparse::PanelView<T> prows{};
+    if (ps.sparse && ps.first != detail::FirstLayer::Line) prows = row_panels(ps, w, r0, nc, xc);
 
     // Shared first layer: (nc, d0) x (d0, P*h1) in one product, or in line mode
     // from the prepared products (no product at all).
@@ -255,8 +366,8 @@ void run_chunks(const Pass<T>& ps, int64_t c_begin, int64_t c_end, Workspace<T>&
         }
         int64_t q1 = q0 + 1;  // a run of basis vectors without held products
         while (q1 < cm.Q && !(cm.held && cm.held[q1])) ++q1;
-        blas::gemm(blas::N, blas::T, nc, int((q1 - q0) * h1), d0, T(1), xc, d0,
-                   cm.v1 + q0 * h1 * d0, d0, T(0), y + q0 * h1, int(wq));
+        input_product(ps, prows, nc, xc, cm.v1 + q0 * h1 * d0, ps.comb_v1t + q0 * h1, wq,
+                      (q1 - q0) * h1, y + q0 * h1, wq);
         q0 = q1;
       }
       mix::Job<T> m{nc, h1, int(P), cm.nnz, cm.index, cm.coef, y, wq, a1, width1};
@@ -267,8 +378,7 @@ void run_chunks(const Pass<T>& ps, int64_t c_begin, int64_t c_end, Workspace<T>&
                         lm.ld, a1, width1};
       mix::run(ps.level, m);
     } else {
-      blas::gemm(blas::N, blas::T, nc, int(width1), d0, T(1), xc, d0, ps.w1all, d0, T(0), a1,
-                 int(width1));
+      input_product(ps, prows, nc, xc, ps.w1all, ps.w1t, width1, width1, a1, width1);
     }
     if (ps.b1all) add_bias(a1, width1, nc, width1, ps.b1all);
     activate_values(ps.level, s.activation(0), a1, int64_t(nc) * width1);
@@ -350,27 +460,32 @@ void run_chunks(const Pass<T>& ps, int64_t c_begin, int64_t c_end, Workspace<T>&
       T* dp = w.delta_proj.data();
       mix::Job<T> m{nc, h1, int(ps.comb.K), int(P), nullptr, ps.comb.proj_t, a1, width1, dp, wk};
       mix::run(ps.level, m);
-      blas::gemm(blas::T, blas::N, int(wk), d0, nc, T(1), dp, int(wk), xc, d0,
-                 c == c_begin ? T(0) : T(1), w.dw1.data(), d0);
+      weight_product(ps, w, nc, xc, dp, wk, wk, c == c_begin);
     } else if (want_grad) {
-      blas::gemm(blas::T, blas::N, int(width1), d0, nc, T(1), a1, int(width1), xc, d0,
-                 c == c_begin ? T(0) : T(1), w.dw1.data(), d0);
+      weight_product(ps, w, nc, xc, a1, width1, width1, c == c_begin);
     }
   }
 }
 
 // out (n, m) = X w^T over all n samples, X (n, d0) and w (m, d0): the chunks of sp on
-// its threads, BLAS single-threaded inside.
+// its threads, BLAS single-threaded inside; with `panels` (sparse inputs: all samples'
+// rows, sp's chunks starting on their groups) from the inputs' nonzeros.
 template <typename T>
 void sample_products(const T* X, int d0, int64_t n, const Split& sp, const T* w, int64_t m,
-                     T* out) {
+                     T* out, const sparse::Panels<T>* panels) {
   blas::SingleThreaded single_threaded_blas;
+  const std::vector<T> wt = panels ? transposed(w, m, d0) : std::vector<T>();
+  const isa::Level level = isa::chosen();
 #pragma omp parallel for num_threads(sp.nt) schedule(static)
   for (int64_t c = 0; c < sp.nchunks; ++c) {
     const int64_t r0 = c * sp.C;
     const int nc = int(std::min<int64_t>(sp.C, n - r0));
-    blas::gemm(blas::N, blas::T, nc, int(m), d0, T(1), X + r0 * d0, d0, w, d0, T(0),
-               out + r0 * m, int(m));
+    if (panels)
+      sparse::run(level, sparse::PanelJob<T>{panels->view(r0, nc), wt.data(), m, m,
+                                             out + r0 * m, m, false});
+    else
+      blas::gemm(blas::N, blas::T, nc, int(m), d0, T(1), X + r0 * d0, d0, w, d0, T(0),
+                 out + r0 * m, int(m));
   }
 }
 
@@ -402,21 +517,37 @@ void reduce_losses(const std::vector<std::unique_ptr<Workspace<T>>>& work, int n
   }
 }
 
-// out[i] = sum over the threads (in a fixed order) of dw1[row * W1 + i], i < W1.
+// out[i] = sum over the threads (in a fixed order) of row `row`'s first-layer weight
+// gradient, i < W1 = h1 d0: dw1[row * W1 + i], or where the pass keeps it transposed
+// (sparse_grad) the entries (j, row * h1 + r) of dw1 (d0, width) for i = r d0 + j.
 template <typename T>
-void sum_first_layer(const std::vector<std::unique_ptr<Workspace<T>>>& work, int nt, int64_t row,
-                     int64_t W1, T* out) {
-  chunks::sum_in_order(nt, W1, [&](int t) { return work[t]->dw1.data() + row * W1; }, out);
+void sum_first_layer(const std::vector<std::unique_ptr<Workspace<T>>>& work, int nt,
+                     const Pass<T>& ps, int64_t row, T* out) {
+  const int d0 = ps.spec->sizes[0], h1 = ps.spec->sizes[1];
+  if (!ps.sparse_grad) {
+    chunks::sum_in_order(nt, ps.W1, [&](int t) { return work[t]->dw1.data() + row * ps.W1; },
+                         out);
+    return;
+  }
+  const int64_t width = first_grad_width(ps);
+  for (int r = 0; r < h1; ++r)
+    for (int j = 0; j < d0; ++j) {
+      const int64_t at = int64_t(j) * width + row * h1 + r;
+      T v = T(0);
+      for (int t = 0; t < nt; ++t) v += work[t]->dw1[at];
+      out[int64_t(r) * d0 + j] = v;
+    }
 }
 
 // grad_out (P, D): the threads' gradients summed in a fixed order.
 template <typename T>
-void reduce_gradients(const std::vector<std::unique_ptr<Workspace<T>>>& work, int nt, int64_t P,
-                      int64_t D, int64_t W1, T* grad_out) {
+void reduce_gradients(const std::vector<std::unique_ptr<Workspace<T>>>& work, int nt,
+                      const Pass<T>& ps, T* grad_out) {
+  const int64_t P = ps.P, D = ps.D, W1 = ps.W1;
 #pragma omp parallel for num_threads(nt) schedule(static)
   for (int64_t p = 0; p < P; ++p) {
     T* g = grad_out + p * D;
-    sum_first_layer(work, nt, p, W1, g);
+    sum_first_layer(work, nt, ps, p, g);
     chunks::sum_in_order(nt, D - W1, [&](int t) { return work[t]->grad.data() + p * (D - W1); },
                          g + W1);
   }
@@ -513,12 +644,19 @@ void Landscape<T>::evaluate(const T* theta, int64_t P, T* loss_out, T* grad_out,
     return;
   }
 
-  const Split sp = split_samples(N, chunk_size(P), nt, options_.chunk <= 0);
+  const Split sp = split_samples(N, chunk_size(P), nt, options_.chunk <= 0,
+                                 samples ? 1 : chunk_multiple());
   nt = sp.nt;
-  const Pass<T> ps = make_pass(theta, P, w1all, b1all, samples, N, sp.C, want_grad);
+  Pass<T> ps = make_pass(theta, P, w1all, b1all, samples, N, sp.C, want_grad);
+  std::vector<T> w1t;
+  if (sparse_) {
+    w1t = transposed(w1all, width1, d0);
+    ps.w1t = w1t.data();
+    choose_sparse(ps, true);
+  }
   run_split(ps, sp, work);
   reduce_losses(work, nt, P, N, inv, loss_out, acc_out);
-  if (want_grad) reduce_gradients(work, nt, P, D, W1, grad_out);
+  if (want_grad) reduce_gradients(work, nt, ps, grad_out);
 }
 
 template <typename T>
@@ -581,6 +719,7 @@ detail::Pass<T> Landscape<T>::make_pass(const T* theta, int64_t P, const T* w1al
   ps.scale = T(math::mean_factor(s, N));
   ps.isa = fused::choose();
   ps.level = isa::chosen();
+  ps.panels = panels_ ? &panels_->rows : nullptr;
   for (int l = 0; l < s.num_layers(); ++l) {
     ps.woff.push_back(s.weight_offset(l));
     ps.boff.push_back(s.bias ? s.bias_offset(l) : 0);
@@ -609,10 +748,12 @@ bool Landscape<T>::prepare_lines(const T* x, const T* d, int64_t P, LineCache<T>
   std::vector<T> wx(std::max<int64_t>(nf, 1) * W1), wd(P * W1);
   for (int64_t k = 0; k < nf; ++k) std::memcpy(&wx[k * W1], x + fresh[k] * D, sizeof(T) * W1);
   for (int64_t p = 0; p < P; ++p) std::memcpy(&wd[p * W1], d + p * D, sizeof(T) * W1);
-  const Split sp = split_samples(
-      n_, chunk_size(P), chunks::thread_count(options_.threads), true);
+  const Split sp = split_samples(n_, chunk_size(P), chunks::thread_count(options_.threads),
+                                 true, sparse_ ? sparse::kPanel : 1);
   blas::SingleThreaded single_threaded_blas;
   const isa::Level level = isa::chosen();
+  const sparse::Panels<T>* panels = sparse_ ? &panels_->rows : nullptr;
+  const std::vector<T> wxt = panels && nf < P ? transposed(wx.data(), wf, d0) : std::vector<T>();
   // Every held line continued in its own column: A is updated in place, else the new
   // A is formed beside the held A and B, which it reads.
   bool in_place = P == Pold;
@@ -631,8 +772,12 @@ bool Landscape<T>::prepare_lines(const T* x, const T* d, int64_t P, LineCache<T>
         const int nc = int(std::min<int64_t>(sp.C, n_ - r0));
         if (nf > 0) {
           t.resize(size_t(nc) * wf);
-          blas::gemm(blas::N, blas::T, nc, int(wf), d0, T(1), X_.data() + r0 * d0, d0, wx.data(),
-                     d0, T(0), t.data(), int(wf));
+          if (panels)
+            sparse::run(level, sparse::PanelJob<T>{panels->view(r0, nc), wxt.data(), wf, wf,
+                                                   t.data(), wf, false});
+          else
+            blas::gemm(blas::N, blas::T, nc, int(wf), d0, T(1), X_.data() + r0 * d0, d0,
+                       wx.data(), d0, T(0), t.data(), int(wf));
         }
         T* out = &next[r0 * width1];
         for (int64_t k = 0, p = 0; p < P; ++p) {
@@ -657,8 +802,9 @@ bool Landscape<T>::prepare_lines(const T* x, const T* d, int64_t P, LineCache<T>
     cache.A.resize(size_t(n_) * width1);
   }
   cache.B.resize(size_t(n_) * width1);
-  if (nf == P) sample_products(X_.data(), d0, n_, sp, wx.data(), width1, cache.A.data());
-  sample_products(X_.data(), d0, n_, sp, wd.data(), width1, cache.B.data());
+  if (nf == P)
+    sample_products(X_.data(), d0, n_, sp, wx.data(), width1, cache.A.data(), panels);
+  sample_products(X_.data(), d0, n_, sp, wd.data(), width1, cache.B.data(), panels);
   cache.x.assign(x, x + P * D);
   cache.d.assign(d, d + P * D);
   cache.P = P;
@@ -695,7 +841,7 @@ void Landscape<T>::line_values(const LineCache<T>& cache, const int64_t* lines, 
   run_split(ps, sp, lease.work);
   const double inv = math::mean_factor(s, N);
   reduce_losses(lease.work, sp.nt, n, N, inv, loss_out, static_cast<T*>(nullptr));
-  if (grad_out) reduce_gradients(lease.work, sp.nt, n, D, int64_t(h1) * s.sizes[0], grad_out);
+  if (grad_out) reduce_gradients(lease.work, sp.nt, ps, grad_out);
 }
 
 template <typename T>
@@ -727,8 +873,11 @@ void Landscape<T>::hold_basis(const T* V, int64_t Q) const {
     h->w1.assign(w1, w1 + W1);
     h->product.resize(n_ * h1);
     h->holds = 1;
-    sample_products(X_.data(), d0, n_, split_samples(n_, chunk_size(1), nt, true), w1, h1,
-                    h->product.data());
+    // (with sparse inputs the chunks start on the panels' groups of rows whatever the
+    // chunk option: each row's products are the same bits in any chunk)
+    sample_products(X_.data(), d0, n_, split_samples(n_, chunk_size(1), nt, true,
+                                                     sparse_ ? sparse::kPanel : 1),
+                    w1, h1, h->product.data(), sparse_ ? &panels_->rows : nullptr);
     held_.push_back(std::move(h));
     total += bytes;
   }
@@ -772,7 +921,7 @@ void Landscape<T>::evaluate_combination(const T* points, int64_t P, const T* V, 
   for (int64_t p = 0; s.bias && p < P; ++p)
     std::memcpy(b1 + p * h1, points + p * D + s.bias_offset(0), sizeof(T) * h1);
   const int64_t N = samples ? n_samples : n_;
-  const Split sp = split_samples(N, chunk_size(P), nt, true);
+  const Split sp = split_samples(N, chunk_size(P), nt, true, samples ? 1 : chunk_multiple());
   nt = sp.nt;
   Pass<T> ps = make_pass(points, P, nullptr, b1, samples, N, sp.C, want_grad);
   // Held basis vectors (kept alive by this call while another may release them).
@@ -798,6 +947,12 @@ void Landscape<T>::evaluate_combination(const T* points, int64_t P, const T* V, 
       for (int64_t n = 0; n < K; ++n) proj_t[n * P + p] = proj[p * K + n];
     ps.comb.proj_t = proj_t.data();
   }
+  std::vector<T> v1t;
+  if (sparse_) {
+    v1t = transposed(v1, Q * h1, d0);
+    ps.comb_v1t = v1t.data();
+    choose_sparse(ps, true);
+  }
   run_split(ps, sp, work);
   const double inv = math::mean_factor(s, N);
   reduce_losses(work, nt, P, N, inv, loss_out, acc_out);
@@ -807,7 +962,7 @@ void Landscape<T>::evaluate_combination(const T* points, int64_t P, const T* V, 
 #pragma omp parallel for num_threads(nt) schedule(static)
   for (int64_t n = 0; n < K; ++n) {
     T* g = proj_grad + n * D;
-    sum_first_layer(work, nt, n, W1, g);
+    sum_first_layer(work, nt, ps, n, g);
     for (int64_t i = 0; i < rest; ++i) g[W1 + i] = T(0);
     for (int64_t p = 0; p < P; ++p) {
       const T c = proj[p * K + n];

@@ -159,6 +159,22 @@ void bind_objective(py::module_& m) {
           py::arg("V"), "Ends one hold_basis of the rows of V.");
 }
 
+InputProducts parse_input_products(const std::string& how) {
+  if (how == "auto") return InputProducts::Auto;
+  if (how == "dense") return InputProducts::Dense;
+  if (how == "sparse") return InputProducts::Sparse;
+  throw std::invalid_argument("input_products: expected 'auto', 'dense' or 'sparse', got '" +
+                              how + "'");
+}
+
+std::string input_products_name(InputProducts how) {
+  switch (how) {
+    case InputProducts::Dense: return "dense";
+    case InputProducts::Sparse: return "sparse";
+    default: return "auto";
+  }
+}
+
 template <typename T>
 void bind_landscape(py::module_& m) {
   using LS = Landscape<T>;
@@ -166,18 +182,21 @@ void bind_landscape(py::module_& m) {
       .def(py::init([](const std::vector<int>& sizes, const std::vector<std::string>& hidden,
                        const std::string& output, bool bias, const std::string& loss,
                        carray<T> X, std::optional<carray<int32_t>> y,
-                       std::optional<carray<T>> targets, int threads, int64_t chunk) {
+                       std::optional<carray<T>> targets, int threads, int64_t chunk,
+                       const std::string& input_products) {
              MLPSpec s = make_spec(sizes, hidden, output, bias, loss);
              check_data_shapes<T>(s, X, y, targets);
              EngineOptions opt;
              opt.threads = threads;
              opt.chunk = chunk;
+             opt.input_products = parse_input_products(input_products);
              return new LS(std::move(s), X.data(), X.shape(0), y ? y->data() : nullptr,
                            targets ? targets->data() : nullptr, opt);
            }),
            py::arg("sizes"), py::arg("hidden"), py::arg("output"), py::arg("bias"),
            py::arg("loss"), py::arg("X"), py::arg("y") = py::none(),
-           py::arg("targets") = py::none(), py::arg("threads") = 0, py::arg("chunk") = 0)
+           py::arg("targets") = py::none(), py::arg("threads") = 0, py::arg("chunk") = 0,
+           py::arg("input_products") = "auto")
       .def_property(
           "threads", [](const LS& self) { return self.options().threads; },
           [](LS& self, int t) {
@@ -203,6 +222,21 @@ void bind_landscape(py::module_& m) {
             o.chunk = c;
             self.set_options(o);
           })
+      .def_property(
+          "input_products",
+          [](const LS& self) { return input_products_name(self.options().input_products); },
+          [](LS& self, const std::string& how) {
+            EngineOptions o = self.options();
+            o.input_products = parse_input_products(how);
+            self.set_options(o);
+          },
+          "How the first layer's products with the inputs are formed: 'auto' (sparse "
+          "below the density SPARSE_INPUTS_BELOW), 'dense' or 'sparse'.")
+      .def_property_readonly("input_density", &LS::input_density,
+                             "The fraction of nonzero inputs.")
+      .def_property_readonly("sparse_inputs", &LS::sparse_inputs,
+                             "Whether the passes form the first layer's products from the "
+                             "inputs' nonzeros (the choice input_products made).")
       .def("chunk_size", &LS::chunk_size, py::arg("P"))
       .def(
           "dataset",
@@ -234,6 +268,7 @@ PYBIND11_MODULE(_core, m) {
   bind_optim(m);
   bind_path(m);
   m.attr("MAX_THREADS") = EngineOptions::kMaxThreads;
+  m.attr("SPARSE_INPUTS_BELOW") = EngineOptions::kSparseBelow;
   m.def(
       "cpu_arithmetic",
       [] {

@@ -8,7 +8,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['GoldenParams', 'LBFGSParams', 'LandscapeF32', 'LandscapeF64', 'MAX_THREADS', 'ObjectiveF32', 'ObjectiveF64', 'PathBatchF32', 'PathBatchF64', 'PathParams', 'SGDParams', 'TrainerF32', 'TrainerF64', 'WolfeParams', 'cpu_arithmetic', 'line_search_1d', 'minimize_lbfgs_f32', 'minimize_lbfgs_f64', 'num_params', 'permutation', 'status_messages']
+__all__: list[str] = ['GoldenParams', 'LBFGSParams', 'LandscapeF32', 'LandscapeF64', 'MAX_THREADS', 'ObjectiveF32', 'ObjectiveF64', 'PathBatchF32', 'PathBatchF64', 'PathParams', 'SGDParams', 'SPARSE_INPUTS_BELOW', 'TrainerF32', 'TrainerF64', 'WolfeParams', 'cpu_arithmetic', 'line_search_1d', 'minimize_lbfgs_f32', 'minimize_lbfgs_f64', 'num_params', 'permutation', 'status_messages']
 class GoldenParams:
     """
     Golden-section line search settings.
@@ -331,7 +331,7 @@ class ObjectiveF64:
     def offers_lines(self) -> bool:
         ...
 class LandscapeF32(ObjectiveF32):
-    def __init__(self, sizes: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], hidden: collections.abc.Sequence[str], output: str, bias: bool, loss: str, X: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], y: typing.Annotated[numpy.typing.ArrayLike, numpy.int32] | None = None, targets: typing.Annotated[numpy.typing.ArrayLike, numpy.float32] | None = None, threads: typing.SupportsInt | typing.SupportsIndex = 0, chunk: typing.SupportsInt | typing.SupportsIndex = 0) -> None:
+    def __init__(self, sizes: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], hidden: collections.abc.Sequence[str], output: str, bias: bool, loss: str, X: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], y: typing.Annotated[numpy.typing.ArrayLike, numpy.int32] | None = None, targets: typing.Annotated[numpy.typing.ArrayLike, numpy.float32] | None = None, threads: typing.SupportsInt | typing.SupportsIndex = 0, chunk: typing.SupportsInt | typing.SupportsIndex = 0, input_products: str = 'auto') -> None:
         ...
     def chunk_size(self, P: typing.SupportsInt | typing.SupportsIndex) -> int:
         ...
@@ -351,6 +351,19 @@ class LandscapeF32(ObjectiveF32):
         How many basis vectors' first-layer products are held.
         """
     @property
+    def input_density(self) -> float:
+        """
+        The fraction of nonzero inputs.
+        """
+    @property
+    def input_products(self) -> str:
+        """
+        How the first layer's products with the inputs are formed: 'auto' (sparse below the density SPARSE_INPUTS_BELOW), 'dense' or 'sparse'.
+        """
+    @input_products.setter
+    def input_products(self, arg1: str) -> None:
+        ...
+    @property
     def line_cache_bytes(self) -> int:
         """
         Memory the engine may keep per prepared lines, kept point and held basis vectors (bytes).
@@ -359,13 +372,18 @@ class LandscapeF32(ObjectiveF32):
     def line_cache_bytes(self, arg1: typing.SupportsInt | typing.SupportsIndex) -> None:
         ...
     @property
+    def sparse_inputs(self) -> bool:
+        """
+        Whether the passes form the first layer's products from the inputs' nonzeros (the choice input_products made).
+        """
+    @property
     def threads(self) -> int:
         ...
     @threads.setter
     def threads(self, arg1: typing.SupportsInt | typing.SupportsIndex) -> None:
         ...
 class LandscapeF64(ObjectiveF64):
-    def __init__(self, sizes: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], hidden: collections.abc.Sequence[str], output: str, bias: bool, loss: str, X: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], y: typing.Annotated[numpy.typing.ArrayLike, numpy.int32] | None = None, targets: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None = None, threads: typing.SupportsInt | typing.SupportsIndex = 0, chunk: typing.SupportsInt | typing.SupportsIndex = 0) -> None:
+    def __init__(self, sizes: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], hidden: collections.abc.Sequence[str], output: str, bias: bool, loss: str, X: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], y: typing.Annotated[numpy.typing.ArrayLike, numpy.int32] | None = None, targets: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None = None, threads: typing.SupportsInt | typing.SupportsIndex = 0, chunk: typing.SupportsInt | typing.SupportsIndex = 0, input_products: str = 'auto') -> None:
         ...
     def chunk_size(self, P: typing.SupportsInt | typing.SupportsIndex) -> int:
         ...
@@ -385,6 +403,19 @@ class LandscapeF64(ObjectiveF64):
         How many basis vectors' first-layer products are held.
         """
     @property
+    def input_density(self) -> float:
+        """
+        The fraction of nonzero inputs.
+        """
+    @property
+    def input_products(self) -> str:
+        """
+        How the first layer's products with the inputs are formed: 'auto' (sparse below the density SPARSE_INPUTS_BELOW), 'dense' or 'sparse'.
+        """
+    @input_products.setter
+    def input_products(self, arg1: str) -> None:
+        ...
+    @property
     def line_cache_bytes(self) -> int:
         """
         Memory the engine may keep per prepared lines, kept point and held basis vectors (bytes).
@@ -392,6 +423,11 @@ class LandscapeF64(ObjectiveF64):
     @line_cache_bytes.setter
     def line_cache_bytes(self, arg1: typing.SupportsInt | typing.SupportsIndex) -> None:
         ...
+    @property
+    def sparse_inputs(self) -> bool:
+        """
+        Whether the passes form the first layer's products from the inputs' nonzeros (the choice input_products made).
+        """
     @property
     def threads(self) -> int:
         ...
@@ -585,4 +621,5 @@ def num_params(sizes: collections.abc.Sequence[typing.SupportsInt | typing.Suppo
 def permutation(seed: typing.SupportsInt | typing.SupportsIndex, stream: typing.SupportsInt | typing.SupportsIndex, epoch: typing.SupportsInt | typing.SupportsIndex, n: typing.SupportsInt | typing.SupportsIndex) -> numpy.typing.NDArray[numpy.int64]:
     ...
 MAX_THREADS: int = 1024
+SPARSE_INPUTS_BELOW: float = 0.25
 status_messages: dict = {0: 'running', 1: 'gradient below gtol', 2: 'relative reduction of f below ftol', 3: 'maximum number of iterations reached', 4: 'line search found no descent along steepest descent', 5: 'non-finite function value or gradient', 6: 'stopped by the caller'}

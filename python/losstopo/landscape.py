@@ -65,6 +65,14 @@ class Landscape:
     chunk : int or None
         Samples per streamed chunk (None: chosen from the network and P). Results
         are deterministic for a given thread count and chunk size.
+    input_products : "auto", "dense" or "sparse"
+        How the CPU engine forms the first layer's products with the inputs: from their
+        nonzeros alone ("sparse") or as dense products ("dense"); "auto" takes the sparse
+        ones where the fraction of nonzero inputs is below
+        ``losstopo._core.SPARSE_INPUTS_BELOW`` (the crossover measured by
+        ``benchmarks/cpp/run_sparse.sh``). Both give the same results to rounding;
+        :attr:`sparse_inputs` says which one runs. The CUDA engine is dense ("sparse" is
+        an error there).
     """
 
     def __init__(
@@ -77,6 +85,7 @@ class Landscape:
         threads: Optional[int] = None,
         chunk: Optional[int] = None,
         precision: str = "fp32",
+        input_products: str = "auto",
     ):
         from ._native import core, engine_class
 
@@ -104,10 +113,16 @@ class Landscape:
         chunk = check_int("chunk", chunk, maximum=2**31 - 1, allow_none=True)
         if precision not in ("fp32", "tf32"):
             raise ValueError(f"precision: expected 'fp32' or 'tf32', got {precision!r}")
+        if input_products not in ("auto", "dense", "sparse"):
+            raise ValueError("input_products: expected 'auto', 'dense' or 'sparse', got "
+                             f"{input_products!r}")
+        if input_products == "sparse" and self.device != "cpu":
+            raise ValueError("input_products='sparse': the CUDA engine forms its products "
+                             "densely")
         args = (net.sizes, net.activations, net.output, net.bias, net.loss, X, labels, targets)
         cls = engine_class(self.device, self.dtype)
         if self.device == "cpu":
-            self._engine = cls(*args, threads or 0, chunk or 0)
+            self._engine = cls(*args, threads or 0, chunk or 0, input_products)
         else:
             index = int(self.device[5:]) if self.device.startswith("cuda:") else 0
             self._engine = cls(*args, index, precision == "tf32", chunk or 0)
@@ -162,6 +177,31 @@ class Landscape:
         self._needs_cpu("chunk")
         self._engine.chunk = check_int("chunk", value, maximum=2**31 - 1,
                                        allow_none=True) or 0
+
+    @property
+    def input_products(self) -> str:
+        """"auto", "dense" or "sparse" (see the class); "dense" on a GPU."""
+        return getattr(self._engine, "input_products", "dense")
+
+    @input_products.setter
+    def input_products(self, value: str) -> None:
+        self._needs_cpu("input_products")
+        self._engine.input_products = value  # the engine names a bad value
+
+    @property
+    def input_density(self) -> float:
+        """The fraction of the inputs that are nonzero."""
+        density = getattr(self._engine, "input_density", None)
+        if density is None:
+            X = self._engine.dataset()[0]
+            density = float(np.count_nonzero(X)) / X.size
+        return density
+
+    @property
+    def sparse_inputs(self) -> bool:
+        """Whether the engine forms the first layer's products from the inputs'
+        nonzeros (the choice :attr:`input_products` made for these data)."""
+        return bool(getattr(self._engine, "sparse_inputs", False))
 
     # ------------------------------------------------------------ evaluation
     def _theta(self, theta, name: str = "theta"):
@@ -238,11 +278,13 @@ class Landscape:
         X, labels, targets = self._engine.dataset()
         y = labels if labels is not None else targets
         return (_rebuild, (self.net.to_dict(), X, y, self.dtype.name, self.threads or None,
-                           self.chunk or None, self.fingerprint))
+                           self.chunk or None, self.fingerprint, self.input_products))
 
 
-def _rebuild(net: dict, X, y, dtype, threads, chunk, fingerprint) -> "Landscape":
-    ls = Landscape(MLP.from_dict(net), X, y, dtype=dtype, threads=threads, chunk=chunk)
+def _rebuild(net: dict, X, y, dtype, threads, chunk, fingerprint,
+             input_products: str = "auto") -> "Landscape":
+    ls = Landscape(MLP.from_dict(net), X, y, dtype=dtype, threads=threads, chunk=chunk,
+                   input_products=input_products)
     if ls.fingerprint != fingerprint:
         raise ValueError("Landscape: the unpickled data do not match their fingerprint "
                          "(corrupted in transit?)")

@@ -17,6 +17,7 @@
 #include "isa.hpp"
 #include "mix.hpp"
 #include "row_losses.hpp"
+#include "sparse_rows.hpp"
 #include "network_math.hpp"
 
 using namespace losstopo;
@@ -655,6 +656,81 @@ void test_vector_softplus() {
   }
 }
 
+// The sparse first-layer products (sparse_rows.hpp) at every level this CPU has, against
+// a double reference: out (r, m) = x b for rows x (r, d) with exact zeros (all-zero rows
+// and columns among them), from the rows' panels, whole or a view from a group's start;
+// and x^T c (d, m) from the panels of x's columns, overwriting and accumulating; widths m
+// below, at and past a vector's, and row strides wider than m.
+template <typename T>
+void check_sparse_panels(isa::Level level, const char* name) {
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<double> u(-1.0, 1.0);
+  const double tol = sizeof(T) == 4 ? 1e-5 : 1e-13;
+  for (int64_t r : {1, 3, 4, 9, 14}) {
+    const int64_t d = 37;
+    std::vector<T> x(r * d);
+    for (int64_t i = 0; i < r; ++i)
+      for (int64_t j = 0; j < d; ++j)
+        x[i * d + j] = (j % 5 != 2 && i % 4 != 1 && u(rng) > 0.5) ? T(u(rng)) : T(0);
+    sparse::Panels<T> rows, cols;
+    sparse::panels(x.data(), r, d, d, false, rows);
+    sparse::panels(x.data(), r, d, d, true, cols);
+    for (int64_t m : {1, 3, 7, 16, 17, 33, 50}) {
+      const int64_t ld = m + 5;
+      std::vector<T> b(d * ld), c(r * ld);
+      for (T& v : b) v = T(u(rng));
+      for (T& v : c) v = T(u(rng));
+      std::vector<T> out(r * ld, T(7));
+      sparse::run(level, sparse::PanelJob<T>{rows.view(), b.data(), ld, m, out.data(), ld, false});
+      double err = 0;
+      for (int64_t i = 0; i < r; ++i)
+        for (int64_t k = 0; k < m; ++k) {
+          double ref = 0;
+          for (int64_t j = 0; j < d; ++j) ref += double(x[i * d + j]) * double(b[j * ld + k]);
+          err = std::max(err, std::abs(ref - double(out[i * ld + k])));
+        }
+      check(err <= tol * d, std::string("sparse rows x b, ") + name + ", r " +
+                                std::to_string(r) + ", m " + std::to_string(m));
+      if (r > 4) {  // the rows from the second group on, as a view
+        std::vector<T> part((r - 4) * ld, T(0));
+        sparse::run(level, sparse::PanelJob<T>{rows.view(4, r - 4), b.data(), ld, m, part.data(),
+                                               ld, false});
+        bool same = true;
+        for (int64_t i = 4; i < r; ++i)
+          for (int64_t k = 0; k < m; ++k) same &= part[(i - 4) * ld + k] == out[i * ld + k];
+        check(same, std::string("sparse rows view, ") + name + ", m " + std::to_string(m));
+      }
+      std::vector<T> g(d * ld, T(0.5));
+      for (bool acc : {false, true}) {
+        sparse::run(level, sparse::PanelJob<T>{cols.view(), c.data(), ld, m, g.data(), ld, acc});
+        double gerr = 0;
+        for (int64_t j = 0; j < d; ++j)
+          for (int64_t k = 0; k < m; ++k) {
+            double ref = 0;
+            for (int64_t i = 0; i < r; ++i) ref += double(x[i * d + j]) * double(c[i * ld + k]);
+            if (acc) ref *= 2;  // the second run adds the same product to the first's
+            gerr = std::max(gerr, std::abs(ref - double(g[j * ld + k])));
+          }
+        check(gerr <= tol * r * 2, std::string("sparse columns x^T c, ") + name +
+                                       (acc ? ", accumulating" : "") + ", r " +
+                                       std::to_string(r) + ", m " + std::to_string(m));
+      }
+    }
+  }
+}
+
+void test_sparse_panels() {
+  const isa::Level best = isa::best_supported();
+  const std::pair<isa::Level, const char*> levels[] = {{isa::Level::Scalar, "scalar"},
+                                                      {isa::Level::Avx2, "avx2"},
+                                                      {isa::Level::Avx512, "avx512"}};
+  for (const auto& [level, name] : levels) {
+    if (level > best) continue;
+    check_sparse_panels<float>(level, name);
+    check_sparse_panels<double>(level, name);
+  }
+}
+
 int main() {
   test_golden_section();
   test_strong_wolfe();
@@ -668,6 +744,7 @@ int main() {
   test_softmax_exponentials();
   test_vector_sigmoid();
   test_vector_softplus();
+  test_sparse_panels();
   std::printf("%d passed, %d failed\n", passed, failed);
   return failed == 0 ? 0 : 1;
 }

@@ -25,6 +25,8 @@ template <typename T>
 struct Pass;  // one pass of the engine over a range of chunks (landscape.cpp)
 template <typename T>
 struct Workspace;  // one thread's buffers
+template <typename T>
+struct InputPanels;  // the inputs' nonzeros in panels of rows (landscape.cpp)
 // One point's forward pass and plain backward pass over the whole dataset, per
 // sample row, kept between Hessian-vector product calls at that point (hessian.cpp).
 template <typename T>
@@ -39,12 +41,22 @@ struct PointCache {
 };
 }  // namespace detail
 
+// How the first layer's products with the inputs are formed: as dense products
+// (BLAS), or from the inputs' nonzeros alone (sparse panels: rows taken four at a
+// time over the columns where any of them is nonzero), or chosen from the inputs'
+// density (Auto: sparse below EngineOptions::kSparseBelow).
+enum class InputProducts { Auto, Dense, Sparse };
+
 struct EngineOptions {
   static constexpr int kMaxThreads = 1024;  // each thread holds its own workspaces
+  // The density of nonzero inputs below which Auto takes the sparse products: the
+  // crossover measured by benchmarks/cpp/sparse_first_layer.cpp (RESULTS.md).
+  static constexpr double kSparseBelow = 0.25;
   int threads = 0;     // 0: all OpenMP threads; at most kMaxThreads
   int64_t chunk = 0;   // samples per chunk; 0: chosen from the network and P
   // Largest memory for the first-layer products of prepared lines (prepare_lines).
   int64_t line_cache_bytes = int64_t(4) << 30;
+  InputProducts input_products = InputProducts::Auto;
   // Throws std::invalid_argument naming the first setting out of range.
   void validate() const {
     if (threads < 0 || threads > kMaxThreads)
@@ -102,10 +114,14 @@ class Landscape final : public Objective<T> {
   const std::vector<T>& inputs() const { return X_; }
   const std::vector<int32_t>& labels() const { return labels_; }
   const std::vector<T>& targets() const { return targets_; }
-  void set_options(EngineOptions options) {
-    options.validate();
-    options_ = options;
-  }
+  void set_options(EngineOptions options);
+  // The fraction of nonzero inputs, and whether the passes form the first layer's
+  // products with the inputs from their nonzeros (the options' input_products, Auto
+  // deciding by the density). Loss and gradient passes and combinations use them;
+  // prepared lines, held basis products, Hessian-vector products and minibatches
+  // (evaluate_each) keep dense products.
+  double input_density() const { return density_; }
+  bool sparse_inputs() const { return sparse_; }
 
   // theta: (P, D) row-major. loss: (P) mean loss over the samples. grad: (P, D)
   // mean gradient, or nullptr for the loss alone. accuracy: (P) fraction of samples
@@ -177,6 +193,8 @@ class Landscape final : public Objective<T> {
   int64_t chunk_size(int64_t P) const;
 
  private:
+  // Chunks of passes over all samples start on the held panels' groups of rows.
+  int64_t chunk_multiple() const { return sparse_ && options_.chunk <= 0 ? 4 : 1; }
   void check_call(const T* theta, int64_t P, const int64_t* samples, int64_t n_samples) const;
   detail::Pass<T> make_pass(const T* theta, int64_t P, const T* w1all, const T* b1all,
                     const int64_t* samples, int64_t N, int64_t C, bool want_grad) const;
@@ -188,6 +206,9 @@ class Landscape final : public Objective<T> {
   std::vector<int32_t> labels_;
   std::vector<T> targets_;
   EngineOptions options_;
+  double density_ = 1.0;
+  bool sparse_ = false;
+  std::unique_ptr<detail::InputPanels<T>> panels_;  // when sparse_: all samples' panels
   // Buffers reused across calls (taken by one call at a time).
   struct WorkspaceLease;
   mutable std::mutex cache_mutex_;
