@@ -95,18 +95,29 @@ def test_sparse_sample_subsets():
 
 
 def test_automatic_choice_is_reported():
+    from losstopo.landscape import input_densities
+
     net = MLP([40, 8, 3])
     rng = np.random.default_rng(0)
     below = core.SPARSE_INPUTS_BELOW
     assert 0.0 < below < 1.0
-    sparse_X, y = sparse_data(64, 40, below / 3, seed=1)
+    sparse_X, y = sparse_data(66, 40, 0.05, seed=1)  # 66: a last group of two rows
     ls = Landscape(net, sparse_X, y)
     assert ls.input_products == "auto"
+    density, panel = input_densities(sparse_X)  # the NumPy count
+    assert ls.input_density == pytest.approx(density, rel=1e-12)
     assert ls.input_density == pytest.approx(np.count_nonzero(sparse_X) / sparse_X.size)
-    assert ls.sparse_inputs
-    dense_X = rng.random((64, 40)) + 0.1  # no zeros: random data stay dense
+    assert ls.panel_density == pytest.approx(panel, rel=1e-12)
+    assert density < panel < below and ls.sparse_inputs
+    # independent zeros at 19% (MNIST's density): the groups of four rows read about
+    # 1 - 0.81^4 = 57% of the inputs, past the crossover, so the products stay dense
+    scattered = rng.random((400, 40)) * (rng.random((400, 40)) < 0.19)
+    sc = Landscape(net, scattered, rng.integers(0, 3, 400))
+    assert sc.input_density < 0.25 and sc.panel_density > below and not sc.sparse_inputs
+    dense_X = rng.random((66, 40)) + 0.1  # no zeros: random data stay dense
     dense = Landscape(net, dense_X, y)
-    assert dense.input_density == 1.0 and not dense.sparse_inputs
+    assert dense.input_density == 1.0 and dense.panel_density == 1.0
+    assert not dense.sparse_inputs
     dense.input_products = "sparse"  # forced either way, after construction too
     assert dense.sparse_inputs and dense.input_products == "sparse"
     ls.input_products = "dense"

@@ -38,9 +38,21 @@ Landscape<T>::Landscape(MLPSpec spec, const T* X, int64_t n, const int32_t* labe
   X_.assign(X, X + n * d_in);
   if (spec_.loss == Loss::CrossEntropy) labels_.assign(labels, labels + n);
   else if (targets) targets_.assign(targets, targets + n * d_out);
-  int64_t nonzero = 0;
-  for (const T& x : X_) nonzero += x != T(0);
+  int64_t nonzero = 0, read = 0;
+  std::vector<char> any(d_in);
+  for (int64_t r0 = 0; r0 < n; r0 += sparse::kPanel) {  // the panels' groups of rows
+    const int64_t rows = std::min<int64_t>(sparse::kPanel, n - r0);
+    std::fill(any.begin(), any.end(), char(0));
+    for (int64_t i = r0; i < r0 + rows; ++i)
+      for (int64_t j = 0; j < d_in; ++j)
+        if (X_[i * d_in + j] != T(0)) {
+          ++nonzero;
+          any[j] = 1;
+        }
+    read += rows * std::count(any.begin(), any.end(), char(1));
+  }
   density_ = X_.empty() ? 1.0 : double(nonzero) / double(X_.size());
+  panel_density_ = X_.empty() ? 1.0 : double(read) / double(X_.size());
   set_options(options_);
 }
 
@@ -59,7 +71,7 @@ void Landscape<T>::set_options(EngineOptions options) {
   options_ = options;
   sparse_ = options.input_products == InputProducts::Sparse ||
             (options.input_products == InputProducts::Auto &&
-             density_ < EngineOptions::kSparseBelow);
+             panel_density_ < EngineOptions::kSparseBelow);
   if (sparse_ && !panels_) {
     auto panels = std::make_unique<detail::InputPanels<T>>();
     const int64_t d0 = spec_.sizes[0];

@@ -231,9 +231,12 @@ void bind_landscape(py::module_& m) {
             self.set_options(o);
           },
           "How the first layer's products with the inputs are formed: 'auto' (sparse "
-          "below the density SPARSE_INPUTS_BELOW), 'dense' or 'sparse'.")
+          "below the panel density SPARSE_INPUTS_BELOW), 'dense' or 'sparse'.")
       .def_property_readonly("input_density", &LS::input_density,
                              "The fraction of nonzero inputs.")
+      .def_property_readonly("panel_density", &LS::panel_density,
+                             "The fraction of the inputs the sparse products read (rows in "
+                             "groups of four over the columns where any is nonzero).")
       .def_property_readonly("sparse_inputs", &LS::sparse_inputs,
                              "Whether the passes form the first layer's products from the "
                              "inputs' nonzeros (the choice input_products made).")

@@ -356,9 +356,14 @@ class LandscapeF32(ObjectiveF32):
         The fraction of nonzero inputs.
         """
     @property
+    def panel_density(self) -> float:
+        """
+        The fraction of the inputs the sparse products read (rows in groups of four over the columns where any is nonzero).
+        """
+    @property
     def input_products(self) -> str:
         """
-        How the first layer's products with the inputs are formed: 'auto' (sparse below the density SPARSE_INPUTS_BELOW), 'dense' or 'sparse'.
+        How the first layer's products with the inputs are formed: 'auto' (sparse below the panel density SPARSE_INPUTS_BELOW), 'dense' or 'sparse'.
         """
     @input_products.setter
     def input_products(self, arg1: str) -> None:
@@ -408,9 +413,14 @@ class LandscapeF64(ObjectiveF64):
         The fraction of nonzero inputs.
         """
     @property
+    def panel_density(self) -> float:
+        """
+        The fraction of the inputs the sparse products read (rows in groups of four over the columns where any is nonzero).
+        """
+    @property
     def input_products(self) -> str:
         """
-        How the first layer's products with the inputs are formed: 'auto' (sparse below the density SPARSE_INPUTS_BELOW), 'dense' or 'sparse'.
+        How the first layer's products with the inputs are formed: 'auto' (sparse below the panel density SPARSE_INPUTS_BELOW), 'dense' or 'sparse'.
         """
     @input_products.setter
     def input_products(self, arg1: str) -> None:
@@ -621,5 +631,5 @@ def num_params(sizes: collections.abc.Sequence[typing.SupportsInt | typing.Suppo
 def permutation(seed: typing.SupportsInt | typing.SupportsIndex, stream: typing.SupportsInt | typing.SupportsIndex, epoch: typing.SupportsInt | typing.SupportsIndex, n: typing.SupportsInt | typing.SupportsIndex) -> numpy.typing.NDArray[numpy.int64]:
     ...
 MAX_THREADS: int = 1024
-SPARSE_INPUTS_BELOW: float = 0.25
+SPARSE_INPUTS_BELOW: float = 0.5
 status_messages: dict = {0: 'running', 1: 'gradient below gtol', 2: 'relative reduction of f below ftol', 3: 'maximum number of iterations reached', 4: 'line search found no descent along steepest descent', 5: 'non-finite function value or gradient', 6: 'stopped by the caller'}

@@ -44,14 +44,15 @@ struct PointCache {
 // How the first layer's products with the inputs are formed: as dense products
 // (BLAS), or from the inputs' nonzeros alone (sparse panels: rows taken four at a
 // time over the columns where any of them is nonzero), or chosen from the inputs'
-// density (Auto: sparse below EngineOptions::kSparseBelow).
+// panel density (Auto: sparse below EngineOptions::kSparseBelow).
 enum class InputProducts { Auto, Dense, Sparse };
 
 struct EngineOptions {
   static constexpr int kMaxThreads = 1024;  // each thread holds its own workspaces
-  // The density of nonzero inputs below which Auto takes the sparse products: the
-  // crossover measured by benchmarks/cpp/sparse_first_layer.cpp (RESULTS.md).
-  static constexpr double kSparseBelow = 0.25;
+  // The panel density (Landscape::panel_density) below which Auto takes the sparse
+  // products: the crossover measured by benchmarks/bench_sparse_inputs.py (RESULTS.md;
+  // the sparse products cost about what the panels hold).
+  static constexpr double kSparseBelow = 0.5;
   int threads = 0;     // 0: all OpenMP threads; at most kMaxThreads
   int64_t chunk = 0;   // samples per chunk; 0: chosen from the network and P
   // Largest memory for the first-layer products of prepared lines (prepare_lines).
@@ -121,6 +122,10 @@ class Landscape final : public Objective<T> {
   // prepared lines, held basis products, Hessian-vector products and minibatches
   // (evaluate_each) keep dense products.
   double input_density() const { return density_; }
+  // The fraction of the inputs the sparse products read: the rows in groups of four,
+  // each over the columns where any of its rows is nonzero (MNIST: 0.39 for 0.19 of
+  // the pixels nonzero; independent random zeros: 1 - (1 - density)^4).
+  double panel_density() const { return panel_density_; }
   bool sparse_inputs() const { return sparse_; }
 
   // theta: (P, D) row-major. loss: (P) mean loss over the samples. grad: (P, D)
@@ -206,7 +211,7 @@ class Landscape final : public Objective<T> {
   std::vector<int32_t> labels_;
   std::vector<T> targets_;
   EngineOptions options_;
-  double density_ = 1.0;
+  double density_ = 1.0, panel_density_ = 1.0;
   bool sparse_ = false;
   std::unique_ptr<detail::InputPanels<T>> panels_;  // when sparse_: all samples' panels
   // Buffers reused across calls (taken by one call at a time).
