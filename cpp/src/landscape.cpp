@@ -56,14 +56,20 @@ Landscape<T>::Landscape(MLPSpec spec, const T* X, int64_t n, const int32_t* labe
   set_options(options_);
 }
 
-static_assert(sparse::kPanel == 4, "Landscape::chunk_multiple() is the panels' group");
-
-// All samples' inputs in panels of rows (sparse_rows.hpp), made when the passes first
-// take the sparse products.
+// All samples' inputs in panels (sparse_rows.hpp), made when the passes first take the
+// sparse products: of their rows (the forward products), and of the columns of each
+// block of kBlock rows (the weight gradients: a chunk of whole blocks reads them).
 template <typename T>
 struct detail::InputPanels {
+  static constexpr int64_t kBlock = 256;
   sparse::Panels<T> rows;
+  std::vector<sparse::Panels<T>> columns;  // (ceil(n / kBlock))
 };
+
+template <typename T>
+int64_t Landscape<T>::chunk_multiple() const {
+  return sparse_ && options_.chunk <= 0 ? detail::InputPanels<T>::kBlock : 1;
+}
 
 template <typename T>
 void Landscape<T>::set_options(EngineOptions options) {
@@ -76,6 +82,12 @@ void Landscape<T>::set_options(EngineOptions options) {
     auto panels = std::make_unique<detail::InputPanels<T>>();
     const int64_t d0 = spec_.sizes[0];
     sparse::panels(X_.data(), n_, d0, d0, false, panels->rows);
+    const int64_t B = detail::InputPanels<T>::kBlock, nb = (n_ + B - 1) / B;
+    panels->columns.resize(nb);
+#pragma omp parallel for num_threads(chunks::thread_count(options.threads)) schedule(dynamic)
+    for (int64_t b = 0; b < nb; ++b)
+      sparse::panels(X_.data() + b * B * d0, std::min(B, n_ - b * B), d0, d0, true,
+                     panels->columns[b]);
     panels_ = std::move(panels);
   }
 }
@@ -226,6 +238,10 @@ struct detail::Pass {
   // too and kept transposed, dw1 (d0, its width).
   bool sparse = false, sparse_grad = false;
   const sparse::Panels<T>* panels = nullptr;
+  // The column panels of all samples' blocks of rows (null: made per chunk), used when
+  // every chunk of the pass starts on a block (held_columns).
+  const std::vector<sparse::Panels<T>>* columns = nullptr;
+  bool held_columns = false;
   const T* w1t = nullptr;
   const T* comb_v1t = nullptr;
 };
@@ -291,10 +307,15 @@ template <typename T>
 int64_t first_grad_width(const Pass<T>& ps) {
   return (ps.comb.proj_t ? ps.comb.K : ps.P) * ps.spec->sizes[1];
 }
+// Sparse products for the pass; its chunks of C rows read the held column panels when
+// they start on their blocks (else, for wide gradients, each chunk makes its own).
 template <typename T>
-void choose_sparse(Pass<T>& ps, bool sparse) {
+void choose_sparse(Pass<T>& ps, bool sparse, const blocks::Split& sp) {
   ps.sparse = sparse;
-  ps.sparse_grad = sparse && ps.want_grad && first_grad_width(ps) >= kSparseGradWidth;
+  ps.held_columns = sparse && ps.columns && !ps.samples &&
+                    (sp.nchunks == 1 || sp.C % detail::InputPanels<T>::kBlock == 0);
+  ps.sparse_grad = sparse && ps.want_grad &&
+                   (ps.held_columns || first_grad_width(ps) >= kSparseGradWidth);
 }
 
 // The rows of a chunk in panels: the held ones when the chunk starts and ends on their
@@ -326,10 +347,17 @@ void input_product(const Pass<T>& ps, const sparse::PanelView<T>& rows, int nc, 
 // into w.dw1 (m, d0) by BLAS, or transposed (d0, m) from the columns' panels; the
 // first chunk of a thread overwrites, the others add.
 template <typename T>
-void weight_product(const Pass<T>& ps, Workspace<T>& w, int nc, const T* xc, const T* delta,
-                    int64_t ld_delta, int64_t m, bool first) {
+void weight_product(const Pass<T>& ps, Workspace<T>& w, int64_t r0, int nc, const T* xc,
+                    const T* delta, int64_t ld_delta, int64_t m, bool first) {
   const int d0 = ps.spec->sizes[0];
-  if (ps.sparse_grad) {
+  if (ps.held_columns) {  // the chunk's blocks in turn
+    const int64_t B = detail::InputPanels<T>::kBlock;
+    for (int64_t at = 0; at < nc; at += B) {
+      const sparse::Panels<T>& block = (*ps.columns)[(r0 + at) / B];
+      sparse::run(ps.level, sparse::PanelJob<T>{block.view(), delta + at * ld_delta, ld_delta,
+                                                m, w.dw1.data(), m, !first || at > 0});
+    }
+  } else if (ps.sparse_grad) {
     sparse::panels(xc, nc, d0, d0, true, w.pcols);
     sparse::run(ps.level, sparse::PanelJob<T>{w.pcols.view(), delta, ld_delta, m, w.dw1.data(),
                                               m, !first});
@@ -472,9 +500,9 @@ void run_chunks(const Pass<T>& ps, int64_t c_begin, int64_t c_end, Workspace<T>&
       T* dp = w.delta_proj.data();
       mix::Job<T> m{nc, h1, int(ps.comb.K), int(P), nullptr, ps.comb.proj_t, a1, width1, dp, wk};
       mix::run(ps.level, m);
-      weight_product(ps, w, nc, xc, dp, wk, wk, c == c_begin);
+      weight_product(ps, w, r0, nc, xc, dp, wk, wk, c == c_begin);
     } else if (want_grad) {
-      weight_product(ps, w, nc, xc, a1, width1, width1, c == c_begin);
+      weight_product(ps, w, r0, nc, xc, a1, width1, width1, c == c_begin);
     }
   }
 }
@@ -664,7 +692,7 @@ void Landscape<T>::evaluate(const T* theta, int64_t P, T* loss_out, T* grad_out,
   if (sparse_) {
     w1t = transposed(w1all, width1, d0);
     ps.w1t = w1t.data();
-    choose_sparse(ps, true);
+    choose_sparse(ps, true, sp);
   }
   run_split(ps, sp, work);
   reduce_losses(work, nt, P, N, inv, loss_out, acc_out);
@@ -732,6 +760,7 @@ detail::Pass<T> Landscape<T>::make_pass(const T* theta, int64_t P, const T* w1al
   ps.isa = fused::choose();
   ps.level = isa::chosen();
   ps.panels = panels_ ? &panels_->rows : nullptr;
+  ps.columns = panels_ ? &panels_->columns : nullptr;
   for (int l = 0; l < s.num_layers(); ++l) {
     ps.woff.push_back(s.weight_offset(l));
     ps.boff.push_back(s.bias ? s.bias_offset(l) : 0);
@@ -963,7 +992,7 @@ void Landscape<T>::evaluate_combination(const T* points, int64_t P, const T* V, 
   if (sparse_) {
     v1t = transposed(v1, Q * h1, d0);
     ps.comb_v1t = v1t.data();
-    choose_sparse(ps, true);
+    choose_sparse(ps, true, sp);
   }
   run_split(ps, sp, work);
   const double inv = math::mean_factor(s, N);

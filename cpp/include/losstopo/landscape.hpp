@@ -198,8 +198,8 @@ class Landscape final : public Objective<T> {
   int64_t chunk_size(int64_t P) const;
 
  private:
-  // Chunks of passes over all samples start on the held panels' groups of rows.
-  int64_t chunk_multiple() const { return sparse_ && options_.chunk <= 0 ? 4 : 1; }
+  // Chunks of passes over all samples start on the held panels' blocks of rows.
+  int64_t chunk_multiple() const;
   void check_call(const T* theta, int64_t P, const int64_t* samples, int64_t n_samples) const;
   detail::Pass<T> make_pass(const T* theta, int64_t P, const T* w1all, const T* b1all,
                     const int64_t* samples, int64_t N, int64_t C, bool want_grad) const;
