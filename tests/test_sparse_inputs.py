@@ -175,22 +175,37 @@ def test_sparse_combinations_and_path_gradient(h1):
     np.testing.assert_allclose(g1, g2, rtol=1e-9, atol=1e-13)
 
 
-def test_dense_consumers_on_a_sparse_landscape():
-    # prepared lines, Hessian-vector products and per-vector minibatches on a landscape
-    # whose passes are sparse: the same numbers as on the dense one
+def test_other_consumers_on_a_sparse_landscape():
+    # prepared lines and Hessian-vector products (sparse too), and per-vector
+    # minibatches (dense) on a sparse landscape: the same numbers as on the dense one;
+    # 600 samples: chunks of whole 256-row blocks and a partial last one
     net = MLP([19, 11, 3], activation="softplus", bias=True)
-    X, y = sparse_data(77, 19, 0.2, seed=8)
-    sp = Landscape(net, X, y, dtype="float64", input_products="sparse")
-    de = Landscape(net, X, y, dtype="float64", input_products="dense")
+    X, y = sparse_data(600, 19, 0.1, seed=8)
+    sp = Landscape(net, X, y, dtype="float64", input_products="sparse", threads=2)
+    de = Landscape(net, X, y, dtype="float64", input_products="dense", threads=2)
     th = net.init(3, seed=1, dtype="float64")
     d = net.init(3, seed=2, dtype="float64") - th
     lines, u = np.array([0, 2, 1]), np.array([0.2, -0.4, 1.0])
     for a, b in zip(sp.engine.line_values(th, d, lines, u, grad=True),
                     de.engine.line_values(th, d, lines, u, grad=True)):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
-    np.testing.assert_allclose(sp.hessian_vector(th[:1], d[:1]), de.hessian_vector(th[:1], d[:1]),
-                               rtol=1e-11, atol=1e-14)
-    samples = np.random.default_rng(0).integers(0, 77, (3, 10))
+    for t in (th[:1], th):  # one point (kept between calls) and a point per direction
+        for grad in (False, True):
+            a = sp.engine.hessian_vector(t, d, grad=grad)
+            b = de.engine.hessian_vector(t, d, grad=grad)
+            again = sp.engine.hessian_vector(t, d, grad=grad)
+            for x, z, w in zip(a, b, again):
+                if z is None:
+                    continue
+                np.testing.assert_allclose(x, z, rtol=1e-11, atol=1e-14)
+                assert np.array_equal(x, w)
+    # against central differences of the reference gradient
+    hv = sp.hessian_vector(th[0], d[0])
+    h = 1e-5
+    fd = (reference.loss_and_grad(net, th[0] + h * d[0], X, y)[1]
+          - reference.loss_and_grad(net, th[0] - h * d[0], X, y)[1]) / (2 * h)
+    np.testing.assert_allclose(np.ravel(hv), fd, rtol=1e-5, atol=1e-8)
+    samples = np.random.default_rng(0).integers(0, 600, (3, 10))
     for a, b in zip(sp.evaluate_each(th, samples), de.evaluate_each(th, samples)):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
 

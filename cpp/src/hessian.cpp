@@ -28,6 +28,8 @@
 #include "blas.hpp"
 #include "block_ops.hpp"
 #include "chunk_loop.hpp"
+#include "input_panels.hpp"
+#include "isa.hpp"
 #include "losstopo/landscape.hpp"
 #include "network_math.hpp"
 
@@ -127,14 +129,48 @@ void Landscape<T>::hessian_vector(const T* theta, int64_t Pt, const T* v, int64_
                              targets_.empty() ? nullptr : targets_.data(), d0, dout,
                              mse_on_input};
   const bool balance = options_.chunk <= 0;
+  // Sparse inputs: the first layer's products from the held panels, the chunks starting
+  // on their blocks (all samples, the chunk size the engine's), the first-layer
+  // gradients kept transposed, (d0, width), until the threads' sums.
+  const bool sparse_in = sparse_ && !samples && balance;
+  const int64_t block = detail::InputPanels<T>::kBlock;
   auto split = [&](int64_t vectors) {
     return blocks::split_samples(N, balance ? chunk_size(vectors) : options_.chunk, threads,
-                                 balance);
+                                 balance, sparse_in ? block : 1);
   };
   const blocks::Split sp = split(P + Pt);
   const int64_t C = sp.C, nchunks = sp.nchunks;
   const int nt = sp.nt;
   const int64_t wt = Pt * h1, wp = P * h1;
+  const isa::Level level = isa::chosen();
+  std::vector<T> w1tt, v1tt;  // sparse_in: the first layers transposed, (d0, width)
+  if (sparse_in) {
+    w1tt = sparse::transposed(w1t.data(), wt, d0);
+    v1tt = sparse::transposed(v1.data(), wp, d0);
+  }
+  // out (nc, m) = X w^T for the chunk's rows from r0: dense, or from the held row panels
+  // with w transposed (wtt).
+  auto first_product = [&](int64_t r0, int nc, View<T> X, const T* w, const T* wtt, int64_t m,
+                           View<T> out) {
+    if (sparse_in)
+      sparse::run(level, sparse::PanelJob<T>{panels_->rows.view(r0, nc), wtt, m, m, out.p,
+                                             out.ld, false});
+    else
+      gemm(blas::N, blas::T, nc, int(m), d0, X, View<T>{const_cast<T*>(w), d0}, T(0), out);
+  };
+  // g (m, d0) = or += delta^T X over the chunk's rows; transposed, (d0, m), from the
+  // held column panels of its blocks.
+  auto first_gradient = [&](int64_t r0, int nc, View<T> X, View<T> delta, int64_t m,
+                            bool first, T* g) {
+    if (!sparse_in) {
+      gemm(blas::T, blas::N, int(m), d0, nc, delta, X, first ? T(0) : T(1), View<T>{g, d0});
+      return;
+    }
+    for (int64_t at = 0; at < nc; at += block)
+      sparse::run(level, sparse::PanelJob<T>{panels_->columns[(r0 + at) / block].view(),
+                                             delta.p + at * delta.ld, delta.ld, m, g, m,
+                                             !first || at > 0});
+  };
 
   // One point over all samples without the gradient: its forward and plain backward
   // pass are kept (or found) in the point cache, computed in chunks that do not
@@ -241,7 +277,7 @@ void Landscape<T>::hessian_vector(const T* theta, int64_t Pt, const T* v, int64_
       // Forward, loss and plain backward once per point.
       if (do_point) {
         const View<T> A1 = act(0, 0);
-        gemm(blas::N, blas::T, nc, int(wt), d0, X, View<T>{w1t.data(), d0}, T(0), A1);
+        first_product(r0, nc, X, w1t.data(), w1tt.data(), wt, A1);
         if (s.bias) blocks::add_bias(A1.p, A1.ld, nc, wt, b1t.data());
         blocks::activate(s.activation(0), A1.p, A1.ld, nc, wt);
         for (int64_t q = 0; q < Pt; ++q) {
@@ -278,15 +314,12 @@ void Landscape<T>::hessian_vector(const T* theta, int64_t Pt, const T* v, int64_
           if (g && s.bias)
             blocks::add_column_sums(del(0, q).p, del(0, q).ld, nc, h1, g + boff[0] - W1);
         }
-        if (want_grad)
-          gemm(blas::T, blas::N, int(wt), d0, nc, del(0, 0), X, c == c_begin ? T(0) : T(1),
-               View<T>{w.gw1.data(), d0});
+        if (want_grad) first_gradient(r0, nc, X, del(0, 0), wt, c == c_begin, w.gw1.data());
       }
       if (!do_r) continue;
 
       // The directional derivatives, one direction at a time after the shared product.
-      gemm(blas::N, blas::T, nc, int(wp), d0, X, View<T>{v1.data(), d0}, T(0),
-           View<T>{w.RZ1.data(), wp});
+      first_product(r0, nc, X, v1.data(), v1tt.data(), wp, View<T>{w.RZ1.data(), wp});
       if (s.bias) blocks::add_bias(w.RZ1.data(), wp, nc, wp, vb1.data());
       for (int64_t p = 0; p < P; ++p) {
         const int64_t q = Pt == 1 ? 0 : p;
@@ -329,8 +362,7 @@ void Landscape<T>::hessian_vector(const T* theta, int64_t Pt, const T* v, int64_
         if (s.bias)
           blocks::add_column_sums(w.RD1.data() + p * h1, wp, nc, h1, h + boff[0] - W1);
       }
-      gemm(blas::T, blas::N, int(wp), d0, nc, View<T>{w.RD1.data(), wp}, X,
-           c == c_begin ? T(0) : T(1), View<T>{w.hw1.data(), d0});
+      first_gradient(r0, nc, X, View<T>{w.RD1.data(), wp}, wp, c == c_begin, w.hw1.data());
     }
   };
   {
@@ -354,6 +386,17 @@ void Landscape<T>::hessian_vector(const T* theta, int64_t Pt, const T* v, int64_
     chunks::on_threads(nchunks, nt, [&](int t, int64_t c_begin, int64_t c_end) {
       run(c_begin, c_end, work[t], C, !pc, true);
     });
+  }
+  if (sparse_in) {  // each thread's first-layer gradients back to (width, d0)
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int t = 0; t < nt; ++t) {
+      const std::vector<T> hw1 = work[t].hw1;
+      sparse::transpose_back(hw1.data(), wp, d0, work[t].hw1.data());
+      if (want_grad) {
+        const std::vector<T> gw1 = work[t].gw1;
+        sparse::transpose_back(gw1.data(), wt, d0, work[t].gw1.data());
+      }
+    }
   }
   // Sums over the threads in a fixed order.
   auto reduce = [&](int64_t rows, T* out, std::vector<T> HvpWork<T>::*first,

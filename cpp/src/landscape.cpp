@@ -20,6 +20,7 @@
 #include "isa.hpp"
 #include "mix.hpp"
 #include "row_losses.hpp"
+#include "input_panels.hpp"
 #include "sparse_rows.hpp"
 #include "network_math.hpp"
 
@@ -55,16 +56,6 @@ Landscape<T>::Landscape(MLPSpec spec, const T* X, int64_t n, const int32_t* labe
   panel_density_ = X_.empty() ? 1.0 : double(read) / double(X_.size());
   set_options(options_);
 }
-
-// All samples' inputs in panels (sparse_rows.hpp), made when the passes first take the
-// sparse products: of their rows (the forward products), and of the columns of each
-// block of kBlock rows (the weight gradients: a chunk of whole blocks reads them).
-template <typename T>
-struct detail::InputPanels {
-  static constexpr int64_t kBlock = 256;
-  sparse::Panels<T> rows;
-  std::vector<sparse::Panels<T>> columns;  // (ceil(n / kBlock))
-};
 
 template <typename T>
 int64_t Landscape<T>::chunk_multiple() const {
@@ -287,15 +278,6 @@ void clear(Workspace<T>& w) {
   std::fill(w.correct.begin(), w.correct.end(), 0.0);
 }
 
-// w (m, d0) transposed, (d0, m): the first layers as the sparse products read them.
-template <typename T>
-std::vector<T> transposed(const T* w, int64_t m, int d0) {
-  std::vector<T> wt(size_t(m) * d0);
-  for (int64_t r = 0; r < m; ++r)
-    for (int j = 0; j < d0; ++j) wt[int64_t(j) * m + r] = w[r * d0 + j];
-  return wt;
-}
-
 // The narrowest weight gradient (columns of the deltas) whose sparse form pays for
 // making each chunk's column panels (benchmarks/cpp/sparse_first_layer.cpp: about the
 // products of 12 first layers of 50 units).
@@ -514,7 +496,7 @@ template <typename T>
 void sample_products(const T* X, int d0, int64_t n, const Split& sp, const T* w, int64_t m,
                      T* out, const sparse::Panels<T>* panels) {
   blas::SingleThreaded single_threaded_blas;
-  const std::vector<T> wt = panels ? transposed(w, m, d0) : std::vector<T>();
+  const std::vector<T> wt = panels ? sparse::transposed(w, m, d0) : std::vector<T>();
   const isa::Level level = isa::chosen();
 #pragma omp parallel for num_threads(sp.nt) schedule(static)
   for (int64_t c = 0; c < sp.nchunks; ++c) {
@@ -690,7 +672,7 @@ void Landscape<T>::evaluate(const T* theta, int64_t P, T* loss_out, T* grad_out,
   Pass<T> ps = make_pass(theta, P, w1all, b1all, samples, N, sp.C, want_grad);
   std::vector<T> w1t;
   if (sparse_) {
-    w1t = transposed(w1all, width1, d0);
+    w1t = sparse::transposed(w1all, width1, d0);
     ps.w1t = w1t.data();
     choose_sparse(ps, true, sp);
   }
@@ -794,7 +776,8 @@ bool Landscape<T>::prepare_lines(const T* x, const T* d, int64_t P, LineCache<T>
   blas::SingleThreaded single_threaded_blas;
   const isa::Level level = isa::chosen();
   const sparse::Panels<T>* panels = sparse_ ? &panels_->rows : nullptr;
-  const std::vector<T> wxt = panels && nf < P ? transposed(wx.data(), wf, d0) : std::vector<T>();
+  const std::vector<T> wxt =
+      panels && nf < P ? sparse::transposed(wx.data(), wf, d0) : std::vector<T>();
   // Every held line continued in its own column: A is updated in place, else the new
   // A is formed beside the held A and B, which it reads.
   bool in_place = P == Pold;
@@ -990,7 +973,7 @@ void Landscape<T>::evaluate_combination(const T* points, int64_t P, const T* V, 
   }
   std::vector<T> v1t;
   if (sparse_) {
-    v1t = transposed(v1, Q * h1, d0);
+    v1t = sparse::transposed(v1, Q * h1, d0);
     ps.comb_v1t = v1t.data();
     choose_sparse(ps, true, sp);
   }
