@@ -6,7 +6,8 @@ for MNIST's 19% nonzero pixels), case by case in turns, best of the rounds.
 
 Cases (FCP, float32, all cores): one batched loss+grad of 50 and of 1 vectors; one
 FourierPathFinder Adam step (M = 50, 10 modes); one L-BFGS-GSS iteration (minimize);
-and on random inputs (no zeros), loss+grad of 50 vectors, where "auto" must choose the
+Hessian-vector products at one point (kept between calls, as Lanczos runs them) for 1
+and for 10 directions; and on random inputs (no zeros), loss+grad of 50 vectors, where "auto" must choose the
 dense products and take their time.
 """
 
@@ -59,6 +60,10 @@ def cases(theta):
         "loss+grad, P=1": lambda ls: best(lambda: ls.loss_and_grad(theta[0]), 5),
         "path step, M=50, 10 modes": path_step,
         "L-BFGS-GSS iteration (minimize)": lbfgs,
+        "Hessian-vector product, 1 direction": lambda ls: best(
+            lambda: ls.engine.hessian_vector(theta[:1], theta[1:2]), 3),
+        "Hessian-vector products, 10 directions": lambda ls: best(
+            lambda: ls.engine.hessian_vector(theta[:1], theta[1:11]), 2),
     }
 
 
