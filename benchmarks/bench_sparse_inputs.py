@@ -7,7 +7,9 @@ for MNIST's 19% nonzero pixels), case by case in turns, best of the rounds.
 Cases (FCP, float32, all cores): one batched loss+grad of 50 and of 1 vectors; one
 FourierPathFinder Adam step (M = 50, 10 modes); one L-BFGS-GSS iteration (minimize);
 Hessian-vector products at one point (kept between calls, as Lanczos runs them) for 1
-and for 10 directions; and on random inputs (no zeros), loss+grad of 50 vectors, where "auto" must choose the
+and for 10 directions; loss+grad of 1 and of 50 vectors on a list of 2,000 samples
+(minibatches: the panels made per chunk, so only wide products take them); and on
+random inputs (no zeros), loss+grad of 50 vectors, where "auto" must choose the
 dense products and take their time.
 """
 
@@ -39,6 +41,7 @@ def best(fn, repeat):
 
 def cases(theta):
     a, b = theta[0], theta[1]
+    listed = np.sort(np.random.default_rng(1).choice(50000, 2000, replace=False))
 
     def path_step(ls):
         def optimize(steps):
@@ -64,6 +67,10 @@ def cases(theta):
             lambda: ls.engine.hessian_vector(theta[:1], theta[1:2]), 3),
         "Hessian-vector products, 10 directions": lambda ls: best(
             lambda: ls.engine.hessian_vector(theta[:1], theta[1:11]), 2),
+        "loss+grad, P=1, 2,000 listed samples": lambda ls: best(
+            lambda: ls.loss_and_grad(theta[0], samples=listed[listed < ls.num_samples]), 5),
+        "loss+grad, P=50, 2,000 listed samples": lambda ls: best(
+            lambda: ls.loss_and_grad(theta, samples=listed[listed < ls.num_samples]), 3),
     }
 
 

@@ -278,10 +278,12 @@ void clear(Workspace<T>& w) {
   std::fill(w.correct.begin(), w.correct.end(), 0.0);
 }
 
-// The narrowest weight gradient (columns of the deltas) whose sparse form pays for
-// making each chunk's column panels (benchmarks/cpp/sparse_first_layer.cpp: about the
-// products of 12 first layers of 50 units).
-constexpr int64_t kSparseGradWidth = 1024;
+// The narrowest product (columns: first layers times units) whose sparse form pays for
+// making each chunk's panels, where the held ones cannot serve (sample lists, a chunk
+// option off their groups). benchmarks/cpp/sparse_first_layer.cpp: about the products
+// of 12 first layers of 50 units; below, the dense products are faster (MNIST, one
+// vector on a list of 10,000 samples: 0.72x).
+constexpr int64_t kSparseBuildWidth = 1024;
 
 // A pass's first-layer weight gradient: its width (P*h1, or K*h1 when projected) and
 // whether it is kept transposed (sparse_grad: (d0, width)) rather than (width, d0).
@@ -289,15 +291,19 @@ template <typename T>
 int64_t first_grad_width(const Pass<T>& ps) {
   return (ps.comb.proj_t ? ps.comb.K : ps.P) * ps.spec->sizes[1];
 }
-// Sparse products for the pass; its chunks of C rows read the held column panels when
-// they start on their blocks (else, for wide gradients, each chunk makes its own).
+// Sparse products for a pass over chunks of C rows whose forward product is
+// `forward_width` columns wide: from the held row panels when the chunks start on their
+// groups, and the held column panels when they start on their blocks; else from panels
+// each chunk makes, for products wide enough to pay for them.
 template <typename T>
-void choose_sparse(Pass<T>& ps, bool sparse, const blocks::Split& sp) {
-  ps.sparse = sparse;
-  ps.held_columns = sparse && ps.columns && !ps.samples &&
+void choose_sparse(Pass<T>& ps, const blocks::Split& sp, int64_t forward_width) {
+  const bool listed = ps.samples != nullptr;
+  const bool held_rows = ps.panels && !listed && (sp.nchunks == 1 || sp.C % sparse::kPanel == 0);
+  ps.held_columns = ps.columns && !listed &&
                     (sp.nchunks == 1 || sp.C % detail::InputPanels<T>::kBlock == 0);
-  ps.sparse_grad = sparse && ps.want_grad &&
-                   (ps.held_columns || first_grad_width(ps) >= kSparseGradWidth);
+  ps.sparse = held_rows || forward_width >= kSparseBuildWidth;
+  ps.sparse_grad = ps.want_grad &&
+                   (ps.held_columns || first_grad_width(ps) >= kSparseBuildWidth);
 }
 
 // The rows of a chunk in panels: the held ones when the chunk starts and ends on their
@@ -671,10 +677,10 @@ void Landscape<T>::evaluate(const T* theta, int64_t P, T* loss_out, T* grad_out,
   nt = sp.nt;
   Pass<T> ps = make_pass(theta, P, w1all, b1all, samples, N, sp.C, want_grad);
   std::vector<T> w1t;
-  if (sparse_) {
+  if (sparse_) choose_sparse(ps, sp, width1);
+  if (ps.sparse) {
     w1t = sparse::transposed(w1all, width1, d0);
     ps.w1t = w1t.data();
-    choose_sparse(ps, true, sp);
   }
   run_split(ps, sp, work);
   reduce_losses(work, nt, P, N, inv, loss_out, acc_out);
@@ -972,10 +978,10 @@ void Landscape<T>::evaluate_combination(const T* points, int64_t P, const T* V, 
     ps.comb.proj_t = proj_t.data();
   }
   std::vector<T> v1t;
-  if (sparse_) {
+  if (sparse_) choose_sparse(ps, sp, Q * h1);
+  if (ps.sparse) {
     v1t = sparse::transposed(v1, Q * h1, d0);
     ps.comb_v1t = v1t.data();
-    choose_sparse(ps, true, sp);
   }
   run_split(ps, sp, work);
   const double inv = math::mean_factor(s, N);
