@@ -219,8 +219,11 @@ def test_bad_setting_and_pickle():
     with pytest.raises(ValueError, match="input_products"):
         Landscape(net, X, y, input_products="csr")
     ls = Landscape(net, X, y, input_products="sparse")
+    for bad in ("fast", None, 3):
+        with pytest.raises(ValueError, match="input_products"):
+            ls.input_products = bad
     with pytest.raises(ValueError, match="input_products"):
-        ls.input_products = "fast"
+        ls.engine.input_products = "fast"  # the engine itself names it too
     assert ls.input_products == "sparse"
     back = pickle.loads(pickle.dumps(ls))
     assert back.input_products == "sparse" and back.sparse_inputs

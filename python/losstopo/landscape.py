@@ -113,9 +113,7 @@ class Landscape:
         chunk = check_int("chunk", chunk, maximum=2**31 - 1, allow_none=True)
         if precision not in ("fp32", "tf32"):
             raise ValueError(f"precision: expected 'fp32' or 'tf32', got {precision!r}")
-        if input_products not in ("auto", "dense", "sparse"):
-            raise ValueError("input_products: expected 'auto', 'dense' or 'sparse', got "
-                             f"{input_products!r}")
+        _check_input_products(input_products)
         if input_products == "sparse" and self.device != "cpu":
             raise ValueError("input_products='sparse': the CUDA engine forms its products "
                              "densely")
@@ -188,7 +186,7 @@ class Landscape:
     @input_products.setter
     def input_products(self, value: str) -> None:
         self._needs_cpu("input_products")
-        self._engine.input_products = value  # the engine names a bad value
+        self._engine.input_products = _check_input_products(value)
 
     @property
     def input_density(self) -> float:
@@ -300,6 +298,12 @@ def _rebuild(net: dict, X, y, dtype, threads, chunk, fingerprint,
         raise ValueError("Landscape: the unpickled data do not match their fingerprint "
                          "(corrupted in transit?)")
     return ls
+
+
+def _check_input_products(value) -> str:
+    if not isinstance(value, str) or value not in ("auto", "dense", "sparse"):
+        raise ValueError(f"input_products: expected 'auto', 'dense' or 'sparse', got {value!r}")
+    return value
 
 
 def input_densities(X: np.ndarray, group: int = 4):

@@ -118,8 +118,9 @@ class Landscape final : public Objective<T> {
   void set_options(EngineOptions options);
   // The fraction of nonzero inputs, and whether the passes form the first layer's
   // products with the inputs from their nonzeros (the options' input_products, Auto
-  // deciding by the density). Loss and gradient passes and combinations use them;
-  // prepared lines, held basis products, Hessian-vector products and minibatches
+  // deciding by the panel density). Loss and gradient passes, combinations, held basis
+  // products, prepared lines and Hessian-vector products use them (passes over sample
+  // lists only for products of 1,024 columns or more); per-vector minibatches
   // (evaluate_each) keep dense products.
   double input_density() const { return density_; }
   // The fraction of the inputs the sparse products read: the rows in groups of four,
