@@ -101,7 +101,7 @@ Timing measure(const Case& cs, int64_t P, int h1, int nt, int reps) {
   std::vector<std::vector<float>> Y(nt, std::vector<float>(C * m));
   std::vector<std::vector<float>> G(nt, std::vector<float>(m * d0));
   std::vector<std::vector<float>> GT(nt, std::vector<float>(d0 * m));
-  std::vector<float> WT(d0 * m);
+  std::vector<float> WT;  // W transposed, made in each sparse forward's time
   std::vector<float> Yd(N * m), Ys(N * m);  // last rep's outputs, for the check
   std::vector<sparse::Block<float>> cols(nt);
 
@@ -118,8 +118,7 @@ Timing measure(const Case& cs, int64_t P, int h1, int nt, int reps) {
     }
   };
   auto forward_sparse = [&] {
-    for (int64_t r = 0; r < m; ++r)
-      for (int64_t j = 0; j < d0; ++j) WT[j * m + r] = W[r * d0 + j];
+    WT = sparse::transposed(W.data(), m, d0);
 #pragma omp parallel num_threads(nt)
     {
       const int t = omp_get_thread_num();
@@ -157,17 +156,14 @@ Timing measure(const Case& cs, int64_t P, int h1, int nt, int reps) {
                                c != c0};
         sparse::run(level, job);
       }
-      float* gt = GT[t].data();
-      float* gs = t == 0 ? Gs.data() : G[t].data();  // thread 0's result kept for the check
-      for (int64_t j = 0; j < d0; ++j)
-        for (int64_t r = 0; r < m; ++r) gs[r * d0 + j] = gt[j * m + r];
+      // thread 0's result kept for the check
+      sparse::transpose_back(GT[t].data(), m, d0, t == 0 ? Gs.data() : G[t].data());
     }
   };
   std::vector<sparse::Panels<float>> pan(nt);
   std::vector<float> Yp(N * m), Gp(m * d0);
   auto forward_panels = [&] {
-    for (int64_t r = 0; r < m; ++r)
-      for (int64_t j = 0; j < d0; ++j) WT[j * m + r] = W[r * d0 + j];
+    WT = sparse::transposed(W.data(), m, d0);
 #pragma omp parallel num_threads(nt)
     {
       const int t = omp_get_thread_num();
@@ -191,10 +187,7 @@ Timing measure(const Case& cs, int64_t P, int h1, int nt, int reps) {
                                     c != c0};
         sparse::run(level, job);
       }
-      float* gt = GT[t].data();
-      float* gs = t == 0 ? Gp.data() : G[t].data();
-      for (int64_t j = 0; j < d0; ++j)
-        for (int64_t r = 0; r < m; ++r) gs[r * d0 + j] = gt[j * m + r];
+      sparse::transpose_back(GT[t].data(), m, d0, t == 0 ? Gp.data() : G[t].data());
     }
   };
   Timing tm{};

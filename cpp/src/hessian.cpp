@@ -166,10 +166,7 @@ void Landscape<T>::hessian_vector(const T* theta, int64_t Pt, const T* v, int64_
       gemm(blas::T, blas::N, int(m), d0, nc, delta, X, first ? T(0) : T(1), View<T>{g, d0});
       return;
     }
-    for (int64_t at = 0; at < nc; at += block)
-      sparse::run(level, sparse::PanelJob<T>{panels_->columns[(r0 + at) / block].view(),
-                                             delta.p + at * delta.ld, delta.ld, m, g, m,
-                                             !first || at > 0});
+    panels_->gradient(level, r0, nc, delta.p, delta.ld, m, g, first);
   };
 
   // One point over all samples without the gradient: its forward and plain backward

@@ -19,25 +19,15 @@ struct detail::InputPanels {
   static_assert(kBlock % sparse::kPanel == 0, "blocks start on the row panels' groups");
   sparse::Panels<T> rows;
   std::vector<sparse::Panels<T>> columns;  // (ceil(n / kBlock))
+
+  // gt (d0, m) = (first) or += delta^T X over rows [r0, r0 + nc), r0 on a block, for
+  // deltas (nc, m; row stride ld): the blocks' column panels in turn.
+  void gradient(isa::Level level, int64_t r0, int64_t nc, const T* delta, int64_t ld,
+                int64_t m, T* gt, bool first) const {
+    for (int64_t at = 0; at < nc; at += kBlock)
+      sparse::run(level, sparse::PanelJob<T>{columns[(r0 + at) / kBlock].view(),
+                                             delta + at * ld, ld, m, gt, m, !first || at > 0});
+  }
 };
 
-namespace sparse {
-
-// w (m, d0) transposed, (d0, m): the first layers as the sparse products read them.
-template <typename T>
-std::vector<T> transposed(const T* w, int64_t m, int d0) {
-  std::vector<T> wt(size_t(m) * d0);
-  for (int64_t r = 0; r < m; ++r)
-    for (int j = 0; j < d0; ++j) wt[int64_t(j) * m + r] = w[r * d0 + j];
-  return wt;
-}
-
-// g (m, d0) = gt (d0, m) transposed back.
-template <typename T>
-void transpose_back(const T* gt, int64_t m, int d0, T* g) {
-  for (int64_t r = 0; r < m; ++r)
-    for (int j = 0; j < d0; ++j) g[r * d0 + j] = gt[int64_t(j) * m + r];
-}
-
-}  // namespace sparse
 }  // namespace losstopo

@@ -89,9 +89,7 @@ int64_t Landscape<T>::chunk_size(int64_t P) const {
   // Keep the first layer's activations for one chunk near 1M numbers.
   const int64_t width = std::max<int64_t>(P * spec_.sizes[1], spec_.sizes[0]);
   int64_t c = (int64_t(1) << 20) / width;
-  c = std::clamp<int64_t>(c, 64, 4096);
-  // With sparse inputs chunks start on the held panels' groups of rows.
-  return sparse_ ? c / sparse::kPanel * sparse::kPanel : c;
+  return std::clamp<int64_t>(c, 64, 4096);
 }
 
 namespace {
@@ -224,14 +222,12 @@ struct detail::Pass {
   isa::Level level = isa::Level::Scalar;
   // Sparse inputs (sparse_rows.hpp): the products with the inputs from their
   // nonzeros, reading the first layers transposed (Dense: w1t (d0, P*h1); Combination:
-  // comb_v1t (d0, Q*h1)); `panels` holds all samples' rows (null: made per chunk).
-  // With sparse_grad the weight gradient is formed by panels of the inputs' columns
-  // too and kept transposed, dw1 (d0, its width).
+  // comb_v1t (d0, Q*h1)). With sparse_grad the weight gradient is formed by panels of
+  // the inputs' columns too and kept transposed, dw1 (d0, its width).
   bool sparse = false, sparse_grad = false;
-  const sparse::Panels<T>* panels = nullptr;
-  // The column panels of all samples' blocks of rows (null: made per chunk), used when
-  // every chunk of the pass starts on a block (held_columns).
-  const std::vector<sparse::Panels<T>>* columns = nullptr;
+  // All samples' row and column panels (input_panels.hpp; null: each chunk makes its
+  // own), the column panels used when every chunk starts on a block (held_columns).
+  const InputPanels<T>* held = nullptr;
   bool held_columns = false;
   const T* w1t = nullptr;
   const T* comb_v1t = nullptr;
@@ -298,8 +294,8 @@ int64_t first_grad_width(const Pass<T>& ps) {
 template <typename T>
 void choose_sparse(Pass<T>& ps, const blocks::Split& sp, int64_t forward_width) {
   const bool listed = ps.samples != nullptr;
-  const bool held_rows = ps.panels && !listed && (sp.nchunks == 1 || sp.C % sparse::kPanel == 0);
-  ps.held_columns = ps.columns && !listed &&
+  const bool held_rows = ps.held && !listed && (sp.nchunks == 1 || sp.C % sparse::kPanel == 0);
+  ps.held_columns = ps.held && !listed &&
                     (sp.nchunks == 1 || sp.C % detail::InputPanels<T>::kBlock == 0);
   ps.sparse = held_rows || forward_width >= kSparseBuildWidth;
   ps.sparse_grad = ps.want_grad &&
@@ -312,8 +308,8 @@ template <typename T>
 sparse::PanelView<T> row_panels(const Pass<T>& ps, Workspace<T>& w, int64_t r0, int nc,
                                 const T* xc) {
   const int64_t R = sparse::kPanel;
-  if (ps.panels && !ps.samples && r0 % R == 0 && (nc % R == 0 || r0 + nc == ps.N))
-    return ps.panels->view(r0, nc);
+  if (ps.held && !ps.samples && r0 % R == 0 && (nc % R == 0 || r0 + nc == ps.N))
+    return ps.held->rows.view(r0, nc);
   const int d0 = ps.spec->sizes[0];
   sparse::panels(xc, nc, d0, d0, false, w.prows);
   return w.prows.view();
@@ -338,13 +334,8 @@ template <typename T>
 void weight_product(const Pass<T>& ps, Workspace<T>& w, int64_t r0, int nc, const T* xc,
                     const T* delta, int64_t ld_delta, int64_t m, bool first) {
   const int d0 = ps.spec->sizes[0];
-  if (ps.held_columns) {  // the chunk's blocks in turn
-    const int64_t B = detail::InputPanels<T>::kBlock;
-    for (int64_t at = 0; at < nc; at += B) {
-      const sparse::Panels<T>& block = (*ps.columns)[(r0 + at) / B];
-      sparse::run(ps.level, sparse::PanelJob<T>{block.view(), delta + at * ld_delta, ld_delta,
-                                                m, w.dw1.data(), m, !first || at > 0});
-    }
+  if (ps.held_columns) {
+    ps.held->gradient(ps.level, r0, nc, delta, ld_delta, m, w.dw1.data(), first);
   } else if (ps.sparse_grad) {
     sparse::panels(xc, nc, d0, d0, true, w.pcols);
     sparse::run(ps.level, sparse::PanelJob<T>{w.pcols.view(), delta, ld_delta, m, w.dw1.data(),
@@ -747,8 +738,7 @@ detail::Pass<T> Landscape<T>::make_pass(const T* theta, int64_t P, const T* w1al
   ps.scale = T(math::mean_factor(s, N));
   ps.isa = fused::choose();
   ps.level = isa::chosen();
-  ps.panels = panels_ ? &panels_->rows : nullptr;
-  ps.columns = panels_ ? &panels_->columns : nullptr;
+  ps.held = panels_.get();
   for (int l = 0; l < s.num_layers(); ++l) {
     ps.woff.push_back(s.weight_offset(l));
     ps.boff.push_back(s.bias ? s.bias_offset(l) : 0);

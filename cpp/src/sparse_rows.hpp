@@ -9,6 +9,7 @@
 // count or the caller's chunking. Vectorized for the level isa::chosen() gives.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -109,5 +110,21 @@ void compress(const T* x, int64_t rows, int64_t cols, int64_t ld, Block<T>& out)
 // column: the compressed form of the columns of the rows `a` with `cols` columns.
 template <typename T>
 void transpose(const Rows<T>& a, int64_t cols, Block<T>& out);
+
+// w (m, d0) transposed, (d0, m): a dense block as the products read it (B = W^T).
+template <typename T>
+std::vector<T> transposed(const T* w, int64_t m, int64_t d0) {
+  std::vector<T> wt(static_cast<std::size_t>(m * d0));
+  for (int64_t r = 0; r < m; ++r)
+    for (int64_t j = 0; j < d0; ++j) wt[j * m + r] = w[r * d0 + j];
+  return wt;
+}
+
+// g (m, d0) = gt (d0, m) transposed back: a weight gradient formed from the columns.
+template <typename T>
+void transpose_back(const T* gt, int64_t m, int64_t d0, T* g) {
+  for (int64_t r = 0; r < m; ++r)
+    for (int64_t j = 0; j < d0; ++j) g[r * d0 + j] = gt[j * m + r];
+}
 
 }  // namespace losstopo::sparse

@@ -70,9 +70,8 @@ class Landscape:
         nonzeros alone ("sparse") or as dense products ("dense"); "auto" takes the sparse
         ones where :attr:`panel_density` is below ``losstopo._core.SPARSE_INPUTS_BELOW``
         (the crossover measured by ``benchmarks/bench_sparse_inputs.py``). Both give the
-        same results to rounding;
-        :attr:`sparse_inputs` says which one runs. The CUDA engine is dense ("sparse" is
-        an error there).
+        same results to rounding; :attr:`sparse_inputs` says which one runs. The CUDA
+        engine is dense ("sparse" is an error there).
     """
 
     def __init__(

@@ -528,16 +528,22 @@ void check_row_mixes(isa::Level level, const char* name) {
   }
 }
 
-void test_row_mixes() {
+// f(level, name) for each instruction-set level this CPU has.
+template <typename F>
+void for_each_level(F f) {
   const isa::Level best = isa::best_supported();
   const std::pair<isa::Level, const char*> levels[] = {{isa::Level::Scalar, "scalar"},
                                                       {isa::Level::Avx2, "avx2"},
                                                       {isa::Level::Avx512, "avx512"}};
-  for (const auto& [level, name] : levels) {
-    if (level > best) continue;
+  for (const auto& [level, name] : levels)
+    if (level <= best) f(level, name);
+}
+
+void test_row_mixes() {
+  for_each_level([](isa::Level level, const char* name) {
     check_row_mixes<float>(level, name);
     check_row_mixes<double>(level, name);
-  }
+  });
 }
 
 // The vectorized softmax cross-entropy's exponentials at every level this CPU has: rows
@@ -720,15 +726,10 @@ void check_sparse_panels(isa::Level level, const char* name) {
 }
 
 void test_sparse_panels() {
-  const isa::Level best = isa::best_supported();
-  const std::pair<isa::Level, const char*> levels[] = {{isa::Level::Scalar, "scalar"},
-                                                      {isa::Level::Avx2, "avx2"},
-                                                      {isa::Level::Avx512, "avx512"}};
-  for (const auto& [level, name] : levels) {
-    if (level > best) continue;
+  for_each_level([](isa::Level level, const char* name) {
     check_sparse_panels<float>(level, name);
     check_sparse_panels<double>(level, name);
-  }
+  });
 }
 
 int main() {
