@@ -9,12 +9,14 @@ the native :class:`~losstopo.Landscape`, so it plugs into ``train``, ``minimize`
 from __future__ import annotations
 
 import copy
+import functools
 import warnings
 from typing import Optional
 
 import numpy as np
 
 from ._checks import check_int, check_labels, check_real, check_samples
+from .torch_norm import HeldStatistics, Norms, batchnorm_layers
 
 
 def require_torch():
@@ -29,6 +31,60 @@ def require_torch():
 
 # Sample chunks at least this large take gradients one vector at a time (no vmap).
 PLAIN_GRAD_SAMPLES = 256
+
+
+def theta_names(module, options: dict) -> list:
+    """The names of what theta holds, in order: the parameters (with
+    ``requires_grad=False`` ones only when ``frozen="theta"``), then, with
+    ``buffers="theta"``, the floating-point buffers (BatchNorm's running statistics
+    only under ``batchnorm="module"``). Tied tensors appear once."""
+    names = [k for k, p in module.named_parameters()
+             if p.requires_grad or options["frozen"] == "theta"]
+    if options["buffers"] == "theta":
+        running = set()
+        if options["batchnorm"] == "data":
+            for name, _ in batchnorm_layers(module):
+                running |= {f"{name}.running_mean" if name else "running_mean",
+                            f"{name}.running_var" if name else "running_var"}
+        names += [k for k, b in module.named_buffers()
+                  if b.is_floating_point() and k not in running]
+    if not names:
+        raise ValueError("module: has no parameters (nothing to make a landscape of)")
+    return names
+
+
+def refuse_randomness(module) -> None:
+    """A ValueError naming the first module that draws random numbers in training mode."""
+    from torch.nn.modules.dropout import _DropoutNd
+
+    for name, m in module.named_modules():
+        if m.training and isinstance(m, _DropoutNd) and m.p > 0:
+            raise ValueError(
+                f"module: {f'layer {name!r}' if name else 'the module'} ({type(m).__name__}, "
+                f"p={m.p}) draws random "
+                "numbers in training mode, so the loss is not a function of theta; call "
+                "module.eval() first, or pass randomness='eval'")
+
+
+RANDOM_OP = "random operation"  # in torch's message when vmap meets one
+
+
+def _deterministic(method):
+    """Turns torch's error on a random operation under vmap into one naming the cure."""
+
+    @functools.wraps(method)
+    def wrapped(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except RuntimeError as e:
+            if RANDOM_OP not in str(e):
+                raise
+            raise ValueError(
+                f"module: its forward calls a random operation ({str(e).splitlines()[0]}), "
+                "so the loss is not a function of theta; call module.eval() first, or pass "
+                "randomness='eval'") from e
+
+    return wrapped
 
 
 class TorchLandscape:
@@ -49,11 +105,40 @@ class TorchLandscape:
         within it: memory no longer grows with the number of vectors of a call
         (the points of a path, its 10x refinement grid). Results do not depend on it
         beyond rounding.
+    batchnorm : "data" (default) or "module". "data": the landscape of the function the
+        weights define; every BatchNorm layer normalizes with its inputs' mean and
+        (biased) variance over all samples (or the ``samples=`` subset), for each
+        vector: as one batch of all of them would in training mode. They are computed
+        in chunked passes first and then held, so the loss does not depend on
+        ``chunk``, ``memory_mb`` or how many vectors share a call, and the gradient
+        includes their dependence on theta (it is the gradient of that loss). A model
+        with L BatchNorm layers costs L forward passes more per loss and L + 1
+        gradient passes per gradient. ``evaluate_each`` (SGD's minibatches) uses each
+        minibatch's own statistics, as training does. "module": the module's own
+        running buffers for every vector (its ``eval()`` behaviour); they do not follow
+        theta, so a point between two solutions uses statistics of neither.
+    randomness : "refuse" (default) or "eval". A module with Dropout in training mode
+        (or any random operation in its forward) does not define one function of
+        theta: "refuse" raises a ValueError naming it (call ``module.eval()``);
+        "eval" evaluates the landscape's copy in eval mode.
+    frozen : "fixed" (default) or "theta": parameters with ``requires_grad=False`` are
+        held at the module's values, or are part of theta.
+    buffers : "fixed" (default) or "theta": floating-point buffers (other than
+        BatchNorm's running statistics under ``batchnorm="data"``, which are not used)
+        are held at the module's values, or are part of theta.
+    Tied parameters (one tensor under two names) appear once in theta.
     """
 
     def __init__(self, module, X, y=None, loss: str = "cross_entropy", dtype="float32",
-                 chunk: int = 2048, threads: Optional[int] = None, memory_mb: float = 256):
+                 chunk: int = 2048, threads: Optional[int] = None, memory_mb: float = 256,
+                 batchnorm: str = "data", randomness: str = "refuse", frozen: str = "fixed",
+                 buffers: str = "fixed"):
         torch = require_torch()
+        for name, value, allowed in (("randomness", randomness, ("refuse", "eval")),
+                                     ("frozen", frozen, ("fixed", "theta")),
+                                     ("buffers", buffers, ("fixed", "theta"))):
+            if value not in allowed:
+                raise ValueError(f"{name}: expected one of {allowed}, got {value!r}")
         if loss not in ("cross_entropy", "mse"):
             raise ValueError(f"loss: expected 'cross_entropy' or 'mse', got {loss!r}")
         self.dtype = np.dtype(dtype)
@@ -62,14 +147,19 @@ class TorchLandscape:
         tdt = torch.float32 if self.dtype == np.float32 else torch.float64
         if not isinstance(module, torch.nn.Module):
             raise TypeError(f"module: expected a torch.nn.Module, got {type(module).__name__}")
-        if not any(True for _ in module.parameters()):
-            raise ValueError("module: has no parameters (nothing to make a landscape of)")
         X = np.asarray(X)
         if X.ndim < 2 or X.shape[0] == 0:
             raise ValueError(f"X: expected shape (n, ...), got {X.shape}")
         X = check_real("X", X, self.dtype)  # the same checks as the native engine's
         # The user's module is never changed: this landscape works on its own copy.
         self.module = copy.deepcopy(module).to(tdt)
+        if randomness == "eval":
+            self.module.eval()
+        else:
+            refuse_randomness(self.module)
+        self.options = dict(batchnorm=batchnorm, randomness=randomness, frozen=frozen,
+                            buffers=buffers)
+        self.norms = Norms(self.module, batchnorm)
         self.loss_name = loss
         self.X = torch.from_numpy(X)
         n = X.shape[0]
@@ -102,8 +192,9 @@ class TorchLandscape:
             if t.shape != want:  # never broadcast (n,) against (n, 1)
                 raise ValueError(f"y: targets must have the outputs' shape {want}, got {t.shape}")
             self.y = torch.from_numpy(t)
-        self.names = [k for k, _ in module.named_parameters()]
-        self.shapes = [tuple(p.shape) for _, p in module.named_parameters()]
+        self.names = theta_names(self.module, self.options)
+        tensors = self._tensors()
+        self.shapes = [tuple(tensors[k].shape) for k in self.names]
         self.sizes = [int(np.prod(s)) for s in self.shapes]
         self.num_params = int(sum(self.sizes))
         self.num_samples = n
@@ -127,6 +218,12 @@ class TorchLandscape:
         self._vg_each = torch.func.vmap(torch.func.grad_and_value(f), in_dims=(0, 0, 0))
         self._v_each = torch.func.vmap(f, in_dims=(0, 0, 0))
         self._out = torch.func.vmap(self._forward, in_dims=(0, None))
+        # Passes with the data's BatchNorm statistics held (torch_norm.HeldStatistics).
+        held_grad = torch.func.grad(self._held_chunk, argnums=(0, 1), has_aux=True)
+        self._held_g = held_grad
+        self._held_vg = torch.func.vmap(held_grad, in_dims=(0, 0, 0, None, None))
+        self._held_v = torch.func.vmap(self._held_chunk, in_dims=(0, 0, 0, None, None))
+        self._held_out = torch.func.vmap(self._held_forward, in_dims=(0, 0, None))
         self.fingerprint = self._fingerprint()
 
     def _fingerprint(self) -> str:
@@ -147,7 +244,8 @@ class TorchLandscape:
         except (OSError, TypeError):  # defined where no source is kept
             code = ""
         for part in (type(m).__module__, type(m).__qualname__, str(m), code, self.loss_name,
-                     self.dtype.name, repr(list(zip(self.names, self.shapes)))):
+                     self.dtype.name, repr(list(zip(self.names, self.shapes))),
+                     repr(sorted(self.options.items()))):
             h.update(part.encode())
         for name, b in m.named_buffers():
             h.update(name.encode())
@@ -159,6 +257,10 @@ class TorchLandscape:
         return self.loss_name == "cross_entropy"
 
     # ---------------------------------------------------------------- core
+    def _tensors(self) -> dict:
+        """The module copy's parameters and buffers by name (tied ones once)."""
+        return dict(list(self.module.named_buffers()) + list(self.module.named_parameters()))
+
     def _params(self, flat):
         out, k = {}, 0
         for name, shape, size in zip(self.names, self.shapes, self.sizes):
@@ -177,6 +279,66 @@ class TorchLandscape:
             return torch.nn.functional.cross_entropy(out, yb)
         target = xb.reshape(out.shape) if yb is None else yb
         return torch.mean((out - target) ** 2)
+
+    def _held_chunk(self, flat, raw, lam, xb, yb):
+        """One chunk's loss with the BatchNorm statistics ``raw`` held, and the raw
+        moments of every BatchNorm input: (G, (loss, moments)) with G = loss +
+        <lam, moments>, the function whose gradients the held passes accumulate."""
+        with self.norms.using(raw, record=True) as ctx:
+            loss = self._loss_fn(flat, xb, yb)
+            rec = self.norms.recorded(ctx, raw)
+        return loss.double() + (lam * rec).sum(), (loss, rec)
+
+    def _held_forward(self, flat, raw, xb):
+        with self.norms.using(raw):
+            return self._forward(flat, xb)
+
+    def _held_pass(self, t, samples, raw, lam, grad: bool, plan):
+        """One chunked pass over the samples with statistics ``raw`` held: the loss
+        (P,), the raw moments (P, W) and, with ``grad``, the gradients of G in theta
+        (P, D) and in the moments (P, W), all weighted by each chunk's share. Sums are
+        formed out of place (forward-mode autodiff runs through them for Hessian-vector
+        products)."""
+        n = self.num_samples if samples is None else len(samples)
+        pv, ps = plan
+        plain = grad and ps >= PLAIN_GRAD_SAMPLES
+        if plain:
+            pv = 1
+        if lam is None:
+            lam = raw.new_zeros(raw.shape)
+        blocks = []
+        for v in range(0, t.shape[0], pv):
+            tv, rv, lv = t[v:v + pv], raw[v:v + pv], lam[v:v + pv]
+            acc = None
+            for m, xb, yb in self._batches(samples, ps):
+                if not grad:
+                    parts = self._held_v(tv, rv, lv, xb, yb)[1]
+                elif plain:
+                    (gt, gr), (lb, rec) = self._held_g(tv[0], rv[0], lv[0], xb, yb)
+                    parts = (lb[None], rec[None], gt[None], gr[None])
+                else:
+                    (gt, gr), (lb, rec) = self._held_vg(tv, rv, lv, xb, yb)
+                    parts = (lb, rec, gt, gr)
+                w = m / n
+                acc = [w * p for p in parts] if acc is None else [
+                    a + w * p for a, p in zip(acc, parts)]
+            blocks.append(acc)
+        cat = require_torch().cat
+        out = [cat([b[k] for b in blocks]) for k in range(len(blocks[0]))]
+        return tuple(out) if grad else (out[0], out[1], None, None)
+
+    def _held_run(self, t, samples, grad: bool, plan=None):
+        """Loss (and gradient) of the vectors ``t`` with the data's BatchNorm statistics."""
+        n = self.num_samples if samples is None else len(samples)
+        plan = self._plan(t.shape[0], n) if plan is None else plan
+
+        def run_pass(raw, lam, g):
+            return self._held_pass(t, samples, raw, lam, g, plan)
+
+        held = HeldStatistics(self.norms)
+        if grad:
+            return held.loss_and_grad(t, run_pass)
+        return held.loss(t, run_pass)[0], None
 
     def _theta(self, theta, name: str = "theta"):
         torch = require_torch()
@@ -197,10 +359,7 @@ class TorchLandscape:
         if self._sample_bytes is None:
             torch = require_torch()
             b = min(8, self.num_samples)
-            flat = torch.zeros(self.num_params, dtype=self.X.dtype)
-            with torch.no_grad():
-                flat.copy_(torch.nn.utils.parameters_to_vector(self.module.parameters()))
-            flat.requires_grad_(True)
+            flat = self._current().requires_grad_(True)
             total = [0]
 
             def pack(t):
@@ -256,10 +415,24 @@ class TorchLandscape:
 
         return ctx()
 
+    def _current(self):
+        """The module copy's own values as a flat vector (theta's layout)."""
+        torch = require_torch()
+        tensors = self._tensors()
+        with torch.no_grad():
+            return torch.cat([tensors[k].detach().reshape(-1).to(self.X.dtype)
+                              for k in self.names])
+
     def _run(self, theta, grad: bool, samples=None):
         torch = require_torch()
         t, single = self._theta(theta)
         samples = check_samples(samples, self.num_samples)
+        if self.norms.held:
+            with self._threads(), (torch.enable_grad() if grad else torch.no_grad()):
+                loss, g = self._held_run(t, samples, grad)
+            loss = loss.numpy()
+            g = None if g is None else g.numpy()
+            return (loss[0], None if g is None else g[0]) if single else (loss, g)
         n = self.num_samples if samples is None else len(samples)
         P = t.shape[0]
         loss = torch.zeros(P, dtype=t.dtype)
@@ -288,12 +461,15 @@ class TorchLandscape:
         return loss, g
 
     # ----------------------------------------------------------- interface
+    @_deterministic
     def loss(self, theta, samples=None):
         return self._run(theta, False, samples)[0]
 
+    @_deterministic
     def loss_and_grad(self, theta, samples=None):
         return self._run(theta, True, samples)
 
+    @_deterministic
     def accuracy(self, theta, samples=None):
         torch = require_torch()
         if not self.classifier:
@@ -305,12 +481,19 @@ class TorchLandscape:
         pv, ps = self._plan(P, n)
         with self._threads(), torch.no_grad():
             for v in range(0, P, pv):
+                if self.norms.held:  # the statistics of these vectors on these samples
+                    tv = t[v:v + pv]
+                    raw = HeldStatistics(self.norms).statistics(
+                        tv, lambda r, lam, g, tv=tv: self._held_pass(tv, samples, r, lam, g,
+                                                                      (pv, ps)))
                 for _, xb, yb in self._batches(samples, ps):
-                    out = self._out(t[v:v + pv], xb)
+                    out = (self._held_out(t[v:v + pv], raw, xb) if self.norms.held
+                           else self._out(t[v:v + pv], xb))
                     correct[v:v + pv] += (out.argmax(-1) == yb).sum(-1).double()
         acc = (correct / n).numpy().astype(self.dtype)
         return acc[0] if single else acc
 
+    @_deterministic
     def hessian_vector(self, theta, v, samples=None):
         """Exact Hessian-vector products (forward-over-reverse: torch.func.jvp of
         grad), direction by direction on chunks of samples within the memory budget:
@@ -332,11 +515,17 @@ class TorchLandscape:
                                     category=DeprecationWarning)
             for p in range(V.shape[0]):
                 tp = t[0 if t.shape[0] == 1 else p]
+                if self.norms.held:  # through the statistics' passes too
+                    out[p] = torch.func.jvp(
+                        lambda w: self._held_run(w[None], samples, True, (1, ps))[1][0],
+                        (tp,), (V[p],))[1]
+                    continue
                 for m, xb, yb in self._batches(samples, ps):
                     g = torch.func.grad(lambda w: self._loss_fn(w, xb, yb))
                     out[p] += (m / n) * torch.func.jvp(g, (tp,), (V[p],))[1]
         return out.numpy().reshape(np.shape(v))
 
+    @_deterministic
     def evaluate_each(self, theta, samples):
         """Vector p on its own samples[p] (P, B): losses (P,), grads (P, D)."""
         torch = require_torch()
@@ -364,13 +553,17 @@ class TorchLandscape:
         """PyTorch's default initialization of the module, one stream per vector."""
         torch = require_torch()
         out = np.empty((count, self.num_params), dtype=self.dtype)
-        for r in range(count):
-            torch.manual_seed(int(np.random.SeedSequence(int(seed), spawn_key=(first + r,))
-                                  .generate_state(1)[0]))
-            for m in self.module.modules():
-                if m is not self.module and hasattr(m, "reset_parameters"):
-                    m.reset_parameters()
-            out[r] = torch.nn.utils.parameters_to_vector(self.module.parameters()).detach().numpy()
+        kept = copy.deepcopy(self.module.state_dict())  # fixed values and buffers stay
+        try:
+            for r in range(count):
+                torch.manual_seed(int(np.random.SeedSequence(
+                    int(seed), spawn_key=(first + r,)).generate_state(1)[0]))
+                for m in self.module.modules():
+                    if m is not self.module and hasattr(m, "reset_parameters"):
+                        m.reset_parameters()
+                out[r] = self._current().numpy()
+        finally:
+            self.module.load_state_dict(kept)
         return out
 
     def __repr__(self) -> str:
