@@ -8,6 +8,10 @@ matching (Ainsworth et al. 2022, "Git Re-Basin") chooses the permutations of one
 network that maximize the inner product of its weights with a reference's: one
 linear assignment problem per hidden layer, solved by coordinate descent over the
 layers until no permutation changes.
+
+A torch module (or a TorchLandscape) is aligned the same way on a permutation spec
+derived from the module itself (:mod:`losstopo.torch_align`): convolution channels,
+LSTM and GRU hidden units with their gate blocks, residual additions.
 """
 
 from __future__ import annotations
@@ -33,9 +37,24 @@ class Alignment:
     distance_after: np.ndarray
 
 
-def permute(net: MLP, theta, perms) -> np.ndarray:
+def permute(net: MLP, theta, perms, example=None) -> np.ndarray:
     """``theta`` with hidden layer l's units reordered by ``perms[l]``: the new unit i
-    is the old unit perms[l][i]. The network's function does not change."""
+    is the old unit perms[l][i]. The network's function does not change. For a torch
+    module or TorchLandscape ``perms`` is {group: permutation} (as :func:`align`
+    returns it) and theta is one vector."""
+    tl = _torch_landscape(net, example)
+    if tl is not None:
+        from .torch_align import flat, permute_tensors, spec_of, tensors
+
+        spec = spec_of(tl)
+        theta = _vector("theta", theta, tl.num_params)
+        if set(perms) != set(spec.groups) or any(
+                not np.array_equal(np.sort(perms[g]), np.arange(n))
+                for g, n in spec.groups.items()):
+            raise ValueError(f"perms: expected a permutation for each group "
+                             f"{dict(spec.groups)}")
+        return flat(tl, permute_tensors(spec, tensors(tl, theta), perms)).astype(
+            theta.dtype, copy=False)
     net = _mlp(net)
     theta = np.asarray(theta)
     layers = net.unflatten(theta)
@@ -59,9 +78,29 @@ def permute(net: MLP, theta, perms) -> np.ndarray:
 
 def _mlp(net) -> MLP:
     if not isinstance(net, MLP):
-        raise TypeError(f"net: alignment needs an MLP (its hidden units are what is "
-                        f"permuted), got {type(net).__name__}")
+        raise TypeError(f"net: alignment needs an MLP, a torch module or a TorchLandscape "
+                        f"(their units are what is permuted), got {type(net).__name__}")
     return net
+
+
+def _torch_landscape(net, example):
+    """``net`` as a TorchLandscape when it is one or a torch module, else None (torch is
+    looked at only when already imported: a torch object implies it)."""
+    import sys
+
+    if "torch" not in sys.modules or isinstance(net, MLP):
+        return None
+    import torch
+
+    from .torch_adapter import TorchLandscape
+
+    if isinstance(net, TorchLandscape):
+        return net
+    if isinstance(net, torch.nn.Module):
+        from .torch_align import example_landscape
+
+        return example_landscape(net, example)
+    return None
 
 
 def _vector(name, v, D) -> np.ndarray:
@@ -105,7 +144,7 @@ def _match(net: MLP, ref, th, max_iter: int, rng) -> List[np.ndarray]:
 
 
 def align(net: MLP, reference, theta, method: str = "weights", max_iter: int = 100,
-          seed: int = 0) -> Alignment:
+          seed: int = 0, example=None) -> Alignment:
     """Permutes the hidden units of ``theta`` (D,) or (P, D) to match ``reference``.
 
     method : "weights", weight matching: per hidden layer a linear assignment problem
@@ -114,29 +153,41 @@ def align(net: MLP, reference, theta, method: str = "weights", max_iter: int = 1
         over the layers (in a random order from ``seed``) until no permutation
         changes, at most ``max_iter`` sweeps.
 
-    Works for any MLP of the engine, with or without biases (the autoencoder too);
-    the function of every network is unchanged. Returns an :class:`Alignment`.
+    Works for any MLP of the engine, with or without biases (the autoencoder too),
+    and for a torch module or TorchLandscape (``net``; a bare module needs
+    ``example=`` inputs to trace): its permutation groups are derived from the module
+    (:func:`losstopo.torch_align.spec_of`) and ``perms`` is then one {group:
+    permutation} per vector. The function of every network is unchanged. Returns an
+    :class:`Alignment`.
     """
-    net = _mlp(net)
+    tl = _torch_landscape(net, example)
+    if tl is None:
+        net = _mlp(net)
     if method != "weights":
         raise ValueError(f"method: expected 'weights', got {method!r}")
     max_iter = check_int("max_iter", max_iter)
     check_int("seed", seed, minimum=0)
-    D = net.num_params
+    D = net.num_params if tl is None else tl.num_params
     ref = _vector("reference", reference, D)
     if ref.ndim != 1:
         raise ValueError(f"reference: expected one vector ({D},), got {ref.shape}")
     th = _vector("theta", theta, D)
     single = th.ndim == 1
     thetas = th.reshape(-1, D)
-    ref_layers = net.unflatten(ref.astype(np.float64))
-    out = np.empty(thetas.shape, dtype=np.result_type(thetas.dtype, np.float32))
-    all_perms = []
-    for p, v in enumerate(thetas):
-        rng = np.random.default_rng(int(seed))  # the same order for every vector
-        perms = _match(net, ref_layers, net.unflatten(v.astype(np.float64)), max_iter, rng)
-        out[p] = permute(net, v, perms)
-        all_perms.append(perms)
+    if tl is not None:
+        from .torch_align import align_landscape
+
+        out, all_perms = align_landscape(tl, ref, thetas, max_iter, seed)
+    else:
+        ref_layers = net.unflatten(ref.astype(np.float64))
+        out = np.empty(thetas.shape, dtype=np.result_type(thetas.dtype, np.float32))
+        all_perms = []
+        for p, v in enumerate(thetas):
+            rng = np.random.default_rng(int(seed))  # the same order for every vector
+            perms = _match(net, ref_layers, net.unflatten(v.astype(np.float64)), max_iter,
+                           rng)
+            out[p] = permute(net, v, perms)
+            all_perms.append(perms)
     r64 = ref.astype(np.float64)
     before = np.linalg.norm(thetas.astype(np.float64) - r64, axis=1)
     after = np.linalg.norm(out.astype(np.float64) - r64, axis=1)

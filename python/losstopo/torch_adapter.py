@@ -16,7 +16,7 @@ from typing import Optional
 import numpy as np
 
 from ._checks import check_int, check_labels, check_real, check_samples
-from .torch_norm import HeldStatistics, Norms, batchnorm_layers
+from .torch_norm import HeldStatistics, Norms, batchnorm_layers, running_statistics
 
 
 def require_torch():
@@ -43,9 +43,7 @@ def theta_names(module, options: dict) -> list:
     if options["buffers"] == "theta":
         running = set()
         if options["batchnorm"] == "data":
-            for name, _ in batchnorm_layers(module):
-                running |= {f"{name}.running_mean" if name else "running_mean",
-                            f"{name}.running_var" if name else "running_var"}
+            running = running_statistics(name for name, _ in batchnorm_layers(module))
         names += [k for k, b in module.named_buffers()
                   if b.is_floating_point() and k not in running]
     if not names:
@@ -260,6 +258,11 @@ class TorchLandscape:
     def _tensors(self) -> dict:
         """The module copy's parameters and buffers by name (tied ones once)."""
         return dict(list(self.module.named_buffers()) + list(self.module.named_parameters()))
+
+    def unused_tensors(self) -> set:
+        """Names of the copy's tensors its forward does not read: BatchNorm's running
+        statistics under ``batchnorm="data"``."""
+        return running_statistics(self.norms.names if self.norms.mode == "data" else ())
 
     def _params(self, flat):
         out, k = {}, 0

@@ -35,6 +35,11 @@ def batchnorm_layers(module) -> list:
     return [(name, m) for name, m in module.named_modules() if isinstance(m, _BatchNorm)]
 
 
+def running_statistics(names) -> set:
+    """The running-statistics buffers of the BatchNorm layers named ``names``."""
+    return {f"{n}.{k}" if n else k for n in names for k in ("running_mean", "running_var")}
+
+
 def _forward(norms, i: int, layer, x):
     """A BatchNorm layer's forward under a landscape."""
     import torch
