@@ -222,13 +222,19 @@ def test_torch_network_study_end_to_end(tmp_path, name):
     tiny = TINY.copy()
     tiny[tiny.index("--n-train") + 1] = "120"
     tiny[tiny.index("--n-test") + 1] = "40"
+    tiny[tiny.index("--align-pairs") + 1] = "1"
     assert cli.main(["reproduce", "--out", str(out), "--network", name] + tiny) == 0
     report = (out / "report.md").read_text()
     assert name in report and "Barriers" in report
+    # the align stage: permutations derived from the module, one pair per set
+    assert "## Permutation alignment" in report
+    al = np.load(out / "paths_SGD-train_train_aligned.npz")
+    assert al["done"].all() and (al["distance_after"] <= al["distance_before"]).all()
     # every claim of the paper is checked (ours beyond it need stages these networks skip)
     assert "**not tested**" not in report.split("Beyond the paper:")[0]
     m = json.loads((out / "manifest.json").read_text())
-    assert m["config"]["network"] == name and set(m["stages"]) >= {"train", "paths", "plot"}
+    assert m["config"]["network"] == name and set(m["stages"]) >= {"train", "paths", "align",
+                                                                     "plot"}
 
 
 def test_convergence_stage(tmp_path, monkeypatch):

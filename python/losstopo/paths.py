@@ -365,9 +365,9 @@ def find_path(
         curves. The returned path is then the last iterate, and every reported
         number (energies, barriers) is measured on all samples.
     align : permute b's hidden units to match a first (weight matching,
-        :func:`losstopo.align.align`; a Landscape of an MLP only): the path then
-        joins a to the same function as b, in a's frame. Not the paper's (it does no
-        alignment).
+        :func:`losstopo.align.align`; a Landscape of an MLP or a TorchLandscape): the
+        path then joins a to the same function as b, in a's frame. Not the paper's (it
+        does no alignment).
     curve : the curve family, all linear in their ``n_modes`` coefficient vectors and
         all through the same batched steps: "fourier" (the paper's sine series),
         "bezier" (Bernstein polynomials of degree n_modes + 1: n_modes = 1 is
@@ -469,8 +469,11 @@ def _aligned(landscape, A, B, align: bool):
     from .models import MLP
 
     net = getattr(landscape, "net", None)
-    if not isinstance(landscape, Landscape) or not isinstance(net, MLP):
-        raise TypeError("align: needs a Landscape of an MLP (its hidden units are permuted)")
+    if type(landscape).__name__ == "TorchLandscape":
+        net = landscape  # its permutations are derived from the module
+    elif not isinstance(landscape, Landscape) or not isinstance(net, MLP):
+        raise TypeError("align: needs a Landscape of an MLP or a TorchLandscape (their "
+                        "units are permuted)")
     out = np.empty_like(B)
     before, after = np.empty(len(B)), np.empty(len(B))
     for r in range(len(B)):

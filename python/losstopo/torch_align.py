@@ -283,7 +283,7 @@ class _Deriver:
         return (a, tin[1], tin[2])
 
     def getitem_rule(self, node, tin):
-        x, idx = node.args[0], node.args[1]
+        idx = node.args[1]
         if isinstance(tin, tuple) and tin and not isinstance(tin[0], int):
             return tin[idx]
         if isinstance(tin, tuple) and len(tin) == 3 and isinstance(tin[0], int):

@@ -107,7 +107,7 @@ SETTINGS = (
             flag="converge-pairs", stage="converge", hashed=True, later=None,
             help="pairs per set whose barriers are followed over 25 - 400 path steps "
             "beside the minimax reference (0: none)"),
-    Setting("align_pairs", "opt_int", _each(2, 2, 40), minimum=0, torch_quick=None,
+    Setting("align_pairs", "opt_int", _each(2, 2, 40), minimum=0, torch_quick=1,
             flag="align-pairs", stage="align", hashed=True, later=None,
             help="pairs per set whose paths are found again with the second endpoint "
             "permuted to match the first (weight matching; 0: none)"),

@@ -9,7 +9,6 @@ import numpy as np
 from ...align import align_to_common
 from ...geometry import separation
 from ...kpca import KernelPCA
-from ...models import MLP
 from ...paths import barrier_matrix
 from .. import report
 from ..config import StudyError, network
@@ -34,12 +33,10 @@ class AlignStage(Stage):
 
     def run(self, study):
         c = study.config
-        net = network(c["network"])
-        if not isinstance(net, MLP):
-            study.log.info("align: weight matching needs an MLP; %s is not one", c["network"])
-            return AlignResults()
         sets = study.sets()
         train_ls, _ = study.landscapes()
+        # an MLP's hidden units, or a torch network's groups derived from its module
+        net = network(c["network"]) or train_ls
         kw = path_kwargs(c, train_ls)
         summary = {}
         for name in SETS:

@@ -1,14 +1,13 @@
 """The map of minima (not in the paper): the first solutions of the two training sets
 as one network of minima on the training landscape, measured along the minimum
 spanning tree of their distances and then in connect passes (losstopo.topography),
-raw and, for an MLP, with every solution aligned to one reference; its
+raw and with every solution aligned to one reference (an MLP or a torch network); its
 disconnectivity graph answers the paper's claim in topographic terms."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from ...models import MLP
 from ...topography import map_minima
 from .. import report
 from ..config import network
@@ -37,11 +36,6 @@ def pass_prefix(view: str) -> str:
 
 
 CONNECT_PASSES = 4
-
-
-def views_of(config: dict) -> tuple:
-    """The map's views: raw, and aligned where weight matching applies (an MLP)."""
-    return VIEWS if isinstance(network(config["network"]), MLP) else ("raw",)
 
 
 def pass_size(config: dict) -> int:
@@ -77,10 +71,10 @@ class MapStage(Stage):
         train_ls, _ = study.landscapes()
         thetas = np.concatenate([sets[s][:m] for s in SETS])
         labels = [s for s in SETS for _ in range(len(sets[s][:m]))]
-        net = network(c["network"])
+        net = network(c["network"]) or train_ls  # a torch network: its landscape
         kw = path_kwargs(c, train_ls)
         summary = {}
-        for view in views_of(c):
+        for view in VIEWS:
             X = thetas if view == "raw" else align_to_common(net, thetas).theta
             study.log.info("map: %s, %d minima, %d pairs", view, len(X), c["map_pairs"])
             prefix = pass_prefix(view)
@@ -109,7 +103,7 @@ class MapStage(Stage):
             return [("map", "map of minima", 0.0)]
         pair = pair_seconds(config, cal, cal["n_train"])
         # the passes run one after another (each plans from the last)
-        return [("map", "map of minima", len(views_of(config)) * n * pair)]
+        return [("map", "map of minima", len(VIEWS) * n * pair)]
 
 
 def _plain(summary: dict) -> dict:
