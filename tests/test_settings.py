@@ -11,7 +11,8 @@ from losstopo.study import settings
 # config_hash of make_config(network, preset, data=...) before the settings table; the
 # paper preset's since its aligned pairs went from 300 per set to 40 (the stages beyond
 # the paper add at most a quarter to its work; a paper study begun with 300 resumes with
-# its 300, align_pairs being the align stage's own setting).
+# its 300, align_pairs being the align stage's own setting); LeNet's and the LSTM's
+# quick preset's since it aligns one pair per set (their alignment came later).
 HASHES = {
     ("fcp", "quick", "synthetic"): "0b8f6319eddb3879", ("fcp", "quick", "mnist"): "8f245705fd1480a9",
     ("fcp", "medium", "synthetic"): "2dffaf668f25be29", ("fcp", "medium", "mnist"): "5a6be3e50897f227",
@@ -22,10 +23,10 @@ HASHES = {
     ("autoencoder", "medium", "mnist"): "2df7b97ab8e7868f",
     ("autoencoder", "paper", "synthetic"): "7214b15182a378a8",
     ("autoencoder", "paper", "mnist"): "6bf64f8ae2a4ef04",
-    ("lenet", "quick", "synthetic"): "dc8ed5dc6547581c", ("lenet", "quick", "mnist"): "131fddc8fcb8ffb3",
+    ("lenet", "quick", "synthetic"): "c4bcf33c3eca72d3", ("lenet", "quick", "mnist"): "4ed26db928e05af4",
     ("lenet", "medium", "synthetic"): "9a470587c68b335a", ("lenet", "medium", "mnist"): "569df847ae6904aa",
     ("lenet", "paper", "synthetic"): "60715b7ba46b5236", ("lenet", "paper", "mnist"): "31ca3435d1122dc2",
-    ("lstm", "quick", "synthetic"): "cb6452aa9f9e87a9", ("lstm", "quick", "mnist"): "5d938e98ba0764a6",
+    ("lstm", "quick", "synthetic"): "3c1a7d651082c43e", ("lstm", "quick", "mnist"): "fe3e538c794bdaf4",
     ("lstm", "medium", "synthetic"): "65726426c5aac6bd", ("lstm", "medium", "mnist"): "eb6aa5aa2f4737b2",
     ("lstm", "paper", "synthetic"): "3a5957960e8a46ed", ("lstm", "paper", "mnist"): "0bca26391949b336",
 }

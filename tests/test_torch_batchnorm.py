@@ -300,3 +300,18 @@ def test_init_leaves_the_copys_buffers_as_they_were():
     tl.init(2)
     assert float(tl.module[1].running_mean[0]) == 0.25
     assert tl._fingerprint() == before
+
+
+def test_compiled_passes_equal_the_eager_ones():
+    X, y = data(n=40)
+    torch.manual_seed(0)
+    module = nn.Sequential(nn.Linear(6, 5), nn.Tanh(), nn.Linear(5, 3))
+    eager = TorchLandscape(module, X, y, chunk=16)
+    comp = TorchLandscape(module, X, y, chunk=16, compile=True)
+    theta = eager.init(3, seed=1)
+    le, ge = eager.loss_and_grad(theta)
+    lc, gc = comp.loss_and_grad(theta)
+    np.testing.assert_allclose(lc, le, rtol=1e-5)
+    np.testing.assert_allclose(gc, ge, rtol=1e-4, atol=1e-6)
+    with pytest.raises(TypeError, match="compile: expected True or False"):
+        TorchLandscape(module, X, y, compile="yes")

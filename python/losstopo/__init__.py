@@ -25,7 +25,7 @@ from .train import train  # noqa: E402
 # that a bare ``import losstopo`` stays light (torch_adapter imports torch only when a
 # model is built; study pulls in the figures).
 _LAZY_MODULES = ("align", "bench", "convergence", "datasets", "plots", "saddles", "stats",
-                 "study", "topography", "toy", "torch_adapter")
+                 "study", "topography", "toy", "torch_adapter", "torch_align")
 
 
 def __getattr__(name):

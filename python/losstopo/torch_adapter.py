@@ -125,12 +125,17 @@ class TorchLandscape:
         BatchNorm's running statistics under ``batchnorm="data"``, which are not used)
         are held at the module's values, or are part of theta.
     Tied parameters (one tensor under two names) appear once in theta.
+    compile : run the batched passes (loss, gradient, accuracy, SGD's minibatches)
+        through ``torch.compile`` (opt-in: each new call shape costs a compilation,
+        about a minute for LeNet on 2 cores, and needs a C++ compiler; see
+        RESULTS.md for what it gains). The held-statistics passes of BatchNorm models
+        and the Hessian-vector products stay eager.
     """
 
     def __init__(self, module, X, y=None, loss: str = "cross_entropy", dtype="float32",
                  chunk: int = 2048, threads: Optional[int] = None, memory_mb: float = 256,
                  batchnorm: str = "data", randomness: str = "refuse", frozen: str = "fixed",
-                 buffers: str = "fixed"):
+                 buffers: str = "fixed", compile: bool = False):
         torch = require_torch()
         for name, value, allowed in (("randomness", randomness, ("refuse", "eval")),
                                      ("frozen", frozen, ("fixed", "theta")),
@@ -222,6 +227,14 @@ class TorchLandscape:
         self._held_vg = torch.func.vmap(held_grad, in_dims=(0, 0, 0, None, None))
         self._held_v = torch.func.vmap(self._held_chunk, in_dims=(0, 0, 0, None, None))
         self._held_out = torch.func.vmap(self._held_forward, in_dims=(0, 0, None))
+        if not isinstance(compile, bool):
+            raise TypeError(f"compile: expected True or False, got {compile!r}")
+        self.compiled = compile
+        if compile:
+            with warnings.catch_warnings():  # torch's compiler imports deprecated parts
+                warnings.simplefilter("ignore", DeprecationWarning)
+                for name in ("_g", "_vg", "_v", "_vg_each", "_out"):
+                    setattr(self, name, torch.compile(getattr(self, name)))
         self.fingerprint = self._fingerprint()
 
     def _fingerprint(self) -> str:
