@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "blas.hpp"
+#include "denormals.hpp"
 
 namespace losstopo::chunks {
 
@@ -84,6 +85,7 @@ void on_threads(int64_t nchunks, int nt, F&& f) {
   blas::SingleThreaded single_threaded_blas;
 #pragma omp parallel num_threads(nt)
   {
+    denormals::Flush flush;  // this thread, for this work
     const int t = omp_get_thread_num();
     f(t, nchunks * t / nt, nchunks * (t + 1) / nt);
   }

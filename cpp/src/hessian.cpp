@@ -28,6 +28,7 @@
 #include "blas.hpp"
 #include "block_ops.hpp"
 #include "chunk_loop.hpp"
+#include "denormals.hpp"
 #include "input_panels.hpp"
 #include "isa.hpp"
 #include "losstopo/landscape.hpp"
@@ -387,6 +388,7 @@ void Landscape<T>::hessian_vector(const T* theta, int64_t Pt, const T* v, int64_
   if (sparse_in) {  // each thread's first-layer gradients back to (width, d0)
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (int t = 0; t < nt; ++t) {
+      denormals::Flush flush;  // this thread, for this work
       const std::vector<T> hw1 = work[t].hw1;
       sparse::transpose_back(hw1.data(), wp, d0, work[t].hw1.data());
       if (want_grad) {
@@ -400,6 +402,7 @@ void Landscape<T>::hessian_vector(const T* theta, int64_t Pt, const T* v, int64_
                     std::vector<T> HvpWork<T>::*rest) {
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (int64_t p = 0; p < rows; ++p) {
+      denormals::Flush flush;  // this thread, for this work
       T* o = out + p * D;
       chunks::sum_in_order(nt, W1, [&](int t) { return (work[t].*first).data() + p * W1; }, o);
       chunks::sum_in_order(nt, R1, [&](int t) { return (work[t].*rest).data() + p * R1; },

@@ -16,6 +16,7 @@
 #include "blas.hpp"
 #include "block_ops.hpp"
 #include "chunk_loop.hpp"
+#include "denormals.hpp"
 #include "fused_layers.hpp"
 #include "isa.hpp"
 #include "mix.hpp"
@@ -497,6 +498,7 @@ void sample_products(const T* X, int d0, int64_t n, const Split& sp, const T* w,
   const isa::Level level = isa::chosen();
 #pragma omp parallel for num_threads(sp.nt) schedule(static)
   for (int64_t c = 0; c < sp.nchunks; ++c) {
+    denormals::Flush flush;  // this thread, for this work
     const int64_t r0 = c * sp.C;
     const int nc = int(std::min<int64_t>(sp.C, n - r0));
     if (panels)
@@ -565,6 +567,7 @@ void reduce_gradients(const std::vector<std::unique_ptr<Workspace<T>>>& work, in
   const int64_t P = ps.P, D = ps.D, W1 = ps.W1;
 #pragma omp parallel for num_threads(nt) schedule(static)
   for (int64_t p = 0; p < P; ++p) {
+    denormals::Flush flush;  // this thread, for this work
     T* g = grad_out + p * D;
     sum_first_layer(work, nt, ps, p, g);
     chunks::sum_in_order(nt, D - W1, [&](int t) { return work[t]->grad.data() + p * (D - W1); },
@@ -644,6 +647,7 @@ void Landscape<T>::evaluate(const T* theta, int64_t P, T* loss_out, T* grad_out,
       blas::SingleThreaded single_threaded_blas;
 #pragma omp parallel num_threads(nt)
       {
+        denormals::Flush flush;  // this thread, for this work
         const int g = omp_get_thread_num();
         run_chunks(passes[g], 0, nchunk[g], *work[g]);
       }
@@ -698,6 +702,7 @@ void Landscape<T>::evaluate_each(const T* theta, int64_t P, const int64_t* sampl
   blas::SingleThreaded single_threaded_blas;
 #pragma omp parallel for num_threads(nt) schedule(static)
   for (int64_t p = 0; p < P; ++p) {
+    denormals::Flush flush;  // this thread, for this work
     Workspace<T>& w = *work[omp_get_thread_num()];
     Pass<T> ps = proto;
     ps.theta = theta + p * D;
@@ -785,6 +790,7 @@ bool Landscape<T>::prepare_lines(const T* x, const T* d, int64_t P, LineCache<T>
     std::vector<std::vector<T>> tmp(sp.nt);
 #pragma omp parallel num_threads(sp.nt)
     {
+      denormals::Flush flush;  // this thread, for this work
       std::vector<T>& t = tmp[omp_get_thread_num()];
 #pragma omp for schedule(static)
       for (int64_t c = 0; c < sp.nchunks; ++c) {
@@ -981,6 +987,7 @@ void Landscape<T>::evaluate_combination(const T* points, int64_t P, const T* V, 
   const int64_t rest = D - W1;
 #pragma omp parallel for num_threads(nt) schedule(static)
   for (int64_t n = 0; n < K; ++n) {
+    denormals::Flush flush;  // this thread, for this work
     T* g = proj_grad + n * D;
     sum_first_layer(work, nt, ps, n, g);
     for (int64_t i = 0; i < rest; ++i) g[W1 + i] = T(0);

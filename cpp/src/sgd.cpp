@@ -1,5 +1,6 @@
 #include "losstopo/sgd.hpp"
 #include "chunk_loop.hpp"
+#include "denormals.hpp"
 
 #include <omp.h>
 
@@ -92,6 +93,7 @@ int64_t sgd_epoch(const Objective<T>& ls, T* theta, T* velocity, int64_t R, uint
     bool any_stopped = false;
 #pragma omp parallel for schedule(static) num_threads(nthreads)
     for (int64_t a = 0; a < A; ++a) {
+      denormals::Flush flush;  // this thread, for this work
       const int64_t r = runs[a];
       if (!std::isfinite(loss[a])) {
         active[r] = 0;
