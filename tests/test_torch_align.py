@@ -168,3 +168,32 @@ def test_fixed_tensors_hold_their_groups():
     X, y = losstopo.datasets.synthetic(10, 6, 3, seed=0, dtype="float64")
     spec = spec_of(TorchLandscape(Part(), X, y, dtype="float64"))
     assert spec.groups == {} and set(spec.fixed) >= {"fc1", "fc2"}
+
+
+class Classic(nn.Module):
+    """The shape of PyTorch's MNIST example: functional pooling, log-softmax output, a
+    parameter-free reshaping module on the input and a max over an axis."""
+
+    def __init__(self):
+        super().__init__()
+        self.unflatten = nn.Unflatten(1, (1, 4, 4))
+        self.conv1, self.conv2 = nn.Conv2d(1, 4, 3, padding=1), nn.Conv2d(4, 5, 3, padding=1)
+        self.fc = nn.Linear(5 * 2, 3)
+
+    def forward(self, x):
+        h = nn.functional.max_pool2d(torch.relu(self.conv1(self.unflatten(x))), 2)
+        h = torch.tanh(self.conv2(h))
+        h = torch.max(h, dim=3)[0] + h.max(dim=3).values + h.sum(axis=3)
+        return nn.functional.log_softmax(self.fc(torch.flatten(h, 1)), dim=1)
+
+
+def test_functional_pooling_softmax_and_reductions_align():
+    X, y = losstopo.datasets.synthetic(20, 16, 3, seed=2, dtype="float64")
+    tl = TorchLandscape(Classic(), X, y, dtype="float64")
+    assert spec_of(tl).groups == {"conv1": 4, "conv2": 5}
+    a = tl.init(1, seed=5)[0]
+    b = permute(tl, a, planted(tl, seed=7))
+    unchanged(tl, a, b)
+    np.testing.assert_array_equal(align(tl, a, b).theta, a)
+    with pytest.raises(ValueError, match="permute takes one vector"):
+        permute(tl, np.stack([a, a]), planted(tl))

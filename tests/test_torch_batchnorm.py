@@ -229,9 +229,8 @@ def test_a_random_operation_in_forward_gets_a_named_error():
             return self.fc(x + 0.1 * torch.randn_like(x))
 
     X, y = data()
-    tl = TorchLandscape(Noisy(), X, y)
-    with pytest.raises(ValueError, match="calls a random operation.*randomness='eval'"):
-        tl.loss_and_grad(tl.init(2))
+    with pytest.raises(ValueError, match="draws random numbers in eval mode"):
+        TorchLandscape(Noisy().eval(), X, y)
 
 
 class Frozen(nn.Module):
@@ -315,3 +314,32 @@ def test_compiled_passes_equal_the_eager_ones():
     np.testing.assert_allclose(gc, ge, rtol=1e-4, atol=1e-6)
     with pytest.raises(TypeError, match="compile: expected True or False"):
         TorchLandscape(module, X, y, compile="yes")
+
+
+def test_random_draws_outside_dropout_modules_are_refused():
+    class FunctionalDropout(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc, self.out = nn.Linear(6, 8), nn.Linear(8, 3)
+
+        def forward(self, x):
+            return self.out(nn.functional.dropout(self.fc(x), 0.3, self.training))
+
+    X, y = data()
+    module = FunctionalDropout().train()
+    state = torch.get_rng_state()
+    with pytest.raises(ValueError, match="draws random numbers in training mode"):
+        TorchLandscape(module, X, y, chunk=4096)
+    assert torch.equal(state, torch.get_rng_state())  # the generator is put back
+    with pytest.raises(ValueError, match="draws random numbers in training mode"):
+        TorchLandscape(nn.Sequential(nn.Linear(6, 4), nn.RReLU(), nn.Linear(4, 3)), X, y)
+    tl = TorchLandscape(FunctionalDropout().train(), X, y, randomness="eval")
+    theta = tl.init(1)[0]
+    assert tl.loss_and_grad(theta)[0] == tl.loss_and_grad(theta)[0]
+
+
+def test_init_draws_a_top_level_layer_too():
+    X, y = data()
+    tl = TorchLandscape(nn.Linear(6, 3), X, y)
+    theta = tl.init(3, seed=1)
+    assert not np.array_equal(theta[0], theta[1])

@@ -48,6 +48,9 @@ def permute(net: MLP, theta, perms, example=None) -> np.ndarray:
 
         spec = spec_of(tl)
         theta = _vector("theta", theta, tl.num_params)
+        if theta.ndim != 1:
+            raise ValueError(f"theta: permute takes one vector ({tl.num_params},) of a torch "
+                             f"network, got {theta.shape}")
         if set(perms) != set(spec.groups) or any(
                 not np.array_equal(np.sort(perms[g]), np.arange(n))
                 for g, n in spec.groups.items()):

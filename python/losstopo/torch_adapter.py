@@ -64,6 +64,27 @@ def refuse_randomness(module) -> None:
                 "module.eval() first, or pass randomness='eval'")
 
 
+def refuse_random_forward(module, x) -> None:
+    """A ValueError when one forward of ``module`` (in its mode) on ``x`` draws from
+    torch's random number generator (functional dropout, RReLU, noise): the loss would
+    not be a function of theta. The generator's state is put back."""
+    import torch
+
+    state = torch.get_rng_state()
+    try:
+        with torch.no_grad():
+            module(x)
+    finally:
+        drew = not torch.equal(state, torch.get_rng_state())
+        torch.set_rng_state(state)
+    if drew:
+        mode = "training" if module.training else "eval"
+        cure = ("call module.eval() first, or pass randomness='eval'" if module.training
+                else "the landscape needs a forward without random draws")
+        raise ValueError(f"module: its forward draws random numbers in {mode} mode, so the "
+                         f"loss is not a function of theta; {cure}")
+
+
 RANDOM_OP = "random operation"  # in torch's message when vmap meets one
 
 
@@ -176,6 +197,7 @@ class TorchLandscape:
                              f"sample ({str(e).splitlines()[0]})") from e
         finally:
             self.module.train(training)
+        refuse_random_forward(self.module, self.X[:2])
         if not isinstance(out, torch.Tensor):
             raise TypeError(f"module: its forward must return one tensor, got "
                             f"{type(out).__name__}")
@@ -575,7 +597,7 @@ class TorchLandscape:
                 torch.manual_seed(int(np.random.SeedSequence(
                     int(seed), spawn_key=(first + r,)).generate_state(1)[0]))
                 for m in self.module.modules():
-                    if m is not self.module and hasattr(m, "reset_parameters"):
+                    if hasattr(m, "reset_parameters"):  # the top-level module too
                         m.reset_parameters()
                 out[r] = self._current().numpy()
         finally:

@@ -84,16 +84,22 @@ def recurrent_gates(module):
     return rows // hidden
 
 
+# Equivariant along the units' axis (softmax over it too: it permutes with them).
 ELEMENTWISE_MODULES = ("ReLU", "ReLU6", "Softplus", "Tanh", "Sigmoid", "GELU", "SiLU", "ELU",
                        "LeakyReLU", "Mish", "Hardtanh", "Softsign", "Identity", "Dropout",
-                       "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout")
+                       "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "Softmax",
+                       "LogSoftmax")
 POOLING_MODULES = ("AvgPool1d", "AvgPool2d", "AvgPool3d", "MaxPool1d", "MaxPool2d",
                    "MaxPool3d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d",
                    "AdaptiveAvgPool3d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d",
                    "AdaptiveMaxPool3d")
 ELEMENTWISE_NAMES = ("relu", "relu6", "tanh", "sigmoid", "softplus", "gelu", "silu", "elu",
                      "leaky_relu", "mish", "dropout", "contiguous", "clone", "abs", "exp",
-                     "neg", "hardtanh", "softsign")
+                     "neg", "hardtanh", "softsign", "softmax", "log_softmax")
+POOLING_NAMES = ("max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d",
+                 "avg_pool3d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
+                 "adaptive_avg_pool3d", "adaptive_max_pool1d", "adaptive_max_pool2d",
+                 "adaptive_max_pool3d")
 BINARY = (operator.add, operator.sub, operator.mul, operator.truediv)
 BINARY_NAMES = ("add", "sub", "mul", "div")
 
@@ -228,8 +234,8 @@ class _Deriver:
             return self.reshape_rule(node, tin, shape_in, self.shape(node))
         if gates is not None:
             return self.recurrent_rule(node, m, gates, tin, shape_in, pre)
-        if own:
-            self.unsupported(node)
+        if not own and not any(self.tags.get(a) is not None for a in node.all_input_nodes):
+            return None  # no tensors of its own, on fixed values only (the input's)
         return self.unsupported(node)
 
     def recurrent_rule(self, node, m, gates, tin, shape_in, pre):
@@ -272,15 +278,19 @@ class _Deriver:
     def reduce_rule(self, node, tin, shape_in):
         if tin is None:
             return None
-        dims = node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else None)
+        dims = node.kwargs.get("dim", node.kwargs.get(
+            "axis", node.args[1] if len(node.args) > 1 else None))
         keep = node.kwargs.get("keepdim", node.args[2] if len(node.args) > 2 else False)
         nd = len(shape_in)
         dims = range(nd) if dims is None else ([dims] if isinstance(dims, int) else dims)
         dims = {d % nd for d in dims}
         if tin[0] in dims:
-            return None  # summed over the units: invariant
-        a = tin[0] if keep else tin[0] - sum(d < tin[0] for d in dims)
-        return (a, tin[1], tin[2])
+            out = None  # reduced over the units: invariant
+        else:
+            a = tin[0] if keep else tin[0] - sum(d < tin[0] for d in dims)
+            out = (a, tin[1], tin[2])
+        # max/min over a dimension return (values, indices); indices change with the units
+        return (out, None) if _name_of(node.target) in ("max", "min") else out
 
     def getitem_rule(self, node, tin):
         idx = node.args[1]
@@ -307,7 +317,11 @@ class _Deriver:
         args = node.args
         x = args[0] if args else None
         tin = self.tag(x)
-        if name in ("size", "dim", "numel") or (node.op == "call_function" and t is getattr):
+        if node.op == "call_function" and t is getattr:  # (values, indices).values
+            if isinstance(tin, tuple) and tin and not isinstance(tin[0], int):
+                return tin[0] if args[1] == "values" else None
+            return None
+        if name in ("size", "dim", "numel"):
             return None
         if node.op == "call_function" and t is operator.getitem:
             return self.getitem_rule(node, tin)
@@ -318,7 +332,13 @@ class _Deriver:
             return self.join_tags(x, b, node)
         if name in ("flatten", "reshape", "view"):
             return self.reshape_rule(node, tin, self.shape(x), self.shape(node))
-        if name in ("mean", "sum", "amax", "max") and (len(args) > 1 or "dim" in node.kwargs):
+        if name in POOLING_NAMES:
+            if tin is not None and tin[0] != 1:
+                self.unsupported(node, "pooling over the units' axis")
+            return tin
+        if name in ("mean", "sum", "amax", "amin", "max", "min") and (
+                (len(args) > 1 and isinstance(args[1], (int, tuple, list)))
+                or "dim" in node.kwargs or "axis" in node.kwargs):
             return self.reduce_rule(node, tin, self.shape(x))
         if name in ("mean", "sum") and tin is not None:  # everything reduced
             return None
@@ -472,7 +492,9 @@ def spec_of(landscape) -> PermutationSpec:
         example = landscape.X[:1].repeat(2, *([1] * (landscape.X.ndim - 1)))
     spec = derive_spec(landscape.module, landscape.names, example, landscape.unused_tensors())
     rng = np.random.default_rng(0)
+    # away from the initialization, where normalizations' scales are 1 and shifts 0
     theta = landscape.init(1, seed=0)[0].astype(np.float64)
+    theta = theta + 0.1 * rng.standard_normal(theta.shape)
     perms = {g: rng.permutation(n) for g, n in spec.groups.items()}
     moved = flat(landscape, permute_tensors(spec, tensors(landscape, theta), perms))
     with torch.no_grad():

@@ -44,7 +44,7 @@ def _forward(norms, i: int, layer, x):
     """A BatchNorm layer's forward under a landscape."""
     import torch
 
-    name = norms.names[i]
+    name = norms.names[i] or "the module"
     if x.ndim < 2:
         raise ValueError(f"{name}: BatchNorm needs inputs (n, channels, ...), got "
                          f"{tuple(x.shape)}")
@@ -95,7 +95,8 @@ class Norms:
         self.ctx = None
         for name, m in layers:
             if mode == "module" and m.running_mean is None:
-                raise ValueError(f"batchnorm='module': {name} keeps no running statistics "
+                raise ValueError(f"batchnorm='module': {name or 'the module'} keeps no "
+                                 "running statistics "
                                  "(track_running_stats=False); use batchnorm='data'")
         for i, (_, m) in enumerate(layers):
             m.forward = functools.partial(_forward, self, i, m)
