@@ -5,7 +5,10 @@ toy landscape's from its formula), and the errors of bad input."""
 import numpy as np
 import pytest
 
-from losstopo import analytic
+import reference
+from scipy.optimize import minimize
+
+from losstopo import MLP, Landscape, analytic
 from losstopo.saddles import certify, neb
 
 
@@ -68,6 +71,82 @@ def test_toy_other_saddle_when_the_path_starts_on_its_side():
     assert s.loss == pytest.approx(0.63726, abs=1e-4)
     np.testing.assert_allclose(s.theta, [0.0529, -0.6882], atol=1e-4)
     assert np.sum(np.linalg.eigvalsh(_dense_hessian(toy, s.theta)) < 0) == 1
+
+
+class _WeightDecay:
+    """A small float64 tanh network (2-3-1, MSE, 80 samples) with weight decay
+    lam/2 |theta|^2: the decay keeps its minima and saddles finite (without it the
+    tanh units' saturated valleys run off to infinity, and descents from a saddle
+    never end)."""
+
+    lam = 1e-3
+
+    def __init__(self):
+        rng = np.random.default_rng(0)
+        self.X = rng.uniform(-2, 2, (80, 2))
+        self.y = np.sin(1.5 * self.X[:, :1]) * np.cos(self.X[:, 1:2]) + 0.3 * self.X[:, :1] ** 2
+        self.net = MLP([2, 3, 1], activation="tanh", loss="mse")
+        self.num_params = self.net.num_params
+        self.engine = Landscape(self.net, self.X, self.y, dtype="float64")
+        self.rng = rng
+
+    def __call__(self, T):
+        E, G = self.engine(T)
+        return E + 0.5 * self.lam * (T * T).sum(1), G + self.lam * T
+
+    def hessian_vector(self, x, V):
+        return self.engine.hessian_vector(x, V) + self.lam * V
+
+    def reference(self, t):
+        """Loss and gradient by the independent NumPy float64 network."""
+        E, g = reference.loss_and_grad(self.net, t, self.X, self.y)
+        return E + 0.5 * self.lam * t @ t, g + self.lam * t
+
+    def minima(self, k):
+        out = []
+        for _ in range(k):
+            r = minimize(lambda t: self.reference(t), self.rng.normal(0, 1.0, self.num_params),
+                         jac=True, method="L-BFGS-B",
+                         options=dict(maxiter=20000, gtol=1e-12, ftol=1e-16))
+            out.append(r.x)
+        return out
+
+
+def test_small_float64_network_saddle_has_one_negative_eigenvalue():
+    """A certified saddle of a small network, checked by an independent NumPy gradient:
+    its norm below the certificate's tolerance, and the Hessian built densely from its
+    central differences with exactly one eigenvalue below -eig_tol times the largest."""
+    net = _WeightDecay()
+    m = net.minima(8)
+    # the first consecutive pair that certifies (others end "bound only" honestly: a
+    # saddle whose descents reach two other copies of the minima, a search that stalls)
+    tried = []
+    for i in range(len(m) - 1):
+        for kw in ({"curve_iters": 0}, {}):
+            c = certify(net, (m[i], m[i + 1]), search_iters=1500, **kw)
+            tried.append(c)
+            if c.status == "certified":
+                break
+        if c.status == "certified":
+            break
+    assert c.status == "certified", tried
+    assert c.saddles
+    for s in c.saddles:  # every certified piece's saddle
+        E, g = net.reference(s.theta)
+        assert np.linalg.norm(g) <= c.tolerances["gtol"] * (1 + 1e-6)
+        assert E == pytest.approx(s.loss, rel=1e-10)
+        w = np.linalg.eigvalsh(_dense_hessian(lambda t: net.reference(t), s.theta))
+        assert np.sum(w < -c.tolerances["eig_tol"] * w[-1]) == 1
+        assert w[0] == pytest.approx(s.eigenvalues[0], rel=1e-4)
+        assert len(s.connects) == 2
+    top = max(s.loss for s in c.saddles)
+    assert c.barrier == pytest.approx(top) and c.barrier > max(c.endpoint_losses)
+    # two points of one basin: the band never rises above the higher one
+    u = net.rng.standard_normal(net.num_params)
+    near = m[0] + 0.05 * u / np.linalg.norm(u)
+    free = certify(net, (m[0], near), endpoints="bound")
+    assert free.status == "barrier-free", free
+    assert free.barrier <= max(free.endpoint_losses) + free.tolerances["barrier"]
 
 
 def test_toy_endpoints_not_minima_refused_or_polished():

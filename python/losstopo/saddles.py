@@ -566,13 +566,25 @@ def _connect(orc, s, Es, v, lam, ends, E_ends, tol, budget, chunk, n_seg, max_st
     # saddle's neighbourhood
     delta = min(np.sqrt(max(0.2 * max(gap, tol["barrier"]) / max(abs(lam), 1e-300), 0.0)),
                 0.05 * dist)
-    for _ in range(30):
+    # then halved until the loss's own curvature over the step agrees with the Hessian's
+    # (within a factor of 2: the quadratic model holds where the descents start), while
+    # the rounding of the energies' difference stays below a tenth of that curvature;
+    # else the first step on which both sides descend
+    eps = float(np.finfo(orc.dtype).eps)
+    first = None
+    for _ in range(60):
         Ed = orc.energy(np.stack([s + delta * v, s - delta * v]))
         if np.all(Ed < Es):
+            first = delta if first is None else first
+            if 0.5 * lam >= (Ed.sum() - 2 * Es) / delta ** 2 >= 2.0 * lam:
+                break
+        if first is not None and 4 * eps * max(abs(Es), 1e-300) / delta ** 2 > 0.1 * abs(lam):
+            delta = first
             break
         delta *= 0.5
     X = np.stack([s + delta * v, s - delta * v])
     out = [None, None]
+    mem = [None, None]  # each side's L-BFGS pairs, kept from one stretch to the next
     used = 0
     while True:
         E, G = orc.eg(X)
@@ -596,19 +608,22 @@ def _connect(orc, s, Es, v, lam, ends, E_ends, tol, budget, chunk, n_seg, max_st
                           f"endpoint's basin in {budget} iterations", X[i].copy())
             return out, delta
         n = min(chunk, budget - used)
-        X[todo] = _descend(orc, X[todo], n, max_step)
+        X[todo], got = _descend(orc, X[todo], n, max_step, [mem[i] for i in todo])
+        for i, m in zip(todo, got):
+            mem[i] = m
         used += n
 
 
-def _descend(orc, X, iters: int, max_step: float):
+def _descend(orc, X, iters: int, max_step: float, mem=None):
     """``iters`` L-BFGS iterations from each row of X (all rows in one batched call
     per trial), every step at most ``max_step`` long and accepted by Armijo
     backtracking, so the descent follows its valley instead of leaping across a
-    ridge as a long line search may."""
+    ridge as a long line search may. ``mem``: each row's L-BFGS pairs from an
+    earlier stretch of the same descent (None: none). Returns (X, mem)."""
     X = X.copy()
     P = len(X)
     E, G = orc.eg(X)
-    mem = [([], []) for _ in range(P)]
+    mem = [m if m is not None else ([], []) for m in (mem or [None] * P)]
     for _ in range(iters):
         Dn = np.empty_like(X)
         for p in range(P):
@@ -644,7 +659,7 @@ def _descend(orc, X, iters: int, max_step: float):
                     mem[p][0].pop(0)
                     mem[p][1].pop(0)
         X, E, G = Xn, En, Gn
-    return X
+    return X, mem
 
 
 # --------------------------------------------------------------------- certify
@@ -706,7 +721,7 @@ def _positive(name, v, allow_none=True):
     return float(v)
 
 
-def certify(landscape, path, gtol: Optional[float] = None, eig_tol: float = 1e-3,
+def certify(landscape, path, gtol: Optional[float] = None, eig_tol: Optional[float] = None,
             barrier_tol: Optional[float] = None, endpoint_gtol: Optional[float] = None,
             neb_iters: int = 200, neb_ftol: Optional[float] = None, search_iters: int = 300,
             descent_iters: int = 2000, max_minima: int = 4, n_images: Optional[int] = None,
@@ -722,7 +737,10 @@ def certify(landscape, path, gtol: Optional[float] = None, eig_tol: float = 1e-3
         gradient norm on the path, or the endpoints' own gradient norm if larger (a
         saddle is stationary as precisely as the endpoints are minima).
     eig_tol : a Hessian eigenvalue counts as negative below ``-eig_tol`` times the
-        largest eigenvalue at that point.
+        largest eigenvalue at that point. Default: 1e-3 in float32 and 1e-6 in float64
+        (well above each one's rounding of the products, and low enough for the wide
+        spectra of small networks: a 13-parameter tanh net's saddle has its negative
+        eigenvalue at 2.6e-4 of the largest).
     barrier_tol : how far a path may rise above its higher endpoint and still be
         barrier-free, and how far a straight segment may rise and still lie in one
         basin. Default: 1e-3 of the given path's barrier above its higher endpoint.
@@ -748,7 +766,7 @@ def certify(landscape, path, gtol: Optional[float] = None, eig_tol: float = 1e-3
         the band starts from it. 0: straight to the band.
     lanczos_steps : Krylov steps of the final curvature check at a saddle.
     """
-    eig_tol = _positive("eig_tol", eig_tol, allow_none=False)
+    eig_tol = _positive("eig_tol", eig_tol)
     gtol = _positive("gtol", gtol)
     barrier_tol = _positive("barrier_tol", barrier_tol)
     endpoint_gtol = _positive("endpoint_gtol", endpoint_gtol)
@@ -765,6 +783,8 @@ def certify(landscape, path, gtol: Optional[float] = None, eig_tol: float = 1e-3
     if neb_method not in NEB_METHODS:
         raise ValueError(f"neb_method: expected one of {NEB_METHODS}, got {neb_method!r}")
     orc = _Oracle(landscape)
+    if eig_tol is None:
+        eig_tol = 1e-6 if orc.dtype == np.float64 else 1e-3
     R = _images_of(path, n_images).astype(np.float64)
     if orc.D is not None and R.shape[1] != orc.D:
         raise ValueError(f"path: its points have {R.shape[1]} parameters, the landscape "
@@ -958,6 +978,23 @@ def certify(landscape, path, gtol: Optional[float] = None, eig_tol: float = 1e-3
                 else:
                     done.append((k, i1, "certified", found.loss, "", sad))
                     queue.insert(0, (line(xa, m[2]), i0, k))
+            elif kinds == ["minimum", "minimum"] and len(minima) + 2 <= max_minima:
+                # a saddle between two intermediate minima: the chain a .. m .. m' .. b,
+                # m the one nearer a; this piece is certified, the two outer ones next
+                m, mb = sides
+                if (np.linalg.norm(m[2] - xa) + np.linalg.norm(mb[2] - xb)
+                        > np.linalg.norm(mb[2] - xa) + np.linalg.norm(m[2] - xb)):
+                    m, mb = mb, m
+                ks = []
+                for o in (m, mb):
+                    nodes.append((o[2], o[3]))
+                    minima.append((len(nodes) - 1, Minimum(o[2].astype(orc.dtype), o[3], o[4])))
+                    ks.append(len(nodes) - 1)
+                sad.connects = tuple(_node_name(k, minima) for k in ks)
+                t = np.linspace(0, 1, len(images))[:, None]
+                done.append((ks[0], ks[1], "certified", found.loss, "", sad))
+                queue[:0] = [((1 - t) * xa + t * m[2], i0, ks[0]),
+                             ((1 - t) * mb[2] + t * xb, ks[1], i1)]
             else:
                 why = ("the saddle does not join the two ends: its descents reach "
                        + " and ".join(sad.connects))
