@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from fixture_report import bound_part
 
 from losstopo import cli
 from losstopo.study import Study
@@ -46,7 +47,8 @@ def test_the_fixture_resumes_with_nothing_redone(study):
     assert {k: v for k, v in after.items() if k not in again} == {
         k: v for k, v in stages.items() if k not in again}
     assert _digests(study) == before
-    assert (study / "report.md").read_bytes() == (FIXTURE / "report.md").read_bytes()
+    assert bound_part((study / "report.md").read_text()) == bound_part(
+        (FIXTURE / "report.md").read_text())
     assert (study / "figures" / "fig2_loss_curves.png").exists()
 
 
@@ -56,4 +58,5 @@ def test_the_fixture_resumes_from_the_command_line(study):
     before = _digests(study)
     assert cli.main(["reproduce", "--out", str(study)] + FLAGS) == 0
     assert _digests(study) == before
-    assert (study / "report.md").read_bytes() == (FIXTURE / "report.md").read_bytes()
+    assert bound_part((study / "report.md").read_text()) == bound_part(
+        (FIXTURE / "report.md").read_text())
