@@ -113,7 +113,7 @@ def test_a_registered_stage_is_picked_up_everywhere(tmp_path, census):
     assert "## Census (a toy stage)" in report
     assert report.index("## Kernel PCA against the RBF bandwidth") < report.index(
         "## Census") < report.index("## Fig. 3")
-    assert report.replace(section + "\n", "") == before
+    assert bound_part(report.replace(section + "\n", "")) == before
     # resumed: done already, not run again; a setting kept out of the hash
     assert cli.main(["reproduce", "--out", str(out), "--quiet"] + _fixture_flags()) == 0
     assert CensusStage.runs == 1
