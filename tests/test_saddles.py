@@ -105,7 +105,7 @@ class _WeightDecay:
     def minima(self, k):
         out = []
         for _ in range(k):
-            r = minimize(lambda t: self.reference(t), self.rng.normal(0, 1.0, self.num_params),
+            r = minimize(self.reference, self.rng.normal(0, 1.0, self.num_params),
                          jac=True, method="L-BFGS-B",
                          options=dict(maxiter=20000, gtol=1e-12, ftol=1e-16))
             out.append(r.x)
@@ -135,7 +135,7 @@ def test_small_float64_network_saddle_has_one_negative_eigenvalue():
         E, g = net.reference(s.theta)
         assert np.linalg.norm(g) <= c.tolerances["gtol"] * (1 + 1e-6)
         assert E == pytest.approx(s.loss, rel=1e-10)
-        w = np.linalg.eigvalsh(_dense_hessian(lambda t: net.reference(t), s.theta))
+        w = np.linalg.eigvalsh(_dense_hessian(net.reference, s.theta))
         assert np.sum(w < -c.tolerances["eig_tol"] * w[-1]) == 1
         assert w[0] == pytest.approx(s.eigenvalues[0], rel=1e-4)
         assert len(s.connects) == 2

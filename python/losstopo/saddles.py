@@ -651,13 +651,7 @@ def _descend(orc, X, iters: int, max_step: float, mem=None):
                 else:
                     alpha[p] *= 0.5
         for p in range(P):
-            s_, y_ = Xn[p] - X[p], Gn[p] - G[p]
-            if s_ @ y_ > 1e-12 * np.linalg.norm(s_) * np.linalg.norm(y_):
-                mem[p][0].append(s_)
-                mem[p][1].append(y_)
-                if len(mem[p][0]) > 10:
-                    mem[p][0].pop(0)
-                    mem[p][1].pop(0)
+            _push(mem[p][0], mem[p][1], Xn[p] - X[p], Gn[p] - G[p])
         X, E, G = Xn, En, Gn
     return X, mem
 
@@ -956,6 +950,17 @@ def certify(landscape, path, gtol: Optional[float] = None, eig_tol: Optional[flo
                 done.append((i0, i1, "bound only", top, why, sad))
                 bar.update(1)
                 continue
+            def add_minimum(o):
+                """A descent's minimum o as a new node of the chain; its index."""
+                nodes.append((o[2], o[3]))
+                minima.append((len(nodes) - 1, Minimum(o[2].astype(orc.dtype), o[3], o[4])))
+                return len(nodes) - 1
+
+            t = np.linspace(0, 1, len(images))[:, None]
+
+            def line(p, q):
+                return (1 - t) * p + t * q
+
             kinds = [o[0] for o in sides]
             sad.connects = tuple(_node_name((i0, i1)[o[1]], minima) if o[0] == "end"
                                  else o[0] for o in sides)
@@ -967,11 +972,7 @@ def certify(landscape, path, gtol: Optional[float] = None, eig_tol: Optional[flo
             elif kinds.count("end") == 1 and len(minima) < max_minima:
                 e = sides[kinds.index("end")]
                 m = sides[kinds.index("minimum")]
-                nodes.append((m[2], m[3]))
-                minima.append((len(nodes) - 1, Minimum(m[2].astype(orc.dtype), m[3], m[4])))
-                k = len(nodes) - 1
-                line = lambda p, q: (1 - np.linspace(0, 1, len(images))[:, None]) * p + \
-                    np.linspace(0, 1, len(images))[:, None] * q  # noqa: E731
+                k = add_minimum(m)
                 if e[1] == 0:  # this saddle joins a and the new minimum; on to b
                     done.append((i0, k, "certified", found.loss, "", sad))
                     queue.insert(0, (line(m[2], xb), k, i1))
@@ -985,16 +986,10 @@ def certify(landscape, path, gtol: Optional[float] = None, eig_tol: Optional[flo
                 if (np.linalg.norm(m[2] - xa) + np.linalg.norm(mb[2] - xb)
                         > np.linalg.norm(mb[2] - xa) + np.linalg.norm(m[2] - xb)):
                     m, mb = mb, m
-                ks = []
-                for o in (m, mb):
-                    nodes.append((o[2], o[3]))
-                    minima.append((len(nodes) - 1, Minimum(o[2].astype(orc.dtype), o[3], o[4])))
-                    ks.append(len(nodes) - 1)
+                ks = [add_minimum(m), add_minimum(mb)]
                 sad.connects = tuple(_node_name(k, minima) for k in ks)
-                t = np.linspace(0, 1, len(images))[:, None]
                 done.append((ks[0], ks[1], "certified", found.loss, "", sad))
-                queue[:0] = [((1 - t) * xa + t * m[2], i0, ks[0]),
-                             ((1 - t) * mb[2] + t * xb, ks[1], i1)]
+                queue[:0] = [(line(xa, m[2]), i0, ks[0]), (line(mb[2], xb), ks[1], i1)]
             else:
                 why = ("the saddle does not join the two ends: its descents reach "
                        + " and ".join(sad.connects))
