@@ -29,6 +29,7 @@
 #include "losstopo/cuda_landscape.hpp"
 #include "losstopo/sgd.hpp"
 #include "network_math.hpp"
+#include "reduced_inputs.hpp"
 
 namespace losstopo {
 
@@ -697,6 +698,22 @@ CudaLandscape<T>::CudaLandscape(MLPSpec spec, const T* X, int64_t n, const int32
   math::check_data(spec, n, labels, targets != nullptr);
   if (spec.num_params() > kIntMax)
     throw std::invalid_argument("sizes: more parameters than a BLAS dimension can hold");
+  if (options.drop_zero_columns) {
+    reduced::Columns columns = reduced::find_columns(X, n, spec);
+    if (columns.drops()) {
+      // The engine on the kept columns; an autoencoder's targets stay the whole inputs.
+      const std::vector<T> kept = reduced::keep_columns(X, n, columns);
+      const bool on_input = spec.loss == Loss::MSE && !targets;
+      CudaOptions o = options;
+      o.drop_zero_columns = false;
+      auto engine = std::make_unique<CudaLandscape<T>>(
+          reduced::reduce(spec, columns), kept.data(), n, labels, on_input ? X : targets, o);
+      reduced_ = std::make_unique<reduced::Reduced<T, CudaLandscape<T>>>(std::move(columns),
+                                                                         std::move(engine));
+      impl_.reset();
+      return;
+    }
+  }
   Impl& m = *impl_;
   m.spec = std::move(spec);
   const MLPSpec& s = m.spec;
@@ -735,15 +752,26 @@ template <typename T>
 CudaLandscape<T>::~CudaLandscape() = default;
 
 template <typename T>
-int64_t CudaLandscape<T>::num_params() const { return impl_->D; }
+int64_t CudaLandscape<T>::num_params() const {
+  return reduced_ ? reduced_->num_params() : impl_->D;
+}
 template <typename T>
-int64_t CudaLandscape<T>::num_samples() const { return impl_->n; }
+int64_t CudaLandscape<T>::num_samples() const {
+  return reduced_ ? reduced_->num_samples() : impl_->n;
+}
 template <typename T>
-bool CudaLandscape<T>::classifier() const { return impl_->ce; }
+bool CudaLandscape<T>::classifier() const {
+  return reduced_ ? reduced_->classifier() : impl_->ce;
+}
+template <typename T>
+int CudaLandscape<T>::kept_columns() const {
+  return reduced_ ? reduced_->columns().dk() : impl_->d0;
+}
 
 template <typename T>
 void CudaLandscape<T>::evaluate(const T* theta, int64_t P, T* loss_out, T* grad_out, T* acc_out,
                                 const int64_t* samples, int64_t n_samples) const {
+  if (reduced_) return reduced_->evaluate(theta, P, loss_out, grad_out, acc_out, samples, n_samples);
   Impl& m = *impl_;
   math::check_vectors(theta, P, m.h1);
   if (samples) math::check_samples(samples, n_samples, m.n);
@@ -759,6 +787,7 @@ void CudaLandscape<T>::evaluate(const T* theta, int64_t P, T* loss_out, T* grad_
 template <typename T>
 void CudaLandscape<T>::evaluate_each(const T* theta, int64_t P, const int64_t* samples, int64_t B,
                                      T* loss_out, T* grad_out) const {
+  if (reduced_) return reduced_->evaluate_each(theta, P, samples, B, loss_out, grad_out);
   Impl& m = *impl_;
   math::check_vectors(theta, P, m.h1);
   if (!samples || B <= 0) throw std::invalid_argument("samples: need (P, B) sample indices");
@@ -782,6 +811,7 @@ void CudaLandscape<T>::evaluate_each(const T* theta, int64_t P, const int64_t* s
 template <typename T>
 bool CudaLandscape<T>::run_sgd_epoch(T* theta, T* velocity, int64_t R, uint8_t* active,
                                      const SGDParams& p, const int64_t* orders) const {
+  if (reduced_) return reduced_->run_sgd_epoch(theta, velocity, R, active, p, orders);
   p.validate();
   const bool momentum = p.momentum > 0.0;
   if (momentum && !velocity) throw std::invalid_argument("velocity: needed for momentum");
@@ -926,6 +956,7 @@ class CudaLandscape<T>::Lines final : public LineEvaluator<T> {
 
 template <typename T>
 std::unique_ptr<LineEvaluator<T>> CudaLandscape<T>::line_evaluator() const {
+  if (reduced_) return reduced_->line_evaluator();
   return std::make_unique<Lines>(*impl_);
 }
 
@@ -937,6 +968,9 @@ void CudaLandscape<T>::evaluate_combination(const T* points, int64_t P, const T*
                                             T* loss_out, const T* proj, int64_t K,
                                             T* proj_grad, const int64_t* samples,
                                             int64_t n_samples, T* acc_out) const {
+  if (reduced_)
+    return reduced_->evaluate_combination(points, P, V, Q, index, coef, nnz, loss_out, proj, K,
+                                          proj_grad, samples, n_samples, acc_out);
   Impl& m = *impl_;
   math::check_vectors(points, P, m.h1);
   if (samples) math::check_samples(samples, n_samples, m.n);
@@ -1011,6 +1045,8 @@ template <typename T>
 void CudaLandscape<T>::hessian_vector(const T* theta, int64_t Pt, const T* v, int64_t P,
                                       T* hv_out, T* loss_out, T* grad_out,
                                       const int64_t* samples, int64_t n_samples) const {
+  if (reduced_)
+    return reduced_->hessian_vector(theta, Pt, v, P, hv_out, loss_out, grad_out, samples, n_samples);
   Impl& m = *impl_;
   math::check_vectors(theta, Pt, m.h1);
   math::check_vectors(v, P, m.h1);

@@ -33,6 +33,7 @@
 #include "isa.hpp"
 #include "losstopo/landscape.hpp"
 #include "network_math.hpp"
+#include "reduced_inputs.hpp"
 
 namespace losstopo {
 
@@ -95,6 +96,8 @@ template <typename T>
 void Landscape<T>::hessian_vector(const T* theta, int64_t Pt, const T* v, int64_t P, T* hv_out,
                                   T* loss_out, T* grad_out, const int64_t* samples,
                                   int64_t n_samples) const {
+  if (reduced_)
+    return reduced_->hessian_vector(theta, Pt, v, P, hv_out, loss_out, grad_out, samples, n_samples);
   check_call(theta, Pt, samples, n_samples);
   math::check_vectors(v, P, spec_.sizes[1]);
   if (Pt != 1 && Pt != P)

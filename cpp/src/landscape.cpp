@@ -24,8 +24,23 @@
 #include "input_panels.hpp"
 #include "sparse_rows.hpp"
 #include "network_math.hpp"
+#include "reduced_inputs.hpp"
 
 namespace losstopo {
+
+namespace {
+// Whether the first layer's products are formed from the inputs' nonzeros.
+bool sparse_choice(const EngineOptions& o, double panel_density) {
+  return o.input_products == InputProducts::Sparse ||
+         (o.input_products == InputProducts::Auto && panel_density < EngineOptions::kSparseBelow);
+}
+// The options of the engine on the kept columns: the choice made on all of them.
+EngineOptions kept_options(EngineOptions o, double panel_density) {
+  o.input_products = sparse_choice(o, panel_density) ? InputProducts::Sparse : InputProducts::Dense;
+  o.drop_zero_columns = false;
+  return o;
+}
+}  // namespace
 
 
 template <typename T>
@@ -37,7 +52,6 @@ Landscape<T>::Landscape(MLPSpec spec, const T* X, int64_t n, const int32_t* labe
   math::check_data(spec_, n, labels, targets != nullptr);
   num_params_ = spec_.num_params();
   const int d_in = spec_.sizes.front(), d_out = spec_.sizes.back();
-  X_.assign(X, X + n * d_in);
   if (spec_.loss == Loss::CrossEntropy) labels_.assign(labels, labels + n);
   else if (targets) targets_.assign(targets, targets + n * d_out);
   int64_t nonzero = 0, read = 0;
@@ -47,15 +61,47 @@ Landscape<T>::Landscape(MLPSpec spec, const T* X, int64_t n, const int32_t* labe
     std::fill(any.begin(), any.end(), char(0));
     for (int64_t i = r0; i < r0 + rows; ++i)
       for (int64_t j = 0; j < d_in; ++j)
-        if (X_[i * d_in + j] != T(0)) {
+        if (X[i * d_in + j] != T(0)) {
           ++nonzero;
           any[j] = 1;
         }
     read += rows * std::count(any.begin(), any.end(), char(1));
   }
-  density_ = X_.empty() ? 1.0 : double(nonzero) / double(X_.size());
-  panel_density_ = X_.empty() ? 1.0 : double(read) / double(X_.size());
+  const double size = double(n) * double(d_in);
+  density_ = size == 0.0 ? 1.0 : double(nonzero) / size;
+  panel_density_ = size == 0.0 ? 1.0 : double(read) / size;
+  reduced::Columns columns;
+  if (options_.drop_zero_columns) columns = reduced::find_columns(X, n, spec_);
+  if (columns.drops()) {
+    // The engine on the kept columns; an autoencoder's targets stay the whole inputs.
+    const std::vector<T> kept = reduced::keep_columns(X, n, columns);
+    const bool on_input = spec_.loss == Loss::MSE && !targets;
+    auto engine = std::make_unique<Landscape<T>>(reduced::reduce(spec_, columns), kept.data(),
+                                                 n, labels, on_input ? X : targets,
+                                                 kept_options(options_, panel_density_));
+    reduced_ = std::make_unique<reduced::Reduced<T, Landscape<T>>>(std::move(columns),
+                                                                   std::move(engine));
+  } else {
+    X_.assign(X, X + n * d_in);
+  }
   set_options(options_);
+}
+
+template <typename T>
+Landscape<T>& Landscape<T>::inner() const {
+  return reduced_->engine();
+}
+
+template <typename T>
+std::vector<T> Landscape<T>::inputs() const {
+  if (!reduced_) return X_;
+  const std::vector<T> kept = inner().inputs();
+  return reduced::restore_columns(kept.data(), n_, reduced_->columns());
+}
+
+template <typename T>
+int Landscape<T>::kept_columns() const {
+  return reduced_ ? reduced_->columns().dk() : spec_.sizes[0];
 }
 
 template <typename T>
@@ -66,10 +112,15 @@ int64_t Landscape<T>::chunk_multiple() const {
 template <typename T>
 void Landscape<T>::set_options(EngineOptions options) {
   options.validate();
+  if (options.drop_zero_columns != options_.drop_zero_columns)
+    throw std::invalid_argument(
+        "drop_zero_columns: decided when the landscape is made; make a new one to change it");
   options_ = options;
-  sparse_ = options.input_products == InputProducts::Sparse ||
-            (options.input_products == InputProducts::Auto &&
-             panel_density_ < EngineOptions::kSparseBelow);
+  sparse_ = sparse_choice(options, panel_density_);
+  if (reduced_) {  // the kept columns' engine takes the choice made here
+    inner().set_options(kept_options(options, panel_density_));
+    return;
+  }
   if (sparse_ && !panels_) {
     auto panels = std::make_unique<detail::InputPanels<T>>();
     const int64_t d0 = spec_.sizes[0];
@@ -86,6 +137,7 @@ void Landscape<T>::set_options(EngineOptions options) {
 
 template <typename T>
 int64_t Landscape<T>::chunk_size(int64_t P) const {
+  if (reduced_) return inner().chunk_size(P);
   if (options_.chunk > 0) return options_.chunk;
   // Keep the first layer's activations for one chunk near 1M numbers.
   const int64_t width = std::max<int64_t>(P * spec_.sizes[1], spec_.sizes[0]);
@@ -607,6 +659,7 @@ void Landscape<T>::check_call(const T* theta, int64_t P, const int64_t* samples,
 template <typename T>
 void Landscape<T>::evaluate(const T* theta, int64_t P, T* loss_out, T* grad_out, T* acc_out,
                             const int64_t* samples, int64_t n_samples) const {
+  if (reduced_) return reduced_->evaluate(theta, P, loss_out, grad_out, acc_out, samples, n_samples);
   check_call(theta, P, samples, n_samples);
   const MLPSpec& s = spec_;
   const int d0 = s.sizes[0], h1 = s.sizes[1];
@@ -685,6 +738,7 @@ void Landscape<T>::evaluate(const T* theta, int64_t P, T* loss_out, T* grad_out,
 template <typename T>
 void Landscape<T>::evaluate_each(const T* theta, int64_t P, const int64_t* samples, int64_t B,
                                  T* loss_out, T* grad_out) const {
+  if (reduced_) return reduced_->evaluate_each(theta, P, samples, B, loss_out, grad_out);
   check_call(theta, P, samples, P * B);
   if (!samples || B <= 0) throw std::invalid_argument("samples: need (P, B) sample indices");
   const MLPSpec& s = spec_;
@@ -754,6 +808,9 @@ detail::Pass<T> Landscape<T>::make_pass(const T* theta, int64_t P, const T* w1al
 template <typename T>
 bool Landscape<T>::prepare_lines(const T* x, const T* d, int64_t P, LineCache<T>& cache,
                                  const int64_t* carried, const T* u) const {
+  if (reduced_)
+    return inner().prepare_lines(reduced_->data(reduced_->in(x, P)),
+                                 reduced_->data(reduced_->in(d, P)), P, cache, carried, u);
   const MLPSpec& s = spec_;
   const int d0 = s.sizes[0], h1 = s.sizes[1];
   const int64_t D = num_params_, W1 = int64_t(h1) * d0, width1 = P * h1;
@@ -840,6 +897,11 @@ bool Landscape<T>::prepare_lines(const T* x, const T* d, int64_t P, LineCache<T>
 template <typename T>
 void Landscape<T>::line_values(const LineCache<T>& cache, const int64_t* lines, const T* u,
                                int64_t n, T* loss_out, T* grad_out) const {
+  if (reduced_ && n >= 1) {
+    std::vector<T> g = reduced_->buffer(grad_out, n);
+    inner().line_values(cache, lines, u, n, loss_out, reduced_->data(g));
+    return reduced_->out(g, n, grad_out);
+  }
   if (n < 1) return;
   for (int64_t k = 0; k < n; ++k)
     if (lines[k] < 0 || lines[k] >= cache.P)
@@ -880,6 +942,7 @@ std::shared_ptr<typename Landscape<T>::HeldBasis> Landscape<T>::find_held(const 
 
 template <typename T>
 void Landscape<T>::hold_basis(const T* V, int64_t Q) const {
+  if (reduced_) return reduced_->hold_basis(V, Q);
   check_call(V, Q, nullptr, 0);
   const int d0 = spec_.sizes[0], h1 = spec_.sizes[1];
   const int64_t D = num_params_, W1 = int64_t(h1) * d0;
@@ -911,6 +974,7 @@ void Landscape<T>::hold_basis(const T* V, int64_t Q) const {
 
 template <typename T>
 void Landscape<T>::release_basis(const T* V, int64_t Q) const {
+  if (reduced_) return reduced_->release_basis(V, Q);
   const int64_t D = num_params_;
   std::lock_guard<std::mutex> lock(held_mutex_);
   for (int64_t q = 0; q < Q; ++q)
@@ -920,6 +984,7 @@ void Landscape<T>::release_basis(const T* V, int64_t Q) const {
 
 template <typename T>
 int64_t Landscape<T>::held_basis() const {
+  if (reduced_) return inner().held_basis();
   std::lock_guard<std::mutex> lock(held_mutex_);
   return int64_t(held_.size());
 }
@@ -930,6 +995,9 @@ void Landscape<T>::evaluate_combination(const T* points, int64_t P, const T* V, 
                                         T* loss_out, const T* proj, int64_t K,
                                         T* proj_grad, const int64_t* samples,
                                         int64_t n_samples, T* acc_out) const {
+  if (reduced_)
+    return reduced_->evaluate_combination(points, P, V, Q, index, coef, nnz, loss_out, proj, K,
+                                          proj_grad, samples, n_samples, acc_out);
   check_call(points, P, samples, n_samples);
   math::check_combination(P, Q, index, nnz);
   const MLPSpec& s = spec_;
@@ -1032,6 +1100,7 @@ class LandscapeLines final : public LineEvaluator<T> {
 
 template <typename T>
 std::unique_ptr<LineEvaluator<T>> Landscape<T>::line_evaluator() const {
+  if (reduced_) return reduced_->line_evaluator();
   return std::make_unique<LandscapeLines<T>>(*this);
 }
 

@@ -183,20 +183,21 @@ void bind_landscape(py::module_& m) {
                        const std::string& output, bool bias, const std::string& loss,
                        carray<T> X, std::optional<carray<int32_t>> y,
                        std::optional<carray<T>> targets, int threads, int64_t chunk,
-                       const std::string& input_products) {
+                       const std::string& input_products, bool drop_zero_columns) {
              MLPSpec s = make_spec(sizes, hidden, output, bias, loss);
              check_data_shapes<T>(s, X, y, targets);
              EngineOptions opt;
              opt.threads = threads;
              opt.chunk = chunk;
              opt.input_products = parse_input_products(input_products);
+             opt.drop_zero_columns = drop_zero_columns;
              return new LS(std::move(s), X.data(), X.shape(0), y ? y->data() : nullptr,
                            targets ? targets->data() : nullptr, opt);
            }),
            py::arg("sizes"), py::arg("hidden"), py::arg("output"), py::arg("bias"),
            py::arg("loss"), py::arg("X"), py::arg("y") = py::none(),
            py::arg("targets") = py::none(), py::arg("threads") = 0, py::arg("chunk") = 0,
-           py::arg("input_products") = "auto")
+           py::arg("input_products") = "auto", py::arg("drop_zero_columns") = true)
       .def_property(
           "threads", [](const LS& self) { return self.options().threads; },
           [](LS& self, int t) {
@@ -240,6 +241,11 @@ void bind_landscape(py::module_& m) {
       .def_property_readonly("sparse_inputs", &LS::sparse_inputs,
                              "Whether the passes form the first layer's products from the "
                              "inputs' nonzeros (the choice input_products made).")
+      .def_property_readonly("kept_columns", &LS::kept_columns,
+                             "The input columns the passes read: all but those zero in every "
+                             "sample (unless made with drop_zero_columns=False).")
+      .def_property_readonly(
+          "drop_zero_columns", [](const LS& self) { return self.options().drop_zero_columns; })
       .def("chunk_size", &LS::chunk_size, py::arg("P"))
       .def(
           "dataset",

@@ -22,6 +22,9 @@ struct CudaOptions {
   int device = 0;      // the CUDA device ordinal
   bool tf32 = false;   // let cuBLAS use TF32 tensor cores for float products
   int64_t chunk = 0;   // samples per chunk; 0: chosen from the network and P
+  // Leave out the input columns that are zero in every sample (as the CPU engine's
+  // EngineOptions::drop_zero_columns).
+  bool drop_zero_columns = true;
   // Throws std::invalid_argument naming the first setting out of range.
   void validate() const {
     if (device < 0)
@@ -31,6 +34,11 @@ struct CudaOptions {
       throw std::invalid_argument("chunk: must be non-negative, got " + std::to_string(chunk));
   }
 };
+
+namespace reduced {
+template <typename T, typename Engine>
+class Reduced;  // the engine on the inputs' nonzero columns (cpp/src/reduced_inputs.hpp)
+}  // namespace reduced
 
 template <typename T>
 class CudaLandscape final : public Objective<T> {
@@ -46,6 +54,8 @@ class CudaLandscape final : public Objective<T> {
   int64_t num_params() const override;
   int64_t num_samples() const override;
   bool classifier() const override;
+  // The input columns the passes read: sizes[0] less those zero in every sample.
+  int kept_columns() const;
   // Host arrays in and out, as Landscape<T>::evaluate. Calls on one landscape are
   // serialized (they share its device buffers).
   void evaluate(const T* theta, int64_t P, T* loss, T* grad, T* accuracy,
@@ -88,6 +98,9 @@ class CudaLandscape final : public Objective<T> {
   struct Impl;
   class Lines;  // the prepared-lines evaluator (cuda/landscape.cu)
   std::unique_ptr<Impl> impl_;
+  // With zero input columns dropped: the engine on the other columns, which every
+  // call is handed to (impl_ is then null).
+  std::unique_ptr<reduced::Reduced<T, CudaLandscape<T>>> reduced_;
 };
 
 }  // namespace losstopo

@@ -41,6 +41,11 @@ struct PointCache {
 };
 }  // namespace detail
 
+namespace reduced {
+template <typename T, typename Engine>
+class Reduced;  // the engine on the inputs' nonzero columns (reduced_inputs.hpp)
+}  // namespace reduced
+
 // How the first layer's products with the inputs are formed: as dense products
 // (BLAS), or from the inputs' nonzeros alone (sparse panels: rows taken four at a
 // time over the columns where any of them is nonzero), or chosen from the inputs'
@@ -58,6 +63,10 @@ struct EngineOptions {
   // Largest memory for the first-layer products of prepared lines (prepare_lines).
   int64_t line_cache_bytes = int64_t(4) << 30;
   InputProducts input_products = InputProducts::Auto;
+  // Leave out the input columns that are zero in every sample: the passes then run on
+  // the other columns alone (the same results to rounding; exact zeros in those
+  // columns' gradients). Decided when the landscape is made (set_options keeps it).
+  bool drop_zero_columns = true;
   // Throws std::invalid_argument naming the first setting out of range.
   void validate() const {
     if (threads < 0 || threads > kMaxThreads)
@@ -110,9 +119,9 @@ class Landscape final : public Objective<T> {
   int threads() const override { return options_.threads; }
   int input_size() const { return spec_.sizes.front(); }
   const EngineOptions& options() const { return options_; }
-  // The data as held (copies of the constructor's): X (n, sizes[0]), labels (n)
-  // for cross-entropy, targets (n, sizes.back()) when given; empty where absent.
-  const std::vector<T>& inputs() const { return X_; }
+  // The data (copies of the constructor's): X (n, sizes[0]), labels (n) for
+  // cross-entropy, targets (n, sizes.back()) when given; empty where absent.
+  std::vector<T> inputs() const;
   const std::vector<int32_t>& labels() const { return labels_; }
   const std::vector<T>& targets() const { return targets_; }
   void set_options(EngineOptions options);
@@ -128,6 +137,9 @@ class Landscape final : public Objective<T> {
   // the pixels nonzero; independent random zeros: 1 - (1 - density)^4).
   double panel_density() const { return panel_density_; }
   bool sparse_inputs() const { return sparse_; }
+  // The input columns the passes read: sizes[0] less the columns dropped as zero in
+  // every sample (EngineOptions::drop_zero_columns).
+  int kept_columns() const;
 
   // theta: (P, D) row-major. loss: (P) mean loss over the samples. grad: (P, D)
   // mean gradient, or nullptr for the loss alone. accuracy: (P) fraction of samples
@@ -206,6 +218,10 @@ class Landscape final : public Objective<T> {
                     const int64_t* samples, int64_t N, int64_t C, bool want_grad) const;
 
   MLPSpec spec_;
+  // With zero input columns dropped: the engine on the other columns, which every
+  // call is handed to after its vectors are translated (X_ is then not kept here).
+  std::unique_ptr<reduced::Reduced<T, Landscape<T>>> reduced_;
+  Landscape<T>& inner() const;
   int64_t n_;
   int64_t num_params_;
   std::vector<T> X_;

@@ -1,0 +1,268 @@
+// Input columns that are zero in every sample, left out of the first layer.
+//
+// Such a column adds nothing to the first layer's products, and the loss's gradient
+// and Hessian are exactly zero in its weights. An engine built on the other columns
+// alone (the data without the zero columns, a network with fewer inputs) computes the
+// same losses with less work. Reduced<T, Engine> is that engine behind the full
+// network's interface: parameter vectors and directions are gathered to the kept
+// columns on the way in; gradients and Hessian-vector products are scattered back
+// with exact zeros in the dropped columns' weights; parameters updated in place (SGD
+// epochs) keep their dropped weights as they were. Both engines (landscape.cpp,
+// cuda/landscape.cu) build one when their data have such columns.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "losstopo/mlp.hpp"
+#include "losstopo/objective.hpp"
+#include "losstopo/sgd.hpp"
+
+namespace losstopo::reduced {
+
+// Which of a network's d0 input columns are kept, and the translation of its flat
+// parameter vectors (first-layer weights (h1, d0) row-major at offset 0, then the
+// rest) to the network on the kept columns.
+struct Columns {
+  int d0 = 0, h1 = 0;
+  int64_t D = 0;                          // parameters of the full network
+  std::vector<int> kept;                  // ascending
+  std::vector<std::pair<int, int>> runs;  // (first column, count) of consecutive kept ones
+  int dk() const { return int(kept.size()); }
+  int64_t Dk() const { return D - int64_t(h1) * (d0 - dk()); }
+  bool drops() const { return dk() < d0; }
+};
+
+// The columns of X (n, d0) holding a value other than +0.0 in some sample. A column of
+// +0.0 alone is dropped (a -0.0 keeps it, so that the data held give back the same
+// bits); at least one column is kept.
+template <typename T>
+Columns find_columns(const T* X, int64_t n, const MLPSpec& spec) {
+  Columns c;
+  c.d0 = spec.sizes[0];
+  c.h1 = spec.sizes[1];
+  c.D = spec.num_params();
+  std::vector<char> used(c.d0, 0);
+  for (int64_t i = 0; i < n; ++i) {
+    const T* row = X + i * c.d0;
+    for (int j = 0; j < c.d0; ++j)
+      if (row[j] != T(0) || std::signbit(row[j])) used[j] = 1;
+  }
+  for (int j = 0; j < c.d0; ++j)
+    if (used[j]) c.kept.push_back(j);
+  if (c.kept.empty()) c.kept.push_back(0);
+  for (size_t k = 0; k < c.kept.size(); ++k) {
+    if (k > 0 && c.kept[k] == c.kept[k - 1] + 1) ++c.runs.back().second;
+    else c.runs.emplace_back(c.kept[k], 1);
+  }
+  return c;
+}
+
+// The network on the kept columns.
+inline MLPSpec reduce(MLPSpec spec, const Columns& c) {
+  spec.sizes[0] = c.dk();
+  return spec;
+}
+
+// X (n, d0) -> (n, dk): the kept columns.
+template <typename T>
+std::vector<T> keep_columns(const T* X, int64_t n, const Columns& c) {
+  std::vector<T> out(size_t(n) * c.dk());
+  for (int64_t i = 0; i < n; ++i) {
+    const T* row = X + i * c.d0;
+    T* o = &out[size_t(i) * c.dk()];
+    for (const auto& [first, count] : c.runs) {
+      std::memcpy(o, row + first, sizeof(T) * count);
+      o += count;
+    }
+  }
+  return out;
+}
+
+// (n, dk) -> (n, d0) with +0.0 in the dropped columns: the data as given.
+template <typename T>
+std::vector<T> restore_columns(const T* Xk, int64_t n, const Columns& c) {
+  std::vector<T> out(size_t(n) * c.d0, T(0));
+  for (int64_t i = 0; i < n; ++i) {
+    const T* row = Xk + i * c.dk();
+    T* o = &out[size_t(i) * c.d0];
+    for (const auto& [first, count] : c.runs) {
+      std::memcpy(o + first, row, sizeof(T) * count);
+      row += count;
+    }
+  }
+  return out;
+}
+
+// in (P, D) -> (P, Dk); null in, empty out.
+template <typename T>
+std::vector<T> gather(const Columns& c, const T* in, int64_t P) {
+  if (!in || P <= 0) return {};
+  const int64_t Dk = c.Dk(), W1 = int64_t(c.h1) * c.d0, rest = c.D - W1;
+  std::vector<T> out(size_t(P) * Dk);
+  for (int64_t p = 0; p < P; ++p) {
+    const T* src = in + p * c.D;
+    T* o = &out[size_t(p) * Dk];
+    for (int r = 0; r < c.h1; ++r, src += c.d0)
+      for (const auto& [first, count] : c.runs) {
+        std::memcpy(o, src + first, sizeof(T) * count);
+        o += count;
+      }
+    std::memcpy(o, src, sizeof(T) * rest);
+  }
+  return out;
+}
+
+// in (P, Dk) -> out (P, D). zero_dropped: the dropped weights set to zero (gradients,
+// Hessian-vector products); else left as they are in out (parameters).
+template <typename T>
+void scatter(const Columns& c, const T* in, int64_t P, T* out, bool zero_dropped = true) {
+  if (!out || P <= 0) return;
+  const int64_t Dk = c.Dk(), W1 = int64_t(c.h1) * c.d0, rest = c.D - W1;
+  for (int64_t p = 0; p < P; ++p) {
+    const T* src = in + p * Dk;
+    T* o = out + p * c.D;
+    if (zero_dropped) std::fill(o, o + W1, T(0));
+    for (int r = 0; r < c.h1; ++r, o += c.d0)
+      for (const auto& [first, count] : c.runs) {
+        std::memcpy(o + first, src, sizeof(T) * count);
+        src += count;
+      }
+    std::memcpy(o, src, sizeof(T) * rest);
+  }
+}
+
+// Whether any of the rows (P, D) has a nonzero value in a dropped weight.
+template <typename T>
+bool any_dropped(const Columns& c, const T* in, int64_t P) {
+  std::vector<char> dropped(c.d0, 1);
+  for (int j : c.kept) dropped[j] = 0;
+  for (int64_t p = 0; p < P; ++p)
+    for (int r = 0; r < c.h1; ++r) {
+      const T* w = in + p * c.D + int64_t(r) * c.d0;
+      for (int j = 0; j < c.d0; ++j)
+        if (dropped[j] && w[j] != T(0)) return true;
+    }
+  return false;
+}
+
+template <typename T>
+class Lines final : public LineEvaluator<T> {
+ public:
+  Lines(const Columns& c, std::unique_ptr<LineEvaluator<T>> inner)
+      : c_(c), inner_(std::move(inner)) {}
+  bool prepare(const T* x, const T* d, int64_t P) override {
+    const std::vector<T> xk = gather(c_, x, P), dk = gather(c_, d, P);
+    return inner_->prepare(xk.empty() ? nullptr : xk.data(), dk.empty() ? nullptr : dk.data(), P);
+  }
+  bool prepare_carried(const T* x, const T* d, int64_t P, const int64_t* carried,
+                       const T* u) override {
+    const std::vector<T> xk = gather(c_, x, P), dk = gather(c_, d, P);
+    return inner_->prepare_carried(xk.empty() ? nullptr : xk.data(),
+                                   dk.empty() ? nullptr : dk.data(), P, carried, u);
+  }
+  void values(const int64_t* lines, const T* u, int64_t n, T* loss) const override {
+    inner_->values(lines, u, n, loss);
+  }
+  bool accept(const int64_t* lines, const T* u, int64_t n, T* loss, T* grad) override {
+    std::vector<T> g(grad && n > 0 ? size_t(n) * c_.Dk() : 0);
+    if (!inner_->accept(lines, u, n, loss, grad ? g.data() : nullptr)) return false;
+    scatter(c_, g.data(), n, grad);
+    return true;
+  }
+
+ private:
+  const Columns& c_;
+  std::unique_ptr<LineEvaluator<T>> inner_;
+};
+
+// The engine on the kept columns behind the full network's interface.
+template <typename T, typename Engine>
+class Reduced final : public Objective<T> {
+ public:
+  Reduced(Columns c, std::unique_ptr<Engine> engine)
+      : c_(std::move(c)), engine_(std::move(engine)) {}
+  Engine& engine() const { return *engine_; }
+  const Columns& columns() const { return c_; }
+  std::vector<T> in(const T* theta, int64_t P) const { return gather(c_, theta, P); }
+  // (P, Dk) -> out (P, D), zeros in the dropped weights.
+  void out(const std::vector<T>& g, int64_t P, T* dst) const { scatter(c_, g.data(), P, dst); }
+  std::vector<T> buffer(const T* dst, int64_t P) const {
+    return std::vector<T>(dst && P > 0 ? size_t(P) * c_.Dk() : 0);
+  }
+  static T* data(std::vector<T>& v) { return v.empty() ? nullptr : v.data(); }
+  static const T* data(const std::vector<T>& v) { return v.empty() ? nullptr : v.data(); }
+
+  int64_t num_params() const override { return c_.D; }
+  int64_t num_samples() const override { return engine_->num_samples(); }
+  bool classifier() const override { return engine_->classifier(); }
+  int threads() const override { return engine_->threads(); }
+
+  void evaluate(const T* theta, int64_t P, T* loss, T* grad, T* accuracy,
+                const int64_t* samples, int64_t n_samples) const override {
+    std::vector<T> g = buffer(grad, P);
+    engine_->evaluate(data(in(theta, P)), P, loss, data(g), accuracy, samples, n_samples);
+    out(g, P, grad);
+  }
+  void evaluate_each(const T* theta, int64_t P, const int64_t* samples, int64_t B, T* loss,
+                     T* grad) const override {
+    std::vector<T> g = buffer(grad, P);
+    engine_->evaluate_each(data(in(theta, P)), P, samples, B, loss, data(g));
+    out(g, P, grad);
+  }
+  std::unique_ptr<LineEvaluator<T>> line_evaluator() const override {
+    auto inner = engine_->line_evaluator();
+    if (!inner) return nullptr;
+    return std::make_unique<Lines<T>>(c_, std::move(inner));
+  }
+  bool offers_combinations() const override { return engine_->offers_combinations(); }
+  void evaluate_combination(const T* points, int64_t P, const T* V, int64_t Q,
+                            const int32_t* index, const T* coef, int nnz, T* loss,
+                            const T* proj, int64_t K, T* proj_grad, const int64_t* samples,
+                            int64_t n_samples, T* accuracy) const override {
+    std::vector<T> g = buffer(proj_grad, K);
+    engine_->evaluate_combination(data(in(points, P)), P, data(in(V, Q)), Q, index, coef, nnz,
+                                  loss, proj, K, data(g), samples, n_samples, accuracy);
+    out(g, K, proj_grad);
+  }
+  void hold_basis(const T* V, int64_t Q) const override {
+    engine_->hold_basis(data(in(V, Q)), Q);
+  }
+  void release_basis(const T* V, int64_t Q) const override {
+    engine_->release_basis(data(in(V, Q)), Q);
+  }
+  bool offers_hessian_vector() const override { return engine_->offers_hessian_vector(); }
+  void hessian_vector(const T* theta, int64_t Pt, const T* v, int64_t P, T* hv, T* loss,
+                      T* grad, const int64_t* samples, int64_t n_samples) const override {
+    std::vector<T> h = buffer(hv, P), g = buffer(grad, Pt);
+    engine_->hessian_vector(data(in(theta, Pt)), Pt, data(in(v, P)), P, data(h), loss,
+                            data(g), samples, n_samples);
+    out(h, P, hv);
+    out(g, Pt, grad);
+  }
+  // The update moves a weight by its velocity and gradient; a dropped weight's gradient
+  // is zero, so it stays where it is unless its velocity is not zero: then the generic
+  // loop runs (returns false).
+  bool run_sgd_epoch(T* theta, T* velocity, int64_t R, uint8_t* active, const SGDParams& p,
+                     const int64_t* orders) const override {
+    const bool momentum = p.momentum > 0.0 && velocity;
+    if (theta && momentum && any_dropped(c_, velocity, R)) return false;
+    std::vector<T> t = in(theta, R), v = momentum ? in(velocity, R) : std::vector<T>();
+    if (!engine_->run_sgd_epoch(data(t), momentum ? data(v) : nullptr, R, active, p, orders))
+      return false;
+    scatter(c_, t.data(), R, theta, false);
+    if (momentum) scatter(c_, v.data(), R, velocity, false);
+    return true;
+  }
+
+ private:
+  Columns c_;
+  std::unique_ptr<Engine> engine_;
+};
+
+}  // namespace losstopo::reduced
