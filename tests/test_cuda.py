@@ -387,3 +387,57 @@ def test_hessian_vector_products_on_cuda_equal_cpu(net, chunk):
     l2, g2, _ = gpu.engine.hessian_vector(theta[:1], V, True, None)
     np.testing.assert_allclose(l2, l1, rtol=1e-11)
     np.testing.assert_allclose(g2, g1, rtol=1e-9, atol=1e-13)
+
+
+@pytest.mark.parametrize("net", [MLP([15, 10, 6, 3], activation="tanh", bias=True),
+                                 MLP([15, 8, 15], activation="softplus", loss="mse")],
+                         ids=["ce", "autoencoder"])
+def test_zero_columns_dropped_on_cuda_equal_cpu(net, tmp_path):
+    # the CUDA engine on the kept columns against the CPU engine reading every column
+    from test_zero_columns import (dropped_weights, momentum_through_dropped_weights,
+                                   zero_column_data)
+
+    X, y, kept = zero_column_data(150, 15, seed=3)
+    if net.loss == "mse":
+        y = None
+    cpu = Landscape(net, X, y, dtype="float64", drop_zero_columns=False)
+    gpu = Landscape(net, X, y, dtype="float64", device="cuda", chunk=40)
+    assert gpu.kept_columns == kept
+    assert Landscape(net, X, y, dtype="float64", device="cuda",
+                     drop_zero_columns=False).kept_columns == 15
+    mask = dropped_weights(net, np.any(X != 0, axis=0) | np.signbit(X).any(axis=0))
+    th = net.init(3, seed=1, dtype="float64")
+    d = 0.1 * net.init(3, seed=2, dtype="float64")
+
+    def close(a, b):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-13)
+
+    (l1, g1), (l2, g2) = cpu.loss_and_grad(th), gpu.loss_and_grad(th)
+    close(l2, l1)
+    close(g2, g1)
+    assert np.all(g2[:, mask] == 0.0)
+    s = np.stack([np.arange(20) + 3 * p for p in range(3)])
+    for a, b in zip(gpu.evaluate_each(th, s), cpu.evaluate_each(th, s)):
+        close(a, b)
+    lines, u = np.array([2, 0, 1], dtype=np.int64), np.array([0.5, -1.0, 2.0])
+    close(gpu.engine.line_values(th, d, lines, u), cpu.engine.line_values(th, d, lines, u))
+    index = np.random.default_rng(6).integers(0, 3, (5, 2)).astype(np.int32)
+    coef = np.random.default_rng(7).random((5, 2))
+    close(gpu.engine.evaluate_combination(th, index, coef),
+          cpu.engine.evaluate_combination(th, index, coef))
+    kw = dict(n_points=10, n_modes=3, steps=5, progress=False, optimizer="adam", refine=False)
+    r1, r2 = losstopo.find_path(cpu, th[0], th[1], **kw), losstopo.find_path(gpu, th[0], th[1],
+                                                                             **kw)
+    assert r2.barrier == pytest.approx(r1.barrier, rel=1e-8)
+    close(gpu.hessian_vector(th[0], d), cpu.hessian_vector(th[0], d))
+    close(gpu.hessian_vector(th, d), cpu.hessian_vector(th, d))
+    # SGD epochs on the device, and with velocities in the dropped weights (the generic
+    # loop then runs): as on the CPU
+    a, va = sgd_train(net, cpu, th, tmp_path, "cpu", momentum=0.9)
+    b, vb = sgd_train(net, gpu, th, tmp_path, "gpu", momentum=0.9)
+    assert_same_training(a, va, b, vb)
+    assert np.array_equal(b.theta_final[:, mask], th[:, mask])
+    ta, va = momentum_through_dropped_weights(cpu, net, th)
+    tb, vb = momentum_through_dropped_weights(gpu, net, th)
+    close(tb, ta)
+    close(vb, va)

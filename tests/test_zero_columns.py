@@ -209,3 +209,32 @@ def test_edge_cases_and_pickle():
         theta = net2.init(2, seed=0)
         for a, b in zip(back.loss_and_grad(theta), ls.loss_and_grad(theta)):
             assert np.array_equal(a, b)
+
+
+def momentum_through_dropped_weights(landscape, net, theta0):
+    """Two SGD epochs with momentum, the velocities set between them to be not zero in
+    every first-layer weight: the dropped columns' weights must move by their velocity
+    alone. Returns the parameters and the velocities at the end."""
+    sgd = core.SGDParams(lr=0.05, momentum=0.9, batch_size=32)
+    tr = core.TrainerF64(landscape.engine, None, theta0, "sgd", 2, sgd, 1,
+                         list(range(len(theta0))), core.LBFGSParams())
+    tr.run(1)
+    state = tr.state()
+    state["velocity"][:, :net.sizes[1] * net.sizes[0]] += 0.01
+    tr.restore(1, state)
+    tr.run(2)
+    st = tr.state()
+    return st["theta"], st["velocity"]
+
+
+def test_momentum_in_dropped_weights_follows_the_update():
+    net = MLP([15, 10, 3], activation="tanh", bias=True)
+    X, y, _ = zero_column_data(200, 15, seed=11)
+    ls, full = both(net, X, y, dtype="float64")
+    theta0 = net.init(3, seed=2, dtype="float64")
+    ta, va = momentum_through_dropped_weights(ls, net, theta0)
+    tb, vb = momentum_through_dropped_weights(full, net, theta0)
+    mask = dropped_weights(net, np.any(X != 0, axis=0) | np.signbit(X).any(axis=0))
+    assert not np.array_equal(ta[:, mask], theta0[:, mask])  # moved by the velocity
+    np.testing.assert_allclose(ta, tb, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(va, vb, rtol=1e-9, atol=1e-12)
