@@ -214,6 +214,7 @@ struct detail::Workspace {
   std::vector<T> ybuf1, delta_proj;    // combination mode: (chunk, Q*h1), (chunk, K*h1)
   std::vector<T> fused;                // the fused later layers' buffers (fused_layers.hpp)
   sparse::Panels<T> prows, pcols;      // sparse inputs: a chunk's rows and columns in panels
+  std::vector<T> vector;               // evaluate_each_from: one vector on the kept columns
 };
 
 namespace detail {
@@ -738,20 +739,35 @@ void Landscape<T>::evaluate(const T* theta, int64_t P, T* loss_out, T* grad_out,
 template <typename T>
 void Landscape<T>::evaluate_each(const T* theta, int64_t P, const int64_t* samples, int64_t B,
                                  T* loss_out, T* grad_out) const {
-  if (reduced_) return reduced_->evaluate_each(theta, P, samples, B, loss_out, grad_out);
-  check_call(theta, P, samples, P * B);
+  // (with zero columns dropped, each vector is translated by the thread that runs it)
+  if (reduced_)
+    return inner().evaluate_each_from(theta, P, samples, B, loss_out, grad_out,
+                                      &reduced_->columns());
+  evaluate_each_from(theta, P, samples, B, loss_out, grad_out, nullptr);
+}
+
+template <typename T>
+void Landscape<T>::evaluate_each_from(const T* theta_in, int64_t P, const int64_t* samples,
+                                      int64_t B, T* loss_out, T* grad_out,
+                                      const reduced::Columns* full) const {
+  check_call(theta_in, P, samples, P * B);
   if (!samples || B <= 0) throw std::invalid_argument("samples: need (P, B) sample indices");
   const MLPSpec& s = spec_;
   const int d0 = s.sizes[0], h1 = s.sizes[1];
   const int64_t D = num_params_, W1 = int64_t(h1) * d0;
+  const int64_t D_in = full ? full->D : D;  // the callers' vectors' length
   const bool want_grad = grad_out != nullptr;
   int nt = chunks::thread_count(options_.threads);
   nt = int(std::max<int64_t>(1, std::min<int64_t>(nt, P)));
-  // One vector per pass; its first layer is read in place from theta.
-  const Pass<T> proto = make_pass(theta, 1, theta, nullptr, samples, B, B, want_grad);
+  // One vector per pass; its first layer is read in place from theta (or from its
+  // kept columns' copy).
+  const Pass<T> proto = make_pass(theta_in, 1, theta_in, nullptr, samples, B, B, want_grad);
   WorkspaceLease lease(*this, nt);
   auto& work = lease.work;
-  for (auto& w : work) allocate(*w, proto);
+  for (auto& w : work) {
+    allocate(*w, proto);
+    if (full) w->vector.resize(D);
+  }
   const double inv = math::mean_factor(s, B);
   blas::SingleThreaded single_threaded_blas;
 #pragma omp parallel for num_threads(nt) schedule(static)
@@ -759,7 +775,11 @@ void Landscape<T>::evaluate_each(const T* theta, int64_t P, const int64_t* sampl
     denormals::Flush flush;  // this thread, for this work
     Workspace<T>& w = *work[omp_get_thread_num()];
     Pass<T> ps = proto;
-    ps.theta = theta + p * D;
+    ps.theta = theta_in + p * D_in;
+    if (full) {
+      reduced::gather_one(*full, ps.theta, w.vector.data());
+      ps.theta = w.vector.data();
+    }
     ps.w1all = ps.theta;
     ps.b1all = s.bias ? ps.theta + s.bias_offset(0) : nullptr;
     ps.samples = samples + p * B;
@@ -767,9 +787,15 @@ void Landscape<T>::evaluate_each(const T* theta, int64_t P, const int64_t* sampl
     run_chunks(ps, 0, 1, w);
     loss_out[p] = T(w.loss[0] * inv);
     if (want_grad) {
-      T* g = grad_out + p * D;
-      std::memcpy(g, w.dw1.data(), sizeof(T) * W1);
-      std::memcpy(g + W1, w.grad.data(), sizeof(T) * (D - W1));
+      T* g = grad_out + p * D_in;
+      if (full) {  // the gradient laid out on the kept columns, then spread out
+        std::memcpy(w.vector.data(), w.dw1.data(), sizeof(T) * W1);
+        std::memcpy(w.vector.data() + W1, w.grad.data(), sizeof(T) * (D - W1));
+        reduced::scatter_one(*full, w.vector.data(), g, true);
+      } else {
+        std::memcpy(g, w.dw1.data(), sizeof(T) * W1);
+        std::memcpy(g + W1, w.grad.data(), sizeof(T) * (D - W1));
+      }
     }
   }
 }
@@ -809,8 +835,8 @@ template <typename T>
 bool Landscape<T>::prepare_lines(const T* x, const T* d, int64_t P, LineCache<T>& cache,
                                  const int64_t* carried, const T* u) const {
   if (reduced_)
-    return inner().prepare_lines(reduced_->data(reduced_->in(x, P)),
-                                 reduced_->data(reduced_->in(d, P)), P, cache, carried, u);
+    return inner().prepare_lines(reduced_->in(x, P).data(), reduced_->in(d, P).data(), P, cache,
+                                 carried, u);
   const MLPSpec& s = spec_;
   const int d0 = s.sizes[0], h1 = s.sizes[1];
   const int64_t D = num_params_, W1 = int64_t(h1) * d0, width1 = P * h1;
@@ -898,8 +924,8 @@ template <typename T>
 void Landscape<T>::line_values(const LineCache<T>& cache, const int64_t* lines, const T* u,
                                int64_t n, T* loss_out, T* grad_out) const {
   if (reduced_ && n >= 1) {
-    std::vector<T> g = reduced_->buffer(grad_out, n);
-    inner().line_values(cache, lines, u, n, loss_out, reduced_->data(g));
+    const reduced::Buffer<T> g = reduced_->room(grad_out, n);
+    inner().line_values(cache, lines, u, n, loss_out, g.data());
     return reduced_->out(g, n, grad_out);
   }
   if (n < 1) return;

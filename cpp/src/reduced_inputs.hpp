@@ -19,6 +19,10 @@
 #include <utility>
 #include <vector>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #include "losstopo/mlp.hpp"
 #include "losstopo/objective.hpp"
 #include "losstopo/sgd.hpp"
@@ -63,6 +67,57 @@ Columns find_columns(const T* X, int64_t n, const MLPSpec& spec) {
   return c;
 }
 
+// Storage for n values, not initialized (the translations write every value).
+template <typename T>
+class Buffer {
+ public:
+  explicit Buffer(size_t n = 0) : p_(n ? new T[n] : nullptr), n_(n) {}
+  T* data() const { return p_.get(); }  // null when empty
+  bool empty() const { return n_ == 0; }
+
+ private:
+  std::unique_ptr<T[]> p_;
+  size_t n_;
+};
+
+// Runs body(p) for p < P, over `threads` threads (0: all) where the rows are many.
+template <typename F>
+void for_rows(int64_t P, int64_t D, int threads, F body) {
+#ifdef _OPENMP
+  const int nt = threads > 0 ? threads : omp_get_max_threads();
+#pragma omp parallel for num_threads(nt) schedule(static) if (P > 1 && P * D >= (1 << 18))
+  for (int64_t p = 0; p < P; ++p) body(p);
+#else
+  (void)D, (void)threads;
+  for (int64_t p = 0; p < P; ++p) body(p);
+#endif
+}
+
+// One vector: in (D) -> out (Dk).
+template <typename T>
+void gather_one(const Columns& c, const T* in, T* out) {
+  const T* src = in;
+  for (int r = 0; r < c.h1; ++r, src += c.d0)
+    for (const auto& [first, count] : c.runs) {
+      std::memcpy(out, src + first, sizeof(T) * count);
+      out += count;
+    }
+  std::memcpy(out, src, sizeof(T) * (c.D - int64_t(c.h1) * c.d0));
+}
+
+// One vector: in (Dk) -> out (D); zero_dropped as in scatter().
+template <typename T>
+void scatter_one(const Columns& c, const T* in, T* out, bool zero_dropped) {
+  const int64_t W1 = int64_t(c.h1) * c.d0;
+  if (zero_dropped) std::fill(out, out + W1, T(0));
+  for (int r = 0; r < c.h1; ++r, out += c.d0)
+    for (const auto& [first, count] : c.runs) {
+      std::memcpy(out + first, in, sizeof(T) * count);
+      in += count;
+    }
+  std::memcpy(out, in, sizeof(T) * (c.D - W1));
+}
+
 // The network on the kept columns.
 inline MLPSpec reduce(MLPSpec spec, const Columns& c) {
   spec.sizes[0] = c.dk();
@@ -101,40 +156,24 @@ std::vector<T> restore_columns(const T* Xk, int64_t n, const Columns& c) {
 
 // in (P, D) -> (P, Dk); null in, empty out.
 template <typename T>
-std::vector<T> gather(const Columns& c, const T* in, int64_t P) {
-  if (!in || P <= 0) return {};
-  const int64_t Dk = c.Dk(), W1 = int64_t(c.h1) * c.d0, rest = c.D - W1;
-  std::vector<T> out(size_t(P) * Dk);
-  for (int64_t p = 0; p < P; ++p) {
-    const T* src = in + p * c.D;
-    T* o = &out[size_t(p) * Dk];
-    for (int r = 0; r < c.h1; ++r, src += c.d0)
-      for (const auto& [first, count] : c.runs) {
-        std::memcpy(o, src + first, sizeof(T) * count);
-        o += count;
-      }
-    std::memcpy(o, src, sizeof(T) * rest);
-  }
+Buffer<T> gather(const Columns& c, const T* in, int64_t P, int threads = 0) {
+  if (!in || P <= 0) return Buffer<T>();
+  const int64_t Dk = c.Dk();
+  Buffer<T> out(size_t(P) * Dk);
+  T* o = out.data();
+  for_rows(P, c.D, threads, [&](int64_t p) { gather_one(c, in + p * c.D, o + p * Dk); });
   return out;
 }
 
 // in (P, Dk) -> out (P, D). zero_dropped: the dropped weights set to zero (gradients,
 // Hessian-vector products); else left as they are in out (parameters).
 template <typename T>
-void scatter(const Columns& c, const T* in, int64_t P, T* out, bool zero_dropped = true) {
+void scatter(const Columns& c, const T* in, int64_t P, T* out, bool zero_dropped = true,
+             int threads = 0) {
   if (!out || P <= 0) return;
-  const int64_t Dk = c.Dk(), W1 = int64_t(c.h1) * c.d0, rest = c.D - W1;
-  for (int64_t p = 0; p < P; ++p) {
-    const T* src = in + p * Dk;
-    T* o = out + p * c.D;
-    if (zero_dropped) std::fill(o, o + W1, T(0));
-    for (int r = 0; r < c.h1; ++r, o += c.d0)
-      for (const auto& [first, count] : c.runs) {
-        std::memcpy(o + first, src, sizeof(T) * count);
-        src += count;
-      }
-    std::memcpy(o, src, sizeof(T) * rest);
-  }
+  const int64_t Dk = c.Dk();
+  for_rows(P, c.D, threads,
+           [&](int64_t p) { scatter_one(c, in + p * Dk, out + p * c.D, zero_dropped); });
 }
 
 // Whether any of the rows (P, D) has a nonzero value in a dropped weight.
@@ -154,30 +193,30 @@ bool any_dropped(const Columns& c, const T* in, int64_t P) {
 template <typename T>
 class Lines final : public LineEvaluator<T> {
  public:
-  Lines(const Columns& c, std::unique_ptr<LineEvaluator<T>> inner)
-      : c_(c), inner_(std::move(inner)) {}
+  Lines(const Columns& c, int threads, std::unique_ptr<LineEvaluator<T>> inner)
+      : c_(c), threads_(threads), inner_(std::move(inner)) {}
   bool prepare(const T* x, const T* d, int64_t P) override {
-    const std::vector<T> xk = gather(c_, x, P), dk = gather(c_, d, P);
-    return inner_->prepare(xk.empty() ? nullptr : xk.data(), dk.empty() ? nullptr : dk.data(), P);
+    const Buffer<T> xk = gather(c_, x, P, threads_), dk = gather(c_, d, P, threads_);
+    return inner_->prepare(xk.data(), dk.data(), P);
   }
   bool prepare_carried(const T* x, const T* d, int64_t P, const int64_t* carried,
                        const T* u) override {
-    const std::vector<T> xk = gather(c_, x, P), dk = gather(c_, d, P);
-    return inner_->prepare_carried(xk.empty() ? nullptr : xk.data(),
-                                   dk.empty() ? nullptr : dk.data(), P, carried, u);
+    const Buffer<T> xk = gather(c_, x, P, threads_), dk = gather(c_, d, P, threads_);
+    return inner_->prepare_carried(xk.data(), dk.data(), P, carried, u);
   }
   void values(const int64_t* lines, const T* u, int64_t n, T* loss) const override {
     inner_->values(lines, u, n, loss);
   }
   bool accept(const int64_t* lines, const T* u, int64_t n, T* loss, T* grad) override {
-    std::vector<T> g(grad && n > 0 ? size_t(n) * c_.Dk() : 0);
-    if (!inner_->accept(lines, u, n, loss, grad ? g.data() : nullptr)) return false;
-    scatter(c_, g.data(), n, grad);
+    const Buffer<T> g(grad && n > 0 ? size_t(n) * c_.Dk() : 0);
+    if (!inner_->accept(lines, u, n, loss, g.data())) return false;
+    scatter(c_, g.data(), n, grad, true, threads_);
     return true;
   }
 
  private:
   const Columns& c_;
+  int threads_;
   std::unique_ptr<LineEvaluator<T>> inner_;
 };
 
@@ -189,14 +228,18 @@ class Reduced final : public Objective<T> {
       : c_(std::move(c)), engine_(std::move(engine)) {}
   Engine& engine() const { return *engine_; }
   const Columns& columns() const { return c_; }
-  std::vector<T> in(const T* theta, int64_t P) const { return gather(c_, theta, P); }
-  // (P, Dk) -> out (P, D), zeros in the dropped weights.
-  void out(const std::vector<T>& g, int64_t P, T* dst) const { scatter(c_, g.data(), P, dst); }
-  std::vector<T> buffer(const T* dst, int64_t P) const {
-    return std::vector<T>(dst && P > 0 ? size_t(P) * c_.Dk() : 0);
+  // (P, D) -> (P, Dk); null stays null.
+  Buffer<T> in(const T* theta, int64_t P) const {
+    return gather(c_, theta, P, engine_->threads());
   }
-  static T* data(std::vector<T>& v) { return v.empty() ? nullptr : v.data(); }
-  static const T* data(const std::vector<T>& v) { return v.empty() ? nullptr : v.data(); }
+  // Room for P rows (P, Dk) of an output dst, none when dst is null.
+  Buffer<T> room(const T* dst, int64_t P) const {
+    return Buffer<T>(dst && P > 0 ? size_t(P) * c_.Dk() : 0);
+  }
+  // (P, Dk) -> dst (P, D), zeros in the dropped weights.
+  void out(const Buffer<T>& g, int64_t P, T* dst) const {
+    scatter(c_, g.data(), P, dst, true, engine_->threads());
+  }
 
   int64_t num_params() const override { return c_.D; }
   int64_t num_samples() const override { return engine_->num_samples(); }
@@ -205,43 +248,41 @@ class Reduced final : public Objective<T> {
 
   void evaluate(const T* theta, int64_t P, T* loss, T* grad, T* accuracy,
                 const int64_t* samples, int64_t n_samples) const override {
-    std::vector<T> g = buffer(grad, P);
-    engine_->evaluate(data(in(theta, P)), P, loss, data(g), accuracy, samples, n_samples);
+    const Buffer<T> g = room(grad, P);
+    engine_->evaluate(in(theta, P).data(), P, loss, g.data(), accuracy, samples, n_samples);
     out(g, P, grad);
   }
   void evaluate_each(const T* theta, int64_t P, const int64_t* samples, int64_t B, T* loss,
                      T* grad) const override {
-    std::vector<T> g = buffer(grad, P);
-    engine_->evaluate_each(data(in(theta, P)), P, samples, B, loss, data(g));
+    const Buffer<T> g = room(grad, P);
+    engine_->evaluate_each(in(theta, P).data(), P, samples, B, loss, g.data());
     out(g, P, grad);
   }
   std::unique_ptr<LineEvaluator<T>> line_evaluator() const override {
     auto inner = engine_->line_evaluator();
     if (!inner) return nullptr;
-    return std::make_unique<Lines<T>>(c_, std::move(inner));
+    return std::make_unique<Lines<T>>(c_, engine_->threads(), std::move(inner));
   }
   bool offers_combinations() const override { return engine_->offers_combinations(); }
   void evaluate_combination(const T* points, int64_t P, const T* V, int64_t Q,
                             const int32_t* index, const T* coef, int nnz, T* loss,
                             const T* proj, int64_t K, T* proj_grad, const int64_t* samples,
                             int64_t n_samples, T* accuracy) const override {
-    std::vector<T> g = buffer(proj_grad, K);
-    engine_->evaluate_combination(data(in(points, P)), P, data(in(V, Q)), Q, index, coef, nnz,
-                                  loss, proj, K, data(g), samples, n_samples, accuracy);
+    const Buffer<T> g = room(proj_grad, K);
+    engine_->evaluate_combination(in(points, P).data(), P, in(V, Q).data(), Q, index, coef, nnz,
+                                  loss, proj, K, g.data(), samples, n_samples, accuracy);
     out(g, K, proj_grad);
   }
-  void hold_basis(const T* V, int64_t Q) const override {
-    engine_->hold_basis(data(in(V, Q)), Q);
-  }
+  void hold_basis(const T* V, int64_t Q) const override { engine_->hold_basis(in(V, Q).data(), Q); }
   void release_basis(const T* V, int64_t Q) const override {
-    engine_->release_basis(data(in(V, Q)), Q);
+    engine_->release_basis(in(V, Q).data(), Q);
   }
   bool offers_hessian_vector() const override { return engine_->offers_hessian_vector(); }
   void hessian_vector(const T* theta, int64_t Pt, const T* v, int64_t P, T* hv, T* loss,
                       T* grad, const int64_t* samples, int64_t n_samples) const override {
-    std::vector<T> h = buffer(hv, P), g = buffer(grad, Pt);
-    engine_->hessian_vector(data(in(theta, Pt)), Pt, data(in(v, P)), P, data(h), loss,
-                            data(g), samples, n_samples);
+    const Buffer<T> h = room(hv, P), g = room(grad, Pt);
+    engine_->hessian_vector(in(theta, Pt).data(), Pt, in(v, P).data(), P, h.data(), loss,
+                            g.data(), samples, n_samples);
     out(h, P, hv);
     out(g, Pt, grad);
   }
@@ -252,9 +293,8 @@ class Reduced final : public Objective<T> {
                      const int64_t* orders) const override {
     const bool momentum = p.momentum > 0.0 && velocity;
     if (theta && momentum && any_dropped(c_, velocity, R)) return false;
-    std::vector<T> t = in(theta, R), v = momentum ? in(velocity, R) : std::vector<T>();
-    if (!engine_->run_sgd_epoch(data(t), momentum ? data(v) : nullptr, R, active, p, orders))
-      return false;
+    const Buffer<T> t = in(theta, R), v = momentum ? in(velocity, R) : Buffer<T>();
+    if (!engine_->run_sgd_epoch(t.data(), v.data(), R, active, p, orders)) return false;
     scatter(c_, t.data(), R, theta, false);
     if (momentum) scatter(c_, v.data(), R, velocity, false);
     return true;

@@ -44,6 +44,7 @@ struct PointCache {
 namespace reduced {
 template <typename T, typename Engine>
 class Reduced;  // the engine on the inputs' nonzero columns (reduced_inputs.hpp)
+struct Columns;  // which columns it keeps
 }  // namespace reduced
 
 // How the first layer's products with the inputs are formed: as dense products
@@ -214,6 +215,10 @@ class Landscape final : public Objective<T> {
   // Chunks of passes over all samples start on the held panels' blocks of rows.
   int64_t chunk_multiple() const;
   void check_call(const T* theta, int64_t P, const int64_t* samples, int64_t n_samples) const;
+  // evaluate_each; with `full`, theta and grad are laid out for the network on all the
+  // columns `full` keeps some of (this engine being the one on the kept columns).
+  void evaluate_each_from(const T* theta, int64_t P, const int64_t* samples, int64_t B,
+                          T* loss, T* grad, const reduced::Columns* full) const;
   detail::Pass<T> make_pass(const T* theta, int64_t P, const T* w1all, const T* b1all,
                     const int64_t* samples, int64_t N, int64_t C, bool want_grad) const;
 
