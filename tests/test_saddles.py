@@ -38,7 +38,7 @@ def test_muller_brown_both_saddles_and_the_intermediate_minimum():
     np.testing.assert_allclose(c.minima[0].theta, [-0.050, 0.467], atol=2e-3)
     assert c.minima[0].loss == pytest.approx(-80.768, abs=2e-3)
     # the first saddle joins a and the intermediate minimum, not b
-    assert sorted(s1.connects) == ["a", "minimum"]
+    assert sorted(s1.connects) == ["a", "minimum 1"]
     assert sorted(s2.connects) == ["b", "minimum 1"]
     for s in (s1, s2):
         assert np.sum(np.linalg.eigvalsh(_dense_hessian(mb, s.theta)) < 0) == 1

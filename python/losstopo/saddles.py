@@ -963,6 +963,7 @@ def certify(landscape, path, gtol: Optional[float] = None, eig_tol: Optional[flo
 
             kinds = [o[0] for o in sides]
             sad.connects = tuple(_node_name((i0, i1)[o[1]], minima) if o[0] == "end"
+                                 else f"a minimum at loss {o[3]:.6g}" if o[0] == "minimum"
                                  else o[0] for o in sides)
             if "failed" in kinds:
                 why = "; ".join(o[1] for o in sides if o[0] == "failed")
@@ -973,6 +974,8 @@ def certify(landscape, path, gtol: Optional[float] = None, eig_tol: Optional[flo
                 e = sides[kinds.index("end")]
                 m = sides[kinds.index("minimum")]
                 k = add_minimum(m)
+                sad.connects = tuple(_node_name(k, minima) if o is m else c
+                                     for o, c in zip(sides, sad.connects))
                 if e[1] == 0:  # this saddle joins a and the new minimum; on to b
                     done.append((i0, k, "certified", found.loss, "", sad))
                     queue.insert(0, (line(m[2], xb), k, i1))
@@ -993,6 +996,11 @@ def certify(landscape, path, gtol: Optional[float] = None, eig_tol: Optional[flo
             else:
                 why = ("the saddle does not join the two ends: its descents reach "
                        + " and ".join(sad.connects))
+                if "minimum" in kinds:
+                    why += (f" (no room for more intermediate minima: max_minima = "
+                            f"{max_minima})")
+                elif sides[0][1] == sides[1][1]:
+                    why += " (the same end on both sides: the saddle is off the way between them)"
                 done.append((i0, i1, "bound only", top, why, sad))
             bar.update(1)
     finally:
@@ -1009,10 +1017,6 @@ def certify(landscape, path, gtol: Optional[float] = None, eig_tol: Optional[flo
         pieces.append(dict(status=p[2], barrier=float(p[3]), reason=p[4]))
         if p[5] is not None:
             saddles.append(p[5])
-        if p[1] != 1:
-            minima_by = dict(minima)
-            if p[1] in minima_by:
-                pass
     order = [p[1] for p in chain if p[1] != 1]
     mins = dict(minima)
     ordered_minima = [mins[k] for k in order if k in mins]
