@@ -118,27 +118,25 @@ def test_small_float64_network_saddle_has_one_negative_eigenvalue():
     central differences with exactly one eigenvalue below -eig_tol times the largest."""
     net = _WeightDecay()
     m = net.minima(8)
-    # the first consecutive pair that certifies (others end "bound only" honestly: a
-    # saddle whose descents reach two other copies of the minima, a search that stalls)
-    tried = []
-    for i in range(len(m) - 1):
-        for kw in ({"curve_iters": 0}, {}):
-            c = certify(net, (m[i], m[i + 1]), search_iters=1500, **kw)
-            tried.append(c)
-            if c.status == "certified":
-                break
-        if c.status == "certified":
-            break
-    assert c.status == "certified", tried
-    assert c.saddles
-    for s in c.saddles:  # every certified piece's saddle
-        E, g = net.reference(s.theta)
-        assert np.linalg.norm(g) <= c.tolerances["gtol"] * (1 + 1e-6)
-        assert E == pytest.approx(s.loss, rel=1e-10)
-        w = np.linalg.eigvalsh(_dense_hessian(net.reference, s.theta))
-        assert np.sum(w < -c.tolerances["eig_tol"] * w[-1]) == 1
-        assert w[0] == pytest.approx(s.eigenvalues[0], rel=1e-4)
-        assert len(s.connects) == 2
+    # consecutive pairs of minima: the way between two copies of a minimum passes up to
+    # six others; with the defaults 5 of these 7 pairs certify (benchmarks/RESULTS.md,
+    # bench_certify_small), the others end "bound only" honestly (a saddle search that
+    # does not converge)
+    got = [certify(net, (m[i], m[i + 1]), search_iters=1500) for i in range(len(m) - 1)]
+    done = [c for c in got if c.status == "certified"]
+    assert len(done) >= 4, [c.reason for c in got]
+    assert all(c.reason for c in got if c.status != "certified")
+    for c in done:
+        assert c.saddles and len(c.minima) + 1 == len(c.saddles)
+        for s in c.saddles:  # every certified piece's saddle
+            E, g = net.reference(s.theta)
+            assert np.linalg.norm(g) <= c.tolerances["gtol"] * (1 + 1e-6)
+            assert E == pytest.approx(s.loss, rel=1e-10)
+            w = np.linalg.eigvalsh(_dense_hessian(net.reference, s.theta))
+            assert np.sum(w < -c.tolerances["eig_tol"] * w[-1]) == 1
+            assert w[0] == pytest.approx(s.eigenvalues[0], rel=1e-4)
+            assert len(s.connects) == 2
+    c = done[0]
     top = max(s.loss for s in c.saddles)
     assert c.barrier == pytest.approx(top) and c.barrier > max(c.endpoint_losses)
     # two points of one basin: the band never rises above the higher one
