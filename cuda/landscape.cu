@@ -691,8 +691,7 @@ struct CudaLandscape<T>::Impl {
 
 template <typename T>
 CudaLandscape<T>::CudaLandscape(MLPSpec spec, const T* X, int64_t n, const int32_t* labels,
-                                const T* targets, CudaOptions options)
-    : impl_(std::make_unique<Impl>()) {
+                                const T* targets, CudaOptions options) {
   spec.validate();
   options.validate();
   math::check_data(spec, n, labels, targets != nullptr);
@@ -710,10 +709,10 @@ CudaLandscape<T>::CudaLandscape(MLPSpec spec, const T* X, int64_t n, const int32
           reduced::reduce(spec, columns), kept.data(), n, labels, on_input ? X : targets, o);
       reduced_ = std::make_unique<reduced::Reduced<T, CudaLandscape<T>>>(std::move(columns),
                                                                          std::move(engine));
-      impl_.reset();
-      return;
+      return;  // (no Impl here: its destructor would select a device)
     }
   }
+  impl_ = std::make_unique<Impl>();
   Impl& m = *impl_;
   m.spec = std::move(spec);
   const MLPSpec& s = m.spec;

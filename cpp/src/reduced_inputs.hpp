@@ -268,10 +268,12 @@ class Reduced final : public Objective<T> {
                             const int32_t* index, const T* coef, int nnz, T* loss,
                             const T* proj, int64_t K, T* proj_grad, const int64_t* samples,
                             int64_t n_samples, T* accuracy) const override {
-    const Buffer<T> g = room(proj_grad, K);
+    const bool want_grad = proj && proj_grad && K > 0;  // as the engines decide it
+    const Buffer<T> g = want_grad ? room(proj_grad, K) : Buffer<T>();
     engine_->evaluate_combination(in(points, P).data(), P, in(V, Q).data(), Q, index, coef, nnz,
-                                  loss, proj, K, g.data(), samples, n_samples, accuracy);
-    out(g, K, proj_grad);
+                                  loss, proj, K, want_grad ? g.data() : proj_grad, samples,
+                                  n_samples, accuracy);
+    if (want_grad) out(g, K, proj_grad);
   }
   void hold_basis(const T* V, int64_t Q) const override { engine_->hold_basis(in(V, Q).data(), Q); }
   void release_basis(const T* V, int64_t Q) const override {
@@ -294,7 +296,18 @@ class Reduced final : public Objective<T> {
     const bool momentum = p.momentum > 0.0 && velocity;
     if (theta && momentum && any_dropped(c_, velocity, R)) return false;
     const Buffer<T> t = in(theta, R), v = momentum ? in(velocity, R) : Buffer<T>();
-    if (!engine_->run_sgd_epoch(t.data(), v.data(), R, active, p, orders)) return false;
+    const std::vector<uint8_t> was(active, active + (theta && active ? R : 0));
+    const int64_t Dk = c_.Dk();
+    try {
+      if (!engine_->run_sgd_epoch(t.data(), v.data(), R, active, p, orders)) return false;
+    } catch (...) {  // runs stopped before the error keep their rows of that moment
+      for (int64_t r = 0; r < int64_t(was.size()); ++r)
+        if (was[r] && !active[r]) {
+          scatter_one(c_, t.data() + r * Dk, theta + r * c_.D, false);
+          if (momentum) scatter_one(c_, v.data() + r * Dk, velocity + r * c_.D, false);
+        }
+      throw;
+    }
     scatter(c_, t.data(), R, theta, false);
     if (momentum) scatter(c_, v.data(), R, velocity, false);
     return true;

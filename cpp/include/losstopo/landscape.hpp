@@ -65,8 +65,10 @@ struct EngineOptions {
   int64_t line_cache_bytes = int64_t(4) << 30;
   InputProducts input_products = InputProducts::Auto;
   // Leave out the input columns that are zero in every sample: the passes then run on
-  // the other columns alone (the same results to rounding; exact zeros in those
-  // columns' gradients). Decided when the landscape is made (set_options keeps it).
+  // the other columns alone (the same results to rounding for finite weights; exact
+  // zeros in those columns' gradients; a weight on such a column never reaches the
+  // loss, as with the sparse products). Decided when the landscape is made: set_options
+  // refuses a different value (std::invalid_argument).
   bool drop_zero_columns = true;
   // Throws std::invalid_argument naming the first setting out of range.
   void validate() const {
@@ -92,11 +94,13 @@ struct Arithmetic {
 Arithmetic cpu_arithmetic();
 
 // The first layer's products for P lines x_p - u d_p over the whole dataset
-// (2 x n x P x h1 numbers), filled by Landscape::prepare_lines.
+// (2 x n x P x h1 numbers), filled by Landscape::prepare_lines and read by the same
+// landscape's line_values (with zero input columns dropped it holds the vectors on
+// the kept columns).
 template <typename T>
 struct LineCache {
   int64_t P = 0;
-  std::vector<T> x, d;  // (P, D)
+  std::vector<T> x, d;  // (P, D) as the engine holds them
   std::vector<T> A, B;  // (n, P*h1): X x1_p^T and X d1_p^T
   std::vector<T> next;  // the next A while it is formed from carried lines
 };
