@@ -331,7 +331,7 @@ class ObjectiveF64:
     def offers_lines(self) -> bool:
         ...
 class LandscapeF32(ObjectiveF32):
-    def __init__(self, sizes: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], hidden: collections.abc.Sequence[str], output: str, bias: bool, loss: str, X: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], y: typing.Annotated[numpy.typing.ArrayLike, numpy.int32] | None = None, targets: typing.Annotated[numpy.typing.ArrayLike, numpy.float32] | None = None, threads: typing.SupportsInt | typing.SupportsIndex = 0, chunk: typing.SupportsInt | typing.SupportsIndex = 0, input_products: str = 'auto') -> None:
+    def __init__(self, sizes: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], hidden: collections.abc.Sequence[str], output: str, bias: bool, loss: str, X: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], y: typing.Annotated[numpy.typing.ArrayLike, numpy.int32] | None = None, targets: typing.Annotated[numpy.typing.ArrayLike, numpy.float32] | None = None, threads: typing.SupportsInt | typing.SupportsIndex = 0, chunk: typing.SupportsInt | typing.SupportsIndex = 0, input_products: str = 'auto', drop_zero_columns: bool = True) -> None:
         ...
     def chunk_size(self, P: typing.SupportsInt | typing.SupportsIndex) -> int:
         ...
@@ -344,6 +344,9 @@ class LandscapeF32(ObjectiveF32):
         ...
     @chunk.setter
     def chunk(self, arg1: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def drop_zero_columns(self) -> bool:
         ...
     @property
     def held_basis(self) -> int:
@@ -368,6 +371,11 @@ class LandscapeF32(ObjectiveF32):
     @input_products.setter
     def input_products(self, arg1: str) -> None:
         ...
+    @property
+    def kept_columns(self) -> int:
+        """
+        The input columns the passes read: all but those zero in every sample (unless made with drop_zero_columns=False).
+        """
     @property
     def line_cache_bytes(self) -> int:
         """
@@ -388,7 +396,7 @@ class LandscapeF32(ObjectiveF32):
     def threads(self, arg1: typing.SupportsInt | typing.SupportsIndex) -> None:
         ...
 class LandscapeF64(ObjectiveF64):
-    def __init__(self, sizes: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], hidden: collections.abc.Sequence[str], output: str, bias: bool, loss: str, X: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], y: typing.Annotated[numpy.typing.ArrayLike, numpy.int32] | None = None, targets: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None = None, threads: typing.SupportsInt | typing.SupportsIndex = 0, chunk: typing.SupportsInt | typing.SupportsIndex = 0, input_products: str = 'auto') -> None:
+    def __init__(self, sizes: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], hidden: collections.abc.Sequence[str], output: str, bias: bool, loss: str, X: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], y: typing.Annotated[numpy.typing.ArrayLike, numpy.int32] | None = None, targets: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None = None, threads: typing.SupportsInt | typing.SupportsIndex = 0, chunk: typing.SupportsInt | typing.SupportsIndex = 0, input_products: str = 'auto', drop_zero_columns: bool = True) -> None:
         ...
     def chunk_size(self, P: typing.SupportsInt | typing.SupportsIndex) -> int:
         ...
@@ -401,6 +409,9 @@ class LandscapeF64(ObjectiveF64):
         ...
     @chunk.setter
     def chunk(self, arg1: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def drop_zero_columns(self) -> bool:
         ...
     @property
     def held_basis(self) -> int:
@@ -425,6 +436,11 @@ class LandscapeF64(ObjectiveF64):
     @input_products.setter
     def input_products(self, arg1: str) -> None:
         ...
+    @property
+    def kept_columns(self) -> int:
+        """
+        The input columns the passes read: all but those zero in every sample (unless made with drop_zero_columns=False).
+        """
     @property
     def line_cache_bytes(self) -> int:
         """

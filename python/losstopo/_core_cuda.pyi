@@ -25,7 +25,10 @@ class CudaLandscapeF32(ObjectiveF32):
         device: int = 0,
         tf32: bool = False,
         chunk: int = 0,
+        drop_zero_columns: bool = True,
     ) -> None: ...
+    @property
+    def kept_columns(self) -> int: ...
 
 class CudaLandscapeF64(ObjectiveF64):
     def __init__(
@@ -41,4 +44,7 @@ class CudaLandscapeF64(ObjectiveF64):
         device: int = 0,
         tf32: bool = False,
         chunk: int = 0,
+        drop_zero_columns: bool = True,
     ) -> None: ...
+    @property
+    def kept_columns(self) -> int: ...
