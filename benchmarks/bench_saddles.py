@@ -11,9 +11,10 @@ optimization, read at each budget), against ``losstopo.certify`` from the straig
 line (the curve refined by L-BFGS, then the band, the saddle search and its checks
 where a barrier remains; SGD's endpoints are not minima, so theirs is a refined
 bound), at each of the --tolerances: barrier_tol as that fraction of the straight
-line's barrier above its higher endpoint (1e-3 is certify's default; a tighter one
-costs more and reaches lower). Costs are in units of one batched loss+gradient of the path's 50 points,
-timed in the same process, and in those units counted from the evaluations.
+line's barrier above its higher endpoint (certify's default is
+losstopo.saddles.BARRIER_TOL; a tighter one costs more and reaches lower). Costs are
+in units of one batched loss+gradient of the path's 50 points, timed in the same
+process, and in those units counted from the evaluations.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import common  # noqa: E402
 
 import losstopo  # noqa: E402
 from losstopo.convergence import path_convergence  # noqa: E402
+from losstopo.saddles import BARRIER_TOL  # noqa: E402
 
 BUDGETS = (100, 400, 1600)
 
@@ -109,7 +111,7 @@ def main():
             "optimization, their times pro rata. certify: from the straight line, "
             "defaults (curve L-BFGS 100 iterations, band of 50 images) but barrier_tol, "
             "given as a fraction of the straight line's barrier above its higher endpoint "
-            "(1e-3: the default).\n\n" + table)
+            f"({BARRIER_TOL:g}: the default).\n\n" + table)
     print(body)
     if not a.no_append and not a.quick:
         common.append_results("bench_saddles: a certified barrier against the paper's "

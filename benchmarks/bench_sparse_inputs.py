@@ -74,16 +74,21 @@ def cases(theta):
     }
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def mnist_setup(doc: str):
+    """The command line (--rounds, --n, --no-append) of a script that times the FCP
+    first layer on MNIST, and its data: (args, X, y, net, theta (50, D))."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--n", type=int, default=50000, help="MNIST training images used")
     ap.add_argument("--no-append", action="store_true")
     args = ap.parse_args()
     d = losstopo.datasets.mnist(progress=False)
-    X, y = d.train[0][:args.n], d.train[1][:args.n]
     net = losstopo.fcp()
-    theta = net.init(50, seed=0)
+    return args, d.train[0][:args.n], d.train[1][:args.n], net, net.init(50, seed=0)
+
+
+def main():
+    args, X, y, net, theta = mnist_setup(__doc__)
     t0 = time.perf_counter()
     auto = losstopo.Landscape(net, X, y)
     t_build_auto = time.perf_counter() - t0

@@ -15,16 +15,14 @@ minibatch SGD (each call translates its vectors, the cost of the drop on small w
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 import common  # noqa: E402
-from bench_sparse_inputs import best, cases  # noqa: E402
+from bench_sparse_inputs import best, cases, mnist_setup  # noqa: E402
 
 import losstopo  # noqa: E402
 
@@ -43,15 +41,7 @@ def sgd_steps(theta, steps=50, batch=64):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--n", type=int, default=50000, help="MNIST training images used")
-    ap.add_argument("--no-append", action="store_true")
-    args = ap.parse_args()
-    d = losstopo.datasets.mnist(progress=False)
-    X, y = d.train[0][:args.n], d.train[1][:args.n]
-    net = losstopo.fcp()
-    theta = net.init(50, seed=0)
+    args, X, y, net, theta = mnist_setup(__doc__)
     settings = {}
     for products in ("dense", "auto"):
         for drop in (False, True):

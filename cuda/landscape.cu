@@ -697,20 +697,11 @@ CudaLandscape<T>::CudaLandscape(MLPSpec spec, const T* X, int64_t n, const int32
   math::check_data(spec, n, labels, targets != nullptr);
   if (spec.num_params() > kIntMax)
     throw std::invalid_argument("sizes: more parameters than a BLAS dimension can hold");
-  if (options.drop_zero_columns) {
-    reduced::Columns columns = reduced::find_columns(X, n, spec);
-    if (columns.drops()) {
-      // The engine on the kept columns; an autoencoder's targets stay the whole inputs.
-      const std::vector<T> kept = reduced::keep_columns(X, n, columns);
-      const bool on_input = spec.loss == Loss::MSE && !targets;
-      CudaOptions o = options;
-      o.drop_zero_columns = false;
-      auto engine = std::make_unique<CudaLandscape<T>>(
-          reduced::reduce(spec, columns), kept.data(), n, labels, on_input ? X : targets, o);
-      reduced_ = std::make_unique<reduced::Reduced<T, CudaLandscape<T>>>(std::move(columns),
-                                                                         std::move(engine));
-      return;  // (no Impl here: its destructor would select a device)
-    }
+  if (options.drop_zero_columns) {  // the engine on the kept columns, where some are zero
+    CudaOptions kept = options;
+    kept.drop_zero_columns = false;
+    reduced_ = reduced::build<T, CudaLandscape<T>>(spec, X, n, labels, targets, kept);
+    if (reduced_) return;  // (no Impl here: its destructor would select a device)
   }
   impl_ = std::make_unique<Impl>();
   Impl& m = *impl_;

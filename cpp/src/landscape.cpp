@@ -70,20 +70,10 @@ Landscape<T>::Landscape(MLPSpec spec, const T* X, int64_t n, const int32_t* labe
   const double size = double(n) * double(d_in);
   density_ = size == 0.0 ? 1.0 : double(nonzero) / size;
   panel_density_ = size == 0.0 ? 1.0 : double(read) / size;
-  reduced::Columns columns;
-  if (options_.drop_zero_columns) columns = reduced::find_columns(X, n, spec_);
-  if (columns.drops()) {
-    // The engine on the kept columns; an autoencoder's targets stay the whole inputs.
-    const std::vector<T> kept = reduced::keep_columns(X, n, columns);
-    const bool on_input = spec_.loss == Loss::MSE && !targets;
-    auto engine = std::make_unique<Landscape<T>>(reduced::reduce(spec_, columns), kept.data(),
-                                                 n, labels, on_input ? X : targets,
-                                                 kept_options(options_, panel_density_));
-    reduced_ = std::make_unique<reduced::Reduced<T, Landscape<T>>>(std::move(columns),
-                                                                   std::move(engine));
-  } else {
-    X_.assign(X, X + n * d_in);
-  }
+  if (options_.drop_zero_columns)  // the engine on the kept columns, where some are zero
+    reduced_ = reduced::build<T, Landscape<T>>(spec_, X, n, labels, targets,
+                                               kept_options(options_, panel_density_));
+  if (!reduced_) X_.assign(X, X + n * d_in);
   set_options(options_);
 }
 

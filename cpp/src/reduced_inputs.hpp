@@ -93,16 +93,32 @@ void for_rows(int64_t P, int64_t D, int threads, F body) {
 #endif
 }
 
+// One row of d0 values -> its dk kept ones; returns out past them.
+template <typename T>
+T* gather_row(const Columns& c, const T* row, T* out) {
+  for (const auto& [first, count] : c.runs) {
+    std::memcpy(out, row + first, sizeof(T) * count);
+    out += count;
+  }
+  return out;
+}
+
+// dk kept values -> their places in one row of d0 (the others untouched); returns in
+// past them.
+template <typename T>
+const T* scatter_row(const Columns& c, const T* in, T* row) {
+  for (const auto& [first, count] : c.runs) {
+    std::memcpy(row + first, in, sizeof(T) * count);
+    in += count;
+  }
+  return in;
+}
+
 // One vector: in (D) -> out (Dk).
 template <typename T>
 void gather_one(const Columns& c, const T* in, T* out) {
-  const T* src = in;
-  for (int r = 0; r < c.h1; ++r, src += c.d0)
-    for (const auto& [first, count] : c.runs) {
-      std::memcpy(out, src + first, sizeof(T) * count);
-      out += count;
-    }
-  std::memcpy(out, src, sizeof(T) * (c.D - int64_t(c.h1) * c.d0));
+  for (int r = 0; r < c.h1; ++r, in += c.d0) out = gather_row(c, in, out);
+  std::memcpy(out, in, sizeof(T) * (c.D - int64_t(c.h1) * c.d0));
 }
 
 // One vector: in (Dk) -> out (D); zero_dropped as in scatter().
@@ -110,11 +126,7 @@ template <typename T>
 void scatter_one(const Columns& c, const T* in, T* out, bool zero_dropped) {
   const int64_t W1 = int64_t(c.h1) * c.d0;
   if (zero_dropped) std::fill(out, out + W1, T(0));
-  for (int r = 0; r < c.h1; ++r, out += c.d0)
-    for (const auto& [first, count] : c.runs) {
-      std::memcpy(out + first, in, sizeof(T) * count);
-      in += count;
-    }
+  for (int r = 0; r < c.h1; ++r, out += c.d0) in = scatter_row(c, in, out);
   std::memcpy(out, in, sizeof(T) * (c.D - W1));
 }
 
@@ -128,14 +140,7 @@ inline MLPSpec reduce(MLPSpec spec, const Columns& c) {
 template <typename T>
 std::vector<T> keep_columns(const T* X, int64_t n, const Columns& c) {
   std::vector<T> out(size_t(n) * c.dk());
-  for (int64_t i = 0; i < n; ++i) {
-    const T* row = X + i * c.d0;
-    T* o = &out[size_t(i) * c.dk()];
-    for (const auto& [first, count] : c.runs) {
-      std::memcpy(o, row + first, sizeof(T) * count);
-      o += count;
-    }
-  }
+  for (int64_t i = 0; i < n; ++i) gather_row(c, X + i * c.d0, &out[size_t(i) * c.dk()]);
   return out;
 }
 
@@ -143,14 +148,7 @@ std::vector<T> keep_columns(const T* X, int64_t n, const Columns& c) {
 template <typename T>
 std::vector<T> restore_columns(const T* Xk, int64_t n, const Columns& c) {
   std::vector<T> out(size_t(n) * c.d0, T(0));
-  for (int64_t i = 0; i < n; ++i) {
-    const T* row = Xk + i * c.dk();
-    T* o = &out[size_t(i) * c.d0];
-    for (const auto& [first, count] : c.runs) {
-      std::memcpy(o + first, row, sizeof(T) * count);
-      row += count;
-    }
-  }
+  for (int64_t i = 0; i < n; ++i) scatter_row(c, Xk + i * c.dk(), &out[size_t(i) * c.d0]);
   return out;
 }
 
@@ -317,5 +315,21 @@ class Reduced final : public Objective<T> {
   Columns c_;
   std::unique_ptr<Engine> engine_;
 };
+
+// The engine of the network `spec` on the data X (n, d0) built on the kept columns
+// with `options` (an engine's own options, for which it drops no columns); null where
+// no column is dropped. An autoencoder's targets stay the whole inputs.
+template <typename T, typename Engine, typename Options>
+std::unique_ptr<Reduced<T, Engine>> build(const MLPSpec& spec, const T* X, int64_t n,
+                                          const int32_t* labels, const T* targets,
+                                          const Options& options) {
+  Columns c = find_columns(X, n, spec);
+  if (!c.drops()) return nullptr;
+  const std::vector<T> kept = keep_columns(X, n, c);
+  const bool on_input = spec.loss == Loss::MSE && !targets;
+  auto engine = std::make_unique<Engine>(reduce(spec, c), kept.data(), n, labels,
+                                         on_input ? X : targets, options);
+  return std::make_unique<Reduced<T, Engine>>(std::move(c), std::move(engine));
+}
 
 }  // namespace losstopo::reduced
