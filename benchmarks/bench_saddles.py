@@ -55,10 +55,13 @@ def main():
     p.add_argument("--quick", action="store_true")
     p.add_argument("--tolerances", default="1e-3,1e-4,1e-5",
                    help="barrier_tol as fractions of the straight line's barrier")
+    p.add_argument("--budgets", default=",".join(str(b) for b in BUDGETS),
+                   help="Adam step budgets to compare against (empty: none)")
     p.add_argument("--no-append", action="store_true")
     a = p.parse_args()
     fractions = [float(f) for f in a.tolerances.split(",")]
-    budgets, iters = BUDGETS, 200
+    budgets = tuple(int(b) for b in a.budgets.split(",") if b.strip())
+    iters = 200
     if a.quick:
         a.n, a.sgd_epochs, budgets, iters = 1000, 2, (10, 40, 160), 50
     X, y, source = common.mnist_like(a.n)
@@ -76,7 +79,8 @@ def main():
         E, G = ls.loss_and_grad(th)
         g, top = np.linalg.norm(G, axis=1), float(np.max(E))
         t = time.perf_counter()
-        conv = path_convergence(ls, a_[None], b_[None], steps=budgets, reference=False)
+        conv = (path_convergence(ls, a_[None], b_[None], steps=budgets, reference=False)
+                if budgets else None)
         adam = time.perf_counter() - t
         name = {"lbfgs": "L-BFGS-GSS minima", "sgd": "SGD solutions"}[method]
         head = f"{name} (|g| {g.max():.1e}, higher endpoint loss {top:.4g})"
@@ -84,7 +88,7 @@ def main():
             sec = adam * k / budgets[-1]
             h = conv["barrier_refined"][0, i]
             rows.append([head, f"Adam, {k} steps", f"{h:.4g}", f"{h - top:.3g}",
-                         "bound (fixed budget)", f"{sec:.1f} s", f"{sec / unit:.0f}", "-"])
+                         "bound (fixed budget)", f"{sec:.1f} s", f"{sec / unit:.0f}", "-", "-"])
         t_line = np.linspace(0.0, 1.0, 50)[:, None]
         line = ls.loss((1 - t_line) * a_ + t_line * b_)
         rise = float(np.max(line)) - float(max(E[0], E[1]))
@@ -96,14 +100,17 @@ def main():
             ev = c.evaluations
             counted = (ev["gradients"] + 2 * ev["hessian_vector"]) / 50
             what = c.status + (f" ({c.reason.split(':')[0]})" if c.reason else "")
+            phases = ", ".join(
+                f"{k} {(v['gradients'] + 2 * v['hessian_vector']) / 50:.0f}"
+                for k, v in ev["phases"].items() if v["gradients"] or v["hessian_vector"])
             rows.append([head, f"certify, barrier_tol {frac:g} x {rise:.3g}", f"{c.barrier:.4g}",
                          f"{c.barrier_rel:.3g}", what, f"{sec:.1f} s", f"{sec / unit:.0f}",
-                         f"{counted:.0f}"])
+                         f"{counted:.0f}", phases])
             print(rows[-1], flush=True)
     table = common.markdown_table(
         ["pair", "method", "barrier H (refined)", "H - higher endpoint", "what it is", "time",
          "cost (batched loss+grad of 50 points, timed)", "cost (counted: gradient points / 50, a "
-         "Hessian-vector product as 2)"], rows)
+         "Hessian-vector product as 2)", "counted cost by phase"], rows)
     body = (f"Data: {source}, N = {len(X)}, FCP (ReLU), float32. One batched loss+gradient "
             f"of 50 points: {unit * 1e3:.0f} ms. L-BFGS-GSS {iters} iterations, SGD "
             f"{a.sgd_epochs} epochs (lr 0.1, batch 64), 2 runs each, one pair each. Path: M = "

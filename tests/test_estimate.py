@@ -36,6 +36,9 @@ def test_projection_arithmetic():
     assert one["certify"] == 0
     # the map: 6 pairs per view, raw and aligned (an MLP), one after another
     assert estimate.project(dict(c, map_pairs=6), CAL, 2)["map"] == pytest.approx(2 * 6 * pair)
+    # its own path settings: 20 steps on 250 of the 1000 samples, measured on all
+    own = estimate.project(dict(c, map_pairs=6, map_batch=250, map_steps=20), CAL, 2)["map"]
+    assert own == pytest.approx(2 * 6 * (20 * 1.0 * 250 / 1000 + 10.0))
     assert one["map"] == 0
     two = estimate.project(c, CAL, 2)  # 2 chunks of 4 pairs per file, in one round
     assert two["paths"] == pytest.approx(one["paths"] / 2)
@@ -70,3 +73,16 @@ def test_estimate_from_the_command_line(capsys, tmp_path):
     assert "| total |" in text and "64 workers" in text and "path step" in text
     assert "| path convergence |" in text and "| curvature |" in text
     assert not out.exists()  # nothing written
+
+
+def test_the_maps_minima_follow_its_setting_within_its_budget():
+    from losstopo.study.stages.map import minima_per_set, pass_size
+
+    c = dict(keep=48, map_pairs=128, map_minima=48)
+    assert minima_per_set(c) == 48 and pass_size(c) == 9  # a tree of 95, 33 connect
+    assert minima_per_set(dict(c, map_pairs=20)) == 10  # no more than its tree spans
+    assert minima_per_set(dict(c, keep=5)) == 5
+    assert minima_per_set(dict(c, map_minima=None, map_pairs=24)) == 6  # N/4
+    assert minima_per_set(dict(c, map_minima=None, map_pairs=6)) == 2
+    medium = make_config(preset="medium")
+    assert minima_per_set(medium) == medium["keep"] == 48

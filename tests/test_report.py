@@ -21,6 +21,10 @@ def data(sgd_barrier, lbfgs_barrier, n=20, seed=0):
         v = h * (1 + 0.05 * rng.normal(size=len(pairs)))
         return dict(pairs=pairs, barrier=v, barrier_rel=v / 2, barrier_mean=0.75 * v)
 
+    def joins(h, m=8):
+        i, j = np.triu_indices(m, 1)
+        return dict(pairs=np.stack([i, j], 1), join=h * (1 + 0.05 * rng.normal(size=len(i))))
+
     sets = {k: rng.normal(0, 0.1, (n, 30)) + (2.0 if k.startswith("LBFGS") else 0.0)
             for k in SETS}
     return dict(
@@ -37,6 +41,8 @@ def data(sgd_barrier, lbfgs_barrier, n=20, seed=0):
         aligned={k: dict(pairs=pairs[:5], barrier=rng.uniform(0, 1, 5)) for k in SETS},
         certified={f"{s}-{k}@{k}": bars(0.1 * (sgd_barrier if s == "SGD" else lbfgs_barrier))
                    for s in ("SGD", "LBFGS") for k in ("train", "test")},
+        map={view: {f"{s}-train": joins(sgd_barrier if s == "SGD" else lbfgs_barrier)
+                    for s in ("SGD", "LBFGS")} for view in ("raw", "aligned")},
         toy={"10": dict(barrier_refined=0.66, paper=0.646),
              "100": dict(barrier_refined=0.70, paper=0.640),
              "1000": dict(barrier_refined=0.65, paper=0.652)})
@@ -58,7 +64,7 @@ def fcp():
 def test_every_claim_with_its_effect_interval_and_verdict(fcp):
     found, intervals = fcp
     v = by_claim(found)
-    assert len(found) == 26 and sum(r["group"] == "beyond" for r in found) == 6
+    assert len(found) == 28 and sum(r["group"] == "beyond" for r in found) == 8
     assert all(r["verdict"] in ("held", "contradicted", "inconclusive") for r in found)
     train = v["L-BFGS reaches a lower training loss than SGD (Table I)"]
     assert train["verdict"] == "held" and train["comparison"]["high"] < 0
@@ -74,6 +80,10 @@ def test_every_claim_with_its_effect_interval_and_verdict(fcp):
     assert len(barrier) == 9 and all(r["verdict"] == "held" for r in barrier)
     assert all(r["comparison"]["scheme"] == "clusters" and r["comparison"]["n_pairs"] == [10, 10]
                for r in barrier)
+    joined = [r for r in found if r["key"] == "map"]
+    assert len(joined) == 2 and all(r["verdict"] == "held" and r["comparison"]["high"] < 0
+                                    and r["comparison"]["scheme"] == "solutions"
+                                    for r in joined)
     refined = [r for r in found if "on refined paths" in r["claim"]]
     assert len(refined) == 2 and all(r["verdict"] == "held" and r["key"] == "certified"
                                      for r in refined)
@@ -115,10 +125,10 @@ def test_the_autoencoder_checks_the_papers_exception():
 
 def test_claims_without_their_stage_are_not_tested():
     found, intervals = C.evaluate("lstm", {})
-    assert len(found) == 25 and all(r["verdict"] == "not tested" for r in found)
+    assert len(found) == 27 and all(r["verdict"] == "not tested" for r in found)
     assert intervals == {}
     text = render_report(make_config(data="synthetic"), {"claims": found})
-    assert text.count("**not tested**") == 25
+    assert text.count("**not tested**") == 27
 
 
 def test_the_report_prints_each_claim_with_its_numbers(fcp):

@@ -45,6 +45,13 @@ def test_muller_brown_both_saddles_and_the_intermediate_minimum():
         assert s.index == 1
     assert c.barrier == pytest.approx(s1.loss)
     assert [p["status"] for p in c.pieces] == ["certified", "certified"]
+    # the cost, phase by phase, adds up to the whole
+    ev = c.evaluations
+    ph = ev["phases"]
+    assert {"endpoints", "band", "climb", "saddle search", "curvature", "connection"} <= set(ph)
+    assert sum(p["gradients"] for p in ph.values()) == ev["gradients"] > 0
+    assert sum(p["hessian_vector"] for p in ph.values()) == ev["hessian_vector"] > 0
+    assert ph["band"]["hessian_vector"] == 0 and ph["curvature"]["hessian_vector"] > 0
 
 
 def test_toy_saddle_from_the_paper_landscape():

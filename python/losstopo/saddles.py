@@ -131,11 +131,30 @@ class _Oracle:
         self.exact_hv = callable(getattr(landscape, "hessian_vector", None))
         self.gradients = 0
         self.products = 0
+        # what each phase of a certification spent: {name: [gradients, products]}
+        self.phases = {}
+        self._phase, self._at = None, (0, 0)
         net = getattr(landscape, "net", None)
         acts = tuple(getattr(net, "activations", ()) or ())
         self.piecewise_linear = bool(acts) and any(a in PIECEWISE_LINEAR for a in acts)
         # finite-difference step of the gradient's differences
         self.fd_eps = float(np.finfo(self.dtype).eps ** (1 / 3))
+
+    def enter(self, phase) -> None:
+        """Charges what was counted since the last call to the phase then running;
+        ``phase`` (a name, or None) runs next."""
+        if self._phase is not None:
+            g, p = self.phases.get(self._phase, (0, 0))
+            self.phases[self._phase] = [g + self.gradients - self._at[0],
+                                        p + self.products - self._at[1]]
+        self._phase, self._at = phase, (self.gradients, self.products)
+
+    def evaluations(self) -> dict:
+        """The counts so far, in all and per phase (the running phase closed)."""
+        self.enter(None)
+        return dict(gradients=self.gradients, hessian_vector=self.products,
+                    phases={k: dict(gradients=g, hessian_vector=p)
+                            for k, (g, p) in self.phases.items()})
 
     def eg(self, X):
         X = np.atleast_2d(np.asarray(X, dtype=np.float64))
@@ -800,6 +819,7 @@ def certify(landscape, path, gtol: Optional[float] = None, eig_tol: Optional[flo
     if not np.isfinite(R).all():
         raise ValueError("path: contains NaN or Inf")
     D = R.shape[1]
+    orc.enter("endpoints")
     E0, G0 = orc.eg(R)
     if not np.isfinite(E0).all():
         raise ValueError("path: the energy is not finite along it")
@@ -854,6 +874,7 @@ def certify(landscape, path, gtol: Optional[float] = None, eig_tol: Optional[flo
         # than a band of free images
         from .paths import refine_curve
 
+        orc.enter("curve")
         lam = float(getattr(path, "settings", {}).get("lam", 1e-4)) if hasattr(
             path, "settings") else 1e-4
         cr = refine_curve(landscape, curve, steps=curve_iters, n_points=len(R), lam=lam,
@@ -867,7 +888,7 @@ def certify(landscape, path, gtol: Optional[float] = None, eig_tol: Optional[flo
             return Certificate(
                 status="barrier-free", barrier=peak, reason="", history=np.array(history),
                 endpoint_losses=(E_ends[0], E_ends[1]), tolerances=tol,
-                evaluations=dict(gradients=orc.gradients, hessian_vector=orc.products),
+                evaluations=orc.evaluations(),
                 pieces=[dict(status="barrier-free", barrier=peak, reason="")])
         if peak < float(E0.max()):
             R = cr.path.at(np.linspace(0.0, 1.0, len(R))).astype(np.float64)
@@ -890,6 +911,7 @@ def certify(landscape, path, gtol: Optional[float] = None, eig_tol: Optional[flo
         while queue:
             images, i0, i1 = queue.pop(0)
             (xa, ea), (xb, eb) = nodes[i0], nodes[i1]
+            orc.enter("band")
             Eim = np.concatenate([[ea], orc.energy(images[1:-1]), [eb]])
             if float(Eim.max()) - max(ea, eb) <= barrier_tol:
                 peak = _polyline_max(orc, images, Eim)
@@ -910,6 +932,7 @@ def certify(landscape, path, gtol: Optional[float] = None, eig_tol: Optional[flo
                 bar.update(1)
                 continue
             # 2. a barrier remains: the highest image climbs to the saddle
+            orc.enter("climb")
             band = neb(landscape, band.images, ftol=neb_ftol, max_iter=neb_iters, climb=True,
                        method=climb_method, _oracle=orc)
             history.extend(band.history.tolist())
@@ -919,6 +942,7 @@ def certify(landscape, path, gtol: Optional[float] = None, eig_tol: Optional[flo
             c = band.climber
             tau = _tangents(band.images, band.energies)[c - 1]
             spacing = float(np.linalg.norm(np.diff(band.images, axis=0), axis=1).mean())
+            orc.enter("saddle search")
             found = saddle_search(landscape, band.images[c], tau, gtol=gtol,
                                   max_iter=search_iters, max_step=0.1 * spacing, seed=seed,
                                   _oracle=orc)
@@ -927,6 +951,7 @@ def certify(landscape, path, gtol: Optional[float] = None, eig_tol: Optional[flo
                 bar.update(1)
                 continue
             s = found.x
+            orc.enter("curvature")
             vals, vecs, res, lmax, ok = _lanczos_ends(lambda Q: orc.hv(s, Q), D, found.v,
                                                       lanczos_steps, 1e-4, low=2, seed=seed)
             thr = -eig_tol * abs(lmax)
@@ -949,6 +974,7 @@ def certify(landscape, path, gtol: Optional[float] = None, eig_tol: Optional[flo
                 bar.update(1)
                 continue
             v = vecs[0]
+            orc.enter("connection")
             sides, delta = _connect(orc, s, found.loss, v, float(vals[0]), [xa, xb], [ea, eb],
                                     tol, descent_iters, 10, 21,
                                     0.02 * float(np.linalg.norm(xb - xa)))
@@ -1050,7 +1076,7 @@ def certify(landscape, path, gtol: Optional[float] = None, eig_tol: Optional[flo
     return Certificate(status=status, barrier=float(barrier), reason=reason, saddles=saddles,
                        minima=ordered_minima, endpoint_losses=(E_ends[0], E_ends[1]),
                        history=np.array(history), tolerances=tol,
-                       evaluations=dict(gradients=orc.gradients, hessian_vector=orc.products),
+                       evaluations=orc.evaluations(),
                        pieces=pieces)
 
 
@@ -1089,6 +1115,7 @@ def _bound_between(landscape, orc, R, E_ends, ftol, iters, method, barrier_tol, 
     that is lower), or no barrier at all."""
     # no climbing: between points that are not minima the climbing image may climb the
     # slope towards an endpoint instead of reaching a saddle
+    orc.enter("band")
     band = neb(landscape, R, ftol=ftol, max_iter=iters, climb=False, method=method,
                _oracle=orc)
     # the lower of two paths' maxima: the band's chain, and the refined curve's (its
@@ -1096,7 +1123,7 @@ def _bound_between(landscape, orc, R, E_ends, ftol, iters, method, barrier_tol, 
     top = min(_polyline_max(orc, band.images, band.energies), curve_peak)
     tol = dict(gtol=gtol, eig_tol=eig_tol, barrier=barrier_tol, endpoint_gtol=endpoint_gtol,
                neb_ftol=ftol, polished=[])
-    ev = dict(gradients=orc.gradients, hessian_vector=orc.products)
+    ev = orc.evaluations()
     if top - max(E_ends) <= barrier_tol:
         status, reason, barrier = "barrier-free", "", top
     else:

@@ -388,6 +388,25 @@ class _Claims:
                      f"median SGD {_f(np.nanmedian(a['barrier']))}, L-BFGS "
                      f"{_f(np.nanmedian(b['barrier']))}", group="beyond", key="certified")
 
+    def map(self):
+        maps = self.data.get("map") or {}
+        for view in ("raw", "aligned"):
+            text = (f"SGD's minima join lower than L-BFGS's in the map of minima ({view}; "
+                    "each pair's join level: the lowest barrier through the network, an "
+                    "upper bound)")
+            m = maps.get(view) or {}
+            a, b = m.get("SGD-train"), m.get("LBFGS-train")
+            if not a or not b or not len(a["join"]) or not len(b["join"]):
+                self.add(text, -1, group="beyond", key="map")
+                continue
+            c = S.compare_pairs(a["join"], a["pairs"], b["join"], b["pairs"], "median",
+                                self.B, self.seed_of(), scheme="solutions",
+                                names=("SGD-train", "LBFGS-train"))
+            self.add(text, -1, c, "difference of median join levels, SGD - L-BFGS",
+                     "pairs", f"median SGD {_f(np.nanmedian(a['join']))}, L-BFGS "
+                     f"{_f(np.nanmedian(b['join']))}; solutions resampled, the network "
+                     "held fixed", group="beyond", key="map")
+
 
 def evaluate(net: str, data: dict, seed: int = 0, resamples: int = RESAMPLES,
              kpca_resamples: int = KPCA_RESAMPLES) -> tuple:
@@ -403,6 +422,7 @@ def evaluate(net: str, data: dict, seed: int = 0, resamples: int = RESAMPLES,
     c.sharpness()
     c.alignment()
     c.certified()
+    c.map()
     decide(c.out)
     return c.out, c.intervals
 

@@ -264,9 +264,13 @@ def map_section(config: dict, results: dict) -> list:
         return []
     first = next(iter(maps.values()))
     m, names = first["minima_per_set"], list(first["summary"]["sets"])
+    steps = config.get("map_steps") or config["path_steps"]
+    batch = config.get("map_batch") or config.get("path_batch")
+    how = (f"{steps} Adam steps on {batch} samples drawn per step, each path then measured "
+           "on all samples" if batch else f"{steps} Adam steps on all samples")
     lines = ["## The map of minima (not in the paper)", "",
              f"The first {m} solutions of each training set as one network of minima on "
-             "the training landscape: paths (the paper's settings) along the minimum "
+             f"the training landscape: paths ({how}) along the minimum "
              "spanning tree of their distances, then connect passes, each the closest "
              "unmeasured pair across every join with room above its endpoints "
              "(losstopo.topography). Two minima join at the lowest barrier over all paths "
@@ -301,6 +305,13 @@ def map_section(config: dict, results: dict) -> list:
                   f"{_fmt(sgd['join_level'])} and L-BFGS's at {_fmt(lb['join_level'])}, so "
                   f"{lower} join lower, on {m} minima per set and upper bounds; no "
                   "interval is given (a join level is one number per set, not a sample)."]
+    claims = [r for r in results.get("claims") or []
+              if r.get("key") == "map" and r.get("comparison")]
+    if claims:
+        lines += ["", "Each pair of a set's minima joins at one level; the medians of those "
+                  "levels compared, with the set's minima resampled (the network itself, an "
+                  "upper bound on every level, held fixed):", ""]
+        lines += [claim_line(r) for r in claims]
     return lines + [""]
 
 

@@ -21,10 +21,12 @@ SETS = ("SGD-train", "LBFGS-train")
 
 
 def minima_per_set(config: dict) -> int:
-    """Solutions of each training set in the map: about half the budget spans them (a
-    tree of 2m - 1 pairs), the other half connects; at least 2, at most the set."""
+    """Solutions of each training set in the map: ``map_minima``, or (unset) as many
+    as half the budget spans (a tree of 2m - 1 pairs, the other half connects); never
+    more than the budget's tree can span, at least 2, at most the set."""
     n = config.get("map_pairs") or 0
-    return int(min(config["keep"], max(2, (n // 2 + 1) // 2)))
+    asked = config.get("map_minima") or (n // 2 + 1) // 2
+    return int(min(config["keep"], max(2, min(asked, (n + 1) // 2))))
 
 
 def map_file(view: str) -> str:
@@ -36,6 +38,22 @@ def pass_prefix(view: str) -> str:
 
 
 CONNECT_PASSES = 4
+
+# The map's paths: stochastic steps where the study's paths take all samples. A map
+# needs n - 1 pairs for its tree alone (95 for the 96 minima of the medium preset).
+# Measured on the medium preset's minima (3 tree pairs of each training set, RESULTS.md):
+# 200 Adam steps on 1,000 samples each reach barriers about half the paper's 100
+# full-batch steps' (SGD-train 0.022-0.025 against 0.041-0.046, LBFGS-train
+# 0.005-0.012 against 0.012-0.032) in about 0.45x its time; 100 such steps stop higher
+# than the paper's, and 500 samples per step are noisier for the same time.
+MAP_BATCH, MAP_STEPS = 1000, 200
+
+
+def map_path_kwargs(config: dict, ls) -> dict:
+    """barrier_matrix's settings for the map's paths on ``ls``: the study's paths' with
+    the map's own steps and samples per step where it sets them."""
+    return path_kwargs(dict(config, path_batch=config.get("map_batch") or config["path_batch"],
+                            path_steps=config.get("map_steps") or config["path_steps"]), ls)
 
 
 def pass_size(config: dict) -> int:
@@ -50,11 +68,23 @@ class MapStage(Stage):
     requires = ("paths",)
     asked_by = "map_pairs"
     settings = (Setting(
-        "map_pairs", "opt_int", dict(quick=8, medium=24, paper=200), minimum=0,
+        "map_pairs", "opt_int", dict(quick=8, medium=120, paper=200), minimum=0,
         torch_quick=None, flag="map-pairs", stage="map", later=None,
         help="pairs measured for the map of minima, per view (raw, aligned): the first "
-        "N/4 solutions of each training set, joined along their spanning tree, then in "
-        "connect passes (0: no map)"),)
+        "solutions of each training set (--map-minima), joined along their spanning tree, "
+        "then in connect passes (0: no map)"),
+        Setting("map_minima", "opt_int", dict(quick=None, medium=48, paper=48), minimum=2,
+                torch_quick=None, flag="map-minima", stage="map", later=None,
+                help="solutions of each training set in the map (default: N/4 of "
+                "--map-pairs; never more than its spanning tree can join)"),
+        Setting("map_batch", "opt_int", dict(quick=None, medium=MAP_BATCH, paper=MAP_BATCH),
+                torch_quick=None, flag="map-batch", stage="map", later=None,
+                help="samples drawn per step of the map's paths (stochastic steps; default: "
+                "--path-batch; barriers are always measured on all samples)"),
+        Setting("map_steps", "opt_int", dict(quick=None, medium=MAP_STEPS, paper=MAP_STEPS),
+                torch_quick=None, flag="map-steps", stage="map", later=None,
+                help="Adam steps of each of the map's paths (default: --path-steps)"),
+    )
     results = MapResults
     report_sections = ((27, report.map_section),)
 
@@ -72,7 +102,7 @@ class MapStage(Stage):
         thetas = np.concatenate([sets[s][:m] for s in SETS])
         labels = [s for s in SETS for _ in range(len(sets[s][:m]))]
         net = network(c["network"]) or train_ls  # a torch network: its landscape
-        kw = path_kwargs(c, train_ls)
+        kw = map_path_kwargs(c, train_ls)
         summary = {}
         for view in VIEWS:
             X = thetas if view == "raw" else align_to_common(net, thetas).theta
@@ -101,7 +131,8 @@ class MapStage(Stage):
         n = config.get("map_pairs") or 0
         if not n:
             return [("map", "map of minima", 0.0)]
-        pair = pair_seconds(config, cal, cal["n_train"])
+        pair = pair_seconds(config, cal, cal["n_train"], steps=config.get("map_steps"),
+                            batch=config.get("map_batch"))
         # the passes run one after another (each plans from the last)
         return [("map", "map of minima", len(VIEWS) * n * pair)]
 

@@ -3,6 +3,8 @@ landscape and, for the test sets, on the test landscape too."""
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
 from ...paths import barrier_matrix
@@ -29,14 +31,17 @@ def path_kwargs(config: dict, ls) -> dict:
     return kw
 
 
-def pair_seconds(config: dict, cal: dict, n: int) -> float:
+def pair_seconds(config: dict, cal: dict, n: int, steps: Optional[int] = None,
+                 batch: Optional[int] = None) -> float:
     """A pair's projected time on a landscape of ``n`` samples: its steps (each on a
     step's samples) and its measurement on all of them, scaled from the calibration on
-    the training landscape."""
+    the training landscape (a step on the study's ``path_batch`` samples). ``steps`` and
+    ``batch``: other path settings than the study's paths' (None: theirs)."""
     n_tr = cal["n_train"]
-    batch = config.get("path_batch")
-    step = cal["path_step"] * min(batch or n, n) / min(batch or n_tr, n_tr)
-    return config["path_steps"] * step + cal["path_measure"] * n / n_tr
+    calibrated = config.get("path_batch")
+    batch = batch or calibrated
+    step = cal["path_step"] * min(batch or n, n) / min(calibrated or n_tr, n_tr)
+    return (steps or config["path_steps"]) * step + cal["path_measure"] * n / n_tr
 
 
 def chunked(pairs: int, seconds: float) -> list:

@@ -57,6 +57,7 @@ def gather(study) -> dict:
             certified[f"{name}@{lname}"] = dict(pairs=d["pairs"][d["done"]],
                                                 barrier=d["cert_barrier"][d["done"]])
     data["certified"] = certified
+    data["map"] = map_joins(study)
     curv = CurvatureResults.of(results)
     if study.done("curvature") and curv.curvature:
         names = [n for n in SETS if n in curv.curvature]
@@ -64,6 +65,28 @@ def gather(study) -> dict:
         data["sharpness"] = {n: np.asarray(d["sharpness"][n]["top"], np.float64)
                              for n in names}
     return data
+
+
+def map_joins(study) -> dict:
+    """Per view of the map of minima and per training set: the join level of every pair
+    of the set's minima (the lowest barrier through the network) and the pairs."""
+    from ...topography import MinimaNetwork
+    from .map import SETS as MAP_SETS
+    from .map import VIEWS as MAP_VIEWS
+    from .map import map_file
+
+    out = {}
+    for view in MAP_VIEWS:
+        if not (study.done("map") and study.folder.exists(map_file(view))):
+            continue
+        net = MinimaNetwork.load(study.folder.verify(map_file(view), "paths"))
+        J = net.join_levels()
+        out[view] = {}
+        for name in MAP_SETS:
+            idx = np.flatnonzero(np.asarray(net.labels) == name)
+            i, j = np.triu_indices(len(idx), 1)
+            out[view][name] = dict(pairs=np.stack([i, j], 1), join=J[idx[i], idx[j]])
+    return out
 
 
 class VerdictsStage(Stage):
