@@ -407,6 +407,11 @@ def test_map_stage_draws_the_network_of_minima(tmp_path):
         for name, s in r["summary"]["sets"].items():
             idx = np.flatnonzero(net.labels == name)
             assert s["join_level"] == pytest.approx(net.join_levels()[np.ix_(idx, idx)].max())
+    # the verdicts read the map: one claim per view, on the within-set join levels
+    joined = [r for r in m["results"]["claims"] if r["key"] == "map"]
+    assert [("raw" in r["claim"], "aligned" in r["claim"]) for r in joined] == [
+        (True, False), (False, True)]
+    assert all(r["comparison"]["n_pairs"] == [1, 1] for r in joined)
     text = (out / "report.md").read_text()
     assert "## The map of minima (not in the paper)" in text and "Settling (raw)" in text
     assert (out / "figures" / "disconnectivity.png").exists()
