@@ -39,6 +39,13 @@ def test_projection_arithmetic():
     # its own path settings: 20 steps on 250 of the 1000 samples, measured on all
     own = estimate.project(dict(c, map_pairs=6, map_batch=250, map_steps=20), CAL, 2)["map"]
     assert own == pytest.approx(2 * 6 * (20 * 1.0 * 250 / 1000 + 10.0))
+    # with a step timed on 100 samples too: 0.1 s fixed and 0.9 ms per sample
+    timed = dict(CAL, path_step_small=0.19, path_step_small_samples=100)
+    own = estimate.project(dict(c, map_pairs=6, map_batch=250, map_steps=20), timed, 2)["map"]
+    assert own == pytest.approx(2 * 6 * (20 * (0.1 + 0.0009 * 250) + 10.0))
+    # the test landscape's 250 samples: a step of 0.1 + 0.225 s, a measure of 2.5 s
+    assert estimate.project(c, timed, 1)["paths"] == pytest.approx(
+        8 * (4 * pair + 2 * (5 * (0.1 + 0.0009 * 250) + 2.5)))
     assert one["map"] == 0
     two = estimate.project(c, CAL, 2)  # 2 chunks of 4 pairs per file, in one round
     assert two["paths"] == pytest.approx(one["paths"] / 2)

@@ -19,6 +19,9 @@ from .config import network
 from .layout import path_files
 from .stages.curvature import TRACE_BATCH
 
+# Samples of the small draw a path step is timed on beside the calibrated step.
+SMALL_STEP = 100
+
 
 def _timed(fn) -> float:
     t = time.perf_counter()
@@ -74,6 +77,15 @@ def calibrate(config: dict, train_ls: Landscape, test_ls: Landscape, runs: int =
             pb.objective(C, samples=batch)  # warm up
             out["path_step"] = _timed(lambda: [pb.objective(C, samples=batch)
                                                for _ in range(3)]) / 3
+            # and on a small draw of samples: a step's fixed part (forming the path's
+            # points from its coefficients, and back) that fewer samples do not shrink
+            n_small = min(SMALL_STEP, train_ls.num_samples)
+            small = np.sort(rng.choice(train_ls.num_samples, n_small, replace=False))
+            small = small.astype(np.int64)
+            pb.objective(C, samples=small)
+            out["path_step_small"] = _timed(lambda: [pb.objective(C, samples=small)
+                                                     for _ in range(3)]) / 3
+            out["path_step_small_samples"] = n_small
         finally:
             train_ls.engine.release_basis(ends)
         bar.update(1)
@@ -153,8 +165,10 @@ def report(config: dict, cal: dict, cluster_workers=None) -> str:
         f"Calibrated on this machine with the study's data ({cal['n_train']} training, "
         f"{cal['n_test']} test samples) and {cal['calibration_runs']} runs: SGD epoch "
         f"{cal['sgd_epoch_per_run']:.3g} s per run, L-BFGS iteration "
-        f"{cal['lbfgs_iter_per_run']:.3g} s per run, path step {cal['path_step']:.3g} s and "
-        f"measurement {cal['path_measure']:.3g} s per pair. Workload: {c['runs']} runs per "
+        f"{cal['lbfgs_iter_per_run']:.3g} s per run, path step {cal['path_step']:.3g} s"
+        + (f" ({cal['path_step_small']:.3g} s on {cal['path_step_small_samples']} samples)"
+           if "path_step_small" in cal else "")
+        + f" and measurement {cal['path_measure']:.3g} s per pair. Workload: {c['runs']} runs per "
         f"optimizer ({c['sgd_epochs']} epochs, {c['lbfgs_iters']} iterations), "
         f"{c['pairs']} pairs per set x {len(path_files())} landscapes, {c['path_steps']} steps "
         "each. Workers are assumed to be machines like this one; training spreads over them "

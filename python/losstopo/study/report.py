@@ -300,11 +300,18 @@ def map_section(config: dict, results: dict) -> list:
     sets = maps.get("raw", first)["summary"]["sets"]
     sgd, lb = sets.get("SGD-train"), sets.get("LBFGS-train")
     if sgd and lb and sgd["join_level"] is not None and lb["join_level"] is not None:
-        lower = "SGD's" if sgd["join_level"] < lb["join_level"] else "L-BFGS's"
+        if sgd["join_level"] == lb["join_level"]:
+            which = ("both join at the same level (the edge that joins each set's last "
+                     "basins joins the two sets too)")
+        else:
+            which = ("SGD's" if sgd["join_level"] < lb["join_level"] else "L-BFGS's") \
+                + " join lower"
         lines += ["", f"In topographic terms (raw): SGD's minima all join at "
                   f"{_fmt(sgd['join_level'])} and L-BFGS's at {_fmt(lb['join_level'])}, so "
-                  f"{lower} join lower, on {m} minima per set and upper bounds; no "
-                  "interval is given (a join level is one number per set, not a sample)."]
+                  f"{which}, on {m} minima per set and upper bounds; no interval is given "
+                  "(a join level is one number per set, not a sample). Join levels are "
+                  "losses, as the paper's H: no minimum joins another below its own loss "
+                  "(the table's median losses)."]
     claims = [r for r in results.get("claims") or []
               if r.get("key") == "map" and r.get("comparison")]
     if claims:

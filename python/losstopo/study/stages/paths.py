@@ -40,8 +40,20 @@ def pair_seconds(config: dict, cal: dict, n: int, steps: Optional[int] = None,
     n_tr = cal["n_train"]
     calibrated = config.get("path_batch")
     batch = batch or calibrated
-    step = cal["path_step"] * min(batch or n, n) / min(calibrated or n_tr, n_tr)
-    return (steps or config["path_steps"]) * step + cal["path_measure"] * n / n_tr
+    return ((steps or config["path_steps"]) * step_seconds(cal, min(batch or n, n),
+                                                            min(calibrated or n_tr, n_tr))
+            + cal["path_measure"] * n / n_tr)
+
+
+def step_seconds(cal: dict, samples: int, calibrated: int) -> float:
+    """One path step on ``samples`` samples, from the calibrated step on ``calibrated``:
+    a fixed part and a part per sample where the calibration timed a small draw too
+    (``path_step_small``), else in proportion to the samples."""
+    small, t_small = cal.get("path_step_small_samples"), cal.get("path_step_small")
+    if small is None or t_small is None or calibrated <= small:
+        return cal["path_step"] * samples / calibrated
+    per = max(cal["path_step"] - t_small, 0.0) / (calibrated - small)
+    return max(t_small - per * small, 0.0) + per * samples
 
 
 def chunked(pairs: int, seconds: float) -> list:
