@@ -41,11 +41,11 @@ CONNECT_PASSES = 4
 
 # The map's paths: stochastic steps where the study's paths take all samples. A map
 # needs n - 1 pairs for its tree alone (95 for the 96 minima of the medium preset).
-# Measured on the medium preset's minima (3 tree pairs of each training set, RESULTS.md):
-# 200 Adam steps on 1,000 samples each reach barriers about half the paper's 100
-# full-batch steps' (SGD-train 0.022-0.025 against 0.041-0.046, LBFGS-train
-# 0.005-0.012 against 0.012-0.032) in about 0.45x its time; 100 such steps stop higher
-# than the paper's, and 500 samples per step are noisier for the same time.
+# Measured on the medium preset's minima (bench_map_paths, RESULTS.md; 3 tree pairs of
+# each training set): 200 Adam steps on 1,000 samples each end at 0.42x-0.55x the
+# barriers of the paper's 100 full-batch steps in 0.35x-0.44x their time; 400 such
+# steps at 0.11x-0.14x in 0.63x-0.65x (too slow for the medium preset's 240 pairs);
+# 100 stop higher than the paper's, and 500 samples per step are noisier.
 MAP_BATCH, MAP_STEPS = 1000, 200
 
 
