@@ -23,6 +23,7 @@ def test_cli_study_every_stage_and_file(tmp_path):
     tiny[tiny.index("--align-pairs") + 1] = "1"
     tiny[tiny.index("--curvature-solutions") + 1] = "2"
     tiny[tiny.index("--certify-pairs") + 1] = "1"
+    tiny[tiny.index("--map-pairs") + 1] = "6"
     assert cli.main(["reproduce", "--out", str(out), "--slice-grid", "6"] + tiny) == 0
     names = set(os.listdir(out))
     for f in ("manifest.json", "log.txt", "report.md", "ensemble_sgd.npz", "ensemble_lbfgs.npz",
@@ -45,8 +46,9 @@ def test_cli_study_every_stage_and_file(tmp_path):
         assert section in report
     assert "**not tested**" not in report  # every stage ran: every claim is checked
     claims = [ln for ln in report.splitlines() if ln.startswith("- **")]
-    # 26 claims; sharpness, alignment and certified barriers again in their sections
-    assert len(claims) == 32
+    # 28 claims; sharpness, alignment, certified barriers and the map again in their
+    # sections
+    assert len(claims) == 36
     assert {ln.split("**")[1] for ln in claims} <= {"held", "contradicted", "inconclusive"}
     for ln in claims:  # each with its interval, or why it has none
         assert ("95% interval [" in ln or "deterministic" in ln or "Inconclusive: " in ln), ln
