@@ -1,7 +1,7 @@
 """The cost of a certified barrier against the paper's fixed-budget path, on FCP pairs.
 
     python benchmarks/bench_saddles.py [--n 10000] [--sgd-epochs 10] [--quick]
-        [--tolerances 1e-3,1e-4,1e-5] [--no-append]
+        [--tolerances 1e-3,1e-4,1e-5] [--budgets 100,400,1600] [--no-append]
 
 For one pair of L-BFGS-GSS minima (200 iterations, the medium preset's) and one pair
 of SGD solutions (their best training-loss snapshots), both trained here on the first
@@ -14,7 +14,8 @@ bound), at each of the --tolerances: barrier_tol as that fraction of the straigh
 line's barrier above its higher endpoint (certify's default is
 losstopo.saddles.BARRIER_TOL; a tighter one costs more and reaches lower). Costs are
 in units of one batched loss+gradient of the path's 50 points, timed in the same
-process, and in those units counted from the evaluations.
+process, and in those units counted from the evaluations, in all and phase by phase
+(``Certificate.evaluations["phases"]``: where certify's cost goes).
 """
 
 from __future__ import annotations
