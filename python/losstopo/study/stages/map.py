@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...topography import map_minima
+from ...topography import MinimaNetwork, map_minima
 from .. import report
 from ..config import network
 from ..results import MapResults
@@ -49,11 +49,24 @@ CONNECT_PASSES = 4
 MAP_BATCH, MAP_STEPS = 1000, 200
 
 
+def map_path_settings(config: dict) -> tuple:
+    """(steps, samples per step) of the map's paths: its own where it sets them, else
+    the study's paths' (None samples: all)."""
+    return (config.get("map_steps") or config["path_steps"],
+            config.get("map_batch") or config["path_batch"])
+
+
 def map_path_kwargs(config: dict, ls) -> dict:
-    """barrier_matrix's settings for the map's paths on ``ls``: the study's paths' with
-    the map's own steps and samples per step where it sets them."""
-    return path_kwargs(dict(config, path_batch=config.get("map_batch") or config["path_batch"],
-                            path_steps=config.get("map_steps") or config["path_steps"]), ls)
+    """barrier_matrix's settings for the map's paths on ``ls``."""
+    steps, batch = map_path_settings(config)
+    return path_kwargs(dict(config, path_steps=steps, path_batch=batch), ls)
+
+
+def networks(study) -> dict:
+    """{view: MinimaNetwork} of the map's files the study holds (checked), none before
+    the map stage has run."""
+    return {view: MinimaNetwork.load(study.folder.verify(map_file(view), "paths"))
+            for view in VIEWS if study.done("map") and study.folder.exists(map_file(view))}
 
 
 def pass_size(config: dict) -> int:
@@ -131,8 +144,8 @@ class MapStage(Stage):
         n = config.get("map_pairs") or 0
         if not n:
             return [("map", "map of minima", 0.0)]
-        pair = pair_seconds(config, cal, cal["n_train"], steps=config.get("map_steps"),
-                            batch=config.get("map_batch"))
+        steps, batch = map_path_settings(config)
+        pair = pair_seconds(config, cal, cal["n_train"], steps=steps, batch=batch)
         # the passes run one after another (each plans from the last)
         return [("map", "map of minima", len(VIEWS) * n * pair)]
 

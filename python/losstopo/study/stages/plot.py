@@ -13,10 +13,8 @@ from ..files import (REPORT, CurvatureFile, EmbeddingFile, EnsembleFile, PathsFi
 from ..layout import COMBOS, KERNELS, LEVEL_STEMS, SETS, SLICES, embedding_key, path_files
 from ..results import (ConvergeResults, CurvatureResults, EmbedResults, PlotResults,
                        VerdictsResults)
-from ...topography import MinimaNetwork
 from .base import Stage
-from .map import VIEWS as MAP_VIEWS
-from .map import map_file
+from .map import networks as map_networks
 
 
 def figure_stems() -> list:
@@ -119,8 +117,7 @@ class PlotStage(Stage):
             figure(plots.plot_convergence({k: dict(conv[k], refined=refined.get(k, (None,))[0])
                                            for k in SETS if k in conv}),
                    "path_convergence")
-        nets = {view: MinimaNetwork.load(folder.verify(map_file(view), "paths"))
-                for view in MAP_VIEWS if study.done("map") and folder.exists(map_file(view))}
+        nets = map_networks(study)
         if nets:
             figure(plots.plot_disconnectivity(nets), "disconnectivity")
         curv = CurvatureResults.of(results)

@@ -11,6 +11,8 @@ from ..files import CurvatureFile, EnsembleFile, PathsFile
 from ..layout import SETS, path_files
 from ..results import CurvatureResults, EmbedResults, VerdictsResults
 from .base import Stage
+from .map import SETS as MAP_SETS
+from .map import networks as map_networks
 
 
 def gather(study) -> dict:
@@ -70,16 +72,8 @@ def gather(study) -> dict:
 def map_joins(study) -> dict:
     """Per view of the map of minima and per training set: the join level of every pair
     of the set's minima (the lowest barrier through the network) and the pairs."""
-    from ...topography import MinimaNetwork
-    from .map import SETS as MAP_SETS
-    from .map import VIEWS as MAP_VIEWS
-    from .map import map_file
-
     out = {}
-    for view in MAP_VIEWS:
-        if not (study.done("map") and study.folder.exists(map_file(view))):
-            continue
-        net = MinimaNetwork.load(study.folder.verify(map_file(view), "paths"))
+    for view, net in map_networks(study).items():
         J = net.join_levels()
         out[view] = {}
         for name in MAP_SETS:
